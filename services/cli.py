@@ -1,0 +1,78 @@
+"""The ``ragd`` command. Each subcommand lives with the piece it belongs to and is imported only
+when used, so the gateway's image never imports torch for a command it does not run.
+
+A registry entry is ``(module, function)``; the function receives its own ``ArgumentParser``,
+adds its arguments and calls ``parser.set_defaults(run=callable)`` where the callable takes the
+parsed ``argparse.Namespace`` and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+
+__all__ = ["COMMANDS", "GROUPS", "main"]
+
+Entry = tuple[str, str]
+
+COMMANDS: dict[str, Entry] = {
+    "serve": ("gateway.cli", "add_serve"),
+    "ingest": ("retriever.cli", "add_ingest"),
+    "up": ("gateway.topology", "add_up"),
+    "bench": ("gateway.bench", "add_bench"),
+}
+
+GROUPS: dict[str, dict[str, Entry]] = {
+    "eval": {
+        "retrieval": ("retriever.eval_cli", "add_retrieval"),
+        "hnsw": ("retriever.eval_cli", "add_hnsw"),
+        "cache": ("cache.eval_cli", "add_cache"),
+        "guardrails": ("guardrails.eval_cli", "add_guardrails"),
+    },
+    "train": {
+        "reranker": ("retriever.train_cli", "add_reranker"),
+        "embedder": ("retriever.train_cli", "add_embedder"),
+        "guardrails": ("guardrails.train_cli", "add_classifier"),
+    },
+}
+
+
+def _load(entry: Entry) -> Callable[[argparse.ArgumentParser], None]:
+    module, func = entry
+    add: Callable[[argparse.ArgumentParser], None] = getattr(importlib.import_module(module), func)
+    return add
+
+
+def _build(argv: list[str]) -> argparse.ArgumentParser:
+    """Build the parser, importing only the modules of the subcommand named in ``argv``."""
+    words = [a for a in argv if not a.startswith("-")]
+    parser = argparse.ArgumentParser(prog="ragd", description="ragd: a production RAG backend.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, entry in COMMANDS.items():
+        child = sub.add_parser(name, help=f"ragd {name}")
+        if words[:1] == [name]:
+            _load(entry)(child)
+    for group, entries in GROUPS.items():
+        child = sub.add_parser(group, help=f"ragd {group} {{{','.join(entries)}}}")
+        inner = child.add_subparsers(dest="what", metavar="WHAT", required=True)
+        for name, entry in entries.items():
+            leaf = inner.add_parser(name, help=f"ragd {group} {name}")
+            if words[:2] == [group, name]:
+                _load(entry)(leaf)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    args = _build(args_list).parse_args(args_list)
+    run: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
+    if run is None:
+        print(f"ragd: '{' '.join(args_list)}' is not available in this installation.", file=sys.stderr)
+        return 2
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Corpus epochs: an opaque token per (tenant, collection) that changes on every corpus change.
+
+Every cached answer is keyed by the epoch it was made under, so a bump makes all older answers
+unreachable at once. Tokens are random so a store that lost its state never repeats an old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from redis.asyncio import Redis
+
+__all__ = ["MemoryEpochStore", "RedisEpochStore", "partition_id"]
+
+
+def partition_id(tenant: str, collection: str) -> str:
+    """A stable, opaque id for a tenant's collection (used in storage keys; never reveals names)."""
+    return hashlib.sha256(f"{tenant}\x00{collection}".encode()).hexdigest()[:32]
+
+
+def _token() -> str:
+    return secrets.token_hex(8)
+
+
+class MemoryEpochStore:
+    """Epochs of one process (embedded mode without Redis)."""
+
+    def __init__(self) -> None:
+        self._epochs: dict[str, str] = {}
+
+    async def get(self, tenant: str, collection: str) -> str:
+        return self._epochs.setdefault(partition_id(tenant, collection), _token())
+
+    async def bump(self, tenant: str, collection: str) -> str:
+        token = _token()
+        self._epochs[partition_id(tenant, collection)] = token
+        return token
+
+
+class RedisEpochStore:
+    """Epochs shared by every replica through Redis (``SET NX`` on first read, ``SET`` on bump)."""
+
+    def __init__(self, redis: Redis, *, prefix: str = "ragd:epoch:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    async def get(self, tenant: str, collection: str) -> str:
+        key = self._prefix + partition_id(tenant, collection)
+        value = await self._redis.get(key)
+        if value is None:
+            await self._redis.set(key, _token(), nx=True)
+            value = await self._redis.get(key)
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def bump(self, tenant: str, collection: str) -> str:
+        token = _token()
+        await self._redis.set(self._prefix + partition_id(tenant, collection), token)
+        return token

@@ -1,0 +1,153 @@
+"""Base of every internal HTTP client: request id and deadline propagation, error mapping,
+retries with backoff for idempotent calls only, and a circuit breaker per dependency."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from services import telemetry
+from services.contracts import CONTRACT_VERSION
+from services.errors import (
+    AuthenticationError,
+    ConflictError,
+    DependencyError,
+    DependencyTimeoutError,
+    DependencyUnavailableError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RagdError,
+    RateLimitError,
+    UnprocessableError,
+)
+from services.middleware import DEADLINE_HEADER, REQUEST_ID_HEADER
+
+__all__ = ["CircuitBreaker", "ServiceClient"]
+
+_CLIENT_ERRORS: dict[int, type[RagdError]] = {
+    400: InvalidRequestError, 401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
+    409: ConflictError, 413: PayloadTooLargeError, 422: UnprocessableError, 429: RateLimitError,
+}
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive failures; lets one trial call through after ``reset_s``."""
+
+    def __init__(self, *, threshold: int = 5, reset_s: float = 5.0) -> None:
+        self.threshold = threshold
+        self.reset_s = reset_s
+        self._failures = 0
+        self._opened_at: float | None = None
+
+    @property
+    def is_open(self) -> bool:
+        if self._opened_at is None:
+            return False
+        if time.monotonic() - self._opened_at >= self.reset_s:
+            return False  # half-open: the next call is the trial
+        return True
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+
+    def record_failure(self) -> None:
+        self._failures += 1
+        if self._failures >= self.threshold:
+            self._opened_at = time.monotonic()
+
+
+class ServiceClient:
+    """Talks to one ragd service. Subclasses add typed methods on top of :meth:`request`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        dependency: str,
+        timeout_s: float = 30.0,
+        retries: int = 2,
+        breaker: CircuitBreaker | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.dependency = dependency
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.breaker = breaker or CircuitBreaker()
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, transport=transport)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _headers(self) -> tuple[dict[str, str], float]:
+        headers = {"x-ragd-contract": CONTRACT_VERSION}
+        timeout = self.timeout_s
+        ctx = telemetry.current()
+        if ctx is not None:
+            headers[REQUEST_ID_HEADER] = ctx.request_id
+            remaining = ctx.remaining()
+            if remaining is not None:
+                if remaining <= 0:
+                    raise DependencyTimeoutError(f"Deadline passed before calling {self.dependency}.",
+                                                 dependency=self.dependency)
+                timeout = min(timeout, remaining)
+                headers[DEADLINE_HEADER] = str(max(1, int(remaining * 1000)))
+        return headers, timeout
+
+    async def request(self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any) -> Any:
+        """Send one call and return its decoded JSON; raise the mapped RagdError on failure."""
+        if self.breaker.is_open:
+            raise DependencyUnavailableError(f"{self.dependency} is unavailable (circuit open).",
+                                             dependency=self.dependency)
+        retry = method in ("GET", "HEAD", "DELETE", "PUT") if idempotent is None else idempotent
+        attempts = 1 + (self.retries if retry else 0)
+        for attempt in range(attempts):
+            headers, timeout = self._headers()
+            try:
+                response = await self._http.request(method, path, headers=headers, timeout=timeout, **kwargs)
+            except httpx.TimeoutException as exc:
+                self.breaker.record_failure()
+                error: RagdError = DependencyTimeoutError(f"{self.dependency} timed out.",
+                                                          dependency=self.dependency)
+                cause: BaseException = exc
+            except httpx.TransportError as exc:
+                self.breaker.record_failure()
+                error = DependencyUnavailableError(f"{self.dependency} is unavailable.",
+                                                   dependency=self.dependency)
+                cause = exc
+            else:
+                if response.status_code < 500:
+                    self.breaker.record_success()
+                    return self._decode(response)
+                self.breaker.record_failure()
+                error = self._server_error(response)
+                cause = DependencyError(response.text[:200], dependency=self.dependency)
+            if attempt + 1 < attempts:
+                await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
+                continue
+            raise error from cause
+        raise AssertionError("unreachable")
+
+    def _server_error(self, response: httpx.Response) -> RagdError:
+        if response.status_code == 504:
+            return DependencyTimeoutError(f"{self.dependency} timed out.", dependency=self.dependency)
+        if response.status_code == 503:
+            return DependencyUnavailableError(f"{self.dependency} is unavailable.", dependency=self.dependency)
+        return DependencyError(f"{self.dependency} failed.", dependency=self.dependency)
+
+    def _decode(self, response: httpx.Response) -> Any:
+        if response.status_code < 400:
+            return response.json() if response.content else None
+        try:
+            error = response.json()["error"]
+            message, param, code = str(error["message"]), error.get("param"), error.get("code")
+        except (ValueError, KeyError, TypeError):
+            message, param, code = response.text[:200] or "request failed", None, None
+        cls = _CLIENT_ERRORS.get(response.status_code, InvalidRequestError)
+        headers = {"retry-after": response.headers["retry-after"]} if "retry-after" in response.headers else None
+        raise cls(message, param=param, code=code, headers=headers)

@@ -1,0 +1,74 @@
+"""The narrow interfaces between ragd's pieces. Each has an in-process and an HTTP implementation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from services.contracts import (
+    ChatMessage,
+    CollectionConfig,
+    CollectionInfo,
+    Completion,
+    Delta,
+    DocumentIn,
+    DocumentOut,
+    GenerationParams,
+    GuardCheckRequest,
+    GuardDecision,
+    IngestReport,
+    RetrieveRequest,
+    RetrieveResponse,
+)
+
+__all__ = ["Corpus", "EpochStore", "Generator", "Guard", "Retriever"]
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """Hybrid search over one tenant's collection."""
+
+    async def retrieve(self, request: RetrieveRequest) -> RetrieveResponse: ...
+
+
+@runtime_checkable
+class Corpus(Protocol):
+    """Collections and documents of a tenant. Every change bumps the collection's epoch.
+
+    A collection that does not exist *or belongs to another tenant* raises NotFoundError alike.
+    """
+
+    async def create_collection(self, tenant: str, name: str, config: CollectionConfig) -> CollectionInfo: ...
+    async def list_collections(self, tenant: str) -> list[CollectionInfo]: ...
+    async def delete_collection(self, tenant: str, name: str) -> None: ...
+    async def add_documents(self, tenant: str, name: str, docs: Sequence[DocumentIn]) -> IngestReport: ...
+    async def get_document(self, tenant: str, name: str, doc_id: str) -> DocumentOut: ...
+    async def delete_document(self, tenant: str, name: str, doc_id: str) -> IngestReport: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """An OpenAI-compatible chat model (vLLM in production, llama.cpp on CPU)."""
+
+    async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion: ...
+    def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> AsyncIterator[Delta]: ...
+
+
+@runtime_checkable
+class Guard(Protocol):
+    """Input and output rails. ``policy_version`` is part of every cache key."""
+
+    @property
+    def policy_version(self) -> str: ...
+    async def check(self, request: GuardCheckRequest) -> GuardDecision: ...
+
+
+@runtime_checkable
+class EpochStore(Protocol):
+    """The corpus epoch of each (tenant, collection): an opaque token that changes on every change.
+
+    Tokens are random, not counters, so a store that lost its state never hands out an old token again.
+    """
+
+    async def get(self, tenant: str, collection: str) -> str: ...
+    async def bump(self, tenant: str, collection: str) -> str: ...
