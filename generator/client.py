@@ -1,0 +1,104 @@
+"""The generator client: any OpenAI-compatible chat server (vLLM in production, llama.cpp on CPU)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import openai
+
+from services import telemetry
+from services.contracts import ChatMessage, Completion, Delta, GenerationParams, Usage
+from services.errors import (
+    DependencyError,
+    DependencyTimeoutError,
+    DependencyUnavailableError,
+    InvalidRequestError,
+    RagdError,
+)
+
+__all__ = ["OpenAIGenerator"]
+
+
+def _mapped(exc: openai.OpenAIError) -> RagdError:
+    if isinstance(exc, openai.APITimeoutError):
+        return DependencyTimeoutError("The generator timed out.", dependency="generator")
+    if isinstance(exc, openai.APIConnectionError):
+        return DependencyUnavailableError("The generator is unavailable.", dependency="generator")
+    if isinstance(exc, openai.APIStatusError) and exc.status_code == 400:
+        return InvalidRequestError("The generator refused the request (prompt too long?).", code="generator_rejected")
+    if isinstance(exc, openai.APIStatusError) and exc.status_code == 503:
+        return DependencyUnavailableError("The generator is overloaded.", dependency="generator")
+    return DependencyError("The generator failed.", dependency="generator")
+
+
+class OpenAIGenerator:
+    """Implements services.protocols.Generator over the official ``openai`` client."""
+
+    def __init__(self, base_url: str, *, model: str, api_key: str = "none", timeout_s: float = 120.0) -> None:
+        self.model = model
+        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def _kwargs(self, messages: Sequence[ChatMessage], params: GenerationParams) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+        }
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        return kwargs
+
+    async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion:
+        start = time.perf_counter()
+        try:
+            response = await self._client.chat.completions.create(**self._kwargs(messages, params))
+        except openai.OpenAIError as exc:
+            raise _mapped(exc) from exc
+        choice = response.choices[0]
+        usage = Usage(prompt_tokens=response.usage.prompt_tokens if response.usage else 0,
+                      completion_tokens=response.usage.completion_tokens if response.usage else 0)
+        _record(usage, time.perf_counter() - start)
+        return Completion(text=choice.message.content or "", finish_reason=choice.finish_reason or "stop",
+                          usage=usage)
+
+    async def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> AsyncIterator[Delta]:
+        start = time.perf_counter()
+        try:
+            stream = await self._client.chat.completions.create(
+                **self._kwargs(messages, params), stream=True, stream_options={"include_usage": True})
+        except openai.OpenAIError as exc:
+            raise _mapped(exc) from exc
+        finish: str | None = None
+        usage = Usage()
+        try:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = Usage(prompt_tokens=chunk.usage.prompt_tokens,
+                                  completion_tokens=chunk.usage.completion_tokens)
+                for choice in chunk.choices:
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+                    if choice.delta.content:
+                        yield Delta(text=choice.delta.content)
+        except openai.OpenAIError as exc:
+            raise _mapped(exc) from exc
+        finally:
+            await stream.close()  # a client that went away cancels the generation upstream
+        _record(usage, time.perf_counter() - start)
+        yield Delta(finish_reason=finish or "stop", usage=usage)
+
+
+def _record(usage: Usage, seconds: float) -> None:
+    telemetry.TOKENS.labels("prompt").inc(usage.prompt_tokens)
+    telemetry.TOKENS.labels("completion").inc(usage.completion_tokens)
+    if usage.completion_tokens and seconds > 0:
+        telemetry.GENERATION_TOKENS_PER_SECOND.observe(usage.completion_tokens / seconds)
