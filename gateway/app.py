@@ -1,0 +1,89 @@
+"""The gateway's app factory: the public OpenAI-compatible API plus corpus REST."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from gateway.auth import KeyRing
+from gateway.components import Components, build_components
+from gateway.limits import AdmissionMiddleware, BodyLimitMiddleware
+from gateway.pipeline import Pipeline
+from gateway.routes import chat, corpus
+from gateway.settings import GatewaySettings
+from services.app import install_common
+from services.contracts import CollectionConfig
+from services.errors import ConflictError
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger("ragd.gateway")
+
+ComponentsFactory = Callable[[GatewaySettings], AbstractAsyncContextManager[Components]]
+
+
+async def _seed(components: Components, settings: GatewaySettings, tenant: str) -> None:
+    """Create the default collection and ingest the demo corpus into it on first start."""
+    try:
+        await components.corpus.create_collection(tenant, settings.default_collection, CollectionConfig())
+    except ConflictError:
+        pass
+    if settings.demo_corpus is None:
+        return
+    infos = {c.name: c for c in await components.corpus.list_collections(tenant)}
+    info = infos.get(settings.default_collection)
+    if info is not None and info.documents > 0:
+        return
+    from retriever.loaders import load_path
+
+    documents = load_path(Path(settings.demo_corpus))
+    report = await components.corpus.add_documents(tenant, settings.default_collection, documents)
+    _log.info("demo corpus ingested", extra={"ragd": {"documents": len(report.added),
+                                                       "chunks": report.chunks_added}})
+
+
+def create_app(settings: GatewaySettings | None = None,
+               components_factory: ComponentsFactory = build_components) -> FastAPI:
+    settings = settings or GatewaySettings()
+    keys = KeyRing.load(file=settings.api_keys_file, inline=settings.api_keys,
+                        default_tenant=settings.default_tenant)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with components_factory(settings) as components:
+            if keys.is_open:
+                await _seed(components, settings, settings.default_tenant)
+            app.state.components = components
+            app.state.pipeline = Pipeline(
+                retriever=components.retriever, generator=components.generator, guard=components.guard,
+                epochs=components.epochs, cache=components.cache, scope_factory=components.scope_factory,
+                system_prompt=settings.system_prompt, source_chars=settings.source_chars,
+                rewrite_follow_ups=settings.rewrite_follow_ups)
+            yield
+
+    app = FastAPI(title="ragd", version="0.1.0", lifespan=lifespan,
+                  description="ragd: retrieval-augmented answers over your documents, OpenAI-compatible.")
+    app.state.settings = settings
+    app.state.keys = keys
+
+    async def ready() -> dict[str, bool]:
+        components: Components | None = getattr(app.state, "components", None)
+        if components is None:
+            return {"started": False}
+        return {"started": True, **await components.ready()}
+
+    app.include_router(chat.router)
+    app.include_router(corpus.router)
+    app.add_middleware(BodyLimitMiddleware, max_json_bytes=settings.max_body_bytes,
+                       max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(AdmissionMiddleware, max_in_flight=settings.max_in_flight)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["authorization", "content-type", "x-request-id"])
+    install_common(app, service="gateway", settings=settings, ready_check=ready)
+    return app

@@ -1,0 +1,139 @@
+"""Builds the pieces the gateway composes: in process (embedded) or HTTP clients (distributed).
+
+In-process pieces are imported only when chosen: the gateway's image carries no torch, so the
+retriever and guardrails packages may be absent there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gateway.pipeline import AnswerCacheLike, ScopeFactory
+from gateway.settings import GatewaySettings
+from generator.client import OpenAIGenerator
+from generator.llamacpp import LlamaCppServer
+from generator.settings import GeneratorSettings
+from services.epochs import MemoryEpochStore, RedisEpochStore
+from services.protocols import Corpus, EpochStore, Generator, Guard, Retriever
+
+__all__ = ["Components", "build_components"]
+
+_log = logging.getLogger("ragd.gateway")
+
+
+@dataclass
+class Components:
+    retriever: Retriever
+    corpus: Corpus
+    generator: Generator
+    guard: Guard
+    epochs: EpochStore
+    cache: AnswerCacheLike | None = None
+    scope_factory: ScopeFactory | None = None
+    redis: Redis | None = None
+    checks: dict[str, Callable[[], Awaitable[bool]]] = field(default_factory=dict)
+
+    async def ready(self) -> dict[str, bool]:
+        results: dict[str, bool] = {}
+        for name, check in self.checks.items():
+            try:
+                results[name] = await check()
+            except Exception:
+                results[name] = False
+        return results
+
+
+async def _retriever(settings: GatewaySettings, epochs: EpochStore, stack: AsyncExitStack) -> Any:
+    if settings.retriever_url:
+        client_mod = importlib.import_module("retriever.client")
+        client = client_mod.HttpRetriever(settings.retriever_url, timeout_s=settings.dependency_timeout_s)
+        stack.push_async_callback(client.aclose)
+        return client
+    service = importlib.import_module("retriever.service")
+    retriever_settings = importlib.import_module("retriever.settings").RetrieverSettings()
+    local = service.LocalRetriever(retriever_settings, epochs)
+    await local.warm_up()
+    stack.push_async_callback(local.aclose)
+    return local
+
+
+async def _guard(settings: GatewaySettings, stack: AsyncExitStack) -> Any:
+    if settings.guardrails_url:
+        client = importlib.import_module("guardrails.client").HttpGuard(
+            settings.guardrails_url, timeout_s=settings.dependency_timeout_s)
+        await client.refresh_policy()
+        stack.push_async_callback(client.aclose)
+        return client
+    engine = importlib.import_module("guardrails.engine")
+    guard_settings = importlib.import_module("guardrails.settings").GuardrailsSettings()
+    local = engine.LocalGuard.from_settings(guard_settings)
+    await local.warm_up()
+    stack.push_async_callback(local.aclose)
+    return local
+
+
+async def _generator(settings: GatewaySettings, stack: AsyncExitStack) -> OpenAIGenerator:
+    gen_settings = GeneratorSettings()
+    url = settings.generator_url or gen_settings.url
+    if url is None:
+        server = LlamaCppServer(gen_settings)
+        server.start()
+        stack.callback(server.stop)
+        url = server.base_url
+        _log.info("local llama.cpp generator started", extra={"ragd": {"url": url}})
+    generator = OpenAIGenerator(url, model=settings.generator_model, api_key=gen_settings.api_key,
+                                timeout_s=gen_settings.timeout_s)
+    stack.push_async_callback(generator.aclose)
+    return generator
+
+
+async def _cache(settings: GatewaySettings, redis_url: str | None, stack: AsyncExitStack) -> tuple[Any, Any]:
+    try:
+        cache_mod = importlib.import_module("cache")
+    except ImportError:
+        return None, None
+    cache_settings = importlib.import_module("cache.settings").CacheSettings()
+    if not cache_settings.enabled:
+        return None, None
+    answer_cache = await cache_mod.AnswerCache.create(cache_settings, redis_url=redis_url)
+    stack.push_async_callback(answer_cache.aclose)
+    return answer_cache, cache_mod.scope
+
+
+@asynccontextmanager
+async def build_components(settings: GatewaySettings) -> AsyncIterator[Components]:
+    async with AsyncExitStack() as stack:
+        redis: Redis | None = None
+        epochs: EpochStore
+        if settings.redis_url:
+            redis = Redis.from_url(settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
+            stack.push_async_callback(redis.aclose)
+            epochs = RedisEpochStore(redis)
+        else:
+            epochs = MemoryEpochStore()
+        generator = await _generator(settings, stack)
+        retriever = await _retriever(settings, epochs, stack)
+        guard = await _guard(settings, stack)
+        cache, scope_factory = await _cache(settings, settings.redis_url, stack)
+        components = Components(retriever=retriever, corpus=retriever, generator=generator, guard=guard,
+                                epochs=epochs, cache=cache, scope_factory=scope_factory, redis=redis)
+        for name, piece in (("retriever", retriever), ("guardrails", guard)):
+            check = getattr(piece, "ready", None)
+            if check is not None:
+                components.checks[name] = _all_true(check)
+        yield components
+
+
+def _all_true(check: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[bool]]:
+    async def run() -> bool:
+        result = await check()
+        return all(result.values()) if isinstance(result, dict) else bool(result)
+
+    return run

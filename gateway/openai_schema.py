@@ -1,0 +1,92 @@
+"""OpenAI-compatible wire models of the gateway (permissive: unknown fields are ignored)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.contracts import CollectionConfig, DocumentIn
+
+__all__ = [
+    "ChatCompletionRequest",
+    "Citation",
+    "CollectionCreate",
+    "ContentPart",
+    "DocumentsCreate",
+    "MessageIn",
+    "SearchRequest",
+    "StreamOptions",
+]
+
+
+class _Permissive(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ContentPart(_Permissive):
+    type: str
+    text: str | None = None
+
+
+class MessageIn(_Permissive):
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+
+class StreamOptions(_Permissive):
+    include_usage: bool = False
+
+
+class RagdOptions(_Permissive):
+    """The documented ``ragd`` extension object of a chat request."""
+
+    collection: str | None = Field(None, description="Collection to search (overrides the model name).")
+    top_k: int | None = Field(None, ge=1, le=20, description="Sources given to the generator.")
+
+
+class ChatCompletionRequest(_Permissive):
+    model: str
+    messages: list[MessageIn] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    user: str | None = None
+    n: int | None = Field(None, ge=1, le=1)
+    ragd: RagdOptions | None = None
+    collection: str | None = Field(None, description="Shorthand of ragd.collection.")
+
+
+class Citation(BaseModel):
+    """One source an answer cites: the documented ``citations`` extension field."""
+
+    index: int = Field(description="The number the answer uses, as in [1].")
+    document_id: str
+    title: str
+    chunk_id: str
+    score: float
+    snippet: str
+
+
+class CollectionCreate(_Permissive):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    config: CollectionConfig = CollectionConfig()
+
+
+class DocumentsCreate(_Permissive):
+    documents: list[DocumentIn] = Field(min_length=1)
+
+
+class SearchRequest(_Permissive):
+    query: str = Field(min_length=1, max_length=4000)
+    top_k: int = Field(5, ge=1, le=100)
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

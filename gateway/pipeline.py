@@ -1,0 +1,313 @@
+"""The request path of one chat turn: rewrite -> input rails -> cache -> retrieve -> generate ->
+output rails -> citations -> cache store. Every stage is timed into ``ragd_stage_seconds``."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.openai_schema import Citation
+from generator.prompt import DEFAULT_SYSTEM_PROMPT, build_messages, cited_numbers, rewrite_messages
+from services import telemetry
+from services.contracts import (
+    ChatMessage,
+    Delta,
+    GenerationParams,
+    GuardCheckRequest,
+    GuardDecision,
+    RetrieveRequest,
+    ScoredChunk,
+    Usage,
+)
+from services.errors import DependencyError, DependencyUnavailableError, RagdError
+from services.protocols import EpochStore, Generator, Guard, Retriever
+from services.telemetry import DEGRADATIONS, stage
+
+__all__ = ["Answer", "ChatTurn", "Pipeline", "Prepared"]
+
+_log = logging.getLogger("ragd.pipeline")
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """A validated chat request (the gateway's internal form of the OpenAI request)."""
+
+    tenant: str
+    collection: str
+    model: str
+    question: str
+    history: tuple[ChatMessage, ...] = ()
+    instructions: str | None = None
+    params: GenerationParams = GenerationParams()
+    top_k: int = 4
+    cache_read: bool = True
+    cache_write: bool = True
+
+
+@dataclass
+class Answer:
+    content: str
+    citations: list[Citation]
+    finish_reason: str
+    usage: Usage
+    cache: str = "miss"
+    degraded: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Prepared:
+    """Everything decided before generation starts (so streaming can send its headers first)."""
+
+    turn: ChatTurn
+    standalone: str
+    degraded: list[str]
+    cache: str = "miss"
+    answer: Answer | None = None  # set when answered without generating (cache hit or blocked)
+    chunks: list[ScoredChunk] = field(default_factory=list)
+    messages: list[ChatMessage] = field(default_factory=list)
+    cache_scope: Any = None
+    epoch: str = ""
+
+
+class AnswerCacheLike(Protocol):
+    async def lookup(self, scope: Any, question: str, *, read: bool = True) -> Any: ...
+    async def store(self, scope: Any, question: str, answer: Any) -> bool: ...
+
+
+class ScopeFactory(Protocol):
+    def __call__(self, *, tenant: str, collection: str, epoch: str, policy_version: str, model: str,
+                 params: GenerationParams, context: str) -> Any: ...
+
+
+def citation_of(number: int, chunk: ScoredChunk, snippet_chars: int = 240) -> Citation:
+    snippet = chunk.text if len(chunk.text) <= snippet_chars else chunk.text[:snippet_chars].rstrip() + "…"
+    return Citation(index=number, document_id=chunk.doc_id, title=chunk.title, chunk_id=chunk.chunk_id,
+                    score=round(float(chunk.score), 6), snippet=snippet)
+
+
+def attach_citations(text: str, chunks: Sequence[ScoredChunk]) -> tuple[str, list[Citation]]:
+    """Citations for the sources the answer names; when it names none, all sources given, listed at the end."""
+    numbers = cited_numbers(text, len(chunks))
+    if numbers or not chunks:
+        return text, [citation_of(n, chunks[n - 1]) for n in numbers]
+    footer = "\n\nSources: " + "; ".join(f"[{i}] {c.title or c.doc_id}" for i, c in enumerate(chunks, 1))
+    return footer, [citation_of(i, c) for i, c in enumerate(chunks, 1)]
+
+
+class Pipeline:
+    """Composes the pieces through their Protocols; the same code serves embedded and distributed mode."""
+
+    def __init__(
+        self,
+        *,
+        retriever: Retriever,
+        generator: Generator,
+        guard: Guard,
+        epochs: EpochStore,
+        cache: AnswerCacheLike | None = None,
+        scope_factory: ScopeFactory | None = None,
+        system_prompt: str | None = None,
+        source_chars: int = 700,
+        rewrite_follow_ups: bool = True,
+        guard_input_fail_open: bool = False,
+        guard_output_fail_open: bool = True,
+    ) -> None:
+        self.retriever = retriever
+        self.generator = generator
+        self.guard = guard
+        self.epochs = epochs
+        self.cache = cache
+        self.scope_factory = scope_factory
+        self.system_prompt = system_prompt or DEFAULT_SYSTEM_PROMPT
+        self.source_chars = source_chars
+        self.rewrite_follow_ups = rewrite_follow_ups
+        self.guard_input_fail_open = guard_input_fail_open
+        self.guard_output_fail_open = guard_output_fail_open
+
+    # ------------------------------------------------------------------ before generation
+
+    async def prepare(self, turn: ChatTurn) -> Prepared:
+        degraded: list[str] = []
+        decision = await self._check_input(turn, degraded)
+        if decision is not None and decision.action == "block":
+            refusal = decision.refusal or "I can't help with that request."
+            answer = Answer(refusal, [], "content_filter", Usage(), cache="bypass", degraded=degraded)
+            return Prepared(turn, turn.question, degraded, cache="bypass", answer=answer)
+        question = decision.text if decision is not None else turn.question
+        history = turn.history
+        standalone = await self._standalone(question, history, degraded)
+        prepared = Prepared(turn, standalone, degraded)
+        await self._lookup(prepared)
+        if prepared.answer is not None:
+            return prepared
+        with stage("retrieve"):
+            result = await self.retriever.retrieve(RetrieveRequest(
+                tenant=turn.tenant, collection=turn.collection, query=standalone, top_k=turn.top_k))
+        for part in result.degraded:
+            degraded.append(part)
+            DEGRADATIONS.labels(part).inc()
+        prepared.chunks = list(result.chunks)
+        if result.epoch and prepared.epoch and result.epoch != prepared.epoch:
+            prepared.cache_scope = None  # the corpus changed under us: do not store this answer
+        system = self.system_prompt
+        if turn.instructions:
+            system += "\n\nInstructions from the application:\n" + turn.instructions
+        prepared.messages = build_messages(standalone, prepared.chunks, system_prompt=system,
+                                           history=history[-4:], max_source_chars=self.source_chars)
+        ctx = telemetry.current()
+        if ctx is not None:
+            ctx.fields["chunk_ids"] = [c.chunk_id for c in prepared.chunks]
+        return prepared
+
+    async def _check_input(self, turn: ChatTurn, degraded: list[str]) -> GuardDecision | None:
+        try:
+            with stage("guard_input"):
+                return await self.guard.check(GuardCheckRequest(kind="input", text=turn.question, tenant=turn.tenant))
+        except DependencyError as exc:
+            DEGRADATIONS.labels("guardrails").inc()
+            degraded.append("guardrails")
+            if not self.guard_input_fail_open:
+                raise DependencyUnavailableError("Input guardrails are unavailable; request refused.",
+                                                 dependency="guardrails", headers={"x-ragd-degraded": "guardrails"}) from exc
+            return None
+
+    async def _standalone(self, question: str, history: Sequence[ChatMessage], degraded: list[str]) -> str:
+        if not history or not self.rewrite_follow_ups:
+            return question
+        try:
+            with stage("rewrite"):
+                completion = await self.generator.complete(
+                    rewrite_messages(history, question), GenerationParams(temperature=0.0, max_tokens=64))
+        except RagdError:
+            degraded.append("rewrite")
+            DEGRADATIONS.labels("rewrite").inc()
+            return question
+        rewritten = completion.text.strip().splitlines()[0].strip() if completion.text.strip() else ""
+        return rewritten[:500] or question
+
+    async def _lookup(self, prepared: Prepared) -> None:
+        turn = prepared.turn
+        if self.cache is None or self.scope_factory is None:
+            prepared.cache = "bypass"
+            return
+        try:
+            prepared.epoch = await self.epochs.get(turn.tenant, turn.collection)
+        except Exception:  # the epoch store is the cache's dependency: down means bypass
+            DEGRADATIONS.labels("cache").inc()
+            prepared.degraded.append("cache")
+            prepared.cache = "bypass"
+            return
+        # a follow-up is keyed on its standalone form *and* the conversation it came from, so two
+        # conversations whose follow-ups rewrite alike never share an entry
+        context = _conversation_digest(turn.history)
+        prepared.cache_scope = self.scope_factory(
+            tenant=turn.tenant, collection=turn.collection, epoch=prepared.epoch,
+            policy_version=self.guard.policy_version, model=turn.model, params=turn.params, context=context)
+        lookup = await self.cache.lookup(prepared.cache_scope, prepared.standalone, read=turn.cache_read)
+        prepared.cache = str(lookup.outcome)
+        if prepared.cache == "bypass" and turn.cache_read:
+            prepared.degraded.append("cache")
+        hit = lookup.answer
+        if hit is not None and prepared.cache in ("exact", "semantic"):
+            citations = [Citation.model_validate(c) for c in hit.citations]
+            usage = Usage(prompt_tokens=hit.prompt_tokens, completion_tokens=hit.completion_tokens)
+            prepared.answer = Answer(hit.content, citations, hit.finish_reason, usage, cache=prepared.cache,
+                                     degraded=prepared.degraded)
+
+    # ------------------------------------------------------------------ generation
+
+    async def answer(self, prepared: Prepared) -> Answer:
+        """Non-streaming: generate, run output rails, attach citations, store."""
+        if prepared.answer is not None:
+            return prepared.answer
+        pieces: list[str] = []
+        final = Delta(finish_reason="stop")
+        async for delta in self.stream(prepared):
+            if delta.finish_reason is not None:
+                final = delta
+            pieces.append(delta.text)
+        assert prepared.answer is not None
+        return prepared.answer
+
+    async def stream(self, prepared: Prepared) -> AsyncIterator[Delta]:
+        """Streaming: released text pieces, then a last Delta with finish reason and usage.
+
+        Afterwards ``prepared.answer`` holds the whole answer with its citations.
+        """
+        if prepared.answer is not None:
+            yield Delta(text=prepared.answer.content)
+            yield Delta(finish_reason=prepared.answer.finish_reason, usage=prepared.answer.usage)
+            return
+        turn = prepared.turn
+        started = time.perf_counter()
+        first = True
+        text: list[str] = []
+        final = Delta(finish_reason="stop", usage=Usage())
+        try:
+            with stage("generate"):
+                async for delta in self._guarded(self.generator.stream(prepared.messages, turn.params), prepared):
+                    if delta.finish_reason is not None:
+                        final = delta
+                        continue
+                    if delta.text:
+                        if first:
+                            telemetry.TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - started)
+                            first = False
+                        text.append(delta.text)
+                        yield delta
+        except DependencyError as exc:
+            exc.extra.setdefault("sources", [c.model_dump() for c in
+                                             (citation_of(i, ch) for i, ch in enumerate(prepared.chunks, 1))])
+            exc.headers.setdefault("x-ragd-degraded", exc.dependency or "generator")
+            DEGRADATIONS.labels(exc.dependency or "generator").inc()
+            raise
+        content = "".join(text)
+        finish = final.finish_reason or "stop"
+        citations: list[Citation] = []
+        if finish != "content_filter":
+            footer, citations = attach_citations(content, prepared.chunks)
+            if footer != content:
+                content += footer
+                yield Delta(text=footer)
+        usage = final.usage or Usage()
+        prepared.answer = Answer(content, citations, finish, usage, cache=prepared.cache,
+                                 degraded=prepared.degraded)
+        yield Delta(finish_reason=finish, usage=usage)
+        await self._store(prepared, prepared.answer)
+
+    async def _guarded(self, deltas: AsyncIterator[Delta], prepared: Prepared) -> AsyncIterator[Delta]:
+        """Output rails over the stream; the guardrails package supplies the hold-back window."""
+        guard_stream = _guard_stream_impl()
+        if guard_stream is None:
+            async for delta in deltas:
+                yield delta
+            return
+        async for delta in guard_stream(deltas, self.guard, prepared, self.guard_output_fail_open):
+            yield delta
+
+    async def _store(self, prepared: Prepared, answer: Answer) -> None:
+        turn = prepared.turn
+        if (self.cache is None or prepared.cache_scope is None or not turn.cache_write
+                or answer.finish_reason != "stop" or "guardrails" in prepared.degraded):
+            telemetry.CACHE_STORES.labels("skipped").inc()
+            return
+        from cache import CachedAnswer
+
+        cached = CachedAnswer(content=answer.content, citations=[c.model_dump() for c in answer.citations],
+                              finish_reason=answer.finish_reason, prompt_tokens=answer.usage.prompt_tokens,
+                              completion_tokens=answer.usage.completion_tokens, model=turn.model,
+                              question=prepared.standalone, created=int(time.time()))
+        await self.cache.store(prepared.cache_scope, prepared.standalone, cached)
+
+
+def _conversation_digest(history: Sequence[ChatMessage]) -> str:
+    users = "\x00".join(" ".join(m.content.lower().split()) for m in history if m.role == "user")
+    return hashlib.sha256(users.encode()).hexdigest()[:16] if users else ""
+
+
+def _guard_stream_impl() -> Any:
+    return None

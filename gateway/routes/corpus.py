@@ -1,0 +1,115 @@
+"""REST for the corpus: collections, documents (JSON and file upload), search; admin keys."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from gateway.deps import ComponentsDep, PrincipalDep, SettingsDep
+from gateway.openai_schema import CollectionCreate, DocumentsCreate, SearchRequest
+from services.contracts import CollectionInfo, DocumentOut, IngestReport, RetrieveRequest, ScoredChunk
+from services.errors import InvalidRequestError, PayloadTooLargeError
+from services.telemetry import stage
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1")
+
+
+class CollectionList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[CollectionInfo]
+
+
+class SearchResults(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ScoredChunk]
+    degraded: list[str] = Field(default_factory=list)
+
+
+class KeyCreate(BaseModel):
+    tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    role: Literal["user", "admin"] = "user"
+
+
+class KeyCreated(BaseModel):
+    key: str = Field(description="The new API key; shown once, stored only as a hash.")
+    tenant: str
+    role: str
+    key_id: str
+
+
+@router.post("/collections", status_code=201, response_model=CollectionInfo)
+async def create_collection(body: CollectionCreate, principal: PrincipalDep, components: ComponentsDep) -> Any:
+    return await components.corpus.create_collection(principal.tenant, body.name, body.config)
+
+
+@router.get("/collections", response_model=CollectionList)
+async def list_collections(principal: PrincipalDep, components: ComponentsDep) -> Any:
+    return CollectionList(data=await components.corpus.list_collections(principal.tenant))
+
+
+@router.delete("/collections/{name}", status_code=204)
+async def delete_collection(name: str, principal: PrincipalDep, components: ComponentsDep) -> None:
+    await components.corpus.delete_collection(principal.tenant, name)
+
+
+@router.post("/collections/{name}/documents", response_model=IngestReport)
+async def add_documents(name: str, body: DocumentsCreate, principal: PrincipalDep, components: ComponentsDep,
+                        settings: SettingsDep) -> Any:
+    if len(body.documents) > settings.max_documents_per_request:
+        raise InvalidRequestError(f"At most {settings.max_documents_per_request} documents per request.",
+                                  param="documents")
+    with stage("ingest"):
+        return await components.corpus.add_documents(principal.tenant, name, body.documents)
+
+
+@router.post("/collections/{name}/files", response_model=IngestReport)
+async def upload_files(name: str, request: Request, principal: PrincipalDep, components: ComponentsDep,
+                       settings: SettingsDep) -> Any:
+    """Multipart upload of txt, md, html or pdf files (field name ``files``)."""
+    loaders = importlib.import_module("retriever.loaders")  # parsing lives with the retriever's extra
+    form = await request.form(max_files=settings.max_documents_per_request, max_fields=16)
+    uploads = [v for v in form.getlist("files") if isinstance(v, UploadFile)] if "files" in form else []
+    if not uploads:
+        raise InvalidRequestError("Send one or more files in the multipart field 'files'.", param="files")
+    documents = []
+    for upload in uploads:
+        data = await upload.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            raise PayloadTooLargeError(f"File '{upload.filename}' is larger than {settings.max_upload_bytes} bytes.")
+        documents.append(await loaders.load_upload_async(upload.filename or "upload", data, upload.content_type,
+                                                         max_bytes=settings.max_upload_bytes))
+    with stage("ingest"):
+        return await components.corpus.add_documents(principal.tenant, name, documents)
+
+
+@router.get("/collections/{name}/documents/{doc_id}", response_model=DocumentOut)
+async def get_document(name: str, doc_id: str, principal: PrincipalDep, components: ComponentsDep) -> Any:
+    return await components.corpus.get_document(principal.tenant, name, doc_id)
+
+
+@router.delete("/collections/{name}/documents/{doc_id}", response_model=IngestReport)
+async def delete_document(name: str, doc_id: str, principal: PrincipalDep, components: ComponentsDep) -> Any:
+    return await components.corpus.delete_document(principal.tenant, name, doc_id)
+
+
+@router.post("/collections/{name}/search", response_model=SearchResults)
+async def search(name: str, body: SearchRequest, principal: PrincipalDep, components: ComponentsDep) -> Any:
+    with stage("retrieve"):
+        result = await components.retriever.retrieve(RetrieveRequest(
+            tenant=principal.tenant, collection=name, query=body.query, top_k=body.top_k))
+    response = SearchResults(data=list(result.chunks), degraded=list(result.degraded))
+    headers = {"x-ragd-degraded": ",".join(result.degraded)} if result.degraded else None
+    return JSONResponse(response.model_dump(mode="json"), headers=headers)
+
+
+@router.post("/admin/keys", status_code=201, response_model=KeyCreated)
+async def create_key(body: KeyCreate, request: Request, principal: PrincipalDep) -> Any:
+    principal.require("admin")
+    key, created = request.app.state.keys.add(body.tenant, body.role)
+    return KeyCreated(key=key, tenant=created.tenant, role=created.role, key_id=created.key_id)

@@ -1,0 +1,54 @@
+"""Settings of the gateway (env prefix ``RAGD_GATEWAY_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.settings import ServiceSettings
+
+__all__ = ["GatewaySettings"]
+
+
+class GatewaySettings(ServiceSettings):
+    """The public API: auth, limits, the pipeline's knobs and where the other pieces are."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGD_GATEWAY_", extra="ignore", frozen=True)
+
+    # where the pieces are (empty: in process)
+    retriever_url: str | None = Field(None, description="Base URL of the retriever service; none: in process.")
+    guardrails_url: str | None = Field(None, description="Base URL of the guardrails service; none: in process.")
+    generator_url: str | None = Field(None, description="OpenAI-compatible base URL (vLLM); none: local llama.cpp.")
+    generator_model: str = Field("ragd-llm", description="Model name sent to the generator server.")
+    dependency_timeout_s: float = Field(30.0, gt=0, description="Timeout of one internal call, seconds.")
+
+    # access
+    api_keys_file: Path | None = Field(None, description="JSON/YAML file of API keys: [{key|key_sha256, tenant, role}].")
+    api_keys: str = Field("", description="Inline keys 'key:tenant:role,...' (dev only; prefer api_keys_file).")
+    default_tenant: str = Field("default", description="Tenant of requests when no API keys are configured.")
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: CORS off.")
+
+    # corpus
+    default_collection: str = Field("default", description="Collection searched by the model name 'ragd'.")
+    demo_corpus: Path | None = Field(None, description="Folder ingested into the default collection on first start.")
+
+    # pipeline
+    top_k: int = Field(4, ge=1, le=20, description="Sources given to the generator per question.")
+    source_chars: int = Field(700, ge=100, le=8000, description="Characters of each source put in the prompt.")
+    system_prompt: str | None = Field(None, description="Replaces the default RAG system prompt.")
+    rewrite_follow_ups: bool = Field(True, description="Rewrite multi-turn follow-ups into standalone questions.")
+    stream_holdback_chars: int = Field(64, ge=0, le=4096, description="Streamed text held back for output rails.")
+
+    # limits
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest JSON request body, bytes.")
+    max_upload_bytes: int = Field(20_000_000, ge=1024, description="Largest multipart upload, bytes.")
+    max_messages: int = Field(64, ge=1, description="Most messages in one chat request.")
+    max_prompt_chars: int = Field(32_000, ge=100, description="Most characters over all messages of a request.")
+    max_tokens_limit: int = Field(1024, ge=1, description="Largest max_tokens a client may ask for.")
+    default_max_tokens: int = Field(256, ge=1, description="max_tokens when the client gives none.")
+    max_documents_per_request: int = Field(256, ge=1, description="Most documents in one ingest request.")
+    max_in_flight: int = Field(64, ge=1, description="Admission: requests served at once before a fast 429.")
+    rate_limit_rpm: int = Field(0, ge=0, description="Requests per minute per key (0: unlimited).")
+    rate_limit_tpm: int = Field(0, ge=0, description="Tokens per minute per key (0: unlimited).")

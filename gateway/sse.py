@@ -1,0 +1,66 @@
+"""OpenAI chat-completion shapes: the JSON body and the SSE chunks, citations included."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from gateway.openai_schema import Citation
+from services.contracts import Usage
+
+__all__ = ["ChunkWriter", "completion_body", "usage_body"]
+
+
+def usage_body(usage: Usage) -> dict[str, int]:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+def completion_body(*, model: str, content: str, finish_reason: str, usage: Usage,
+                    citations: list[Citation]) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "logprobs": None, "finish_reason": finish_reason}],
+        "usage": usage_body(usage),
+        "citations": [c.model_dump() for c in citations],
+    }
+
+
+class ChunkWriter:
+    """Formats one stream's ``chat.completion.chunk`` events (same id and created throughout)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+
+    def _event(self, payload: dict[str, Any]) -> bytes:
+        base = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+        return f"data: {json.dumps({**base, **payload}, ensure_ascii=False)}\n\n".encode()
+
+    def role(self) -> bytes:
+        return self._event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                         "logprobs": None, "finish_reason": None}]})
+
+    def content(self, text: str) -> bytes:
+        return self._event({"choices": [{"index": 0, "delta": {"content": text}, "logprobs": None,
+                                         "finish_reason": None}]})
+
+    def finish(self, finish_reason: str, citations: list[Citation]) -> bytes:
+        """The last choice chunk; carries the ``citations`` extension field."""
+        return self._event({"choices": [{"index": 0, "delta": {}, "logprobs": None,
+                                         "finish_reason": finish_reason}],
+                            "citations": [c.model_dump() for c in citations]})
+
+    def usage(self, usage: Usage) -> bytes:
+        return self._event({"choices": [], "usage": usage_body(usage)})
+
+    @staticmethod
+    def done() -> bytes:
+        return b"data: [DONE]\n\n"
