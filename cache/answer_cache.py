@@ -1,0 +1,207 @@
+"""The answer cache: exact lookups by key, then guarded semantic lookups within the scope's partition.
+
+A lookup never raises and never waits on Redis longer than ``redis_timeout_s`` per round trip: a
+dead or slow store is a ``bypass`` (counted in ``ragd_degradations{dependency="cache"}``), and a
+short circuit breaker skips Redis for ``breaker_cooldown_s`` after a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from cache.backends import CacheBackend, MemoryBackend
+from cache.embedders import EMBEDDERS, QuestionEmbedder
+from cache.entries import CachedAnswer, CacheLookup, Outcome
+from cache.guards import reject_reason
+from cache.index import pack_record
+from cache.keys import CacheScope, exact_key, partition_key
+from cache.redis_backend import RedisBackend
+from cache.settings import CacheSettings
+from services.telemetry import CACHE_EVICTIONS, CACHE_LOOKUPS, CACHE_STORES, DEGRADATIONS, stage
+
+__all__ = ["AnswerCache", "QuestionVerifier"]
+
+log = logging.getLogger("ragd.cache")
+T = TypeVar("T")
+_VECTOR_MEMO = 256
+
+
+class QuestionVerifier(Protocol):
+    """Scores whether two standalone questions ask the same thing (e.g. a cross-encoder); higher is surer."""
+
+    def score(self, question: str, candidate: str) -> float: ...
+
+
+class AnswerCache:
+    """Exact + semantic answer cache over a :class:`CacheBackend`. Build it with :meth:`create`."""
+
+    def __init__(
+        self,
+        settings: CacheSettings,
+        backend: CacheBackend,
+        embedder: QuestionEmbedder | None = None,
+        verifier: QuestionVerifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self._backend = backend
+        self._embedder = embedder if settings.semantic else None
+        self._verifier = verifier if settings.verifier else None
+        self._broken_until = 0.0
+        self._vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+
+    @classmethod
+    def create(
+        cls,
+        settings: CacheSettings,
+        redis_url: str | None,
+        embedder: QuestionEmbedder | None = None,
+        verifier: QuestionVerifier | None = None,
+    ) -> AnswerCache:
+        """Redis backend when ``redis_url`` is given, in-process otherwise. Without an embedder and with
+        ``settings.semantic`` on, the packaged embedder named by ``settings.embedder`` is used (lazily loaded)."""
+        backend: CacheBackend
+        if redis_url:
+            timeout = settings.redis_timeout_s
+            redis = Redis.from_url(
+                redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+            )
+            backend = RedisBackend(
+                redis,
+                namespace=settings.namespace,
+                ttl_s=settings.ttl_s,
+                max_per_partition=settings.max_entries_per_partition,
+            )
+        else:
+            backend = MemoryBackend(
+                ttl_s=settings.ttl_s,
+                max_per_partition=settings.max_entries_per_partition,
+                max_total=settings.max_entries_total,
+            )
+        if embedder is None and settings.semantic:
+            embedder = EMBEDDERS[settings.embedder]()
+        return cls(settings, backend, embedder, verifier)
+
+    async def close(self) -> None:
+        await self._backend.close()
+
+    async def lookup(self, scope: CacheScope, question: str, *, read: bool = True) -> CacheLookup:
+        """The cached answer to ``question`` in ``scope``: exact, else the nearest guarded paraphrase."""
+        if not (self.settings.enabled and read) or scope.params.temperature > self.settings.max_temperature:
+            return self._count(CacheLookup("bypass"))
+        with stage("cache_lookup"):
+            if time.monotonic() < self._broken_until:
+                return self._degraded()
+            try:
+                result = await self._lookup(scope, question)
+            except Exception as exc:  # a cache failure must never fail the request
+                return self._degraded(exc)
+        return self._count(result)
+
+    async def store(self, scope: CacheScope, question: str, answer: CachedAnswer) -> bool:
+        """Store a complete answer (``finish_reason == "stop"``); False when skipped or the store failed.
+        The caller decides the rest of eligibility: no rail blocked it, the request allowed ``no-store``."""
+        if not self._storable(scope, answer):
+            CACHE_STORES.labels("skipped").inc()
+            return False
+        if time.monotonic() < self._broken_until:
+            CACHE_STORES.labels("failed").inc()
+            return False
+        with stage("cache_store"):
+            try:
+                evicted = await self._store(scope, question, answer)
+            except Exception as exc:
+                self._trip(exc)
+                CACHE_STORES.labels("failed").inc()
+                return False
+        CACHE_STORES.labels("stored").inc()
+        if evicted:
+            CACHE_EVICTIONS.inc(evicted)
+        return True
+
+    # ------------------------------------------------------------------ internals
+
+    async def _lookup(self, scope: CacheScope, question: str) -> CacheLookup:
+        raw = await self._io(self._backend.get(exact_key(scope, question)))
+        if raw is not None:
+            return CacheLookup("exact", CachedAnswer.model_validate_json(raw), 1.0)
+        if self._embedder is None:
+            return CacheLookup("miss")
+        vector = await self._vector(question)
+        index = await self._io(self._backend.index(partition_key(scope), vector.shape[0]))
+        for neighbour in index.nearest(vector, self.settings.semantic_candidates):
+            if neighbour.similarity < self.settings.semantic_threshold:
+                break
+            if not await self._accept(question, neighbour.question, neighbour.similarity):
+                continue
+            raw = await self._io(self._backend.get(neighbour.key))
+            if raw is not None:
+                return CacheLookup("semantic", CachedAnswer.model_validate_json(raw), neighbour.similarity)
+        return CacheLookup("miss")
+
+    async def _accept(self, question: str, candidate: str, similarity: float) -> bool:
+        if self.settings.guards and reject_reason(question, candidate) is not None:
+            return False
+        borderline = similarity < self.settings.semantic_threshold + self.settings.verifier_band
+        if self._verifier is None or not borderline:
+            return True
+        score = await asyncio.to_thread(self._verifier.score, question, candidate)
+        return score >= self.settings.verifier_min_score
+
+    async def _store(self, scope: CacheScope, question: str, answer: CachedAnswer) -> int:
+        stored = answer.model_copy(update={"question": question})
+        record = None
+        if self._embedder is not None:
+            record = pack_record(await self._vector(question), question)
+        value = stored.model_dump_json().encode()
+        return await self._io(self._backend.put(partition_key(scope), exact_key(scope, question), value, record))
+
+    async def _vector(self, question: str) -> npt.NDArray[np.float32]:
+        """The question's embedding, memoised briefly so a store right after its lookup does not re-embed."""
+        vector = self._vectors.get(question)
+        if vector is None:
+            assert self._embedder is not None
+            vector = (await asyncio.to_thread(self._embedder.embed, [question]))[0]
+            self._vectors[question] = vector
+            if len(self._vectors) > _VECTOR_MEMO:
+                self._vectors.popitem(last=False)
+        return vector
+
+    def _storable(self, scope: CacheScope, answer: CachedAnswer) -> bool:
+        s = self.settings
+        return (
+            s.enabled
+            and scope.params.temperature <= s.max_temperature
+            and answer.finish_reason == "stop"
+            and 0 < len(answer.content) <= s.max_answer_chars
+        )
+
+    async def _io(self, call: Awaitable[T]) -> T:
+        async with asyncio.timeout(self.settings.redis_timeout_s):
+            return await call
+
+    def _trip(self, exc: BaseException) -> None:
+        self._broken_until = time.monotonic() + self.settings.breaker_cooldown_s
+        log.warning("cache store unavailable; bypassing", extra={"ragd": {"error": type(exc).__name__}})
+
+    def _degraded(self, exc: BaseException | None = None) -> CacheLookup:
+        if exc is not None:
+            self._trip(exc)
+        DEGRADATIONS.labels("cache").inc()
+        return self._count(CacheLookup("bypass"))
+
+    @staticmethod
+    def _count(result: CacheLookup) -> CacheLookup:
+        outcome: Outcome = result.outcome
+        CACHE_LOOKUPS.labels(outcome).inc()
+        return result

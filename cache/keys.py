@@ -1,0 +1,77 @@
+"""Cache scopes and keys. A key is a hash: it never reveals the tenant, the collection or the question.
+
+The *scope* is everything that changes an answer except the question: tenant, collection, the
+collection's corpus epoch, the guardrail policy version, the model and every generation
+parameter. Its hash is the *partition*, the only neighbourhood the semantic cache searches, so an
+entry of another tenant, another epoch or other parameters is never even a candidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from services.contracts import GenerationParams
+
+__all__ = ["CacheScope", "exact_key", "normalize_question", "partition_key"]
+
+_KEY_VERSION = "v1"
+_SPACES = re.compile(r"\s+")
+_EDGE_PUNCT = re.compile(r"^[\s\"'“”‘’«»(\[]+|[\s\"'“”‘’«»)\].?!？！。…:;,]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheScope:
+    """Everything besides the question that decides an answer. ``epoch`` is the opaque corpus token."""
+
+    tenant: str
+    collection: str
+    epoch: str
+    policy_version: str
+    model: str
+    params: GenerationParams = field(default_factory=lambda: GenerationParams.model_validate({}))
+
+    def canonical(self) -> str:
+        """A stable serialisation of the scope (the hash input; never stored or returned)."""
+        return json.dumps(
+            [
+                _KEY_VERSION,
+                self.tenant,
+                self.collection,
+                self.epoch,
+                self.policy_version,
+                self.model,
+                self.params.model_dump(mode="json"),
+            ],
+            ensure_ascii=False,
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+
+def normalize_question(question: str) -> str:
+    """NFKC, case-folded, whitespace collapsed, surrounding quotes and trailing punctuation dropped."""
+    text = unicodedata.normalize("NFKC", question).casefold()
+    text = _SPACES.sub(" ", text).strip()
+    return _EDGE_PUNCT.sub("", text)
+
+
+def _digest(*parts: str) -> str:
+    h = hashlib.blake2b(digest_size=20, person=b"ragd-cache")
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def partition_key(scope: CacheScope) -> str:
+    """The opaque id of a scope: the semantic neighbourhood and the namespace of its entries."""
+    return _digest("partition", scope.canonical())
+
+
+def exact_key(scope: CacheScope, question: str) -> str:
+    """The opaque id of one (scope, normalized standalone question)."""
+    return _digest("exact", scope.canonical(), normalize_question(question))

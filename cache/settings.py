@@ -1,0 +1,52 @@
+"""Settings of the answer cache (env prefix ``RAGD_CACHE_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["CacheSettings"]
+
+
+class CacheSettings(BaseSettings):
+    """How the exact + semantic answer cache behaves. The backend follows whether a Redis URL is given."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGD_CACHE_", extra="ignore", frozen=True)
+
+    enabled: bool = Field(True, description="Master switch; off makes every lookup a bypass and every store a no-op.")
+    namespace: str = Field("ragd:cache:", description="Prefix of every Redis key the cache writes.")
+    redis_timeout_s: float = Field(
+        0.05, gt=0.0, le=1.0, description="Deadline of each Redis round trip, seconds; past it the request bypasses."
+    )
+    breaker_cooldown_s: float = Field(
+        1.0, ge=0.0, le=60.0, description="After a Redis failure, bypass without trying Redis for this many seconds."
+    )
+    ttl_s: int = Field(86_400, ge=1, description="Lifetime of a cached answer, seconds.")
+    max_entries_per_partition: int = Field(
+        2_000, ge=1, description="Entries kept per partition (scope); the oldest are evicted beyond it."
+    )
+    max_entries_total: int = Field(
+        50_000,
+        ge=1,
+        description="Entries kept by the in-process backend over all partitions (LRU partitions go first).",
+    )
+    max_answer_chars: int = Field(100_000, ge=1, description="Answers longer than this many characters are not stored.")
+    semantic: bool = Field(True, description="Also look up paraphrases by question embedding (needs an embedder).")
+    semantic_threshold: float = Field(
+        0.93, gt=0.0, le=1.0, description="Cosine similarity at or above which a guarded neighbour is a hit."
+    )
+    semantic_candidates: int = Field(3, ge=1, le=20, description="Nearest neighbours examined per semantic lookup.")
+    guards: bool = Field(True, description="Reject neighbours that differ in numbers, negation, entities or roles.")
+    verifier: bool = Field(False, description="Ask the verifier about neighbours inside the borderline band.")
+    verifier_band: float = Field(
+        0.03, ge=0.0, le=0.5, description="Width of the borderline band just above the threshold, in cosine units."
+    )
+    verifier_min_score: float = Field(0.5, description="Verifier score at or above which a borderline neighbour hits.")
+    max_temperature: float = Field(
+        0.0, ge=0.0, le=2.0, description="Highest sampling temperature whose answers are cached and served."
+    )
+    embedder: Literal["e5", "minilm"] = Field(
+        "e5", description="Question embedder when the cache builds its own: multilingual e5-small or English MiniLM."
+    )
