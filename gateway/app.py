@@ -14,6 +14,7 @@ from gateway.auth import KeyRing
 from gateway.components import Components, build_components
 from gateway.limits import AdmissionMiddleware, BodyLimitMiddleware
 from gateway.pipeline import Pipeline
+from gateway.ratelimit import MemoryCounters, RateLimiter, RedisCounters
 from gateway.routes import chat, corpus
 from gateway.settings import GatewaySettings
 from services.app import install_common
@@ -59,11 +60,15 @@ def create_app(settings: GatewaySettings | None = None,
             if keys.is_open:
                 await _seed(components, settings, settings.default_tenant)
             app.state.components = components
+            counters = RedisCounters(components.redis) if components.redis is not None else MemoryCounters()
+            app.state.limiter = RateLimiter(counters, rpm=settings.rate_limit_rpm, tpm=settings.rate_limit_tpm)
             app.state.pipeline = Pipeline(
                 retriever=components.retriever, generator=components.generator, guard=components.guard,
                 epochs=components.epochs, cache=components.cache, scope_factory=components.scope_factory,
                 system_prompt=settings.system_prompt, source_chars=settings.source_chars,
-                rewrite_follow_ups=settings.rewrite_follow_ups)
+                rewrite_follow_ups=settings.rewrite_follow_ups,
+                guard_input_fail_open=settings.guard_input_fail_open,
+                guard_output_fail_open=settings.guard_output_fail_open)
             yield
 
     app = FastAPI(title="ragd", version="0.1.0", lifespan=lifespan,

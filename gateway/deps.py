@@ -13,7 +13,7 @@ from gateway.settings import GatewaySettings
 from services import telemetry
 from services.telemetry import stage
 
-__all__ = ["ComponentsDep", "PipelineDep", "PrincipalDep", "SettingsDep"]
+__all__ = ["ComponentsDep", "LimitedPrincipalDep", "PipelineDep", "PrincipalDep", "SettingsDep"]
 
 
 def _principal(request: Request) -> Principal:
@@ -24,6 +24,12 @@ def _principal(request: Request) -> Principal:
     if ctx is not None:
         ctx.tenant = principal.tenant
         ctx.fields["key_id"] = principal.key_id
+    return principal
+
+
+async def _limited_principal(request: Request) -> Principal:
+    principal = _principal(request)
+    await request.app.state.limiter.admit(principal)
     return principal
 
 
@@ -43,6 +49,8 @@ def _settings(request: Request) -> GatewaySettings:
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
+LimitedPrincipalDep = Annotated[Principal, Depends(_limited_principal)]
+"""A principal whose request was counted against its key's rate limits (429 when over)."""
 ComponentsDep = Annotated[Components, Depends(_components)]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]

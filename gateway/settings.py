@@ -39,6 +39,8 @@ class GatewaySettings(ServiceSettings):
     source_chars: int = Field(700, ge=100, le=8000, description="Characters of each source put in the prompt.")
     system_prompt: str | None = Field(None, description="Replaces the default RAG system prompt.")
     rewrite_follow_ups: bool = Field(True, description="Rewrite multi-turn follow-ups into standalone questions.")
+    guard_input_fail_open: bool = Field(False, description="Guardrails down: serve input unchecked (default: 503).")
+    guard_output_fail_open: bool = Field(True, description="Guardrails down: release output unchecked.")
     stream_holdback_chars: int = Field(64, ge=0, le=4096, description="Streamed text held back for output rails.")
 
     # limits

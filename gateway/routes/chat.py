@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from gateway.deps import ComponentsDep, PipelineDep, PrincipalDep, SettingsDep
+from gateway.deps import ComponentsDep, LimitedPrincipalDep, PipelineDep, PrincipalDep, SettingsDep
 from gateway.openai_schema import ChatCompletionRequest, MessageIn
 from gateway.pipeline import Answer, ChatTurn, Pipeline, Prepared
 from gateway.settings import GatewaySettings
@@ -119,7 +120,7 @@ def _log_answer(answer: Answer, prepared: Prepared, settings: GatewaySettings) -
 
 
 @router.post("/v1/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, request: Request, principal: PrincipalDep,
+async def chat_completions(body: ChatCompletionRequest, request: Request, principal: LimitedPrincipalDep,
                            pipeline: PipelineDep, settings: SettingsDep) -> Any:
     turn = to_turn(body, tenant=principal.tenant, settings=settings,
                    cache_control=request.headers.get("cache-control", ""))
@@ -127,17 +128,19 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, princi
     if not body.stream:
         answer = await pipeline.answer(prepared)
         _log_answer(answer, prepared, settings)
+        await request.app.state.limiter.spend_tokens(principal, answer.usage.total_tokens)
         payload = completion_body(model=body.model, content=answer.content, finish_reason=answer.finish_reason,
                                   usage=answer.usage, citations=answer.citations)
         return JSONResponse(payload, headers=_headers(prepared))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return StreamingResponse(_sse(pipeline, prepared, body.model, include_usage, settings),
+    on_done = partial(request.app.state.limiter.spend_tokens, principal)
+    return StreamingResponse(_sse(pipeline, prepared, body.model, include_usage, settings, on_done),
                              media_type="text/event-stream",
                              headers={**_headers(prepared), "cache-control": "no-cache"})
 
 
 async def _sse(pipeline: Pipeline, prepared: Prepared, model: str, include_usage: bool,
-               settings: GatewaySettings) -> AsyncIterator[bytes]:
+               settings: GatewaySettings, on_done: Callable[[int], Awaitable[None]]) -> AsyncIterator[bytes]:
     writer = ChunkWriter(model)
     yield writer.role()
     try:
@@ -151,6 +154,7 @@ async def _sse(pipeline: Pipeline, prepared: Prepared, model: str, include_usage
     answer = prepared.answer
     assert answer is not None
     _log_answer(answer, prepared, settings)
+    await on_done(answer.usage.total_tokens)
     yield writer.finish(answer.finish_reason, answer.citations)
     if include_usage:
         yield writer.usage(answer.usage)

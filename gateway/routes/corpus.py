@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from gateway.deps import ComponentsDep, PrincipalDep, SettingsDep
+from gateway.deps import ComponentsDep, LimitedPrincipalDep, PrincipalDep, SettingsDep
 from gateway.openai_schema import CollectionCreate, DocumentsCreate, SearchRequest
 from services.contracts import CollectionInfo, DocumentOut, IngestReport, RetrieveRequest, ScoredChunk
 from services.errors import InvalidRequestError, PayloadTooLargeError
@@ -99,7 +99,7 @@ async def delete_document(name: str, doc_id: str, principal: PrincipalDep, compo
 
 
 @router.post("/collections/{name}/search", response_model=SearchResults)
-async def search(name: str, body: SearchRequest, principal: PrincipalDep, components: ComponentsDep) -> Any:
+async def search(name: str, body: SearchRequest, principal: LimitedPrincipalDep, components: ComponentsDep) -> Any:
     with stage("retrieve"):
         result = await components.retriever.retrieve(RetrieveRequest(
             tenant=principal.tenant, collection=name, query=body.query, top_k=body.top_k))
