@@ -20,6 +20,7 @@ from gateway.settings import GatewaySettings
 from generator.client import OpenAIGenerator
 from generator.llamacpp import LlamaCppServer
 from generator.settings import GeneratorSettings
+from services.contracts import GenerationParams
 from services.epochs import MemoryEpochStore, RedisEpochStore
 from services.protocols import Corpus, EpochStore, Generator, Guard, Retriever
 
@@ -102,9 +103,22 @@ async def _cache(settings: GatewaySettings, redis_url: str | None, stack: AsyncE
     cache_settings = importlib.import_module("cache.settings").CacheSettings()
     if not cache_settings.enabled:
         return None, None
-    answer_cache = await cache_mod.AnswerCache.create(cache_settings, redis_url=redis_url)
-    stack.push_async_callback(answer_cache.aclose)
-    return answer_cache, cache_mod.scope
+    answer_cache = cache_mod.AnswerCache.create(cache_settings, redis_url=redis_url)
+    stack.push_async_callback(answer_cache.close)
+    return answer_cache, _scope_factory(cache_mod.CacheScope)
+
+
+def _scope_factory(scope_class: Any) -> ScopeFactory:
+    """Cache scopes for the pipeline. A follow-up's conversation digest joins the policy part of the
+    scope: the partition then holds only entries of the same conversation prefix."""
+
+    def make(*, tenant: str, collection: str, epoch: str, policy_version: str, model: str,
+             params: GenerationParams, context: str) -> Any:
+        policy = f"{policy_version}|conversation:{context}" if context else policy_version
+        return scope_class(tenant=tenant, collection=collection, epoch=epoch, policy_version=policy,
+                           model=model, params=params)
+
+    return make
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from typing import Any, Literal
 
@@ -82,8 +83,8 @@ async def upload_files(name: str, request: Request, principal: PrincipalDep, com
         data = await upload.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
             raise PayloadTooLargeError(f"File '{upload.filename}' is larger than {settings.max_upload_bytes} bytes.")
-        documents.append(await loaders.load_upload_async(upload.filename or "upload", data, upload.content_type,
-                                                         max_bytes=settings.max_upload_bytes))
+        documents.append(await asyncio.to_thread(loaders.load_upload, upload.filename or "upload", data,
+                                                 upload.content_type, max_bytes=settings.max_upload_bytes))
     with stage("ingest"):
         return await components.corpus.add_documents(principal.tenant, name, documents)
 
