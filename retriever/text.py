@@ -1,0 +1,100 @@
+"""Language detection and BM25 analyzers (English: Snowball stems; Korean: Kiwi content morphemes)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from functools import cache
+from typing import Any, Literal
+
+import Stemmer
+
+__all__ = ["Language", "analyze", "analyze_many", "detect_language", "hangul_ratio", "kiwi", "split_sentences"]
+
+Language = Literal["ko", "en"]
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+_LATIN_TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+# Kiwi tags kept for BM25: nouns, verb/adjective stems, roots, foreign words, numbers, Chinese characters.
+_KEPT_TAGS = ("NNG", "NNP", "NNB", "NR", "NP", "VV", "VA", "XR", "SL", "SN", "SH", "MAG")
+_KOREAN_SHARE = 0.3
+
+_STOPWORDS_TEXT = """
+a about above after again against all am an and any are as at be because been before being below between both but
+by can could did do does doing down during each few for from further had has have having he her here hers herself
+him himself his how i if in into is it its itself just me more most my myself no nor not of off on once only or
+other our ours ourselves out over own same she should so some such than that the their theirs them themselves then
+there these they this those through to too under until up very was we were what when where which while who whom
+why will with would you your yours yourself yourselves s t don doesn didn isn wasn aren weren
+"""
+_ENGLISH_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+
+_kiwi_lock = threading.Lock()
+
+
+def hangul_ratio(text: str) -> float:
+    """Share of letters that are Hangul (0.0 when the text has no letters)."""
+    letters = len(_LETTER.findall(text))
+    return len(_HANGUL.findall(text)) / letters if letters else 0.0
+
+
+def detect_language(text: str) -> Language:
+    """'ko' when Hangul makes up a fair share of the letters, else 'en'."""
+    return "ko" if hangul_ratio(text) >= _KOREAN_SHARE else "en"
+
+
+@cache
+def kiwi() -> Any:
+    """The process-wide Kiwi analyzer (slow to create: ~2 s; created on first use)."""
+    from kiwipiepy import Kiwi
+
+    return Kiwi()
+
+
+@cache
+def _stemmer() -> Any:
+    return Stemmer.Stemmer("english")
+
+
+def _english_tokens(text: str) -> list[str]:
+    words = [w.replace("’", "'").split("'")[0] for w in _LATIN_TOKEN.findall(text.lower())]
+    kept = [w for w in words if w and w not in _ENGLISH_STOPWORDS]
+    stems: list[str] = _stemmer().stemWords(kept)
+    return stems
+
+
+def _korean_tokens(text: str) -> list[str]:
+    with _kiwi_lock:
+        tokens = kiwi().tokenize(text)
+    out: list[str] = []
+    for tok in tokens:
+        if not tok.tag.startswith(_KEPT_TAGS):
+            continue
+        if tok.tag == "SL":
+            out.extend(_english_tokens(tok.form))
+        else:
+            out.append(tok.form.lower())
+    return out
+
+
+def analyze(text: str) -> list[str]:
+    """BM25 terms of ``text``. Text with Hangul goes through Kiwi, whose Latin tokens get English stems."""
+    return _korean_tokens(text) if _HANGUL.search(text) else _english_tokens(text)
+
+
+def analyze_many(texts: Sequence[str]) -> list[list[str]]:
+    return [analyze(t) for t in texts]
+
+
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?。？！][\"'”’)\]])\s+|(?<=[.!?。？！])\s+|\n\s*\n"
+    r"|(?<=[\uac00-\ud7a3][다요죠까])\s+(?=그래서|그리고|그러나|하지만|또한|따라서|그런데|그러므로)"
+)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of English or Korean text (punctuation, blank lines, Korean final endings)."""
+    parts = _SENTENCE_END.split(text)
+    return [p.strip() for p in parts if p and p.strip()]

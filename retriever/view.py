@@ -1,0 +1,85 @@
+"""A replica's in-memory view of one collection at one epoch: committed documents, their chunks, BM25.
+
+Views are immutable; a change builds a new view and swaps it in, so a search never sees a half-applied
+document. Orphan chunks (written by an ingest that never committed) are simply not in the view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retriever.bm25 import BM25Index
+from retriever.store import ChunkRecord, DocRecord
+
+__all__ = ["CorpusView"]
+
+
+@dataclass
+class CorpusView:
+    epoch: str
+    docs: Mapping[str, DocRecord]
+    chunks: Mapping[str, ChunkRecord]
+    embedder: str = ""
+    bm25_dir: Path | None = None
+    _bm25: BM25Index | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_records(cls, epoch: str, docs: Mapping[str, DocRecord], chunks: Iterable[ChunkRecord], *,
+                     embedder: str = "", bm25_dir: Path | None = None) -> CorpusView:
+        """Keep only chunks that a committed document lists."""
+        committed = {cid for doc in docs.values() for cid in doc.chunk_ids}
+        kept = {c.id: c for c in chunks if c.id in committed}
+        return cls(epoch=epoch, docs=dict(docs), chunks=kept, embedder=embedder, bm25_dir=bm25_dir)
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of every committed (doc id, content hash): equal fingerprints mean equal corpora."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            for doc_id in sorted(self.docs):
+                digest.update(f"{doc_id}\x00{self.docs[doc_id].content_hash}\x00".encode())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    def changed(self, epoch: str, upserts: Mapping[str, tuple[DocRecord, list[ChunkRecord]]],
+                deletes: Iterable[str] = ()) -> CorpusView:
+        """A new view with documents replaced/added and deleted; this view is left as it was."""
+        docs = dict(self.docs)
+        chunks = dict(self.chunks)
+        for doc_id in [*deletes, *upserts]:
+            old = docs.pop(doc_id, None)
+            for cid in old.chunk_ids if old else ():
+                chunks.pop(cid, None)
+        for doc_id, (record, records) in upserts.items():
+            docs[doc_id] = record
+            chunks.update((c.id, c) for c in records)
+        return CorpusView(epoch=epoch, docs=docs, chunks=chunks, embedder=self.embedder, bm25_dir=self.bm25_dir)
+
+    def with_epoch(self, epoch: str) -> CorpusView:
+        return CorpusView(epoch=epoch, docs=self.docs, chunks=self.chunks, embedder=self.embedder,
+                          bm25_dir=self.bm25_dir, _bm25=self._bm25, _fingerprint=self._fingerprint)
+
+    def bm25(self) -> BM25Index:
+        """The BM25 index of this view: loaded from disk when saved for this corpus, else built and saved."""
+        with self._lock:
+            if self._bm25 is None:
+                self._bm25 = self._load_or_build()
+            return self._bm25
+
+    def _load_or_build(self) -> BM25Index:
+        if self.bm25_dir is not None:
+            saved = BM25Index.load(self.bm25_dir, self.fingerprint)
+            if saved is not None:
+                return saved
+        ordered = sorted(self.chunks.values(), key=lambda c: (c.doc_id, c.ordinal, c.id))
+        index = BM25Index([c.id for c in ordered], [c.terms for c in ordered], fingerprint=self.fingerprint)
+        if self.bm25_dir is not None:
+            self.bm25_dir.parent.mkdir(parents=True, exist_ok=True)
+            index.save(self.bm25_dir)
+        return index
