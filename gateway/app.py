@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -30,10 +30,8 @@ ComponentsFactory = Callable[[GatewaySettings], AbstractAsyncContextManager[Comp
 
 async def _seed(components: Components, settings: GatewaySettings, tenant: str) -> None:
     """Create the default collection and ingest the demo corpus into it on first start."""
-    try:
+    with suppress(ConflictError):
         await components.corpus.create_collection(tenant, settings.default_collection, CollectionConfig())
-    except ConflictError:
-        pass
     if settings.demo_corpus is None:
         return
     infos = {c.name: c for c in await components.corpus.list_collections(tenant)}

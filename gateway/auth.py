@@ -71,7 +71,7 @@ class KeyRing:
             entries.extend(KeyEntry.model_validate(item) for item in items)
         for spec in filter(None, (s.strip() for s in inline.split(","))):
             key, tenant, *role = spec.split(":")
-            entries.append(KeyEntry(key=key, tenant=tenant, role=role[0] if role else "user"))  # type: ignore[arg-type]
+            entries.append(KeyEntry(key=key, tenant=tenant, role=role[0] if role else "user"))
         return cls(entries, default_tenant=default_tenant)
 
     @property

@@ -42,7 +42,7 @@ class ChatTurn:
     question: str
     history: tuple[ChatMessage, ...] = ()
     instructions: str | None = None
-    params: GenerationParams = GenerationParams()
+    params: GenerationParams = field(default_factory=GenerationParams)
     top_k: int = 4
     cache_read: bool = True
     cache_write: bool = True
@@ -171,8 +171,9 @@ class Pipeline:
             DEGRADATIONS.labels("guardrails").inc()
             degraded.append("guardrails")
             if not self.guard_input_fail_open:
-                raise DependencyUnavailableError("Input guardrails are unavailable; request refused.",
-                                                 dependency="guardrails", headers={"x-ragd-degraded": "guardrails"}) from exc
+                raise DependencyUnavailableError(
+                    "Input guardrails are unavailable; request refused.", dependency="guardrails",
+                    headers={"x-ragd-degraded": "guardrails"}) from exc
             return None
 
     async def _standalone(self, question: str, history: Sequence[ChatMessage], degraded: list[str]) -> str:
@@ -224,12 +225,8 @@ class Pipeline:
         """Non-streaming: generate, run output rails, attach citations, store."""
         if prepared.answer is not None:
             return prepared.answer
-        pieces: list[str] = []
-        final = Delta(finish_reason="stop")
-        async for delta in self.stream(prepared):
-            if delta.finish_reason is not None:
-                final = delta
-            pieces.append(delta.text)
+        async for _ in self.stream(prepared):
+            pass
         assert prepared.answer is not None
         return prepared.answer
 

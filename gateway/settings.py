@@ -25,7 +25,9 @@ class GatewaySettings(ServiceSettings):
     dependency_timeout_s: float = Field(30.0, gt=0, description="Timeout of one internal call, seconds.")
 
     # access
-    api_keys_file: Path | None = Field(None, description="JSON/YAML file of API keys: [{key|key_sha256, tenant, role}].")
+    api_keys_file: Path | None = Field(
+        None, description="JSON/YAML file of API keys: [{key|key_sha256, tenant, role}].",
+    )
     api_keys: str = Field("", description="Inline keys 'key:tenant:role,...' (dev only; prefer api_keys_file).")
     default_tenant: str = Field("default", description="Tenant of requests when no API keys are configured.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: CORS off.")

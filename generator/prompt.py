@@ -60,5 +60,6 @@ def rewrite_messages(history: Sequence[ChatMessage], follow_up: str) -> list[Cha
             "Rewrite the user's last question so it can be understood without the conversation. "
             "Replace pronouns with the things they refer to. Keep the language of the question. "
             "Output only the rewritten question.")),
-        ChatMessage(role="user", content=f"Conversation:\n{turns}\n\nLast question: {follow_up}\n\nStandalone question:"),
+        ChatMessage(role="user",
+                    content=f"Conversation:\n{turns}\n\nLast question: {follow_up}\n\nStandalone question:"),
     ]

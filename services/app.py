@@ -41,10 +41,7 @@ def error_response(exc: RagdError) -> JSONResponse:
 
 def sse_error_event(exc: BaseException) -> bytes:
     """An error after the first streamed byte: an SSE event in the OpenAI error shape, then [DONE]."""
-    if isinstance(exc, RagdError):
-        body = exc.body()
-    else:
-        body = _internal_error_body()
+    body = exc.body() if isinstance(exc, RagdError) else _internal_error_body()
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\ndata: [DONE]\n\n".encode()
 
 

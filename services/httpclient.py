@@ -48,9 +48,8 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         if self._opened_at is None:
             return False
-        if time.monotonic() - self._opened_at >= self.reset_s:
-            return False  # half-open: the next call is the trial
-        return True
+        # after reset_s the breaker is half-open: the next call is the trial
+        return time.monotonic() - self._opened_at < self.reset_s
 
     def record_success(self) -> None:
         self._failures = 0

@@ -25,5 +25,6 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", description="Python log level name for the JSON logs.")
     log_text: bool = Field(False, description="Also log prompt and answer text (off: only ids, sizes, latencies).")
     data_dir: Path = Field(default_factory=default_data_dir, description="Directory for persistent local state.")
-    redis_url: str | None = Field(None, description="Redis URL for shared state (cache, epochs, limits); none: in-process.")
+    redis_url: str | None = Field(
+        None, description="Redis URL for shared state (cache, epochs, limits); none: in-process.")
     request_timeout_s: float = Field(60.0, gt=0, description="Default deadline of one request, seconds.")
