@@ -1,0 +1,131 @@
+"""Labelled data for training and evaluating the input rails, split by source.
+
+Whole sources are held out, so the reported numbers are on data whose source the classifier
+never saw. Licensed files are read from the shared data directory at run time and never copied
+into the repository; ragd's own examples live in ``guardrails/corpus/``.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["HELDOUT", "TRAIN", "Example", "default_data_dir", "load_split", "read_jsonl"]
+
+Split = Literal["train", "heldout"]
+_PACKAGE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str  # "attack" | "benign"
+    lang: str
+    source: str
+    task: str = ""
+
+
+def default_data_dir() -> Path:
+    """The shared evaluation data (``../shared/data`` next to the checkout)."""
+    for base in (Path.cwd(), _PACKAGE.parent):
+        candidate = base.parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return Path("/work/shared/data")
+
+
+# source name -> file under data/guardrails/. Training sources first.
+TRAIN: dict[str, str] = {
+    "slabs": "slabs_prompt_injection/test.jsonl",
+    "lakera_gandalf": "lakera_gandalf_ignore_instructions/attacks.jsonl",
+    "yanismiraoui": "yanismiraoui_prompt_injections/attacks.jsonl",
+    "giskard": "giskard_prompt_injections/attacks.jsonl",
+    "garak": "garak_probes/attacks.jsonl",
+    "deepset": "deepset_prompt_injections/train.jsonl",
+    "alpaca_seed": "benign_instructions/alpaca_seed_tasks.jsonl",
+    "self_instruct_en": "benign_instructions/self_instruct_user_oriented.jsonl",
+    "self_instruct_ko_deepl": "benign_instructions/self_instruct_user_oriented_deepl_ko.jsonl",
+}
+HELDOUT: dict[str, str] = {
+    "neuralchemy": "neuralchemy_prompt_injection/core_test.jsonl",
+    "jailbreakbench": "jailbreakbench_behaviors/behaviors.jsonl",
+    "notinject": "notinject/benign.jsonl",
+    "korean_pi_samples": "korean_prompt_injection_samples/samples.jsonl",
+    "red_teaming_en_ko": "llm_red_teaming_dataset/attacks_en_ko.jsonl",
+    "self_instruct_ko_gpt4": "benign_instructions/self_instruct_user_oriented_gpt4_ko.jsonl",
+    "square_benign": "square_sensitive_questions/test.jsonl",
+}
+# QA questions (benign): half of the paragraphs for training, the other half held out.
+_QUESTIONS: dict[str, tuple[str, str, int]] = {
+    "korquad_questions": ("korquad_v1_dev", "ko", 700),
+    "xquad_questions": ("xquad_en", "en", 500),
+}
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, object]]:
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _lang(raw: object, text: str) -> str:
+    if any("\uac00" <= c <= "\ud7a3" for c in text):
+        return "ko"
+    return raw if isinstance(raw, str) else "en"
+
+
+def _from_file(path: Path, source: str) -> Iterator[Example]:
+    for row in read_jsonl(path):
+        text, label = str(row["text"]), str(row["label"])
+        if source == "square_benign" and label != "benign":
+            continue  # sensitive-topic questions belong to the topic rail, not to injection
+        if label in ("attack", "benign"):
+            yield Example(text, label, _lang(row.get("lang"), text), source, str(row.get("task", "")))
+
+
+def _questions(data_dir: Path, name: str, split: Split) -> Iterator[Example]:
+    folder, lang, limit = _QUESTIONS[name]
+    root = data_dir / folder
+    paragraph: dict[str, str] = {}
+    with (root / "qrels" / "test.tsv").open(encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 2 and parts[0] != "query-id":
+                paragraph[parts[0]] = parts[1]
+    count = 0
+    for row in read_jsonl(root / "queries.jsonl"):
+        qid = str(row["_id"])
+        bucket = zlib.crc32(paragraph.get(qid, qid).encode()) % 2
+        if (bucket == 0) != (split == "train") or count >= limit:
+            continue
+        count += 1
+        yield Example(str(row["text"]), "benign", lang, name, "question")
+
+
+def _own(split: Split) -> Iterator[Example]:
+    """ragd's own examples (written for this project): always training data."""
+    if split != "train":
+        return
+    for path in sorted((_PACKAGE / "corpus").glob("*.jsonl")):
+        for row in read_jsonl(path):
+            text = str(row["text"])
+            yield Example(text, str(row["label"]), _lang(row.get("lang"), text), f"ragd:{path.stem}",
+                          str(row.get("task", "")))
+
+
+def load_split(split: Split, data_dir: Path | None = None) -> list[Example]:
+    """All examples of one split: the shared sources for it, the QA questions, ragd's own data."""
+    root = data_dir or default_data_dir()
+    sources = TRAIN if split == "train" else HELDOUT
+    out: list[Example] = []
+    for name, rel in sources.items():
+        out.extend(_from_file(root / "guardrails" / rel, name))
+    for name in _QUESTIONS:
+        out.extend(_questions(root, name, split))
+    out.extend(_own(split))
+    return out

@@ -1,0 +1,157 @@
+"""The in-process guard: :class:`LocalGuard` implements ``services.protocols.Guard``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from guardrails.classifier import InjectionClassifier
+from guardrails.normalize import language_of, normalize
+from guardrails.pii import PiiDetector
+from guardrails.policy import Policy, RailPolicy, load_policy
+from guardrails.rails import attack_rails, grounding_rail, leak_rail, pii_rail, topic_rail
+from guardrails.settings import GuardrailsSettings
+from guardrails.topics import Embed, TopicMatcher, load_intents, minilm_embedder
+from services.contracts import GuardCheckRequest, GuardDecision, RailResult
+from services.errors import InvalidRequestError, PayloadTooLargeError
+from services.telemetry import GUARDRAIL_DECISIONS, stage
+
+__all__ = ["LocalGuard"]
+
+_log = logging.getLogger("ragd.guardrails")
+
+
+def _failed(rail: str, policy: RailPolicy, exc: BaseException) -> RailResult:
+    """A rail that raised: passes when the policy says fail-open, blocks otherwise."""
+    _log.error("rail failed", extra={"ragd": {"rail": rail, "error": type(exc).__name__}})
+    if policy.fail_open:
+        return RailResult(rail=rail, fired=False, action="pass", detail="error: failed open")
+    return RailResult(rail=rail, fired=True, score=1.0, action="block", detail="error: failed closed")
+
+
+class LocalGuard:
+    """Input and output rails in this process. Models load in :meth:`warm_up` (or on first use)."""
+
+    def __init__(self, policy: Policy, settings: GuardrailsSettings, *, embed: Embed | None = None) -> None:
+        self.policy = policy
+        self.settings = settings
+        self._embed = embed
+        self._classifier: InjectionClassifier | None = None
+        self._topics: TopicMatcher | None = None
+        self._input_pii = PiiDetector(policy.input.pii.entities)
+        self._output_pii = PiiDetector(policy.output.pii.entities)
+        self._executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="guard")
+        self._ready = False
+
+    @classmethod
+    def from_settings(cls, settings: GuardrailsSettings, *, embed: Embed | None = None) -> LocalGuard:
+        """Reads and validates the policy; models load later in :meth:`warm_up`."""
+        return cls(load_policy(settings.policy_path), settings, embed=embed)
+
+    @property
+    def policy_version(self) -> str:
+        return self.policy.version
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def warm_up(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.load)
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def load(self) -> None:
+        """Load the classifier and the topic matcher (blocking; idempotent)."""
+        if self._classifier is None:
+            self._classifier = InjectionClassifier.load(self.settings.model_path)
+        topics = self.policy.input.topics
+        if self._topics is None and topics.enabled:
+            embed = self._embed or minilm_embedder(self.settings.embedder_path)
+            self._topics = TopicMatcher(load_intents(self.settings.topics_path), topics.topics, embed)
+        self._ready = True
+
+    async def check(self, request: GuardCheckRequest) -> GuardDecision:
+        if len(request.text) > self.settings.max_text_chars:
+            raise PayloadTooLargeError(f"Text of {len(request.text)} characters is over the guardrails limit of "
+                                       f"{self.settings.max_text_chars}.", param="text")
+        if request.kind not in ("input", "output"):
+            raise InvalidRequestError("kind must be 'input' or 'output'.", param="kind")
+        with stage(f"guard_{request.kind}"):
+            loop = asyncio.get_running_loop()
+            decision = await loop.run_in_executor(self._executor, self.check_sync, request)
+        for rail in decision.rails:
+            if rail.fired:
+                GUARDRAIL_DECISIONS.labels(request.kind, rail.rail, rail.action).inc()
+        if decision.action == "pass":
+            GUARDRAIL_DECISIONS.labels(request.kind, "none", "pass").inc()
+        return decision
+
+    def check_sync(self, request: GuardCheckRequest) -> GuardDecision:
+        """The whole check, blocking: used by :meth:`check` in a worker thread and by the eval."""
+        start = time.perf_counter()
+        if not self._ready:
+            self.load()
+        language = request.language or language_of(request.text)
+        run = self._input_rails if request.kind == "input" else self._output_rails
+        rails, text = run(request)
+        blocking = [r for r in rails if r.fired and r.action == "block"]
+        if blocking:
+            action = "block"
+        elif any(r.fired and r.action == "redact" for r in rails):
+            action = "redact"
+        else:
+            action = "pass"
+        return GuardDecision(
+            action=action, text=text, rails=rails, policy_version=self.policy.version,
+            refusal=self.policy.refusal(blocking[0].rail, language) if blocking else None,
+            latency_ms=round((time.perf_counter() - start) * 1000, 3),
+        )
+
+    def _guarded(self, rail: str, policy: RailPolicy, fn: Callable[[], RailResult]) -> RailResult:
+        try:
+            return fn()
+        except Exception as exc:
+            return _failed(rail, policy, exc)
+
+    def _redact(self, text: str, detector: PiiDetector, kind: str) -> tuple[list[RailResult], str]:
+        policy = self.policy.input.pii if kind == "input" else self.policy.output.pii
+        if not policy.enabled:
+            return [], text
+        try:
+            result, redacted = pii_rail(text, detector, policy)
+        except Exception as exc:
+            return [_failed("pii", policy, exc)], text
+        return [result], (redacted if result.fired and result.action != "pass" else text)
+
+    def _input_rails(self, request: GuardCheckRequest) -> tuple[list[RailResult], str]:
+        rails, text = self._redact(request.text, self._input_pii, "input")
+        normalized = normalize(text)
+        cfg = self.policy.input
+        if cfg.injection.enabled or cfg.extraction.enabled:
+            try:
+                if self._classifier is None:
+                    raise RuntimeError("injection classifier is not loaded")
+                rails.extend(attack_rails(normalized, self._classifier, cfg.injection, cfg.extraction))
+            except Exception as exc:
+                rails.extend(_failed(name, p, exc) for name, p in
+                             (("injection", cfg.injection), ("extraction", cfg.extraction)) if p.enabled)
+        if cfg.topics.enabled and self._topics is not None:
+            matcher = self._topics
+            rails.append(self._guarded("topics", cfg.topics, lambda: topic_rail(normalized, matcher, cfg.topics)))
+        return rails, text
+
+    def _output_rails(self, request: GuardCheckRequest) -> tuple[list[RailResult], str]:
+        rails, text = self._redact(request.text, self._output_pii, "output")
+        cfg = self.policy.output
+        if cfg.leak.enabled:
+            rails.append(self._guarded("leak", cfg.leak,
+                                       lambda: leak_rail(request.text, request.system_prompt, cfg.leak)))
+        if cfg.grounding.enabled:
+            rails.append(self._guarded("grounding", cfg.grounding,
+                                       lambda: grounding_rail(request.text, list(request.sources), cfg.grounding)))
+        return rails, text

@@ -1,0 +1,62 @@
+"""Text normalisation before detection: undo the cheap obfuscations attackers use.
+
+NFKC (full-width letters, ligatures), zero-width characters removed, separators inside words
+dropped (``시*스*템``, ``i.g.n.o.r.e``), and Korean compatibility jamo recomposed into syllables
+(``ㅅㅣㅅㅡㅌㅔㅁ`` -> ``시스템``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["compose_jamo", "language_of", "normalize"]
+
+_ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
+_HANGUL_SEP = re.compile(r"(?<=[\uac00-\ud7a3\u3131-\u318e])[*·.\-_/|~^+]{1,2}(?=[\uac00-\ud7a3\u3131-\u318e])")
+_HANGUL_SPACED = re.compile(r"(?<![\uac00-\ud7a3])(?:[\uac00-\ud7a3] ){3,}[\uac00-\ud7a3](?![\uac00-\ud7a3])")
+_LATIN_SPACED = re.compile(r"\b(?:[A-Za-z][ .*_\-]){3,}[A-Za-z]\b")
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
+
+_CHO = "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ"
+_JUNG = "ㅏㅐㅑㅒㅓㅔㅕㅖㅗㅘㅙㅚㅛㅜㅝㅞㅟㅠㅡㅢㅣ"
+_JONG = ["", *"ㄱㄲㄳㄴㄵㄶㄷㄹㄺㄻㄼㄽㄾㄿㅀㅁㅂㅄㅅㅆㅇㅈㅊㅋㅌㅍㅎ"]
+
+
+def compose_jamo(text: str) -> str:
+    """Recompose runs of compatibility jamo (consonant, vowel, optional final) into syllables."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in _CHO and i + 1 < n and text[i + 1] in _JUNG:
+            cho, jung = _CHO.index(c), _JUNG.index(text[i + 1])
+            jong = 0
+            if i + 2 < n and text[i + 2] in _JONG[1:] and not (i + 3 < n and text[i + 3] in _JUNG):
+                jong = _JONG.index(text[i + 2])
+                i += 1
+            out.append(chr(0xAC00 + (cho * 21 + jung) * 28 + jong))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def normalize(text: str) -> str:
+    """The form every detector sees; placeholders and meaning are kept, obfuscation removed."""
+    text = _ZERO_WIDTH.sub("", text)
+    if _HANGUL.search(text):
+        text = _HANGUL_SEP.sub("", compose_jamo(text))
+        text = _HANGUL_SPACED.sub(lambda m: m.group(0).replace(" ", ""), text)
+    text = unicodedata.normalize("NFKC", text)
+    return _LATIN_SPACED.sub(lambda m: re.sub(r"[ .*_\-]", "", m.group(0)), text)
+
+
+def language_of(text: str) -> str:
+    """'ko' when a noticeable share of letters is Hangul, else 'en'."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return "en"
+    hangul = sum(1 for c in letters if "\uac00" <= c <= "\ud7a3" or "\u3131" <= c <= "\u318e")
+    return "ko" if hangul / len(letters) >= 0.2 else "en"

@@ -1,0 +1,145 @@
+"""The guardrail policy: one versioned YAML file, validated with clear messages.
+
+A bad file raises :class:`PolicyError` naming the file and every offending key, e.g.
+``input.injection.threshold: Input should be less than or equal to 1 (got 1.5)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "PII_ENTITIES",
+    "Action",
+    "InputRails",
+    "OutputRails",
+    "Policy",
+    "PolicyError",
+    "RailPolicy",
+    "load_policy",
+    "parse_policy",
+]
+
+Action = Literal["pass", "redact", "block"]
+PiiEntity = Literal["email", "phone", "rrn", "card", "bank_account", "ip", "secret"]
+PII_ENTITIES: tuple[PiiEntity, ...] = ("email", "phone", "rrn", "card", "bank_account", "ip", "secret")
+
+
+class PolicyError(ValueError):
+    """The policy file is missing, not YAML, or does not validate."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RailPolicy(_Strict):
+    """One rail: on/off, what it does when it fires, its threshold, and what happens when it errors."""
+
+    enabled: bool = True
+    action: Action = "block"
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    fail_open: bool = Field(False, description="On an internal error: pass the text (true) or block (false).")
+
+
+class PiiRail(RailPolicy):
+    action: Action = "redact"
+    entities: tuple[PiiEntity, ...] = PII_ENTITIES
+    block_entities: tuple[PiiEntity, ...] = Field(
+        (), description="Entities whose presence blocks instead of redacting (e.g. secret in answers).")
+
+
+class TopicRail(RailPolicy):
+    threshold: float = Field(0.62, ge=0.0, le=1.0)
+    fail_open: bool = True
+    topics: tuple[str, ...] = ("political_stance",)
+
+
+class InputRails(_Strict):
+    injection: RailPolicy = RailPolicy()
+    extraction: RailPolicy = RailPolicy()
+    pii: PiiRail = PiiRail()
+    topics: TopicRail = TopicRail()
+
+
+class OutputRails(_Strict):
+    pii: PiiRail = PiiRail(block_entities=("secret",))
+    leak: RailPolicy = RailPolicy()
+    grounding: RailPolicy = RailPolicy(enabled=False, action="pass", threshold=0.2, fail_open=True)
+
+
+class ServiceFailOpen(_Strict):
+    """When the guardrails service is unreachable: pass unchecked (true) or refuse (false)."""
+
+    input: bool = False
+    output: bool = False
+
+
+class Streaming(_Strict):
+    window_chars: int = Field(96, ge=0, le=10_000)
+
+
+class Policy(_Strict):
+    """The whole policy. ``version`` goes into every cache key."""
+
+    version: str = Field(min_length=1, max_length=64)
+    on_block: Literal["refuse", "error"] = "refuse"
+    service_fail_open: ServiceFailOpen = ServiceFailOpen()
+    streaming: Streaming = Streaming()
+    input: InputRails = InputRails()
+    output: OutputRails = OutputRails()
+    refusals: dict[str, dict[str, str]]
+
+    @model_validator(mode="after")
+    def _refusals_complete(self) -> Policy:
+        if "en" not in self.refusals:
+            raise ValueError("refusals must have an 'en' entry (the fallback language)")
+        for lang, messages in self.refusals.items():
+            if "default" not in messages:
+                raise ValueError(f"refusals.{lang} must have a 'default' message")
+        return self
+
+    def refusal(self, rail: str, language: str) -> str:
+        """The refusal for ``rail`` in ``language``, falling back to the default and to English."""
+        messages = self.refusals.get(language) or self.refusals["en"]
+        return messages.get(rail) or messages["default"]
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        got = f" (got {item['input']!r})" if item["type"] not in ("missing",) and "input" in item else ""
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {where}: unknown key")
+        else:
+            lines.append(f"  {where}: {item['msg']}{got}")
+    return "\n".join(lines)
+
+
+def parse_policy(data: object, *, source: str = "<policy>") -> Policy:
+    """Validate already-parsed YAML; raise PolicyError listing every problem."""
+    if not isinstance(data, dict):
+        raise PolicyError(f"guardrails policy {source}: expected a mapping at the top level, got "
+                          f"{type(data).__name__}")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(f"guardrails policy {source} is invalid:\n{_describe(exc)}") from None
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate the policy file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"guardrails policy {path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"guardrails policy {path}: not valid YAML: {exc}") from None
+    return parse_policy(data, source=str(path))

@@ -1,0 +1,77 @@
+"""The rails: each takes text (and context) and returns a RailResult. Pure, synchronous, CPU."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from guardrails.classifier import InjectionClassifier
+from guardrails.heuristics import EXTRACTION_PATTERNS, INJECTION_PATTERNS, first_hit
+from guardrails.output_checks import grounding_score, leak_score
+from guardrails.pii import PiiDetector
+from guardrails.policy import PiiRail, RailPolicy, TopicRail
+from guardrails.topics import TopicMatcher
+from services.contracts import RailResult
+
+__all__ = ["attack_rails", "grounding_rail", "leak_rail", "pii_rail", "topic_rail"]
+
+# Words that make a classifier hit an extraction attempt rather than an injection.
+_EXTRACTION_CUES = ("prompt", "instruction", "password", "secret", "system", "initial", "hidden", "reveal",
+                    "프롬프트", "지시", "지침", "비밀", "시스템", "설정", "암호", "원문")
+
+
+def _result(rail: str, policy: RailPolicy, fired: bool, score: float, detail: str = "") -> RailResult:
+    return RailResult(rail=rail, fired=fired, score=round(score, 4), action=policy.action if fired else "pass",
+                      detail=detail)
+
+
+def attack_rails(normalized: str, classifier: InjectionClassifier, injection: RailPolicy,
+                 extraction: RailPolicy) -> list[RailResult]:
+    """Injection/jailbreak and system-prompt extraction: patterns first, then the classifier."""
+    extraction_hit = first_hit(EXTRACTION_PATTERNS, normalized)
+    injection_hit = first_hit(INJECTION_PATTERNS, normalized)
+    p = classifier.score(normalized)
+    lowered = normalized.lower()
+    looks_extraction = extraction_hit is not None or any(cue in lowered for cue in _EXTRACTION_CUES)
+    results = []
+    if injection.enabled:
+        fired = injection_hit is not None or (p >= injection.threshold and not looks_extraction)
+        score = 1.0 if injection_hit else p
+        results.append(_result("injection", injection, fired, score, f"pattern: {injection_hit}"
+                               if injection_hit else f"classifier p={p:.3f}"))
+    if extraction.enabled:
+        fired = extraction_hit is not None or (p >= extraction.threshold and looks_extraction)
+        score = 1.0 if extraction_hit else (p if looks_extraction else 0.0)
+        results.append(_result("extraction", extraction, fired, score, f"pattern: {extraction_hit}"
+                               if extraction_hit else f"classifier p={p:.3f}"))
+    return results
+
+
+def pii_rail(text: str, detector: PiiDetector, policy: PiiRail) -> tuple[RailResult, str]:
+    """PII and secrets; returns the result and the text with matches replaced by placeholders."""
+    redacted, matches = detector.redact(text)
+    if not matches:
+        return _result("pii", policy, False, 0.0), text
+    counts = Counter(m.entity for m in matches)
+    detail = ",".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+    result = _result("pii", policy, True, max(m.score for m in matches), detail)
+    if policy.block_entities and set(counts) & set(policy.block_entities):
+        result = result.model_copy(update={"action": "block"})
+    return result, redacted
+
+
+def topic_rail(text: str, matcher: TopicMatcher, policy: TopicRail) -> RailResult:
+    match = matcher.match(text, policy.threshold)
+    return _result("topics", policy, match.topic is not None, match.score,
+                   f"topic: {match.topic}" if match.topic else (f"nearest: {match.nearest}" if match.nearest else ""))
+
+
+def leak_rail(text: str, system_prompt: str | None, policy: RailPolicy) -> RailResult:
+    score = leak_score(text, system_prompt) if system_prompt else 0.0
+    return _result("leak", policy, score >= policy.threshold and score > 0, score)
+
+
+def grounding_rail(text: str, sources: list[str], policy: RailPolicy) -> RailResult:
+    if not sources:
+        return _result("grounding", policy, False, 1.0, "no sources")
+    score = grounding_score(text, sources)
+    return _result("grounding", policy, score < policy.threshold, score)

@@ -1,0 +1,46 @@
+"""Settings of the guardrails service and of the in-process guard (env prefix ``RAGD_GUARDRAILS_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.settings import ServiceSettings
+
+__all__ = ["GuardrailsSettings", "default_model_path", "default_policy_path", "default_topics_path"]
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def default_policy_path() -> Path:
+    """The policy shipped with ragd."""
+    return _PACKAGE / "policy.yaml"
+
+
+def default_model_path() -> Path:
+    """The injection classifier trained by ``ragd train guardrails`` and shipped with ragd."""
+    return _PACKAGE / "model" / "injection.npz"
+
+
+def default_topics_path() -> Path:
+    """The NeMo Guardrails config (config.yml + Colang) that defines the off-limits topics."""
+    return _PACKAGE / "config"
+
+
+class GuardrailsSettings(ServiceSettings):
+    """Where the policy, the classifier and the topic definitions live, and how the service runs."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGD_GUARDRAILS_", extra="ignore", frozen=True)
+
+    port: int = Field(8003, ge=0, le=65535, description="TCP port of the guardrails service.")
+    policy_path: Path = Field(default_factory=default_policy_path, description="Policy YAML file (versioned).")
+    model_path: Path = Field(default_factory=default_model_path,
+                             description="Injection classifier weights (.npz written by `ragd train guardrails`).")
+    topics_path: Path = Field(default_factory=default_topics_path,
+                              description="NeMo Guardrails config directory with the off-limits topics (Colang).")
+    embedder_path: Path | None = Field(None, description="Sentence-transformers dir for the topic rail; "
+                                       "none: the packaged all-MiniLM-L6-v2.")
+    threads: int = Field(2, ge=1, le=64, description="Worker threads for CPU-bound checks.")
+    max_text_chars: int = Field(32_000, ge=1, description="Longest text one check accepts, characters.")
