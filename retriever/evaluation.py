@@ -1,0 +1,358 @@
+"""Retrieval evaluation through the same ingestion and retrieval path as the API.
+
+A dataset (BEIR folder or the original KorQuAD 1.0 JSON) is ingested with
+``LocalRetriever.add_documents`` into a throwaway collection whose Chroma files and BM25 index live
+under ``<cache_root>/<fingerprint>``; the fingerprint hashes the corpus, every setting that shapes
+the index and the source of the modules that turn documents into chunks, terms and vectors, so an
+unchanged corpus + settings reuses the index and anything else builds a fresh one. Every query then
+goes through ``LocalRetriever.retrieve`` (top 100 chunks, ranked documents = first occurrence of
+each document), one at a time, timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from retriever.metrics import mean_metrics, percentile
+from retriever.service import LocalRetriever
+from retriever.settings import RetrieverSettings
+from services.contracts import CollectionConfig, DocumentIn, RetrieveRequest, RetrieveResponse
+from services.epochs import MemoryEpochStore, partition_id
+from services.errors import NotFoundError
+
+__all__ = [
+    "Dataset",
+    "EvalRun",
+    "evaluate",
+    "index_fingerprint",
+    "load_beir",
+    "load_dataset",
+    "load_korquad",
+    "measure_hnsw",
+    "open_index",
+    "plot_hnsw",
+    "ranked_doc_ids",
+    "run_queries",
+]
+
+TENANT = "eval"
+COLLECTION = "corpus"
+TOP_K = 100
+_INGEST_BATCH = 100
+# Settings that change what is stored (chunks, terms, vectors); the others only change the search.
+_INDEX_FIELDS = ("embedder_backend", "embedder_model", "passage_prefix", "chunk_size", "chunk_overlap")
+_INDEX_MODULES = ("chunking.py", "text.py", "ingest.py", "embedders.py", "e5_torch.py", "store.py")
+_INDEX_ENV_PREFIXES = ("RAGD_E5_TORCH_",)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Documents, queries and graded judgements (query id -> document id -> relevance)."""
+
+    name: str
+    docs: list[DocumentIn]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+    def subset(self, query_ids: Sequence[str]) -> Dataset:
+        """The same corpus with only ``query_ids`` (judgements follow)."""
+        keep = [q for q in query_ids if q in self.queries]
+        return Dataset(self.name, self.docs, {q: self.queries[q] for q in keep},
+                       {q: self.qrels[q] for q in keep if q in self.qrels})
+
+
+@dataclass
+class EvalRun:
+    """Rankings and per-query latency of one pass over a dataset's queries."""
+
+    rankings: dict[str, list[str]] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    stage_ms: dict[str, list[float]] = field(default_factory=dict)
+    degraded: int = 0
+
+
+# ---------------------------------------------------------------- loaders
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """A BEIR qrels TSV (header ``query-id corpus-id score``)."""
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for i, line in enumerate(handle):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3 or (i == 0 and not parts[2].lstrip("-").isdigit()):
+                continue
+            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    return qrels
+
+
+def load_beir(directory: Path, split: str = "test") -> Dataset:
+    """A BEIR folder: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``.
+
+    Only ``_id``, ``title`` and ``text`` are read: a ``metadata`` field may hold the answers.
+    """
+    qrels = read_qrels(directory / "qrels" / f"{split}.tsv")
+    docs = [DocumentIn(id=str(row["_id"]), title=str(row.get("title") or ""), text=str(row["text"]))
+            for row in _read_jsonl(directory / "corpus.jsonl") if str(row.get("text") or "").strip()]
+    queries = {str(row["_id"]): str(row["text"]) for row in _read_jsonl(directory / "queries.jsonl")
+               if str(row["_id"]) in qrels}
+    return Dataset(f"{directory.name}:{split}", docs, queries, {q: qrels[q] for q in queries})
+
+
+def load_korquad(path: Path) -> Dataset:
+    """The original KorQuAD 1.0 JSON as retrieval: unique contexts are documents (article title as
+    title), each question's gold is the context it was asked about."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    docs: dict[str, DocumentIn] = {}
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for article in data["data"]:
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            doc_id = "kq-" + hashlib.sha256(context.encode("utf-8")).hexdigest()[:16]
+            docs.setdefault(doc_id, DocumentIn(id=doc_id, title=article.get("title", ""), text=context))
+            for qa in paragraph["qas"]:
+                queries[qa["id"]] = qa["question"]
+                qrels.setdefault(qa["id"], {})[doc_id] = 1
+    return Dataset(path.stem, list(docs.values()), queries, qrels)
+
+
+def load_dataset(path: Path, split: str = "test") -> Dataset:
+    """A BEIR folder, or a KorQuAD/SQuAD-style JSON file (or a folder holding exactly one)."""
+    if path.is_file():
+        return load_korquad(path)
+    if (path / "corpus.jsonl").exists() and (path / "qrels" / f"{split}.tsv").exists():
+        return load_beir(path, split)
+    found = sorted(path.glob("*.json"))
+    if len(found) == 1:
+        return load_korquad(found[0])
+    raise FileNotFoundError(f"{path}: neither a BEIR folder with qrels/{split}.tsv nor a KorQuAD JSON file")
+
+
+# ---------------------------------------------------------------- index
+
+
+def index_fingerprint(dataset: Dataset, settings: RetrieverSettings) -> str:
+    """Hash of the corpus, the index-shaping settings and the code that builds the index."""
+    digest = hashlib.sha256()
+    for doc in dataset.docs:
+        digest.update(json.dumps([doc.id, doc.title, doc.text], ensure_ascii=False).encode())
+    for name in _INDEX_FIELDS:
+        digest.update(f"{name}={getattr(settings, name)!r}".encode())
+    for key in sorted(os.environ):
+        if key.startswith(_INDEX_ENV_PREFIXES):
+            digest.update(f"{key}={os.environ[key]}".encode())
+    here = Path(__file__).parent
+    for module in _INDEX_MODULES:
+        source = here / module
+        if source.exists():
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def eval_settings(settings: RetrieverSettings, dataset: Dataset, cache_root: Path) -> RetrieverSettings:
+    """``settings`` with a data dir of its own under ``cache_root`` (persistent Chroma there)."""
+    data_dir = cache_root / index_fingerprint(dataset, settings)
+    update = {"data_dir": data_dir, "chroma_mode": "persistent",
+              "max_documents_per_request": max(settings.max_documents_per_request, _INGEST_BATCH)}
+    return settings.model_copy(update=update)
+
+
+async def open_index(dataset: Dataset, settings: RetrieverSettings, cache_root: Path,
+                     *, progress: bool = True) -> LocalRetriever:
+    """A warm LocalRetriever holding ``dataset``'s corpus (ingested now, or reused from the cache)."""
+    own = eval_settings(settings, dataset, cache_root)
+    own.data_dir.mkdir(parents=True, exist_ok=True)
+    retriever = LocalRetriever(own, MemoryEpochStore())
+    await retriever.warm_up()
+    try:
+        await asyncio.to_thread(retriever.store.describe, TENANT, COLLECTION)
+    except NotFoundError:
+        await retriever.create_collection(TENANT, COLLECTION, CollectionConfig())
+    view = await retriever.view(TENANT, COLLECTION)
+    missing = [d for d in dataset.docs if d.id not in view.docs]
+    bar = tqdm(total=len(dataset.docs), initial=len(dataset.docs) - len(missing), desc="ingest",
+               unit="doc", disable=not progress)
+    for start in range(0, len(missing), _INGEST_BATCH):
+        batch = missing[start:start + _INGEST_BATCH]
+        await retriever.add_documents(TENANT, COLLECTION, batch)
+        bar.update(len(batch))
+    bar.close()
+    return retriever
+
+
+# ---------------------------------------------------------------- queries
+
+
+def ranked_doc_ids(response: RetrieveResponse) -> list[str]:
+    """Documents in the order of their best chunk."""
+    seen: dict[str, None] = {}
+    for chunk in response.chunks:
+        seen.setdefault(chunk.doc_id, None)
+    return list(seen)
+
+
+async def run_queries(retriever: LocalRetriever, queries: Mapping[str, str], *, top_k: int = TOP_K,
+                      progress: bool = True) -> EvalRun:
+    """Every query through ``retriever.retrieve``, one at a time, timed end to end."""
+    run = EvalRun()
+    for text in list(queries.values())[:1]:  # load lazily built parts (BM25, HNSW) before timing
+        await retriever.retrieve(RetrieveRequest(tenant=TENANT, collection=COLLECTION, query=text, top_k=top_k))
+    for qid, text in tqdm(queries.items(), desc="queries", unit="q", disable=not progress):
+        started = time.perf_counter()
+        response = await retriever.retrieve(
+            RetrieveRequest(tenant=TENANT, collection=COLLECTION, query=text, top_k=top_k))
+        run.latencies_ms.append((time.perf_counter() - started) * 1000)
+        run.rankings[qid] = ranked_doc_ids(response)
+        run.degraded += bool(response.degraded)
+        for name, ms in response.timings_ms.items():
+            run.stage_ms.setdefault(name, []).append(ms)
+    return run
+
+
+def summarize(dataset: Dataset, run: EvalRun, settings: RetrieverSettings, chunks: int) -> dict[str, Any]:
+    """The report: metrics, latency percentiles, sizes and the settings used."""
+    report: dict[str, Any] = {"dataset": dataset.name, **mean_metrics(run.rankings, dataset.qrels)}
+    report.update({
+        "latency_ms_p50": percentile(run.latencies_ms, 50),
+        "latency_ms_p95": percentile(run.latencies_ms, 95),
+        "stage_ms_p50": {name: percentile(values, 50) for name, values in sorted(run.stage_ms.items())},
+        "queries": len(run.rankings),
+        "documents": len(dataset.docs),
+        "chunks": chunks,
+        "degraded_queries": run.degraded,
+        "settings": settings.model_dump(mode="json", exclude={"data_dir", "host", "port", "redis_url"}),
+    })
+    return report
+
+
+async def evaluate(dataset: Dataset, settings: RetrieverSettings, *, cache_root: Path,
+                   limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Ingest (or reuse) the corpus, run the queries (the first ``limit``), and report."""
+    retriever = await open_index(dataset, settings, cache_root, progress=progress)
+    try:
+        queries = dict(list(dataset.queries.items())[:limit]) if limit else dataset.queries
+        run = await run_queries(retriever, queries, progress=progress)
+        view = await retriever.view(TENANT, COLLECTION)
+        scored = dataset.subset(list(queries))
+        return summarize(scored, run, settings, len(view.chunks))
+    finally:
+        await retriever.aclose()
+
+
+# ---------------------------------------------------------------- HNSW vs exact search
+
+
+def _chunk_vectors(retriever: LocalRetriever) -> tuple[list[str], npt.NDArray[np.float32]]:
+    collection = retriever.store.client.get_collection(_chunk_collection_name())
+    ids: list[str] = []
+    rows: list[Any] = []
+    total = collection.count()
+    for offset in range(0, total, 2000):
+        page = collection.get(include=["embeddings"], limit=2000, offset=offset)
+        ids.extend(page["ids"])
+        rows.extend(page["embeddings"])
+    return ids, np.asarray(rows, dtype=np.float32)
+
+
+def _chunk_collection_name() -> str:
+    return f"ragd-{partition_id(TENANT, COLLECTION)}-c"  # the naming documented in retriever/store.py
+
+
+def _hnsw_point(chroma_dir: Path, ef: int, queries: npt.NDArray[np.float32],
+                exact: list[set[str]]) -> dict[str, float]:
+    """Recall@10 and latency at one ef_search, on a freshly loaded client (Chroma applies ef on load)."""
+    import chromadb
+    from chromadb.api.shared_system_client import SharedSystemClient
+    from chromadb.config import Settings as ChromaSettings
+
+    SharedSystemClient.clear_system_cache()
+    client = chromadb.PersistentClient(path=str(chroma_dir), settings=ChromaSettings(anonymized_telemetry=False))
+    client.get_collection(_chunk_collection_name()).modify(configuration={"hnsw": {"ef_search": ef}})
+    SharedSystemClient.clear_system_cache()
+    client = chromadb.PersistentClient(path=str(chroma_dir), settings=ChromaSettings(anonymized_telemetry=False))
+    collection = client.get_collection(_chunk_collection_name())
+    collection.query(query_embeddings=[queries[0].tolist()], n_results=10)  # load the index
+    hits, latencies = 0, []
+    for vector, truth in zip(queries, exact, strict=True):
+        started = time.perf_counter()
+        found = collection.query(query_embeddings=[vector.tolist()], n_results=10, include=[])
+        latencies.append((time.perf_counter() - started) * 1000)
+        hits += len(truth.intersection(found["ids"][0]))
+    return {"ef_search": ef, "recall@10": hits / (10 * len(exact)),
+            "latency_ms_p50": percentile(latencies, 50), "latency_ms_p95": percentile(latencies, 95)}
+
+
+def measure_hnsw(dataset: Dataset, settings: RetrieverSettings, *, cache_root: Path, ef_values: Sequence[int],
+                 n_queries: int = 300, progress: bool = True) -> dict[str, Any]:
+    """Recall@10 of Chroma's HNSW against exact (numpy) search, and query latency, per ef_search.
+
+    Works on a copy of the cached index so the evaluation index keeps its own ef_search.
+    """
+    retriever = asyncio.run(open_index(dataset, settings, cache_root, progress=progress))
+    ids, matrix = _chunk_vectors(retriever)
+    texts = list(dataset.queries.values())[:n_queries]
+    queries = retriever.embedder.embed_queries(texts)
+    exact: list[set[str]] = []
+    exact_ms: list[float] = []
+    for vector in queries:
+        started = time.perf_counter()
+        top = np.argpartition(-(matrix @ vector), 10)[:10]
+        exact_ms.append((time.perf_counter() - started) * 1000)
+        exact.append({ids[i] for i in top})
+    source = retriever.settings.data_dir / "chroma"
+    with tempfile.TemporaryDirectory(prefix="ragd-hnsw-") as tmp:
+        copy = Path(tmp) / "chroma"
+        shutil.copytree(source, copy)
+        points = [_hnsw_point(copy, ef, queries, exact)
+                  for ef in tqdm(ef_values, desc="ef_search", disable=not progress)]
+    return {"dataset": dataset.name, "vectors": len(ids), "queries": len(texts),
+            "embedder": retriever.embedder.name, "config": CollectionConfig().model_dump(),
+            "exact_latency_ms_p50": percentile(exact_ms, 50), "points": points}
+
+
+def plot_hnsw(report: Mapping[str, Any], path: Path) -> None:
+    """Recall@10 and p50 latency against ef_search (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = report["points"]
+    efs = [p["ef_search"] for p in points]
+    fig, left = plt.subplots(figsize=(6.4, 4.0))
+    left.plot(efs, [p["recall@10"] for p in points], "o-", color="tab:blue", label="recall@10 vs exact")
+    left.set_xscale("log", base=2)
+    left.set_xlabel("ef_search")
+    left.set_ylabel("recall@10 vs exact search", color="tab:blue")
+    right = left.twinx()
+    right.plot(efs, [p["latency_ms_p50"] for p in points], "s--", color="tab:red", label="p50 latency")
+    right.axhline(report["exact_latency_ms_p50"], color="tab:gray", linestyle=":", label="exact (numpy) p50")
+    right.set_ylabel("query latency p50, ms", color="tab:red")
+    left.set_title(f"Chroma HNSW on {report['dataset']} ({report['vectors']} vectors)")
+    fig.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
