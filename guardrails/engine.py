@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from guardrails.classifier import InjectionClassifier
 from guardrails.normalize import language_of, normalize
@@ -22,6 +23,15 @@ from services.telemetry import GUARDRAIL_DECISIONS, stage
 __all__ = ["LocalGuard"]
 
 _log = logging.getLogger("ragd.guardrails")
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + (time.perf_counter() - start) * 1000
 
 
 def _failed(rail: str, policy: RailPolicy, exc: BaseException) -> RailResult:
@@ -91,14 +101,17 @@ class LocalGuard:
             GUARDRAIL_DECISIONS.labels(request.kind, "none", "pass").inc()
         return decision
 
-    def check_sync(self, request: GuardCheckRequest) -> GuardDecision:
-        """The whole check, blocking: used by :meth:`check` in a worker thread and by the eval."""
+    def check_sync(self, request: GuardCheckRequest, timings: dict[str, float] | None = None) -> GuardDecision:
+        """The whole check, blocking: used by :meth:`check` in a worker thread and by the eval.
+
+        ``timings``, when given, receives each rail's milliseconds (the eval reports them per rail).
+        """
         start = time.perf_counter()
         if not self._ready:
             self.load()
         language = request.language or language_of(request.text)
         run = self._input_rails if request.kind == "input" else self._output_rails
-        rails, text = run(request)
+        rails, text = run(request, timings if timings is not None else {})
         blocking = [r for r in rails if r.fired and r.action == "block"]
         if blocking:
             action = "block"
@@ -112,46 +125,56 @@ class LocalGuard:
             latency_ms=round((time.perf_counter() - start) * 1000, 3),
         )
 
-    def _guarded(self, rail: str, policy: RailPolicy, fn: Callable[[], RailResult]) -> RailResult:
-        try:
-            return fn()
-        except Exception as exc:
-            return _failed(rail, policy, exc)
+    def _guarded(self, rail: str, policy: RailPolicy, fn: Callable[[], RailResult],
+                 timings: dict[str, float]) -> RailResult:
+        with _timed(timings, rail):
+            try:
+                return fn()
+            except Exception as exc:
+                return _failed(rail, policy, exc)
 
-    def _redact(self, text: str, detector: PiiDetector, kind: str) -> tuple[list[RailResult], str]:
+    def _redact(self, text: str, detector: PiiDetector, kind: str,
+                timings: dict[str, float]) -> tuple[list[RailResult], str]:
         policy = self.policy.input.pii if kind == "input" else self.policy.output.pii
         if not policy.enabled:
             return [], text
         try:
-            result, redacted = pii_rail(text, detector, policy)
+            with _timed(timings, "pii"):
+                result, redacted = pii_rail(text, detector, policy)
         except Exception as exc:
             return [_failed("pii", policy, exc)], text
         return [result], (redacted if result.fired and result.action != "pass" else text)
 
-    def _input_rails(self, request: GuardCheckRequest) -> tuple[list[RailResult], str]:
-        rails, text = self._redact(request.text, self._input_pii, "input")
-        normalized = normalize(text)
+    def _input_rails(self, request: GuardCheckRequest,
+                     timings: dict[str, float]) -> tuple[list[RailResult], str]:
+        rails, text = self._redact(request.text, self._input_pii, "input", timings)
+        with _timed(timings, "normalize"):
+            normalized = normalize(text)
         cfg = self.policy.input
         if cfg.injection.enabled or cfg.extraction.enabled:
             try:
                 if self._classifier is None:
                     raise RuntimeError("injection classifier is not loaded")
-                rails.extend(attack_rails(normalized, self._classifier, cfg.injection, cfg.extraction))
+                with _timed(timings, "injection+extraction"):
+                    rails.extend(attack_rails(normalized, self._classifier, cfg.injection, cfg.extraction))
             except Exception as exc:
                 rails.extend(_failed(name, p, exc) for name, p in
                              (("injection", cfg.injection), ("extraction", cfg.extraction)) if p.enabled)
         if cfg.topics.enabled and self._topics is not None:
             matcher = self._topics
-            rails.append(self._guarded("topics", cfg.topics, lambda: topic_rail(normalized, matcher, cfg.topics)))
+            rails.append(self._guarded("topics", cfg.topics, lambda: topic_rail(normalized, matcher, cfg.topics),
+                                       timings))
         return rails, text
 
-    def _output_rails(self, request: GuardCheckRequest) -> tuple[list[RailResult], str]:
-        rails, text = self._redact(request.text, self._output_pii, "output")
+    def _output_rails(self, request: GuardCheckRequest,
+                      timings: dict[str, float]) -> tuple[list[RailResult], str]:
+        rails, text = self._redact(request.text, self._output_pii, "output", timings)
         cfg = self.policy.output
         if cfg.leak.enabled:
             rails.append(self._guarded("leak", cfg.leak,
-                                       lambda: leak_rail(request.text, request.system_prompt, cfg.leak)))
+                                       lambda: leak_rail(request.text, request.system_prompt, cfg.leak), timings))
         if cfg.grounding.enabled:
             rails.append(self._guarded("grounding", cfg.grounding,
-                                       lambda: grounding_rail(request.text, list(request.sources), cfg.grounding)))
+                                       lambda: grounding_rail(request.text, list(request.sources), cfg.grounding),
+                                       timings))
         return rails, text

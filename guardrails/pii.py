@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -73,16 +74,29 @@ def _digits(s: str) -> str:
 _CONTEXT_BEFORE = 32
 
 
-def _has_context(text: str, start: int, words: re.Pattern[str]) -> bool:
-    return bool(words.search(text[max(0, start - _CONTEXT_BEFORE):start]))
+def _has_context(text: str, start: int, words: re.Pattern[str], before: int = _CONTEXT_BEFORE) -> bool:
+    return bool(words.search(text[max(0, start - before):start]))
+
+
+def _shadow(text: str) -> str:
+    """Same length as ``text``: full-width and other compatibility forms folded one character at a time."""
+    out = []
+    for ch in text:
+        folded = unicodedata.normalize("NFKC", ch) if ord(ch) > 0x7F else ch
+        out.append(folded if len(folded) == 1 else ch)
+    return "".join(out).replace("·", "-")
 
 
 _RRN_WORDS = re.compile(r"주민|등록번호|외국인|resident|\brrn\b", re.I)
+_NOT_RRN_WORDS = re.compile(r"주문|송장|시리얼|serial|order|코드|code|바코드|제품|관리|번호\s*:\s*$|invoice|tracking|"
+                            r"운송장|접수|사업자|법인", re.I)
 _CARD_WORDS = re.compile(r"카드|card|신용|체크|credit|debit|visa|master", re.I)
 _ACCOUNT_WORDS = re.compile(r"계좌|은행|입금|송금|예금|account|acct|bank|iban|a/c|뱅크|농협|신한|국민|우리|하나|"
                             r"기업|카카오|토스", re.I)
-_PHONE_WORDS = re.compile(r"전화|연락|휴대|핸드폰|폰|팩스|tel|phone|mobile|cell|fax|call|contact|\bph\b|"
-                          r"number|번호", re.I)
+_PHONE_WORDS = re.compile(r"전화|연락|휴대|핸드폰|폰|팩스|문자|tel|phone|mobile|cell|fax|call|contact|\bph\b|"
+                          r"phone number|desk|office|messages? to|answering at|registered|reach|text me|sms|"
+                          r"whatsapp|dial", re.I)
+_PHONE_AFTER = re.compile(r"^[\s,;:-]*(?:office|fax|mobile|cell|home|work|tel|phone)\b", re.I)
 
 _SECRET_PATTERNS = [
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)"),
@@ -108,16 +122,21 @@ _EMAIL_OBFUSCATED = re.compile(
     r"[A-Za-z0-9._%+\-]+\s*(?:\[at\]|\(at\)|\{at\}| at |골뱅이)\s*[A-Za-z0-9\-]+"
     r"(?:\s*(?:\[dot\]|\(dot\)|\{dot\}| dot |닷|\.)\s*[A-Za-z]{2,})+", re.I)
 _RRN = re.compile(r"(?<![\d-])\d{6}\s?[-–]\s?[1-8]\d{6}(?![\d-])|(?<![\d-])\d{6}[1-8]\d{6}(?![\d-])")
-_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+_RRN_MASKED = re.compile(r"(?<![\d-])\d{6}\s?-\s?[1-8][*xX●]{6}")
+_CARD_MASKED = re.compile(r"(?<![\d-])\d{4}[ -][\d*xX]{4}[ -][\d*xX]{4}[ -]\d{4}(?![\d-])")
+_PHONE_MASKED = re.compile(r"(?<![\d-])0\d{1,2}-[\d*xX]{3,4}-[\d*xX]{4}(?![\d-])")
+_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){11,18}\d(?![\d-])")
 _IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?:\s?[A-Za-z0-9]{4}){2,7}(?:\s?[A-Za-z0-9]{1,4})?\b")
 _ACCOUNT = re.compile(r"(?<![\d-])\d{2,6}-\d{2,6}-\d{2,7}(?:-\d{1,3})?(?![\d-])|(?<![\d-])\d{10,14}(?![\d-])")
 _KR_PHONE = re.compile(
     r"(?<![\d-])(?:\+82[ -]?(?:0?10|0?2|0?[3-6][1-5]|0?70)|01[016789]|02|0[3-6][1-5]|070|050\d|080|15\d\d|16\d\d|"
     r"18\d\d)[ .-]?\d{3,4}[ .-]?\d{4}(?![\d-])")
+_US_PHONE = re.compile(r"(?<![\w+])(?:\+?1[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}(?:\s?x\d{1,5})?(?![\w-])")
 _INTL_PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(0?\d{1,4}\)|\d{1,4})(?:[ .-]?\(0\))?(?:[ .-]\d{2,4}){1,4}(?![\w-])"
-    r"|(?<![\w+])(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}(?![\w-])"
-    r"|(?<![\w+])\+\d{1,3}[ .-]?\d{2,14}(?![\w-])")
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(0?\d{1,4}\)|\d{1,5})(?:[ .-]?\(0\)\d{0,3})?(?:[ .-]\d{2,7}){1,4}"
+    r"(?:\s?x\d{1,5})?(?![\w])"
+    r"|(?<![\w+])\+\d{1,3}[ .-]?\d{2,14}(?![\w-])"
+    r"|(?<![\w+])\d{7,11}(?![\w-])")
 _IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?::\d{1,5})?"
                    r"(?![\d.]*\d)")
 _IPV6 = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![0-9A-Fa-f:])")
@@ -149,20 +168,34 @@ def _find_emails(text: str) -> Iterable[PiiMatch]:
 
 def _find_rrn(text: str) -> Iterable[PiiMatch]:
     for m in _RRN.finditer(text):
-        if rrn_valid(_digits(m.group(0))):
+        digits = _digits(m.group(0))
+        if rrn_valid(digits):
             yield PiiMatch("rrn", m.start(), m.end(), 1.0)
-        elif _has_context(text, m.start(), _RRN_WORDS):
+        elif _has_context(text, m.start(), _RRN_WORDS, before=160):
             yield PiiMatch("rrn", m.start(), m.end(), 0.7)
+        elif _plausible_birth(digits) and not _has_context(text, m.start(), _NOT_RRN_WORDS, before=24):
+            # post-2020 numbers carry no checksum: a valid birth date and no "order/serial" label
+            yield PiiMatch("rrn", m.start(), m.end(), 0.5)
+    for m in _RRN_MASKED.finditer(text):
+        yield PiiMatch("rrn", m.start(), m.end(), 0.8)
+
+
+def _plausible_birth(digits: str) -> bool:
+    month, day = int(digits[2:4]), int(digits[4:6])
+    return 1 <= month <= 12 and 1 <= day <= 31 and digits[6] in "1234"
 
 
 def _find_cards(text: str) -> Iterable[PiiMatch]:
     for m in _CARD.finditer(text):
         digits = _digits(m.group(0))
-        if not 13 <= len(digits) <= 19:
+        if not 12 <= len(digits) <= 19:
             continue
-        if luhn_valid(digits):
+        if len(digits) >= 13 and luhn_valid(digits):
             yield PiiMatch("card", m.start(), m.end(), 1.0)
         elif _has_context(text, m.start(), _CARD_WORDS):
+            yield PiiMatch("card", m.start(), m.end(), 0.7)
+    for m in _CARD_MASKED.finditer(text):
+        if _has_context(text, m.start(), _CARD_WORDS):
             yield PiiMatch("card", m.start(), m.end(), 0.7)
 
 
@@ -178,11 +211,17 @@ def _find_accounts(text: str) -> Iterable[PiiMatch]:
 def _find_phones(text: str) -> Iterable[PiiMatch]:
     for m in _KR_PHONE.finditer(text):
         yield PiiMatch("phone", m.start(), m.end(), 1.0)
+    for m in _US_PHONE.finditer(text):
+        yield PiiMatch("phone", m.start(), m.end(), 0.9)
+    for m in _PHONE_MASKED.finditer(text):
+        if sum(c.isdigit() for c in m.group(0)) >= 5:
+            yield PiiMatch("phone", m.start(), m.end(), 0.7)
     for m in _INTL_PHONE.finditer(text):
         digits = _digits(m.group(0))
-        if not 7 <= len(digits) <= 15:
+        if not 7 <= len(digits) <= 15 or _RRN.fullmatch(m.group(0)):
             continue
-        if m.group(0).startswith("+") or _has_context(text, m.start(), _PHONE_WORDS):
+        if (m.group(0).startswith("+") or _has_context(text, m.start(), _PHONE_WORDS)
+                or _PHONE_AFTER.match(text, m.end())):
             yield PiiMatch("phone", m.start(), m.end(), 0.8)
 
 
@@ -216,6 +255,7 @@ class PiiDetector:
 
     def find(self, text: str) -> list[PiiMatch]:
         """Non-overlapping matches, earlier entity types first on overlap, in text order."""
+        text = _shadow(text)
         taken: list[PiiMatch] = []
         for _, finder in self._finders:
             for match in sorted(finder(text), key=lambda m: (m.start, -(m.end - m.start))):

@@ -1,0 +1,96 @@
+"""``ragd eval guardrails``: recall, false-positive rate and p50/p95 latency per rail and overall."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from guardrails.data import default_data_dir, load_split, read_jsonl
+from guardrails.engine import LocalGuard
+from guardrails.evaluation import evaluate, evaluate_pii, load_dataset, write_jsonl
+from guardrails.pii import PLACEHOLDERS, PiiDetector
+from guardrails.settings import GuardrailsSettings
+
+__all__ = ["add_guardrails"]
+
+_PII_FILES = ("presidio_synth_pii/synth_dataset_v2.jsonl", "korean_pii_testcases/testcases.jsonl")
+
+
+def _fmt(v: object) -> str:
+    return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def _table(title: str, rows: dict[str, dict[str, Any]]) -> None:
+    print(f"\n{title}")
+    print(f"  {'':24} {'recall':>7} {'fpr':>7} {'attacks':>8} {'benign':>7} {'p50 ms':>7} {'p95 ms':>7}")
+    for name, r in rows.items():
+        print(f"  {name[:24]:24} {_fmt(r['recall']):>7} {_fmt(r['fpr']):>7} {r['attacks']:>8} {r['benign']:>7} "
+              f"{r['latency_ms_p50']:>7.2f} {r['latency_ms_p95']:>7.2f}")
+
+
+def _write_heldout(out_dir: Path, data_dir: Path) -> int:
+    examples = load_split("heldout", data_dir)
+    for lang in ("en", "ko"):
+        subset = [e for e in examples if e.lang == lang]
+        n = write_jsonl(out_dir / f"heldout_{lang}.jsonl", subset)
+        attacks = sum(e.label == "attack" for e in subset)
+        print(f"{out_dir / f'heldout_{lang}.jsonl'}: {n} lines ({attacks} attacks, {n - attacks} benign)")
+    return 0
+
+
+def _run_pii(data_dir: Path, json_out: str | None) -> int:
+    rows = [row for rel in _PII_FILES for row in read_jsonl(data_dir / "guardrails" / rel)]
+    result = evaluate_pii(PiiDetector(PLACEHOLDERS), rows)
+    for name, r in result.items():
+        print(f"  {name:30} " + "  ".join(f"{k}={v}" for k, v in r.items()))
+    if json_out:
+        Path(json_out).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    if args.write_heldout:
+        return _write_heldout(Path(args.write_heldout), data_dir)
+    if args.pii:
+        return _run_pii(data_dir, args.json)
+    if not args.dataset:
+        print("ragd eval guardrails: --dataset FILE.jsonl is required (or --write-heldout DIR, or --pii)")
+        return 2
+    overrides: dict[str, Any] = {}
+    if args.model:
+        overrides["model_path"] = Path(args.model)
+    if args.policy:
+        overrides["policy_path"] = Path(args.policy)
+    guard = LocalGuard.from_settings(GuardrailsSettings(**overrides))
+    guard.load()
+    examples = [e for path in args.dataset for e in load_dataset(Path(path))]
+    report = evaluate(guard, examples, keep_misses=args.show_misses)
+    result = report.to_json()
+    result["policy_version"] = guard.policy_version
+    result["model"] = guard.settings.model_path.name
+    _table("overall (attack caught = blocked)", {"all": result})
+    _table("per rail (fired with action block; latency of the rail alone)", result["per_rail"])
+    _table("per language", result["per_language"])
+    _table("per source", result["per_source"])
+    for miss in report.misses:
+        print(f"  miss [{miss['label']}/{miss['source']}] {miss['text']!r} {miss['rails']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+def add_guardrails(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", nargs="*", default=[], help="JSONL files of {text, label: attack|benign}.")
+    parser.add_argument("--json", default=None, help="Write the results here (keys recall, fpr, latency_ms_p95...).")
+    parser.add_argument("--model", default=None, help="Classifier .npz (default: the packaged one).")
+    parser.add_argument("--policy", default=None, help="Policy YAML (default: the packaged one).")
+    parser.add_argument("--data-dir", default=None, help="Shared data directory (default: ../shared/data).")
+    parser.add_argument("--write-heldout", default=None, metavar="DIR",
+                        help="Write heldout_en.jsonl / heldout_ko.jsonl from the held-out sources and exit.")
+    parser.add_argument("--pii", action="store_true", help="PII recall per entity on the labelled PII sets.")
+    parser.add_argument("--show-misses", type=int, default=0, help="Print up to N misclassified texts.")
+    parser.set_defaults(run=_run)
