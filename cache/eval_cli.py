@@ -1,0 +1,84 @@
+"""``ragd eval cache [--json OUT] [--plot PNG]``: semantic-cache precision over thresholds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from cache.embedders import EMBEDDERS
+from cache.evaluation import PAIRS_PATH, evaluate, load_pairs
+
+__all__ = ["add_cache", "plot"]
+
+
+def add_cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pairs", type=Path, default=PAIRS_PATH, help="Pair set (JSONL, see docs/cache.md).")
+    parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="e5", help="Question embedder.")
+    parser.add_argument("--json", type=Path, default=None, help="Write the full report (all sweeps) here.")
+    parser.add_argument("--plot", type=Path, default=None, help="Write a PNG of hit and false-hit rates here.")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = evaluate(EMBEDDERS[args.embedder](), load_pairs(args.pairs))
+    report["embedder"] = args.embedder
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    if args.plot:
+        plot(report, args.plot)
+    print(_summary(report))
+    return 0
+
+
+def _summary(report: dict[str, Any]) -> str:
+    t = report["chosen_threshold"]
+    lines = [
+        f"embedder {report['embedder']}; threshold chosen on dev (false hits <= 1%, pairwise and crowded): {t}",
+        f"embedding latency p50 ms: {report['embed_latency_ms_p50']}",
+        f"{'subset':<14}{'pairs':>12}{'hit':>8}{'false':>8}{'crowd hit':>11}{'crowd false':>13}{'raw hit':>9}"
+        f"{'raw false':>11}",
+    ]
+    for name, row in report["at_chosen"].items():
+        counts = report["pairs"][name]
+        p, c, u = row["pairwise"], row["crowded"], row["pairwise_unguarded"]
+        lines.append(
+            f"{name:<14}{counts['paraphrase']:>5}+{counts['near_miss']:<6}{p['hit_rate']:>8.1%}{p['false_hit_rate']:>8.1%}"
+            f"{c['hit_rate']:>11.1%}{c['false_hit_rate']:>13.1%}{u['hit_rate']:>9.1%}{u['false_hit_rate']:>11.1%}"
+        )
+        if p["false_hits"] or c["false_hits"]:
+            lines.append(f"{'':<14}false hits: {sorted(set(p['false_hits']) | set(c['false_hits']))}")
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in ("dev", "holdout") if n in report["sweeps"]]
+    fig, axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 4.5), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        rows = report["sweeps"][name]
+        ts = [r["threshold"] for r in rows]
+        for key, label, style in (
+            ("pairwise", "guarded", "-"),
+            ("crowded", "guarded, crowded cache", "--"),
+            ("pairwise_unguarded", "cosine only", ":"),
+        ):
+            ax.plot(
+                ts, [r[key]["hit_rate"] for r in rows], style, color="tab:green", label=f"paraphrase hits ({label})"
+            )
+            ax.plot(ts, [r[key]["false_hit_rate"] for r in rows], style, color="tab:red", label=f"false hits ({label})")
+        ax.axvline(report["chosen_threshold"], color="gray", lw=0.8)
+        ax.axhline(0.01, color="tab:red", lw=0.5, alpha=0.5)
+        ax.set(title=f"{name} pairs ({report['embedder']})", xlabel="cosine threshold", ylabel="rate", ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="center left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

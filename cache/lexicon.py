@@ -1,0 +1,122 @@
+"""Word lists of the precision guards (English and Korean). Kept as plain strings so they read as lists."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ANTONYMS",
+    "EN_NEGATION",
+    "EN_NUMBERS",
+    "EN_STOPWORDS",
+    "KO_COUNTERS",
+    "KO_NEGATION",
+    "KO_NUMBERS",
+    "KO_PARTICLES",
+    "KO_ROLES",
+    "KO_STOPWORDS",
+    "TEMPORAL",
+]
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+def _pairs(text: str) -> dict[str, str]:
+    return dict(item.split("=") for item in _words(text))
+
+
+EN_NUMBERS = _pairs(
+    "zero=0 one=1 two=2 three=3 four=4 five=5 six=6 seven=7 eight=8 nine=9 ten=10 eleven=11 twelve=12 "
+    "fifteen=15 twenty=20 thirty=30 forty=40 fifty=50 hundred=100 thousand=1000 million=1e6 billion=1e9 "
+    "first=1 third=3 fourth=4 fifth=5 once=1 twice=2 half=0.5 dozen=12 single=1 double=2 triple=3"
+)
+# Korean numerals count only before a counter ("두 개", "세 명", "첫째"); alone they are common syllables.
+KO_NUMBERS = _pairs(
+    "하나=1 한=1 첫=1 둘=2 두=2 셋=3 세=3 넷=4 네=4 다섯=5 여섯=6 일곱=7 여덟=8 아홉=9 열=10 스무=20 "
+    "백=100 천=1000 만=1e4 억=1e8 절반=0.5"
+)
+KO_COUNTERS = tuple(_words("개 명 번 살 시 달 가지 시간 권 대 째 년 주 차 배 장 일 분기"))
+TEMPORAL = _pairs(
+    "january=m1 february=m2 march=m3 april=m4 may=m5 june=m6 july=m7 august=m8 september=m9 october=m10 "
+    "november=m11 december=m12 monday=d1 tuesday=d2 wednesday=d3 thursday=d4 friday=d5 saturday=d6 sunday=d7 "
+    "today=t0 tonight=t0 yesterday=t-1 tomorrow=t+1 weekend=we weekday=wd weekdays=wd weekends=we "
+    "morning=am afternoon=pm evening=pm "
+    "오늘=t0 어제=t-1 내일=t+1 모레=t+2 작년=y-1 지난해=y-1 올해=y0 금년=y0 내년=y+1 주말=we 평일=wd "
+    "오전=am 오후=pm 월요일=d1 화요일=d2 수요일=d3 목요일=d4 금요일=d5 토요일=d6 일요일=d7"
+)
+EN_NEGATION = frozenset(
+    _words(
+        "not no never none nobody nothing neither nor without cannot can't won't don't doesn't didn't isn't aren't "
+        "wasn't weren't shouldn't couldn't wouldn't mustn't haven't hasn't hadn't except excluding unable fail fails "
+        "failed lack lacks non"
+    )
+)
+KO_NEGATION = (
+    "않",
+    "없",
+    "못 ",
+    "못받",
+    "안 ",
+    "아니",
+    "아닌",
+    "말고",
+    "제외",
+    "불가",
+    "금지",
+    "안 되",
+    "안되",
+    "빼고",
+    "불허",
+)
+ANTONYMS = [
+    tuple(pair.split("/"))
+    for pair in _words(
+        "before/after more/less more/fewer maximum/minimum max/min increase/decrease highest/lowest "
+        "largest/smallest biggest/smallest earliest/latest above/below over/under first/last oldest/newest "
+        "oldest/youngest longest/shortest best/worst upload/download import/export input/output buy/sell "
+        "enable/disable start/stop open/close add/remove allowed/forbidden legal/illegal win/lose rise/fall "
+        "inbound/outbound north/south east/west hot/cold within/outside inside/outside advantages/disadvantages "
+        "encrypt/decrypt inflation/deflation check-in/checkout "
+        "이전/이후 전에/후에 최대/최소 최고/최저 증가/감소 이상/이하 초과/미만 처음/마지막 "
+        "높은/낮은 많은/적은 비싼/싼 상승/하락 구매/판매 입력/출력 업로드/다운로드 시작/종료 "
+        "활성화/비활성화 추가/삭제 합법/불법 "
+        "승리/패배 북쪽/남쪽 동쪽/서쪽 입국/출국 수입/수출 장점/단점 내/외 암호화/복호화 체크인/체크아웃"
+    )
+]
+# Korean case particles grouped by role; a noun that changes role between two questions swapped places.
+KO_ROLES = [
+    ("subject", ("께서", "이", "가", "은", "는")),
+    ("object", ("을", "를")),
+    ("dative", ("에게서", "한테서", "에게", "한테", "께")),
+    ("source", ("에서부터", "에서", "부터")),
+    ("goal", ("까지", "으로", "로")),
+    ("comparison", ("보다",)),
+]
+KO_PARTICLES = tuple(
+    sorted(
+        _words(
+            "께서 이 가 은 는 을 를 에게서 한테서 에게 한테 께 에서부터 에서 부터 까지 "
+            "으로 로 보다 의 에 에는 도 만 와 과 하고 랑 이랑 에도 이나 나 이란 란"
+        ),
+        key=len,
+        reverse=True,
+    )
+)
+EN_STOPWORDS = frozenset(
+    _words(
+        "a an the of to in on at for from by with about into onto as and or but if then so than that this these those "
+        "is are was were be been being am do does did done doing have has had having can could will would shall should "
+        "may might must i me my mine you your yours we our us they their them it its he his him she her what which "
+        "who whom whose where when why how there here any some all each every much many way ways get got make makes "
+        "tell explain please s possible able procedure process steps step kind type"
+    )
+)
+KO_STOPWORDS = frozenset(
+    _words(
+        "무엇 무엇인가요 무엇인가 뭔가요 뭐예요 뭐 어떻게 어떤 어디 어디인가요 어디서 어디에서 "
+        "언제 언제인가요 누구 누구인가요 누가 얼마 얼마인가요 얼마나 얼마예요 몇 왜 방법 방법은 "
+        "방법은요 방법이 방법을 알려주세요 알려 주세요 궁금합니다 "
+        "궁금해요 하나요 되나요 인가요 있나요 있는 있을 수 이 그 저 것 좀 해야 하려면 하는 하면 할 돼요 되는 "
+        "가요 나요 요 은요 는요 절차 절차는 절차가"
+    )
+)
