@@ -96,7 +96,6 @@ def piece_environment(urls: Mapping[str, str], data_dir: Path, log_level: str = 
             "RAGD_GUARDRAILS_LOG_LEVEL": log_level,
         },
         "generator": {
-            "RAGD_GENERATOR_DATA_DIR": str(data_dir / "generator"),
             "RAGD_GENERATOR_LOG_LEVEL": log_level,
         },
     }
