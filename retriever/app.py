@@ -56,8 +56,7 @@ def create_app(settings: RetrieverSettings, *, retriever: LocalRetriever | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if retriever is not None:
-            app.state.retriever = retriever
+        if retriever is not None:  # built, warmed and closed by the caller
             yield
             return
         epochs, redis = _epoch_store(settings)
@@ -72,6 +71,8 @@ def create_app(settings: RetrieverSettings, *, retriever: LocalRetriever | None 
                 await redis.aclose()
 
     app = FastAPI(title="ragd retriever", lifespan=lifespan, dependencies=[Depends(_check_contract)])
+    if retriever is not None:
+        app.state.retriever = retriever
 
     async def ready() -> dict[str, bool]:
         service: LocalRetriever | None = getattr(app.state, "retriever", None)

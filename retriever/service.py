@@ -66,14 +66,15 @@ class LocalRetriever:
         await asyncio.to_thread(lambda: self.embedder.dim)
         await asyncio.to_thread(kiwi)
         if self.reranker is not None:
-            await asyncio.to_thread(self.reranker.load)
+            try:
+                await asyncio.to_thread(self.reranker.load)
+            except Exception as exc:  # optional stage: serve fused order, announced as degraded "rerank"
+                _log.error("reranker could not be loaded", extra={"ragd": {"error": type(exc).__name__}})
         self._warm = True
 
     async def ready(self) -> dict[str, bool]:
-        checks = {"models": self._warm, "store": self._warm and await asyncio.to_thread(self.store.heartbeat)}
-        if self.reranker is not None:
-            checks["reranker"] = self.reranker.loaded
-        return checks
+        """Models loaded and store reachable. A reranker that failed to load degrades, it does not unready."""
+        return {"models": self._warm, "store": self._warm and await asyncio.to_thread(self.store.heartbeat)}
 
     async def aclose(self) -> None:
         self._views.clear()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -85,24 +86,28 @@ class ChromaStore:
     def __init__(self, settings: RetrieverSettings) -> None:
         self._settings = settings
         self._client: Any = None
+        self._opening = threading.Lock()
 
     def open(self) -> None:
-        if self._client is not None:
-            return
+        with self._opening:
+            if self._client is None:
+                self._client = self._connect()
+
+    def _connect(self) -> Any:
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
         if self._settings.chroma_mode == "http":
             url = urlparse(self._settings.chroma_url)
-            self._client = chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or 8000,
-                                               ssl=url.scheme == "https", settings=chroma_settings)
-        else:
-            path = self._settings.data_dir / "chroma"
-            path.mkdir(parents=True, exist_ok=True)
-            self._client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+            return chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or 8000,
+                                       ssl=url.scheme == "https", settings=chroma_settings)
+        path = self._settings.data_dir / "chroma"
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
     @property
     def client(self) -> Any:
+        """The Chroma client, connected on first use."""
         if self._client is None:
-            raise RuntimeError("ChromaStore.open() was not called")
+            self.open()
         return self._client
 
     def heartbeat(self) -> bool:

@@ -7,6 +7,7 @@ document. Orphan chunks (written by an ingest that never committed) are simply n
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from retriever.bm25 import BM25Index
 from retriever.store import ChunkRecord, DocRecord
 
 __all__ = ["CorpusView"]
+
+_log = logging.getLogger("ragd.retriever")
 
 
 @dataclass
@@ -80,6 +83,9 @@ class CorpusView:
         ordered = sorted(self.chunks.values(), key=lambda c: (c.doc_id, c.ordinal, c.id))
         index = BM25Index([c.id for c in ordered], [c.terms for c in ordered], fingerprint=self.fingerprint)
         if self.bm25_dir is not None:
-            self.bm25_dir.parent.mkdir(parents=True, exist_ok=True)
-            index.save(self.bm25_dir)
+            try:
+                self.bm25_dir.parent.mkdir(parents=True, exist_ok=True)
+                index.save(self.bm25_dir)
+            except OSError as exc:  # serving from memory still works; the next start rebuilds
+                _log.warning("could not save the BM25 index", extra={"ragd": {"error": str(exc)}})
         return index
