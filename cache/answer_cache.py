@@ -108,10 +108,13 @@ class AnswerCache:
                 return self._degraded(exc)
         return self._count(result)
 
-    async def store(self, scope: CacheScope, question: str, answer: CachedAnswer) -> bool:
+    async def store(self, scope: CacheScope, question: str, answer: CachedAnswer, *, write: bool = True) -> bool:
         """Store a complete answer (``finish_reason == "stop"``); False when skipped or the store failed.
-        The caller decides the rest of eligibility: no rail blocked it, the request allowed ``no-store``."""
-        if not self._storable(scope, answer):
+
+        ``write=False`` (``Cache-Control: no-store``) writes nothing. The caller decides the rest of
+        eligibility: store only answers that no rail blocked.
+        """
+        if not (write and self._storable(scope, answer)):
             CACHE_STORES.labels("skipped").inc()
             return False
         if time.monotonic() < self._broken_until:

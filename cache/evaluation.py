@@ -155,7 +155,9 @@ def evaluate(embedder: QuestionEmbedder, pairs: Sequence[Pair]) -> dict[str, Any
         "chosen_threshold": chosen,
         "at_chosen": {name: next(r for r in rows if r["threshold"] == chosen) for name, rows in sweeps.items()},
         "embed_latency_ms_p50": {
-            lang: embed_latency_ms(embedder, [p.b for p in pairs if p.lang == lang][:10]) for lang in ("en", "ko")
+            lang: embed_latency_ms(embedder, questions)
+            for lang in ("en", "ko")
+            if (questions := [p.b for p in pairs if p.lang == lang][:10])
         },
         "sweeps": sweeps,
     }

@@ -63,17 +63,17 @@ class RedisBackend:
         return value if isinstance(value, bytes | None) else _text(value).encode()
 
     async def put(self, partition: str, key: str, value: bytes, record: bytes | None) -> int:
+        v, z, log = (self._part(partition, w) for w in ("v", "z", "log"))
         pipe = self._redis.pipeline(transaction=True)
         pipe.set(self._entry(key), value, ex=self._ttl_s)
+        pipe.zadd(z, {key: time.time()})
         if record is not None:
-            v, z, log = (self._part(partition, w) for w in ("v", "z", "log"))
             pipe.hset(v, key, record)
-            pipe.zadd(z, {key: time.time()})
-            pipe.xadd(log, {"op": "add", "k": key, "r": record}, maxlen=2 * self._max_per_partition, approximate=True)
-            for name in (v, z, log):
-                pipe.expire(name, self._ttl_s)
+            pipe.xadd(log, {"op": "add", "k": key, "r": record}, maxlen=2 * self._max_per_partition, approximate=False)
+        for name in (v, z, log):
+            pipe.expire(name, self._ttl_s)
         await pipe.execute()
-        return await self._evict(partition) if record is not None else 0
+        return await self._evict(partition)
 
     async def _evict(self, partition: str) -> int:
         """Drop entries past the per-partition bound (counted) and past their TTL (not counted)."""
@@ -100,7 +100,7 @@ class RedisBackend:
                 self._part(partition, "log"),
                 {"op": "del", "k": key},
                 maxlen=2 * self._max_per_partition,
-                approximate=True,
+                approximate=False,
             )
         await pipe.execute()
 

@@ -1,0 +1,122 @@
+"""Contract tests every backend passes (in-process and Redis), with the real e5 embedder."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from cache import AnswerCache, CachedAnswer, CacheLookup, CacheSettings, E5QuestionEmbedder
+from services.contracts import GenerationParams
+from tests.cache.conftest import SHARED_REDIS, scope
+
+pytestmark = pytest.mark.anyio
+
+QUESTION = "How do I delete my account permanently?"
+PARAPHRASE = "How can I permanently delete my account?"
+ANSWER = CachedAnswer(content="Annual plans are refundable within 30 days [1].", citations=[{"id": "doc-7", "n": 1}])
+
+
+async def test_exact_hit_returns_the_stored_answer(cache: AnswerCache) -> None:
+    assert (await cache.lookup(scope(), QUESTION)).outcome == "miss"
+    assert await cache.store(scope(), QUESTION, ANSWER)
+    hit = await cache.lookup(scope(), "  how do i DELETE my account   permanently ")
+    assert hit.outcome == "exact"
+    assert hit.answer is not None
+    assert hit.answer.content == ANSWER.content and hit.answer.citations == ANSWER.citations
+    assert hit.answer.question == QUESTION
+
+
+async def test_paraphrase_is_a_semantic_hit(cache: AnswerCache) -> None:
+    await cache.store(scope(), QUESTION, ANSWER)
+    hit = await cache.lookup(scope(), PARAPHRASE)
+    assert hit.outcome == "semantic" and hit.answer is not None and hit.answer.content == ANSWER.content
+
+
+async def test_korean_paraphrase_is_a_semantic_hit(cache: AnswerCache) -> None:
+    await cache.store(scope(), "비밀번호를 재설정하려면 어떻게 해야 하나요?", ANSWER)
+    assert (await cache.lookup(scope(), "비밀번호 재설정 방법을 알려주세요.")).outcome == "semantic"
+
+
+async def test_another_tenant_never_gets_the_entry(cache: AnswerCache) -> None:
+    await cache.store(scope(tenant="tenant-a"), QUESTION, ANSWER)
+    for question in (QUESTION, PARAPHRASE):
+        assert (await cache.lookup(scope(tenant="tenant-b"), question)).outcome == "miss"
+    assert (await cache.lookup(scope(tenant="tenant-a"), QUESTION)).outcome == "exact"
+
+
+async def test_a_new_epoch_misses(cache: AnswerCache) -> None:
+    await cache.store(scope(epoch="before-ingest"), QUESTION, ANSWER)
+    assert (await cache.lookup(scope(epoch="after-ingest"), QUESTION)).outcome == "miss"
+    assert (await cache.lookup(scope(epoch="after-ingest"), PARAPHRASE)).outcome == "miss"
+
+
+async def test_other_generation_parameters_miss(cache: AnswerCache) -> None:
+    await cache.store(scope(), QUESTION, ANSWER)
+    assert (await cache.lookup(scope(params=GenerationParams(max_tokens=64)), QUESTION)).outcome == "miss"
+    assert (await cache.lookup(scope(model="other-model"), QUESTION)).outcome == "miss"
+    assert (await cache.lookup(scope(policy_version="p2"), QUESTION)).outcome == "miss"
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("Which medications are safe during pregnancy?", "Which medications are not safe during pregnancy?"),
+        ("Which items can be recycled?", "Which items cannot be recycled?"),
+        ("환불받을 수 있는 경우는 언제인가요?", "환불받을 수 없는 경우는 언제인가요?"),
+        ("보험이 적용되는 치료는 무엇인가요?", "보험이 적용되지 않는 치료는 무엇인가요?"),
+    ],
+)
+async def test_negation_misses(cache: AnswerCache, stored: str, asked: str) -> None:
+    await cache.store(scope(), stored, ANSWER)
+    assert (await cache.lookup(scope(), asked)).outcome == "miss"
+
+
+async def test_no_store_writes_nothing(cache: AnswerCache) -> None:
+    assert not await cache.store(scope(), QUESTION, ANSWER, write=False)
+    assert (await cache.lookup(scope(), QUESTION)).outcome == "miss"
+
+
+async def test_incomplete_or_sampled_answers_are_not_stored(cache: AnswerCache) -> None:
+    truncated = ANSWER.model_copy(update={"finish_reason": "length"})
+    assert not await cache.store(scope(), QUESTION, truncated)
+    assert not await cache.store(scope(params=GenerationParams(temperature=0.8)), QUESTION, ANSWER)
+    assert not await cache.store(scope(), QUESTION, ANSWER.model_copy(update={"content": ""}))
+    assert (await cache.lookup(scope(), QUESTION)).outcome == "miss"
+
+
+async def test_no_cache_and_sampling_bypass_the_read(cache: AnswerCache) -> None:
+    await cache.store(scope(), QUESTION, ANSWER)
+    assert (await cache.lookup(scope(), QUESTION, read=False)) == CacheLookup("bypass")
+    assert (await cache.lookup(scope(params=GenerationParams(temperature=0.9)), QUESTION)).outcome == "bypass"
+
+
+async def test_lookup_result_carries_no_key_material(cache: AnswerCache) -> None:
+    await cache.store(scope(), QUESTION, ANSWER)
+    hit = await cache.lookup(scope(), QUESTION)
+    assert {f.name for f in dataclasses.fields(hit)} == {"outcome", "answer", "similarity"}
+    assert hit.answer is not None and set(hit.answer.model_dump()) == set(CachedAnswer.model_fields)
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_partition_is_bounded_with_eviction(backend: str, namespace: str, embedder: E5QuestionEmbedder) -> None:
+    settings = CacheSettings(namespace=namespace, max_entries_per_partition=3, semantic=False, redis_timeout_s=0.5)
+    small = AnswerCache.create(settings, SHARED_REDIS if backend == "redis" else None, embedder)
+    for i in range(5):
+        assert await small.store(scope(), f"question number {i}", ANSWER)
+    outcomes = [(await small.lookup(scope(), f"question number {i}")).outcome for i in range(5)]
+    assert outcomes == ["miss", "miss", "exact", "exact", "exact"]
+    await small.close()
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_entries_expire_after_ttl(backend: str, namespace: str, embedder: E5QuestionEmbedder) -> None:
+    settings = CacheSettings(namespace=namespace, ttl_s=1, redis_timeout_s=0.5)
+    short = AnswerCache.create(settings, SHARED_REDIS if backend == "redis" else None, embedder)
+    await short.store(scope(), QUESTION, ANSWER)
+    assert (await short.lookup(scope(), QUESTION)).outcome == "exact"
+    await asyncio.sleep(1.2)
+    assert (await short.lookup(scope(), QUESTION)).outcome == "miss"
+    assert (await short.lookup(scope(), PARAPHRASE)).outcome == "miss"
+    await short.close()

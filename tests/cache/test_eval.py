@@ -1,0 +1,41 @@
+"""The pair set is what docs/cache.md says it is, and ``ragd eval cache`` reports and plots from it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from cache.evaluation import load_pairs
+from services.cli import main
+
+
+def test_pair_set_covers_both_languages_and_every_kind() -> None:
+    pairs = load_pairs()
+    assert len(pairs) >= 200
+    assert len({p.id for p in pairs}) == len(pairs)
+    kinds = Counter((p.lang, p.kind) for p in pairs)
+    for lang in ("en", "ko"):
+        assert kinds[(lang, "paraphrase")] >= 50
+        for kind in ("negation", "scope", "entity", "number"):
+            assert kinds[(lang, kind)] >= 8, (lang, kind)
+    assert all(p.hit == (p.kind == "paraphrase") for p in pairs)
+    assert {p.split for p in pairs} <= {"dev", "holdout"}
+
+
+def test_eval_cli_writes_report_and_plot(tmp_path: Path) -> None:
+    pairs = load_pairs()
+    subset = [p for p in pairs if p.lang == "en"][:6] + [p for p in pairs if p.lang == "ko" and not p.hit][:6]
+    small = tmp_path / "pairs.jsonl"
+    small.write_text("\n".join(json.dumps(_row(p), ensure_ascii=False) for p in subset))
+    out, png = tmp_path / "report.json", tmp_path / "plot.png"
+    assert main(["eval", "cache", "--pairs", str(small), "--json", str(out), "--plot", str(png)]) == 0
+    report = json.loads(out.read_text())
+    assert 0.8 <= report["chosen_threshold"] <= 1.0
+    dev = report["at_chosen"]["dev"]
+    assert dev["pairwise"]["false_hit_rate"] <= 0.01 and dev["crowded"]["false_hit_rate"] <= 0.01
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _row(p: object) -> dict[str, object]:
+    return {k: getattr(p, k) for k in ("id", "lang", "kind", "hit", "split", "a", "b")}

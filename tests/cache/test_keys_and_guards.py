@@ -1,0 +1,101 @@
+"""Unit tests: scopes, keys, eligibility and the precision guards (pure logic, no model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cache import CacheScope, eligibility, exact_key, normalize_question, partition_key
+from cache.guards import reject_reason
+from services.contracts import GenerationParams
+from tests.cache.conftest import scope
+
+
+def test_normalization_ignores_case_spacing_and_trailing_punctuation() -> None:
+    assert normalize_question("  What IS   the refund policy?? ") == normalize_question("what is the refund policy")
+    assert normalize_question("연간 요금제의  환불 정책은?") == "연간 요금제의 환불 정책은"
+
+
+def test_every_scope_field_changes_the_key() -> None:
+    base = scope()
+    variants = [
+        scope(tenant="other"),
+        scope(epoch="e2"),
+        scope(collection="faq"),
+        scope(policy_version="p2"),
+        scope(model="m2"),
+        scope(params=GenerationParams(max_tokens=100)),
+        scope(params=GenerationParams(seed=7)),
+        scope(params=GenerationParams(stop=("\n",))),
+    ]
+    keys = {exact_key(s, "q") for s in [base, *variants]}
+    partitions = {partition_key(s) for s in [base, *variants]}
+    assert len(keys) == len(partitions) == len(variants) + 1
+
+
+def test_keys_reveal_neither_tenant_nor_question() -> None:
+    s = CacheScope("tenant-acme", "secret-collection", "e1", "p1", "m1")
+    for key in (exact_key(s, "What is the refund policy?"), partition_key(s)):
+        assert "acme" not in key and "secret" not in key and "refund" not in key
+        assert all(c in "0123456789abcdef" for c in key)
+
+
+def test_tenant_and_collection_cannot_collide_by_concatenation() -> None:
+    assert partition_key(scope(tenant="ab", collection="c")) != partition_key(scope(tenant="a", collection="bc"))
+
+
+@pytest.mark.parametrize(
+    ("header", "read", "write"),
+    [
+        (None, True, True),
+        ("no-cache", False, True),
+        ("no-store", True, False),
+        ("No-Cache, no-store", False, False),
+        ("max-age=0", True, True),
+    ],
+)
+def test_cache_control(header: str | None, read: bool, write: bool) -> None:
+    e = eligibility(GenerationParams(), header, max_temperature=0.0)
+    assert (e.read, e.write) == (read, write)
+
+
+def test_sampled_requests_are_not_cached() -> None:
+    e = eligibility(GenerationParams(temperature=0.7), None, max_temperature=0.0)
+    assert not e.read and not e.write
+
+
+@pytest.mark.parametrize(
+    ("query", "candidate", "guard"),
+    [
+        ("Which drugs are not safe in pregnancy?", "Which drugs are safe in pregnancy?", "negation"),
+        ("환불받을 수 없는 경우는 언제인가요?", "환불받을 수 있는 경우는 언제인가요?", "negation"),
+        ("What was the revenue in 2023?", "What was the revenue in 2022?", "number"),
+        ("티켓 세 장 가격은 얼마인가요?", "티켓 두 장 가격은 얼마인가요?", "number"),
+        ("Is the office open on Sunday?", "Is the office open on Saturday?", "date"),
+        ("What is the minimum upload size?", "What is the maximum upload size?", "antonym"),
+        ("Did Beats acquire Apple?", "Did Apple acquire Beats?", "entity_swap"),
+        ("Who is the CEO of Google?", "Who is the CEO of Microsoft?", "entity"),
+        ("영희가 철수에게 보낸 편지는?", "철수가 영희에게 보낸 편지는?", "role_swap"),
+        ("Does the cat chase the dog in the story?", "Does the dog chase the cat in the story?", "word_order"),
+        ("What is the refund policy for monthly plans?", "What is the refund policy for annual plans?", "substitution"),
+        ("부산의 인구는 얼마인가요?", "서울의 인구는 얼마인가요?", "substitution"),
+        ("How do I reset my password on the website?", "How do I reset my password?", "substitution"),
+        ("연간 요금제의 환불 정책은 무엇인가요?", "What is the refund policy for annual plans?", "language"),
+    ],
+)
+def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> None:
+    assert reject_reason(query, candidate) == guard
+
+
+@pytest.mark.parametrize(
+    ("query", "candidate"),
+    [
+        ("How do refunds work for yearly subscriptions?", "What is the refund policy for annual plans?"),
+        ("Which city is Australia's capital?", "What is the capital of Australia?"),
+        ("How can I permanently delete my account?", "How do I delete my account permanently?"),
+        ("바나나 하나에는 칼로리가 얼마나 들어 있나요?", "바나나 한 개의 칼로리는 얼마인가요?"),
+        ("비밀번호 재설정 방법을 알려주세요.", "비밀번호를 재설정하려면 어떻게 해야 하나요?"),
+        ("E42 오류 코드의 의미가 뭔가요?", "오류 코드 E42는 무슨 뜻인가요?"),
+    ],
+)
+def test_guards_let_paraphrases_through(query: str, candidate: str) -> None:
+    assert reject_reason(query, candidate) is None
