@@ -66,7 +66,8 @@ def create_app(settings: GatewaySettings | None = None,
                 system_prompt=settings.system_prompt, source_chars=settings.source_chars,
                 rewrite_follow_ups=settings.rewrite_follow_ups,
                 guard_input_fail_open=settings.guard_input_fail_open,
-                guard_output_fail_open=settings.guard_output_fail_open)
+                guard_output_fail_open=settings.guard_output_fail_open,
+                holdback_chars=settings.stream_holdback_chars)
             yield
 
     app = FastAPI(title="ragd", version="0.1.0", lifespan=lifespan,

@@ -7,6 +7,7 @@ retriever and guardrails packages may be absent there.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -139,15 +140,20 @@ async def build_components(settings: GatewaySettings) -> AsyncIterator[Component
         components = Components(retriever=retriever, corpus=retriever, generator=generator, guard=guard,
                                 epochs=epochs, cache=cache, scope_factory=scope_factory, redis=redis)
         for name, piece in (("retriever", retriever), ("guardrails", guard)):
-            check = getattr(piece, "ready", None)
-            if check is not None:
-                components.checks[name] = _all_true(check)
+            if hasattr(piece, "ready"):
+                components.checks[name] = _readiness(piece)
         yield components
 
 
-def _all_true(check: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[bool]]:
+def _readiness(piece: Any) -> Callable[[], Awaitable[bool]]:
+    """A piece's ``ready``: an async method, a plain method or a property; a dict means all must hold."""
+
     async def run() -> bool:
-        result = await check()
+        result = piece.ready
+        if callable(result):
+            result = result()
+        if inspect.isawaitable(result):
+            result = await result
         return all(result.values()) if isinstance(result, dict) else bool(result)
 
     return run

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from gateway.openai_schema import Citation
 from generator.prompt import DEFAULT_SYSTEM_PROMPT, build_messages, cited_numbers, rewrite_messages
+from guardrails.streaming import guard_stream
 from services import telemetry
 from services.contracts import (
     ChatMessage,
@@ -115,7 +116,9 @@ class Pipeline:
         rewrite_follow_ups: bool = True,
         guard_input_fail_open: bool = False,
         guard_output_fail_open: bool = True,
+        holdback_chars: int = 64,
     ) -> None:
+        self.holdback_chars = holdback_chars
         self.retriever = retriever
         self.generator = generator
         self.guard = guard
@@ -277,13 +280,13 @@ class Pipeline:
         await self._store(prepared, prepared.answer)
 
     async def _guarded(self, deltas: AsyncIterator[Delta], prepared: Prepared) -> AsyncIterator[Delta]:
-        """Output rails over the stream; the guardrails package supplies the hold-back window."""
-        guard_stream = _guard_stream_impl()
-        if guard_stream is None:
-            async for delta in deltas:
-                yield delta
-            return
-        async for delta in guard_stream(deltas, self.guard, prepared, self.guard_output_fail_open):
+        """Output rails over the stream through the hold-back window: nothing is released unchecked."""
+        guard: Guard = self.guard
+        if self.guard_output_fail_open:
+            guard = _FailOpenOutput(self.guard, prepared.degraded)
+        async for delta in guard_stream(deltas, guard, window_chars=self.holdback_chars,
+                                        system_prompt=prepared.messages[0].content if prepared.messages else None,
+                                        sources=[c.text for c in prepared.chunks], tenant=prepared.turn.tenant):
             yield delta
 
     async def _store(self, prepared: Prepared, answer: Answer) -> None:
@@ -306,5 +309,22 @@ def _conversation_digest(history: Sequence[ChatMessage]) -> str:
     return hashlib.sha256(users.encode()).hexdigest()[:16] if users else ""
 
 
-def _guard_stream_impl() -> Any:
-    return None
+class _FailOpenOutput:
+    """Output rails that let text through, counted and announced, when the guardrails are down."""
+
+    def __init__(self, guard: Guard, degraded: list[str]) -> None:
+        self._guard = guard
+        self._degraded = degraded
+
+    @property
+    def policy_version(self) -> str:
+        return self._guard.policy_version
+
+    async def check(self, request: GuardCheckRequest) -> GuardDecision:
+        try:
+            return await self._guard.check(request)
+        except DependencyError:
+            if "guardrails" not in self._degraded:
+                self._degraded.append("guardrails")
+                DEGRADATIONS.labels("guardrails").inc()
+            return GuardDecision(action="pass", text=request.text)

@@ -13,7 +13,7 @@ from tests.e2e.conftest import FIXTURE_CORPUS, Server
 
 pytestmark = pytest.mark.e2e
 
-FIXTURE_IDS = {p.stem for p in FIXTURE_CORPUS.glob("*.md")}
+FIXTURE_IDS = {p.name for p in FIXTURE_CORPUS.glob("*.md")}
 
 
 def _client(server: Server) -> openai.OpenAI:
@@ -37,13 +37,13 @@ def test_non_streaming_answer_cites_existing_documents(server: Server) -> None:
     assert completion.choices[0].finish_reason in ("stop", "length")
     assert completion.usage is not None and completion.usage.prompt_tokens > 0
     citations = (completion.model_extra or {})["citations"]
-    _assert_valid_citations(citations, "aurora-lighthouse")
+    _assert_valid_citations(citations, "aurora-lighthouse.md")
     assert "[" in completion.choices[0].message.content
 
 
 @pytest.mark.parametrize(("question", "expected"), [
-    ("How is Copperleaf tea dried?", "copperleaf-tea"),
-    ("푸른솔 도서관은 언제 문을 열었나요?", "pureunsol-library"),
+    ("How is Copperleaf tea dried?", "copperleaf-tea.md"),
+    ("푸른솔 도서관은 언제 문을 열었나요?", "pureunsol-library.md"),
 ])
 def test_streaming_answer_with_citations_before_done(server: Server, question: str, expected: str) -> None:
     stream = _client(server).chat.completions.create(
@@ -96,7 +96,7 @@ def test_metrics_show_retrieve_and_generate_stages(server: Server) -> None:
 
 
 def test_reingesting_the_same_documents_adds_no_chunks(server: Server) -> None:
-    docs = [{"id": p.stem, "title": p.stem, "text": p.read_text(encoding="utf-8")}
+    docs = [{"id": p.name, "title": p.stem, "text": p.read_text(encoding="utf-8")}
             for p in sorted(Path(FIXTURE_CORPUS).glob("*.md"))]
     url = server.openai_base + "/collections/default/documents"
     first = httpx.post(url, json={"documents": docs}, timeout=300)
