@@ -28,6 +28,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retriever.settings import RetrieverSettings
+from services.settings import default_data_dir
 
 __all__ = [
     "E5TorchEmbedder",
@@ -260,6 +261,8 @@ class E5TorchSettings(BaseSettings):
 
     int8: bool = Field(True, description="Quantise linear layers to int8 (torch dynamic) for faster CPU inference.")
     max_length: int = Field(512, ge=16, le=512, description="Longest input, tokens; longer text is truncated.")
+    models_dir: Path = Field(default_factory=lambda: default_data_dir() / "models",
+                             description="Where the converted model is cached (about 470 MB).")
 
 
 class E5TorchEmbedder:
@@ -300,7 +303,9 @@ class E5TorchEmbedder:
 
     @property
     def dim(self) -> int:
-        return int(self._loaded().get_sentence_embedding_dimension())
+        model = self._loaded()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
 
     def _encode(self, texts: Sequence[str], prefix: str) -> npt.NDArray[np.float32]:
         model = self._loaded()
@@ -321,5 +326,5 @@ def e5_torch_embedder(settings: RetrieverSettings) -> E5TorchEmbedder:
     """Registry factory for backend ``e5-torch`` (``embedder_model``: a fine-tuned dir, or None)."""
     options = E5TorchSettings()
     model_dir = Path(settings.embedder_model) if settings.embedder_model else None
-    return E5TorchEmbedder(model_dir, models_dir=settings.data_dir / "models", batch_size=settings.embed_batch_size,
+    return E5TorchEmbedder(model_dir, models_dir=options.models_dir, batch_size=settings.embed_batch_size,
                            max_length=options.max_length, int8=options.int8)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -27,9 +26,12 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from retriever.e5_torch import E5TorchSettings
+from retriever.fusion import reciprocal_rank_fusion, weighted_fusion
 from retriever.metrics import mean_metrics, percentile
 from retriever.service import LocalRetriever
 from retriever.settings import RetrieverSettings
+from retriever.text import analyze
 from services.contracts import CollectionConfig, DocumentIn, RetrieveRequest, RetrieveResponse
 from services.epochs import MemoryEpochStore, partition_id
 from services.errors import NotFoundError
@@ -47,6 +49,8 @@ __all__ = [
     "plot_hnsw",
     "ranked_doc_ids",
     "run_queries",
+    "side_rankings",
+    "tune_fusion",
 ]
 
 TENANT = "eval"
@@ -55,8 +59,8 @@ TOP_K = 100
 _INGEST_BATCH = 100
 # Settings that change what is stored (chunks, terms, vectors); the others only change the search.
 _INDEX_FIELDS = ("embedder_backend", "embedder_model", "passage_prefix", "chunk_size", "chunk_overlap")
-_INDEX_MODULES = ("chunking.py", "text.py", "ingest.py", "embedders.py", "e5_torch.py", "store.py")
-_INDEX_ENV_PREFIXES = ("RAGD_E5_TORCH_",)
+# Bump when chunking, analysis or embedding code changes what an index holds for the same settings.
+INDEX_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -154,20 +158,15 @@ def load_dataset(path: Path, split: str = "test") -> Dataset:
 
 
 def index_fingerprint(dataset: Dataset, settings: RetrieverSettings) -> str:
-    """Hash of the corpus, the index-shaping settings and the code that builds the index."""
-    digest = hashlib.sha256()
+    """Hash of the corpus, the index-shaping settings and :data:`INDEX_VERSION`."""
+    digest = hashlib.sha256(INDEX_VERSION.encode())
     for doc in dataset.docs:
         digest.update(json.dumps([doc.id, doc.title, doc.text], ensure_ascii=False).encode())
     for name in _INDEX_FIELDS:
         digest.update(f"{name}={getattr(settings, name)!r}".encode())
-    for key in sorted(os.environ):
-        if key.startswith(_INDEX_ENV_PREFIXES):
-            digest.update(f"{key}={os.environ[key]}".encode())
-    here = Path(__file__).parent
-    for module in _INDEX_MODULES:
-        source = here / module
-        if source.exists():
-            digest.update(source.read_bytes())
+    if settings.embedder_backend == "e5-torch":
+        options = E5TorchSettings()
+        digest.update(f"int8={options.int8} max_length={options.max_length}".encode())
     return digest.hexdigest()[:20]
 
 
@@ -259,6 +258,82 @@ async def evaluate(dataset: Dataset, settings: RetrieverSettings, *, cache_root:
         return summarize(scored, run, settings, len(view.chunks))
     finally:
         await retriever.aclose()
+
+
+# ---------------------------------------------------------------- fusion tuning (train/dev queries only)
+
+SideRankings = dict[str, dict[str, list[tuple[str, float]]]]
+
+
+async def side_rankings(retriever: LocalRetriever, queries: Mapping[str, str], depth: int,
+                        *, progress: bool = True) -> SideRankings:
+    """Per query, the BM25 and dense candidate lists (chunk id, score) exactly as the search path makes them."""
+    view = await retriever.view(TENANT, COLLECTION)
+    texts = list(queries.values())
+    vectors = await asyncio.to_thread(retriever.embedder.embed_queries, texts)
+    bm25 = view.bm25()
+    out: SideRankings = {}
+    for (qid, text), vector in tqdm(zip(queries.items(), vectors, strict=True), total=len(texts),
+                                    desc="candidates", unit="q", disable=not progress):
+        dense = retriever.store.query(TENANT, COLLECTION, vector, min(len(view.chunks), depth + 16))
+        out[qid] = {"bm25": bm25.search(analyze(text), depth),
+                    "dense": [(c, sc) for c, sc in dense if c in view.chunks][:depth]}
+    return out
+
+
+def fused_metrics(sides: SideRankings, qrels: Mapping[str, Mapping[str, int]], doc_of: Mapping[str, str],
+                  settings: RetrieverSettings) -> dict[str, float]:
+    """Metrics of fusing the saved candidate lists with ``settings`` (fusion, weights, rrf_k, candidates)."""
+    rankings: dict[str, list[str]] = {}
+    n = settings.candidates
+    for qid, lists in sides.items():
+        cut = {side: ranked[:n] for side, ranked in lists.items()}
+        if settings.fusion == "weighted":
+            weights = {"bm25": settings.weight_bm25, "dense": settings.weight_dense}
+            fused = weighted_fusion(cut, weights, method=settings.weighted_norm)
+        else:
+            fused = reciprocal_rank_fusion(cut, k=settings.rrf_k)
+        seen: dict[str, None] = {}
+        for cid, _ in fused[:TOP_K]:
+            seen.setdefault(doc_of[cid], None)
+        rankings[qid] = list(seen)
+    return mean_metrics(rankings, qrels)
+
+
+def fusion_grid(base: RetrieverSettings) -> list[RetrieverSettings]:
+    """The fusion settings tried by :func:`tune_fusion`."""
+    grid: list[dict[str, Any]] = []
+    for candidates in (20, 50, 100):
+        grid += [{"fusion": "rrf", "rrf_k": k, "candidates": candidates} for k in (5, 20, 60)]
+        for norm in ("minmax", "zscore"):
+            for w in (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
+                grid.append({"fusion": "weighted", "weighted_norm": norm, "weight_dense": w,
+                             "weight_bm25": round(1.0 - w, 2), "candidates": candidates})
+    return [base.model_copy(update=u) for u in grid]
+
+
+async def tune_fusion(datasets: Sequence[Dataset], settings: RetrieverSettings, *, cache_root: Path,
+                      progress: bool = True) -> list[dict[str, Any]]:
+    """Every fusion setting of :func:`fusion_grid` scored on each dataset's (train/dev) queries,
+    best mean nDCG@10 first. Candidate lists are computed once per dataset and fused offline."""
+    grid = fusion_grid(settings)
+    per_dataset: list[list[dict[str, float]]] = []
+    for dataset in datasets:
+        retriever = await open_index(dataset, settings, cache_root, progress=progress)
+        sides = await side_rankings(retriever, dataset.queries, 100, progress=progress)
+        view = await retriever.view(TENANT, COLLECTION)
+        doc_of = {cid: chunk.doc_id for cid, chunk in view.chunks.items()}
+        per_dataset.append([fused_metrics(sides, dataset.qrels, doc_of, s) for s in grid])
+        await retriever.aclose()
+    rows = []
+    for i, variant in enumerate(grid):
+        scores = {d.name: per_dataset[j][i] for j, d in enumerate(datasets)}
+        rows.append({"mean_ndcg@10": float(np.mean([m["ndcg@10"] for m in scores.values()])),
+                     "settings": {k: getattr(variant, k) for k in _FUSION_FIELDS}, "datasets": scores})
+    return sorted(rows, key=lambda r: -r["mean_ndcg@10"])
+
+
+_FUSION_FIELDS = ("fusion", "rrf_k", "weight_bm25", "weight_dense", "weighted_norm", "candidates")
 
 
 # ---------------------------------------------------------------- HNSW vs exact search
