@@ -201,11 +201,14 @@ class Topology:
         self._check_port_free(piece)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_UP_")}
         env.update({"PYTHONUNBUFFERED": "1", **piece.env, **self._extra_env})
-        log = (self.log_dir / f"{piece.name}.log").open("ab")
+        log = (self.log_dir / f"{piece.name}.log").open("wb")
         try:
             self._procs[piece.name] = subprocess.Popen(
                 piece.command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 preexec_fn=self._child_setup)
+        except FileNotFoundError as exc:
+            hint = " (install redis-server, or point RAGD_UP_REDIS_URL at a Redis)" if piece.name == "redis" else ""
+            raise TopologyError(f"{piece.name}: cannot run {piece.command[0]!r}{hint}") from exc
         finally:
             log.close()
 

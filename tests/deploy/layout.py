@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import re
 import tomllib
@@ -92,3 +93,13 @@ def extras_installed(service: str) -> list[str]:
 
 def cli_port(command: list[str]) -> int:
     return int(command[command.index("--port") + 1])
+
+
+def parse_serve(command: list[str]) -> argparse.Namespace:
+    """Parse a ``ragd serve ...`` command line with the real ``ragd serve`` parser."""
+    from gateway.cli import add_serve
+
+    assert command[:2] == ["ragd", "serve"], command
+    parser = argparse.ArgumentParser(prog="ragd serve", exit_on_error=False)
+    add_serve(parser)
+    return parser.parse_args(command[2:])

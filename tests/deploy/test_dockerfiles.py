@@ -18,6 +18,7 @@ from tests.deploy.layout import (
     dockerfile,
     dockerfile_env,
     extras_installed,
+    parse_serve,
     pyproject,
     unknown_settings,
 )
@@ -109,3 +110,11 @@ def eval_json_list(text: str) -> list[str]:
     value = json.loads(text)
     assert isinstance(value, list)
     return [str(v) for v in value]
+
+
+@pytest.mark.parametrize("service", RAGD_SERVICES)
+def test_image_and_compose_commands_are_valid_ragd_serve_calls(service: str) -> None:
+    for command in (eval_json_list([i.args for i in dockerfile(service) if i.keyword == "CMD"][-1]),
+                    compose()["services"][service]["command"]):
+        args = parse_serve(command)
+        assert args.piece == service and args.host == "0.0.0.0"

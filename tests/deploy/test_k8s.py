@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 
 from tests.deploy.k8s import K8S, OVERLAYS, by_kind, pod_spec, render, render_without_kubectl
-from tests.deploy.layout import RAGD_SERVICES, compose, unknown_settings
+from tests.deploy.layout import RAGD_SERVICES, compose, parse_serve, unknown_settings
 
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 WORKLOADS = ("Deployment", "StatefulSet")
@@ -63,6 +63,8 @@ def test_ragd_pieces_probe_ready_and_health_and_run_unprivileged(docs: list[dict
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert container["image"].startswith(f"ragd/{name}:")
+        args = parse_serve(container["args"])
+        assert args.piece == name and args.port == container["ports"][0]["containerPort"]
 
 
 def test_gateway_and_retriever_autoscale(docs: list[dict[str, Any]]) -> None:
@@ -113,6 +115,7 @@ def test_the_generator_overlay_decides_the_gpu(docs: list[dict[str, Any]]) -> No
         assert {n for n, g in gpus.items() if g} == {"vllm"}
     else:
         assert "generator" in deployments and not any(gpus.values())
+        assert parse_serve(pod_spec(deployments["generator"])["containers"][0]["args"]).piece == "generator"
 
 
 def test_http_pieces_carry_scrape_annotations(docs: list[dict[str, Any]]) -> None:
