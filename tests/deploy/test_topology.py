@@ -186,3 +186,11 @@ def test_ragd_up_stops_every_piece_on_sigterm(tmp_path: Path) -> None:
     assert up.wait(timeout=60) == 0
     time.sleep(0.5)
     assert all(_port_free(base + offset) for offset in PORT_OFFSETS.values())
+
+
+def test_a_missing_redis_server_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server to be found
+    topology = Topology(_settings(tmp_path, private_redis=True))
+    with pytest.raises(TopologyError, match="redis-server"):
+        topology.start()
+    assert topology.exited() == {}
