@@ -24,9 +24,17 @@ _WORD = HashingVectorizer(analyzer="word", ngram_range=(1, 2), n_features=_N_FEA
                           alternate_sign=False, lowercase=True, norm="l2", token_pattern=r"(?u)\b\w+\b")
 
 
+_HEAD, _TAIL = 1500, 500
+
+
+def _clip(text: str) -> str:
+    """Long prompts are scored on their head and tail: where jailbreak framing and payloads sit."""
+    return text if len(text) <= _HEAD + _TAIL else text[:_HEAD] + " " + text[-_TAIL:]
+
+
 def featurize(texts: Sequence[str]) -> sparse.csr_matrix:
     """Normalised text -> [char n-grams | word n-grams], each block l2-normalised."""
-    norm = [normalize(t) for t in texts]
+    norm = [normalize(_clip(t)) for t in texts]
     return sparse.hstack([_CHAR.transform(norm), _WORD.transform(norm)], format="csr")
 
 

@@ -1,7 +1,8 @@
 """Labelled data for training and evaluating the input rails, split by source.
 
-Whole sources are held out, so the reported numbers are on data whose source the classifier
-never saw. Licensed files are read from the shared data directory at run time and never copied
+Every source is cut 70/30 (the 30 % is never trained on); the sources also fall in two groups, so
+a model trained on group A alone measures how the recipe does on sources it never saw. Licensed
+files are read from the shared data directory at run time and never copied
 into the repository; ragd's own examples live in ``guardrails/corpus/``.
 """
 
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["HELDOUT", "TRAIN", "Example", "default_data_dir", "load_split", "read_jsonl"]
+__all__ = ["GROUP_A", "GROUP_B", "Example", "default_data_dir", "load_split", "read_jsonl"]
 
 Split = Literal["train", "heldout"]
+Group = Literal["all", "a", "b"]
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -38,8 +40,8 @@ def default_data_dir() -> Path:
     return Path("/work/shared/data")
 
 
-# source name -> file under data/guardrails/. Training sources first.
-TRAIN: dict[str, str] = {
+# source name -> file under data/guardrails/. Two groups, for the unseen-source measurement.
+GROUP_A: dict[str, str] = {
     "slabs": "slabs_prompt_injection/test.jsonl",
     "lakera_gandalf": "lakera_gandalf_ignore_instructions/attacks.jsonl",
     "yanismiraoui": "yanismiraoui_prompt_injections/attacks.jsonl",
@@ -49,21 +51,22 @@ TRAIN: dict[str, str] = {
     "alpaca_seed": "benign_instructions/alpaca_seed_tasks.jsonl",
     "self_instruct_en": "benign_instructions/self_instruct_user_oriented.jsonl",
     "self_instruct_ko_deepl": "benign_instructions/self_instruct_user_oriented_deepl_ko.jsonl",
+    "self_instruct_ko_gpt4": "benign_instructions/self_instruct_user_oriented_gpt4_ko.jsonl",
 }
-HELDOUT: dict[str, str] = {
+GROUP_B: dict[str, str] = {
     "neuralchemy": "neuralchemy_prompt_injection/core_test.jsonl",
     "jailbreakbench": "jailbreakbench_behaviors/behaviors.jsonl",
     "notinject": "notinject/benign.jsonl",
     "korean_pi_samples": "korean_prompt_injection_samples/samples.jsonl",
     "red_teaming_en_ko": "llm_red_teaming_dataset/attacks_en_ko.jsonl",
-    "self_instruct_ko_gpt4": "benign_instructions/self_instruct_user_oriented_gpt4_ko.jsonl",
-    "square_benign": "square_sensitive_questions/test.jsonl",
+    "square": "square_sensitive_questions/test.jsonl",
 }
-# QA questions (benign): half of the paragraphs for training, the other half held out.
+# QA questions (benign), split by paragraph.
 _QUESTIONS: dict[str, tuple[str, str, int]] = {
     "korquad_questions": ("korquad_v1_dev", "ko", 700),
     "xquad_questions": ("xquad_en", "en", 500),
 }
+GROUP_A_QUESTIONS = frozenset({"xquad_questions"})
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, object]]:
@@ -79,13 +82,34 @@ def _lang(raw: object, text: str) -> str:
     return raw if isinstance(raw, str) else "en"
 
 
-def _from_file(path: Path, source: str) -> Iterator[Example]:
+def _bucket(key: str) -> Split:
+    """70 % train, 30 % held out, stable across runs and machines."""
+    return "train" if zlib.crc32(key.encode("utf-8")) % 10 < 7 else "heldout"
+
+
+def _group_key(source: str, row: dict[str, object], position: int) -> str:
+    """Translations of one item share a key, so an item and its translation land in the same split."""
+    if source == "red_teaming_en_ko":  # EN rows then KO rows in the same order
+        return f"{source}:{position}"
+    raw_id = str(row.get("id", ""))
+    if raw_id:
+        return raw_id.removesuffix("-en")
+    return str(row["text"])
+
+
+def _from_file(path: Path, source: str, split: Split) -> Iterator[Example]:
+    seen: dict[str, int] = {}
     for row in read_jsonl(path):
         text, label = str(row["text"]), str(row["label"])
-        if source == "square_benign" and label != "benign":
+        lang = _lang(row.get("lang"), text)
+        position = seen.get(lang, 0)
+        seen[lang] = position + 1
+        if _bucket(_group_key(source, row, position)) != split:
+            continue
+        if source == "square" and label != "benign":
             continue  # sensitive-topic questions belong to the topic rail, not to injection
         if label in ("attack", "benign"):
-            yield Example(text, label, _lang(row.get("lang"), text), source, str(row.get("task", "")))
+            yield Example(text, label, lang, source, str(row.get("task", "")))
 
 
 def _questions(data_dir: Path, name: str, split: Split) -> Iterator[Example]:
@@ -100,8 +124,7 @@ def _questions(data_dir: Path, name: str, split: Split) -> Iterator[Example]:
     count = 0
     for row in read_jsonl(root / "queries.jsonl"):
         qid = str(row["_id"])
-        bucket = zlib.crc32(paragraph.get(qid, qid).encode()) % 2
-        if (bucket == 0) != (split == "train") or count >= limit:
+        if _bucket(paragraph.get(qid, qid)) != split or count >= limit:
             continue
         count += 1
         yield Example(str(row["text"]), "benign", lang, name, "question")
@@ -118,14 +141,21 @@ def _own(split: Split) -> Iterator[Example]:
                           str(row.get("task", "")))
 
 
-def load_split(split: Split, data_dir: Path | None = None) -> list[Example]:
-    """All examples of one split: the shared sources for it, the QA questions, ragd's own data."""
+def load_split(split: Split, data_dir: Path | None = None, *, group: Group = "all") -> list[Example]:
+    """One split of the labelled data.
+
+    Every source is cut 70/30 by a stable hash of the item (translations kept together); the 30 %
+    is never trained on. ``group`` narrows to the sources of group A (``"a"``) or B (``"b"``), for
+    the unseen-source measurement: train on A's 70 %, evaluate on B's 30 %.
+    """
     root = data_dir or default_data_dir()
-    sources = TRAIN if split == "train" else HELDOUT
+    sources = {**GROUP_A, **GROUP_B} if group == "all" else (GROUP_A if group == "a" else GROUP_B)
     out: list[Example] = []
     for name, rel in sources.items():
-        out.extend(_from_file(root / "guardrails" / rel, name))
+        out.extend(_from_file(root / "guardrails" / rel, name, split))
     for name in _QUESTIONS:
-        out.extend(_questions(root, name, split))
-    out.extend(_own(split))
+        if group == "all" or (name in GROUP_A_QUESTIONS) == (group == "a"):
+            out.extend(_questions(root, name, split))
+    if group in ("all", "a"):
+        out.extend(_own(split))
     return out

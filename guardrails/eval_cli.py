@@ -30,13 +30,15 @@ def _table(title: str, rows: dict[str, dict[str, Any]]) -> None:
               f"{r['latency_ms_p50']:>7.2f} {r['latency_ms_p95']:>7.2f}")
 
 
-def _write_heldout(out_dir: Path, data_dir: Path) -> int:
-    examples = load_split("heldout", data_dir)
+def _write_heldout(out_dir: Path, data_dir: Path, group: str) -> int:
+    examples = load_split("heldout", data_dir, group=group)  # type: ignore[arg-type]
+    suffix = "" if group == "all" else f"_group_{group}"
     for lang in ("en", "ko"):
         subset = [e for e in examples if e.lang == lang]
-        n = write_jsonl(out_dir / f"heldout_{lang}.jsonl", subset)
+        path = out_dir / f"heldout_{lang}{suffix}.jsonl"
+        n = write_jsonl(path, subset)
         attacks = sum(e.label == "attack" for e in subset)
-        print(f"{out_dir / f'heldout_{lang}.jsonl'}: {n} lines ({attacks} attacks, {n - attacks} benign)")
+        print(f"{path}: {n} lines ({attacks} attacks, {n - attacks} benign)")
     return 0
 
 
@@ -53,7 +55,7 @@ def _run_pii(data_dir: Path, json_out: str | None) -> int:
 def _run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     if args.write_heldout:
-        return _write_heldout(Path(args.write_heldout), data_dir)
+        return _write_heldout(Path(args.write_heldout), data_dir, args.group)
     if args.pii:
         return _run_pii(data_dir, args.json)
     if not args.dataset:
@@ -91,6 +93,8 @@ def add_guardrails(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="Shared data directory (default: ../shared/data).")
     parser.add_argument("--write-heldout", default=None, metavar="DIR",
                         help="Write heldout_en.jsonl / heldout_ko.jsonl from the held-out sources and exit.")
+    parser.add_argument("--group", choices=("all", "b"), default="all",
+                        help="With --write-heldout: all sources, or group B only (unseen-source measurement).")
     parser.add_argument("--pii", action="store_true", help="PII recall per entity on the labelled PII sets.")
     parser.add_argument("--show-misses", type=int, default=0, help="Print up to N misclassified texts.")
     parser.set_defaults(run=_run)

@@ -30,6 +30,11 @@ INJECTION_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\bnew (?:instructions?|task|rules|directive)\s*[:：]", _I),
     re.compile(r"\b(?:enable|activate|enter|switch to)\b[^.\n]{0,15}\b(?:developer|debug|admin|god|sudo|root|"
                r"maintenance|unrestricted) (?:mode|access|privileges?)\b", _I),
+    re.compile(r"\bi\s*h\s*a\s*v\s*e\s*b\s*e\s*e\s*n\s*\(?\s*p\s*\)?\s*w\s*\(?\s*n\s*e\s*d\b", _I),
+    re.compile(r"<\|?(?:im_start|im_end|eot|sot|endoftext|system)\|?>|\[/?(?:INST|SYS)\]|<<SYS>>|"
+               r"\b(?:user input ends|end of (?:user )?input|system command starts|new system prompt)\b", _I),
+    re.compile(r"\brm\s+-rf\s+/|/etc/(?:shadow|passwd)\b|\bos\.system\(|\bsubprocess\.|\beval\(|\bexec\(|"
+               r"\b(?:curl|wget)\b[^|\n]{0,80}\|\s*(?:ba)?sh\b|\bnc\s+-e\b|\bchmod\s+777\b", _I),
     # Korean
     re.compile(r"(?:이전|앞|위|기존|모든|원래|너의|당신의|시스템)\s*(?:의\s*)?(?:모든\s*)?(?:지시|지침|명령|규칙|"
                r"설정|프롬프트|가이드라인|제약|제한|정책)[^.\n]{0,20}(?:무시|잊어|잊고|버려|버리고|지워|지우고|"

@@ -17,6 +17,11 @@ _HANGUL_SEP = re.compile(r"(?<=[\uac00-\ud7a3\u3131-\u318e])[*·.\-_/|~^+]{1,2}(
 _HANGUL_SPACED = re.compile(r"(?<![\uac00-\ud7a3])(?:[\uac00-\ud7a3] ){3,}[\uac00-\ud7a3](?![\uac00-\ud7a3])")
 _LATIN_SPACED = re.compile(r"\b(?:[A-Za-z][ .*_\-]){3,}[A-Za-z]\b")
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
+# Cyrillic and Greek letters that look Latin (``уоu`` with Cyrillic у/о).
+_CONFUSABLES = str.maketrans("аеорсхуіјѕԁһӏκνοτυαεικρχАВЕКМНОРСТХЅІЈΑΒΕΗΙΚΜΝΟΡΤΧΥΖ",
+                             "aeopcxyijsdhlkvotuaeikpxABEKMHOPCTXSIJABEHIKMNOPTXYZ")
+_LEET = str.maketrans("013457$€@+|!", "oieastseatli")
+_MIXED_TOKEN = re.compile(r"\b(?=[\w$€@+|!]*[A-Za-z])(?=[\w$€@+|!]*[0-9$€@+|!])[\w$€@+|!]{4,}")
 
 _CHO = "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ"
 _JUNG = "ㅏㅐㅑㅒㅓㅔㅕㅖㅗㅘㅙㅚㅛㅜㅝㅞㅟㅠㅡㅢㅣ"
@@ -43,13 +48,20 @@ def compose_jamo(text: str) -> str:
     return "".join(out)
 
 
+def _unleet(token: str) -> str:
+    """``1gn0r3`` -> ``ignore``; tokens that are mostly digits (years, versions, ids) stay."""
+    letters = sum(c.isalpha() for c in token)
+    return token.translate(_LEET) if letters >= len(token) / 2 else token
+
+
 def normalize(text: str) -> str:
     """The form every detector sees; placeholders and meaning are kept, obfuscation removed."""
     text = _ZERO_WIDTH.sub("", text)
     if _HANGUL.search(text):
         text = _HANGUL_SEP.sub("", compose_jamo(text))
         text = _HANGUL_SPACED.sub(lambda m: m.group(0).replace(" ", ""), text)
-    text = unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLES)
+    text = _MIXED_TOKEN.sub(lambda m: _unleet(m.group(0)), text)
     return _LATIN_SPACED.sub(lambda m: re.sub(r"[ .*_\-]", "", m.group(0)), text)
 
 

@@ -5,7 +5,11 @@ so ragd reads the same config with :class:`nemoguardrails.RailsConfig`, embeds t
 once with the packaged all-MiniLM-L6-v2 (NeMo's FastEmbed default downloads and fails offline), and
 does the nearest-neighbour match itself. A question fires when its nearest example belongs to an
 off-limits intent with cosine >= the policy threshold. The embedder only runs when a cheap
-bilingual vocabulary gate sees a political word, which keeps ordinary questions at sub-millisecond cost.
+bilingual gate sees a political word *and* a request for a stance (opinion, support, better/worse),
+which keeps ordinary and factual questions at sub-millisecond cost.
+
+MiniLM has no Korean vocabulary (it sees jamo pieces), so Korean questions are matched against the
+Korean examples by character n-gram cosine instead; the nearest intent decides.
 """
 
 from __future__ import annotations
@@ -16,6 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.feature_extraction.text import HashingVectorizer
+
+_CHARS = HashingVectorizer(analyzer="char_wb", ngram_range=(1, 3), n_features=2**16, alternate_sign=False,
+                           norm="l2")
+
+
+def _is_korean(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and sum("\uac00" <= c <= "\ud7a3" for c in letters) / len(letters) >= 0.3
+
 
 __all__ = ["Embed", "TopicMatch", "TopicMatcher", "load_intents", "minilm_embedder"]
 
@@ -28,6 +42,20 @@ _GATE = re.compile(
     r"impeach\w*|candidate\w*|minister|administration|trump|biden|harris|obama|stance|regime)\b"
     r"|정치|선거|대선|총선|투표|찍어|정당|대통령|국회|의원|여당|야당|진보|보수|민주당|국민의힘|정부|장관|탄핵|"
     r"좌파|우파|후보|낙태|이민|정권|지지|윤석열|이재명|문재인|박근혜|이명박",
+    re.IGNORECASE,
+)
+_STANCE = re.compile(
+    r"\b(?:should (?:i|we) (?:vote|support|back|choose)|vote for|your (?:own )?(?:opinion|view|stance|position|"
+    r"take|preference)|do you (?:think|believe|support|prefer|agree|like|favou?r)|what do you think|"
+    r"(?:better|worse|right|wrong|good|bad|best|worst|deserve\w*)\b|who (?:should|would you|do you)|"
+    r"which (?:party|candidate|side|one)|support|agree|for or against|in favou?r|side with|endorse|"
+    r"your (?:political )?(?:views?|leaning)|are you (?:a |an )?(?:liberal|conservative|democrat|republican|"
+    r"left|right))"
+    r"|어떻게\s*(?:생각|봐|보니|보세요|평가)|생각해\??|생각하(?:니|세요|십니까|나요)|봐\?|보니\?|의견은|네\s*의견|너의\s*의견|"
+    r"당신의\s*(?:의견|생각|입장)|입장은|지지해|지지하(?:니|세요|나요)|찬성(?:해|하니|하세요|이야)|반대(?:해|하니|하세요|야)|"
+    r"옳아|옳다고|옳은\s*(?:거|것)|맞아\?|맞다고\s*(?:봐|생각)|나아\?|낫다고|나은\s*(?:당|후보|정당)|좋아\?|나빠\?|"
+    r"찍어야|찍을까|찍지|뽑아야|뽑을까|투표해야|편이야|편이니|어느\s*쪽이|누구\s*편|성향은|잘하고\s*있|못하고\s*있|"
+    r"성공했다고|실패했다고|잘못했다고|잘했다고|(?:진보|보수|좌파|우파)(?:야|니|예요|인가요)\?",
     re.IGNORECASE,
 )
 
@@ -83,15 +111,30 @@ class TopicMatcher:
         self._embed = embed
         self._off_limits = frozenset(off_limits)
         self._labels = [name for name, examples in intents.items() for _ in examples]
-        self._matrix = embed([text for examples in intents.values() for text in examples])
+        texts = [text for examples in intents.values() for text in examples]
+        self._matrix = embed(texts)
+        korean = [i for i, t in enumerate(texts) if _is_korean(t)]
+        self._ko_labels = [self._labels[i] for i in korean]
+        self._ko_matrix = _CHARS.transform([texts[i] for i in korean])
+
+    def _match_korean(self, text: str) -> TopicMatch:
+        if not self._ko_labels:
+            return TopicMatch(None, 0.0, "")
+        sims = (self._ko_matrix @ _CHARS.transform([text]).T).toarray().ravel()
+        nearest = self._ko_labels[int(np.argmax(sims))]
+        score = max((float(s) for s, label in zip(sims, self._ko_labels, strict=True)
+                     if label in self._off_limits), default=0.0)
+        return TopicMatch(nearest if nearest in self._off_limits else None, score, nearest)
 
     @staticmethod
     def gate(text: str) -> bool:
-        return bool(_GATE.search(text))
+        return bool(_GATE.search(text)) and bool(_STANCE.search(text))
 
     def match(self, text: str, threshold: float) -> TopicMatch:
         if not self.gate(text):
             return TopicMatch(None, 0.0, "")
+        if _is_korean(text):
+            return self._match_korean(text)
         sims = self._matrix @ self._embed([text])[0]
         nearest = self._labels[int(np.argmax(sims))]
         off = [float(s) for s, label in zip(sims, self._labels, strict=True) if label in self._off_limits]

@@ -16,17 +16,15 @@ __all__ = ["add_classifier"]
 def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    examples = load_split("train", data_dir)
-    note = "train split only"
-    if args.with_heldout:
-        examples += load_split("heldout", data_dir)
-        note = "train + held-out sources (shipping model)"
-    classifier = train_classifier(examples, c=args.c, note=note)
+    examples = load_split("train", data_dir, group=args.group)
+    note = f"train split (70 %) of source group {args.group}"
+    classifier = train_classifier(examples, c=args.c, target_fpr=args.target_fpr, note=note)
     out = Path(args.out)
     classifier.save(out)
     attacks = sum(e.label == "attack" for e in examples)
     print(f"trained on {len(examples)} examples ({attacks} attacks; {note}) in "
-          f"{time.perf_counter() - start:.1f}s -> {out}")
+          f"{time.perf_counter() - start:.1f}s; out-of-fold recall at {args.target_fpr:.1%} FPR: "
+          f"{classifier.meta['oof_recall_at_target']} -> {out}")
     return 0
 
 
@@ -34,6 +32,8 @@ def add_classifier(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=str(default_model_path()), help="Where to write the .npz weights.")
     parser.add_argument("--data-dir", default=None, help="Shared data directory (default: ../shared/data).")
     parser.add_argument("--c", type=float, default=4.0, help="Inverse regularisation strength.")
-    parser.add_argument("--with-heldout", action="store_true",
-                        help="Also train on the held-out sources (the shipped model); never for reported numbers.")
+    parser.add_argument("--target-fpr", type=float, default=0.01,
+                        help="Out-of-fold benign false-positive rate that p = 0.5 is calibrated to.")
+    parser.add_argument("--group", choices=("all", "a"), default="all",
+                        help="all: every source (the shipped model); a: group A only (unseen-source measurement).")
     parser.set_defaults(run=_run)
