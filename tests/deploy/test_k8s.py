@@ -9,12 +9,14 @@ from urllib.parse import urlparse
 
 import kubernetes_validate
 import pytest
+import yaml
 
-from tests.deploy.k8s import K8S, OVERLAYS, by_kind, pod_spec, render, render_without_kubectl
+from tests.deploy.k8s import K8S, OVERLAYS, ROOT, by_kind, pod_spec, render, render_without_kubectl
 from tests.deploy.layout import RAGD_SERVICES, compose, parse_serve, unknown_settings
 
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 WORKLOADS = ("Deployment", "StatefulSet")
+PROMETHEUS = ROOT / "deploy" / "prometheus"
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -165,3 +167,15 @@ def test_the_fallback_renderer_agrees_with_kustomize(overlay: str) -> None:
     kustomized = {key(d): d for d in render(overlay)}
     fallback = {key(d): d for d in render_without_kubectl(K8S / "overlays" / overlay)}
     assert kustomized == fallback
+
+
+def test_in_cluster_prometheus_names_jobs_as_the_alerts_expect(docs: list[dict[str, Any]]) -> None:
+    config = yaml.safe_load((PROMETHEUS / "prometheus-k8s.yml").read_text())
+    relabels = config["scrape_configs"][0]["relabel_configs"]
+    job = next(r for r in relabels if r.get("target_label") == "job")
+    assert job["source_labels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
+    alerts = (PROMETHEUS / "alerts.yml").read_text()
+    for name, deployment in by_kind(docs, "Deployment").items():
+        component = deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+        assert component in RAGD_SERVICES, name
+        assert component in alerts.split('up{job=~"')[1].split('"')[0].split("|")
