@@ -62,7 +62,7 @@ def _decode(data: bytes) -> str:
 def _check_text(data: bytes) -> str:
     if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UnprocessableError("Unsupported binary file: use txt, md, html or pdf.", code="unsupported_file_type")
-    text = _decode(data).replace("\x00", "")
+    text = _decode(data).lstrip("\ufeff").replace("\x00", "")
     return tidy(text) if "\r" in text else text.strip()
 
 

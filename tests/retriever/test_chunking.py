@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from retriever.chunking import chunk_document, chunk_text
@@ -27,7 +29,7 @@ def test_every_sentence_is_kept_in_order() -> None:
 
 def test_neighbouring_chunks_overlap_by_whole_sentences() -> None:
     chunks = chunk_text(TEXT, size=200, overlap=50)
-    for left, right in zip(chunks, chunks[1:], strict=False):
+    for left, right in pairwise(chunks):
         shared = set(split_sentences(left)) & set(split_sentences(right))
         assert shared and sum(len(s) for s in shared) <= 50 + len(shared)
     assert not set(split_sentences(chunk_text(TEXT, size=200, overlap=0)[0])) & set(
