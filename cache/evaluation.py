@@ -32,7 +32,7 @@ from cache.guards import reject_reason
 __all__ = ["PAIRS_PATH", "THRESHOLDS", "Pair", "choose_threshold", "evaluate", "load_pairs"]
 
 PAIRS_PATH = Path(__file__).parent / "data" / "pairs.jsonl"
-THRESHOLDS = tuple(round(0.80 + 0.005 * i, 3) for i in range(40))
+THRESHOLDS = tuple(round(0.70 + 0.005 * i, 3) for i in range(60))
 MAX_FALSE_HIT_RATE = 0.01
 Vectors = dict[str, npt.NDArray[np.float32]]
 

@@ -19,6 +19,7 @@ from cache.lexicon import (
     EN_NUMBERS,
     EN_STOPWORDS,
     KO_COUNTERS,
+    KO_FUSED_COUNTERS,
     KO_NEGATION,
     KO_NUMBERS,
     KO_PARTICLES,
@@ -53,7 +54,8 @@ def _ko_number(word: str, following: str) -> str | None:
         if not word.startswith(stem):
             continue
         rest = word[len(stem) :]
-        if rest.startswith(KO_COUNTERS) or (rest == "" and following.startswith(KO_COUNTERS)):
+        fused = KO_FUSED_COUNTERS if len(stem) == 1 else KO_COUNTERS
+        if rest.startswith(fused) or (rest == "" and following.startswith(KO_COUNTERS)):
             return value
         if len(stem) > 1 and rest in _KO_SOLO_PARTICLES:
             return value

@@ -8,6 +8,7 @@ __all__ = [
     "EN_NUMBERS",
     "EN_STOPWORDS",
     "KO_COUNTERS",
+    "KO_FUSED_COUNTERS",
     "KO_NEGATION",
     "KO_NUMBERS",
     "KO_PARTICLES",
@@ -19,6 +20,10 @@ __all__ = [
 
 def _words(text: str) -> list[str]:
     return text.split()
+
+
+def _split_on(separator: str, text: str) -> list[str]:
+    return text.split(separator)
 
 
 def _pairs(text: str) -> dict[str, str]:
@@ -36,6 +41,9 @@ KO_NUMBERS = _pairs(
     "백=100 천=1000 만=1e4 억=1e8 절반=0.5"
 )
 KO_COUNTERS = tuple(_words("개 명 번 살 시 달 가지 시간 권 대 째 년 주 차 배 장 일 분기"))
+# Counters that may fuse with a one-syllable numeral into one word ("한개", "세명", "첫째"); others
+# would read "열차" (train) as ten and "세금" (tax) as three.
+KO_FUSED_COUNTERS = tuple(_words("개 명 가지 번째 째 살"))
 TEMPORAL = _pairs(
     "january=m1 february=m2 march=m3 april=m4 may=m5 june=m6 july=m7 august=m8 september=m9 october=m10 "
     "november=m11 december=m12 monday=d1 tuesday=d2 wednesday=d3 thursday=d4 friday=d5 saturday=d6 sunday=d7 "
@@ -51,36 +59,23 @@ EN_NEGATION = frozenset(
         "failed lack lacks non"
     )
 )
-KO_NEGATION = (
-    "않",
-    "없",
-    "못 ",
-    "못받",
-    "안 ",
-    "아니",
-    "아닌",
-    "말고",
-    "제외",
-    "불가",
-    "금지",
-    "안 되",
-    "안되",
-    "빼고",
-    "불허",
-)
+# Substrings of the space-padded question; " 안 " needs its spaces ("동안" is "during", not "not").
+KO_NEGATION = tuple(_split_on("|", "않|없|못 |못받| 안 |아니|아닌|말고|제외|불가|금지|안 되|안되|빼고|불허"))
 ANTONYMS = [
-    tuple(pair.split("/"))
+    tuple(word.replace("_", " ") for word in pair.split("/"))
     for pair in _words(
         "before/after more/less more/fewer maximum/minimum max/min increase/decrease highest/lowest "
         "largest/smallest biggest/smallest earliest/latest above/below over/under first/last oldest/newest "
         "oldest/youngest longest/shortest best/worst upload/download import/export input/output buy/sell "
         "enable/disable start/stop open/close add/remove allowed/forbidden legal/illegal win/lose rise/fall "
         "inbound/outbound north/south east/west hot/cold within/outside inside/outside advantages/disadvantages "
-        "encrypt/decrypt inflation/deflation check-in/checkout "
+        "encrypt/decrypt inflation/deflation check-in/checkout include/exclude included/excluded "
+        "turn_on/turn_off switch_on/switch_off log_in/log_out sign_in/sign_out "
         "이전/이후 전에/후에 최대/최소 최고/최저 증가/감소 이상/이하 초과/미만 처음/마지막 "
         "높은/낮은 많은/적은 비싼/싼 상승/하락 구매/판매 입력/출력 업로드/다운로드 시작/종료 "
         "활성화/비활성화 추가/삭제 합법/불법 "
-        "승리/패배 북쪽/남쪽 동쪽/서쪽 입국/출국 수입/수출 장점/단점 내/외 암호화/복호화 체크인/체크아웃"
+        "승리/패배 북쪽/남쪽 동쪽/서쪽 입국/출국 수입/수출 장점/단점 내/외 암호화/복호화 체크인/체크아웃 "
+        "켜/끄 켜기/끄기 로그인/로그아웃"
     )
 ]
 # Korean case particles grouped by role; a noun that changes role between two questions swapped places.
