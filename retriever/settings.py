@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
-from services.settings import ServiceSettings
+from services.settings import ServiceSettings, default_data_dir
 
 __all__ = ["RetrieverSettings"]
 
@@ -15,7 +16,17 @@ __all__ = ["RetrieverSettings"]
 class RetrieverSettings(ServiceSettings):
     """Everything the retriever needs: store, embedder, chunking, fusion, reranking and limits."""
 
-    model_config = SettingsConfigDict(env_prefix="RAGD_RETRIEVER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="RAGD_RETRIEVER_", extra="ignore", frozen=True,
+                                      populate_by_name=True)
+
+    # Shared state: the retriever's own variable wins, else the one every ragd piece reads.
+    data_dir: Path = Field(default_factory=default_data_dir,
+                           validation_alias=AliasChoices("data_dir", "RAGD_RETRIEVER_DATA_DIR", "RAGD_DATA_DIR"),
+                           description="Directory for Chroma files (persistent mode) and BM25 indexes.")
+    redis_url: str | None = Field(None,
+                                  validation_alias=AliasChoices("redis_url", "RAGD_RETRIEVER_REDIS_URL",
+                                                                "RAGD_REDIS_URL"),
+                                  description="Redis URL of the shared corpus epochs; none: in-process epochs.")
 
     port: int = Field(8002, ge=0, le=65535, description="TCP port of the retriever service.")
     chroma_mode: Literal["persistent", "http"] = Field(
