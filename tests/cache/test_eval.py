@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from cache.evaluation import load_pairs
+from cache.evaluation import THRESHOLDS, load_pairs
 from services.cli import main
 
 
@@ -31,7 +31,7 @@ def test_eval_cli_writes_report_and_plot(tmp_path: Path) -> None:
     out, png = tmp_path / "report.json", tmp_path / "plot.png"
     assert main(["eval", "cache", "--pairs", str(small), "--json", str(out), "--plot", str(png)]) == 0
     report = json.loads(out.read_text())
-    assert 0.8 <= report["chosen_threshold"] <= 1.0
+    assert report["chosen_threshold"] in THRESHOLDS
     dev = report["at_chosen"]["dev"]
     assert dev["pairwise"]["false_hit_rate"] <= 0.01 and dev["crowded"]["false_hit_rate"] <= 0.01
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
