@@ -81,6 +81,8 @@ class AnswerCache:
                 namespace=settings.namespace,
                 ttl_s=settings.ttl_s,
                 max_per_partition=settings.max_entries_per_partition,
+                max_indexed=settings.max_entries_total,
+                load_wait_s=timeout / 2,
             )
         else:
             backend = MemoryBackend(
@@ -91,6 +93,11 @@ class AnswerCache:
         if embedder is None and settings.semantic:
             embedder = EMBEDDERS[settings.embedder]()
         return cls(settings, backend, embedder, verifier)
+
+    async def warm_up(self) -> None:
+        """Load the embedder now (call it in the app's lifespan) so the first lookup does not pay for it."""
+        if self._embedder is not None:
+            await asyncio.to_thread(self._embedder.embed, ["warm up"])
 
     async def close(self) -> None:
         await self._backend.close()

@@ -15,6 +15,7 @@ entries past their TTL out of the index.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -43,13 +44,26 @@ class RedisBackend:
     """Answers in Redis; semantic indexes rebuilt client-side and kept in step through streams."""
 
     def __init__(
-        self, redis: Redis, *, namespace: str, ttl_s: int, max_per_partition: int, max_followed: int = 256
+        self,
+        redis: Redis,
+        *,
+        namespace: str,
+        ttl_s: int,
+        max_per_partition: int,
+        max_indexed: int = 50_000,
+        max_followed: int = 256,
+        load_wait_s: float = 0.025,
+        load_timeout_s: float = 5.0,
     ) -> None:
         self._redis = redis
         self._ns = namespace
         self._ttl_s = ttl_s
         self._max_per_partition = max_per_partition
         self._max_followed = max_followed
+        self._max_indexed = max_indexed
+        self._load_wait_s = load_wait_s
+        self._load_timeout_s = load_timeout_s
+        self._loading: dict[str, asyncio.Task[_Follower]] = {}
         self._followers: OrderedDict[str, _Follower] = OrderedDict()
 
     def _entry(self, key: str) -> str:
@@ -105,16 +119,42 @@ class RedisBackend:
         await pipe.execute()
 
     async def index(self, partition: str, dim: int) -> PartitionIndex:
+        """The partition's index, brought up to date. A partition this replica does not follow yet is
+        loaded in the background; a lookup waits ``load_wait_s`` for it, then answers from an empty index."""
         follower = self._followers.get(partition)
         if follower is None or follower.index.dim != dim:
-            follower = await self._load(partition, dim)
+            loaded = await self._loaded(partition, dim)
+            if loaded is None:
+                return PartitionIndex(dim)
+            follower = loaded
         else:
             follower = await self._catch_up(partition, follower)
+        self._keep(partition, follower)
+        return follower.index
+
+    async def _loaded(self, partition: str, dim: int) -> _Follower | None:
+        task = self._loading.get(partition)
+        if task is None:
+            task = asyncio.create_task(asyncio.wait_for(self._load(partition, dim), self._load_timeout_s))
+            task.add_done_callback(lambda done: self._finish_load(partition, dim, done))
+            self._loading[partition] = task
+        done, _ = await asyncio.wait({task}, timeout=self._load_wait_s)
+        return task.result() if done and not task.cancelled() and task.exception() is None else None
+
+    def _finish_load(self, partition: str, dim: int, task: asyncio.Task[_Follower]) -> None:
+        self._loading.pop(partition, None)
+        if not task.cancelled() and task.exception() is None and partition not in self._followers:
+            self._keep(partition, task.result())
+
+    def _keep(self, partition: str, follower: _Follower) -> None:
+        """Follow at most ``max_followed`` partitions and ``max_indexed`` entries (least recently used go)."""
         self._followers[partition] = follower
         self._followers.move_to_end(partition)
-        while len(self._followers) > self._max_followed:
+        while len(self._followers) > 1 and (
+            len(self._followers) > self._max_followed
+            or sum(len(f.index) for f in self._followers.values()) > self._max_indexed
+        ):
             self._followers.popitem(last=False)
-        return follower.index
 
     async def _catch_up(self, partition: str, follower: _Follower) -> _Follower:
         log = self._part(partition, "log")
@@ -150,6 +190,8 @@ class RedisBackend:
             index.remove(key)
 
     async def close(self) -> None:
+        for task in list(self._loading.values()):
+            task.cancel()
         self._followers.clear()
         await self._redis.aclose()
 

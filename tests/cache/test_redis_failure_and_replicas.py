@@ -9,8 +9,10 @@ import time
 
 import pytest
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
 
 from cache import AnswerCache, CachedAnswer, CacheSettings, E5QuestionEmbedder
+from cache.redis_backend import RedisBackend
 from tests.cache.conftest import SHARED_REDIS, PrivateRedis, scope
 
 pytestmark = pytest.mark.anyio
@@ -117,3 +119,23 @@ async def test_redis_down_from_the_start_is_a_bypass(embedder: E5QuestionEmbedde
     assert (await cache.lookup(scope(), STORED)).outcome == "bypass"
     assert not await cache.store(scope(), STORED, ANSWER)
     await cache.close()
+
+
+async def test_a_partition_still_loading_is_a_miss_not_a_bypass(
+    settings: CacheSettings, embedder: E5QuestionEmbedder
+) -> None:
+    first = AnswerCache.create(settings, SHARED_REDIS, embedder)
+    await first.store(scope(), STORED, ANSWER)
+    backend = RedisBackend(
+        Redis.from_url(SHARED_REDIS), namespace=settings.namespace, ttl_s=60, max_per_partition=10, load_wait_s=0.0
+    )
+    late = AnswerCache(settings, backend, embedder)
+    assert (await late.lookup(scope(), PARAPHRASE)).outcome == "miss"  # the snapshot loads in the background
+    outcome = "miss"
+    for _ in range(50):
+        await asyncio.sleep(0.02)
+        if (outcome := (await late.lookup(scope(), PARAPHRASE)).outcome) == "semantic":
+            break
+    assert outcome == "semantic"
+    await first.close()
+    await late.close()
