@@ -147,8 +147,10 @@ class AnswerCache:
             return CacheLookup("exact", CachedAnswer.model_validate_json(raw), 1.0)
         if self._embedder is None:
             return CacheLookup("miss")
-        vector = await self._vector(question)
-        index = await self._io(self._backend.index(partition_key(scope), vector.shape[0]))
+        # the embedding (a thread) and the index catch-up (a Redis round trip) overlap
+        vector, index = await asyncio.gather(
+            self._vector(question), self._io(self._backend.index(partition_key(scope), self._embedder.dim))
+        )
         for neighbour in index.nearest(vector, self.settings.semantic_candidates):
             if neighbour.similarity < self.settings.semantic_threshold:
                 break

@@ -14,6 +14,7 @@ were written after the guards were frozen and are the numbers to quote.
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import time
@@ -62,8 +63,13 @@ def embed_all(pairs: Sequence[Pair], embedder: QuestionEmbedder, batch: int = 16
     return vectors
 
 
+@functools.lru_cache(maxsize=65_536)
+def _rejected(question: str, candidate: str) -> bool:
+    return reject_reason(question, candidate) is not None
+
+
 def _accepted(question: str, candidate: str, similarity: float, threshold: float, guards: bool) -> bool:
-    return similarity >= threshold and (not guards or reject_reason(question, candidate) is None)
+    return similarity >= threshold and not (guards and _rejected(question, candidate))
 
 
 def pairwise(pairs: Sequence[Pair], vectors: Vectors, threshold: float, guards: bool = True) -> dict[str, Any]:
