@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from retriever.embedders import Embedder, build_embedder
 from retriever.hybrid import HybridSearch
@@ -94,12 +96,15 @@ class LocalRetriever:
         async with self._lock(tenant, name):
             return await self._view_locked(tenant, name)
 
+    def _bm25_dir(self, tenant: str, name: str) -> Path:
+        return self.settings.data_dir / "bm25" / partition_id(tenant, name)
+
     def _load_view(self, tenant: str, name: str, epoch: str) -> CorpusView:
         described = self.store.describe(tenant, name)
         docs = self.store.load_docs(tenant, name)
         chunks = self.store.load_chunks(tenant, name)
         view = CorpusView.from_records(epoch, docs, chunks, embedder=described.embedder,
-                                       bm25_dir=self.settings.data_dir / "bm25" / partition_id(tenant, name))
+                                       bm25_dir=self._bm25_dir(tenant, name))
         cutoff = time.time() - self.settings.orphan_grace_s
         orphans = [c.id for c in chunks if c.id not in view.chunks and c.written_at < cutoff]
         if orphans:
@@ -123,6 +128,7 @@ class LocalRetriever:
         async with self._lock(tenant, name):
             await asyncio.to_thread(self.store.delete, tenant, name)
             self._views.pop(partition_id(tenant, name), None)
+            await asyncio.to_thread(shutil.rmtree, self._bm25_dir(tenant, name), True)
             await self.epochs.bump(tenant, name)
 
     async def get_document(self, tenant: str, name: str, doc_id: str) -> DocumentOut:
@@ -157,6 +163,8 @@ class LocalRetriever:
         self._views[partition_id(tenant, name)] = view.changed(
             epoch, {p.record.id: (p.record, p.chunks) for p in prepared})
         new_chunks = sum(1 for p in prepared for c in p.chunks if c.id not in view.chunks)
+        _log.info("ingested", extra={"ragd": {"documents": len(docs), "changed": len(prepared),
+                                              "chunks_added": new_chunks, "chunks_removed": len(stale)}})
         return report.model_copy(update={
             "added": [p.record.id for p in prepared if p.record.id not in view.docs],
             "updated": [p.record.id for p in prepared if p.record.id in view.docs],

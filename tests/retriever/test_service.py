@@ -172,6 +172,8 @@ def test_bm25_index_is_reused_from_disk_for_the_same_corpus(ingested: MakeRetrie
         view = await reopened.view("acme", "kb")
         assert view.bm25().fingerprint == view.fingerprint
         assert (await reopened.retrieve(_ask("tides"))).chunks[0].doc_id == "en-tides"
+        await reopened.delete_collection("acme", "kb")
+        assert not [p for p in (retriever.settings.data_dir / "bm25").iterdir() if p.is_dir()]
 
     asyncio.run(run())
 
