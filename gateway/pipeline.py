@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.openai_schema import Citation
-from generator.prompt import DEFAULT_SYSTEM_PROMPT, build_messages, cited_numbers, rewrite_messages
+from generator.prompt import (
+    DEFAULT_SYSTEM_PROMPT,
+    build_messages,
+    cited_numbers,
+    plausible_rewrite,
+    rewrite_messages,
+)
 from guardrails.streaming import guard_stream
 from services import telemetry
 from services.contracts import (
@@ -190,8 +196,13 @@ class Pipeline:
             degraded.append("rewrite")
             DEGRADATIONS.labels("rewrite").inc()
             return question
-        rewritten = completion.text.strip().splitlines()[0].strip() if completion.text.strip() else ""
-        return rewritten[:500] or question
+        rewritten = completion.text.strip()
+        if plausible_rewrite(rewritten, question):
+            return rewritten
+        # the model gave no usable rewrite: the earlier user question plus the follow-up still
+        # stands alone for retrieval (and the cache partition holds this conversation only)
+        earlier = next((m.content for m in reversed(history) if m.role == "user"), "")
+        return f"{earlier} {question}".strip()
 
     async def _lookup(self, prepared: Prepared) -> None:
         turn = prepared.turn

@@ -90,6 +90,9 @@ def serve_forever(model: str, host: str, port: int, n_ctx: int, parallel: int, t
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     params.endpoint_metrics = True
+    # no reuse of cached prompt prefixes: with it, greedy decoding of the same prompt can differ between
+    # calls (a different batch split changes the numerics), and rewrites/answers must be repeatable
+    params.cache_prompt = False
     server = xllamacpp.Server(params)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from services.contracts import ChatMessage, ScoredChunk
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "build_messages", "cited_numbers", "rewrite_messages"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "build_messages", "cited_numbers", "plausible_rewrite", "rewrite_messages"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are ragd, a careful assistant that answers only from the numbered sources given with the question. "
@@ -52,14 +52,37 @@ def cited_numbers(answer: str, n_sources: int) -> list[int]:
     return seen
 
 
+_REWRITE_SYSTEM = (
+    "Rewrite the user's last question so it can be understood without the conversation. "
+    "Replace pronouns with the things they refer to. Keep the language of the question. "
+    "Output only the rewritten question, on one line.")
+_REWRITE_EXAMPLE = (
+    ChatMessage(role="user", content="Conversation:\nuser: Who built the Eiffel Tower?\nassistant: Gustave Eiffel's "
+                                     "company [1].\n\nLast question: how tall is it?\n\nStandalone question:"),
+    ChatMessage(role="assistant", content="How tall is the Eiffel Tower?"),
+)
+
+
 def rewrite_messages(history: Sequence[ChatMessage], follow_up: str) -> list[ChatMessage]:
-    """Ask the model to turn a follow-up into a standalone question (multi-turn only)."""
-    turns = "\n".join(f"{m.role}: {m.content}" for m in history if m.role != "system")
+    """Ask the model to turn a follow-up into a standalone question (multi-turn only), with one example."""
+    turns = "\n".join(f"{m.role}: {m.content}" for m in history[-4:] if m.role != "system")
     return [
-        ChatMessage(role="system", content=(
-            "Rewrite the user's last question so it can be understood without the conversation. "
-            "Replace pronouns with the things they refer to. Keep the language of the question. "
-            "Output only the rewritten question.")),
+        ChatMessage(role="system", content=_REWRITE_SYSTEM),
+        *_REWRITE_EXAMPLE,
         ChatMessage(role="user",
                     content=f"Conversation:\n{turns}\n\nLast question: {follow_up}\n\nStandalone question:"),
     ]
+
+
+def plausible_rewrite(rewritten: str, follow_up: str) -> bool:
+    """A usable standalone question: one line, no citation marks, not much shorter than the follow-up,
+    and not merely the follow-up again."""
+    text = rewritten.strip()
+    if _bare(text) == _bare(follow_up):
+        return False
+    return (bool(text) and "\n" not in text and not _CITATION.search(text) and len(text) <= 400
+            and len(text) >= min(len(follow_up), 8))
+
+
+def _bare(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
