@@ -16,8 +16,9 @@ import asyncio
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from retriever.embedders import Embedder, build_embedder
 from retriever.hybrid import HybridSearch
@@ -37,13 +38,26 @@ from services.contracts import (
     RetrieveResponse,
 )
 from services.epochs import partition_id
-from services.errors import NotFoundError
+from services.errors import DependencyUnavailableError, NotFoundError, RagdError
 from services.protocols import EpochStore
 from services.telemetry import stage
 
 __all__ = ["LocalRetriever"]
 
 _log = logging.getLogger("ragd.retriever")
+T = TypeVar("T")
+
+
+async def _stored(call: Callable[..., T], *args: Any) -> T:
+    """Run a blocking store call in a thread; a store failure that is not ours becomes a 503."""
+    try:
+        return await asyncio.to_thread(call, *args)
+    except RagdError:
+        raise
+    except Exception as exc:
+        _log.error("vector store call failed", extra={"ragd": {"call": getattr(call, "__name__", ""),
+                                                                "error": type(exc).__name__}})
+        raise DependencyUnavailableError("The vector store is unavailable.", dependency="chroma") from exc
 
 
 class LocalRetriever:
@@ -64,7 +78,10 @@ class LocalRetriever:
 
     async def warm_up(self) -> None:
         """Open the store and load the models (seconds); call once before serving."""
-        await asyncio.to_thread(self.store.open)
+        try:
+            await asyncio.to_thread(self.store.open)
+        except Exception as exc:  # not ready until the store answers; calls retry the connection
+            _log.error("vector store unreachable at start", extra={"ragd": {"error": type(exc).__name__}})
         await asyncio.to_thread(lambda: self.embedder.dim)
         await asyncio.to_thread(kiwi)
         if self.reranker is not None:
@@ -115,24 +132,24 @@ class LocalRetriever:
     # ------------------------------------------------------------------ Corpus
 
     async def create_collection(self, tenant: str, name: str, config: CollectionConfig) -> CollectionInfo:
-        await asyncio.to_thread(self.store.create, tenant, name, config, self.embedder.name)
+        await _stored(self.store.create, tenant, name, config, self.embedder.name)
         epoch = await self.epochs.bump(tenant, name)
         return CollectionInfo(name=name, epoch=epoch, config=config)
 
     async def list_collections(self, tenant: str) -> list[CollectionInfo]:
-        stored = await asyncio.to_thread(self.store.list_collections, tenant)
+        stored = await _stored(self.store.list_collections, tenant)
         return [CollectionInfo(name=s.name, documents=s.documents, chunks=s.chunks, config=s.config,
                                epoch=await self.epochs.get(tenant, s.name)) for s in stored]
 
     async def delete_collection(self, tenant: str, name: str) -> None:
         async with self._lock(tenant, name):
-            await asyncio.to_thread(self.store.delete, tenant, name)
+            await _stored(self.store.delete, tenant, name)
             self._views.pop(partition_id(tenant, name), None)
             await asyncio.to_thread(shutil.rmtree, self._bm25_dir(tenant, name), True)
             await self.epochs.bump(tenant, name)
 
     async def get_document(self, tenant: str, name: str, doc_id: str) -> DocumentOut:
-        found = await asyncio.to_thread(self.store.get_document, tenant, name, doc_id)
+        found = await _stored(self.store.get_document, tenant, name, doc_id)
         if found is None:
             raise NotFoundError(f"Document '{doc_id}' not found.", param="doc_id")
         record, text = found
@@ -158,7 +175,7 @@ class LocalRetriever:
         await self._write(tenant, name, prepared)
         stale = [cid for p in prepared if (old := view.docs.get(p.record.id))
                  for cid in old.chunk_ids if cid not in set(p.record.chunk_ids)]
-        await asyncio.to_thread(self.store.delete_chunks, tenant, name, stale)
+        await _stored(self.store.delete_chunks, tenant, name, stale)
         epoch = await self.epochs.bump(tenant, name)
         self._views[partition_id(tenant, name)] = view.changed(
             epoch, {p.record.id: (p.record, p.chunks) for p in prepared})
@@ -176,9 +193,9 @@ class LocalRetriever:
         with stage("embed"):
             vectors = await asyncio.to_thread(embed_passages, self.embedder, titles, chunks,
                                               self.settings.embed_batch_size)
-        await asyncio.to_thread(self.store.write_chunks, tenant, name, chunks, vectors)
+        await _stored(self.store.write_chunks, tenant, name, chunks, vectors)
         records: list[tuple[DocRecord, str]] = [(p.record, p.text) for p in prepared]
-        await asyncio.to_thread(self.store.commit_docs, tenant, name, records)
+        await _stored(self.store.commit_docs, tenant, name, records)
 
     async def delete_document(self, tenant: str, name: str, doc_id: str) -> IngestReport:
         async with self._lock(tenant, name):
@@ -186,8 +203,8 @@ class LocalRetriever:
             record = view.docs.get(doc_id)
             if record is None:
                 raise NotFoundError(f"Document '{doc_id}' not found.", param="doc_id")
-            await asyncio.to_thread(self.store.delete_docs, tenant, name, [doc_id])
-            await asyncio.to_thread(self.store.delete_chunks, tenant, name, list(record.chunk_ids))
+            await _stored(self.store.delete_docs, tenant, name, [doc_id])
+            await _stored(self.store.delete_chunks, tenant, name, list(record.chunk_ids))
             epoch = await self.epochs.bump(tenant, name)
             self._views[partition_id(tenant, name)] = view.changed(epoch, {}, [doc_id])
             return IngestReport(collection=name, deleted=[doc_id], chunks_removed=len(record.chunk_ids),
@@ -199,7 +216,7 @@ class LocalRetriever:
         epoch = await self.epochs.get(tenant, name)
         current = self._views.get(pid)
         if current is None or current.epoch != epoch:
-            current = await asyncio.to_thread(self._load_view, tenant, name, epoch)
+            current = await _stored(self._load_view, tenant, name, epoch)
             self._views[pid] = current
         return current
 

@@ -170,9 +170,10 @@ class ChromaStore:
                                 documents=docs.count(), chunks=chunks.count())
 
     def _find(self, collection: str) -> Any:
+        client = self.client  # connection failures propagate: unreachable is not "not found"
         try:
-            return self.client.get_collection(collection, embedding_function=None)
-        except (ChromaNotFound, ValueError):
+            return client.get_collection(collection, embedding_function=None)
+        except ChromaNotFound:
             return None
 
     def _require(self, tenant: str, name: str) -> tuple[Any, Any]:

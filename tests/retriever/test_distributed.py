@@ -23,6 +23,7 @@ from retriever.service import LocalRetriever
 from retriever.settings import RetrieverSettings
 from services.contracts import CollectionConfig, DocumentIn, RetrieveRequest
 from services.epochs import RedisEpochStore
+from services.errors import DependencyUnavailableError
 from tests.retriever.conftest import load_docs
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -94,6 +95,10 @@ def test_replicas_share_chroma_and_redis_epochs(tmp_path: Path,
             assert down.degraded == ["dense"] and down.chunks[0].doc_id == "ko-kimchi"
             assert down.chunks[0].ranks == {"bm25": 1}
             assert not (await b.ready())["store"]
+            with pytest.raises(DependencyUnavailableError):
+                await b.add_documents(tenant, "kb", [docs[14]])
+            with pytest.raises(DependencyUnavailableError):
+                await b.list_collections(tenant)
         finally:
             await redis.delete(*[k async for k in redis.scan_iter(f"ragd:test:{tenant}:*")] or ["-"])
             await redis.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -220,5 +221,22 @@ def test_bm25_side_down_dense_serves_and_both_down_is_unavailable_injected_fault
         await other.warm_up()
         with pytest.raises(DependencyUnavailableError):
             await other.retrieve(_ask("what causes tides"))
+
+    asyncio.run(run())
+
+
+def test_unreachable_vector_store_is_not_ready_and_answers_503(make_retriever: MakeRetriever) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    async def run() -> None:
+        retriever = make_retriever(chroma_mode="http", chroma_url=f"http://127.0.0.1:{port}")
+        await retriever.warm_up()  # starts anyway; readiness tells the orchestrator
+        assert (await retriever.ready())["store"] is False
+        with pytest.raises(DependencyUnavailableError):
+            await retriever.list_collections("acme")
+        with pytest.raises(DependencyUnavailableError):
+            await retriever.retrieve(_ask("anything"))
 
     asyncio.run(run())
