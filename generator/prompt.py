@@ -55,10 +55,14 @@ def cited_numbers(answer: str, n_sources: int) -> list[int]:
 _REWRITE_SYSTEM = (
     "Rewrite the user's last question so it can be understood without the conversation. "
     "Replace pronouns with the things they refer to. Keep the language of the question. "
-    "Output only the rewritten question, on one line.")
+    "Output only the rewritten question, on one line."
+)
 _REWRITE_EXAMPLE = (
-    ChatMessage(role="user", content="Conversation:\nuser: Who built the Eiffel Tower?\nassistant: Gustave Eiffel's "
-                                     "company [1].\n\nLast question: how tall is it?\n\nStandalone question:"),
+    ChatMessage(
+        role="user",
+        content="Conversation:\nuser: Who built the Eiffel Tower?\nassistant: Gustave Eiffel's "
+        "company [1].\n\nLast question: how tall is it?\n\nStandalone question:",
+    ),
     ChatMessage(role="assistant", content="How tall is the Eiffel Tower?"),
 )
 
@@ -69,8 +73,9 @@ def rewrite_messages(history: Sequence[ChatMessage], follow_up: str) -> list[Cha
     return [
         ChatMessage(role="system", content=_REWRITE_SYSTEM),
         *_REWRITE_EXAMPLE,
-        ChatMessage(role="user",
-                    content=f"Conversation:\n{turns}\n\nLast question: {follow_up}\n\nStandalone question:"),
+        ChatMessage(
+            role="user", content=f"Conversation:\n{turns}\n\nLast question: {follow_up}\n\nStandalone question:"
+        ),
     ]
 
 
@@ -80,8 +85,69 @@ def plausible_rewrite(rewritten: str, follow_up: str) -> bool:
     text = rewritten.strip()
     if _bare(text) == _bare(follow_up):
         return False
-    return (bool(text) and "\n" not in text and not _CITATION.search(text) and len(text) <= 400
-            and len(text) >= min(len(follow_up), 8))
+    lowered = text.lower()
+    english, korean = _content_words(follow_up)
+    if any(w not in lowered for w in english) or (korean and not any(w in lowered for w in korean)):
+        return False  # the rewrite lost what the follow-up asks about
+    return (
+        bool(text)
+        and "\n" not in text
+        and not _CITATION.search(text)
+        and len(text) <= 400
+        and len(text) >= min(len(follow_up), 8)
+    )
+
+
+_FUNCTION_WORDS = frozenset(
+    [
+        "what",
+        "about",
+        "which",
+        "where",
+        "when",
+        "does",
+        "that",
+        "this",
+        "those",
+        "these",
+        "them",
+        "they",
+        "their",
+        "with",
+        "from",
+        "have",
+        "will",
+        "would",
+        "could",
+        "should",
+        "there",
+        "here",
+        "into",
+        "also",
+        "just",
+        "more",
+        "much",
+        "many",
+        "some",
+        "tell",
+        "give",
+        "show",
+        "please",
+    ]
+)
+
+
+def _content_words(text: str) -> tuple[list[str], list[str]]:
+    """Words a rewrite must keep: every longer English word that is not a function word, and one of
+    the Korean words, by their first two syllables (particles and endings attach at the end)."""
+    english, korean = [], []
+    for raw in text.lower().split():
+        word = "".join(ch for ch in raw if ch.isalnum())
+        if any("\uac00" <= ch <= "\ud7a3" for ch in word):
+            korean.append(word[:2])
+        elif len(word) >= 4 and word not in _FUNCTION_WORDS:
+            english.append(word)
+    return english, korean
 
 
 def _bare(text: str) -> str:

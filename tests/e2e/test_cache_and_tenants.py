@@ -45,7 +45,8 @@ class RedisProcess:
                                       "--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
-            if subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout.strip() == b"PONG":
+            ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True)
+            if ping.stdout.strip() == b"PONG":
                 return
             time.sleep(0.05)
         raise RuntimeError("private redis did not start")
@@ -82,15 +83,16 @@ def keyed(tmp_path_factory: pytest.TempPathFactory, redis_proc: RedisProcess) ->
     stop_server(srv.process)
 
 
-# Only complete answers are cached (finish_reason "stop", never "length"): a newline stop keeps the
+# Only complete answers are cached (finish_reason "stop", never "length"): stop sequences keep the
 # small CPU model's answers short and complete.
+STOP = ["\n", ". "]
 def ask(server: Server, key: str, messages: list[dict[str, str]], *, cache_control: str | None = None,
         model: str = "ragd:docs") -> httpx.Response:
     headers = {"authorization": f"Bearer {key}"}
     if cache_control:
         headers["cache-control"] = cache_control
     response = httpx.post(server.openai_base + "/chat/completions", headers=headers, timeout=180,
-                          json={"model": model, "messages": messages, "max_tokens": 48, "stop": ["\n"]})
+                          json={"model": model, "messages": messages, "max_tokens": 48, "stop": STOP})
     assert response.status_code == 200, response.text
     return response
 
@@ -171,7 +173,7 @@ def test_streaming_replay_matches_the_original(keyed: Server) -> None:
     original = ask(keyed, KEY_A, user(question)).json()
     client = openai.OpenAI(base_url=keyed.openai_base, api_key=KEY_A, max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
-        model="ragd:docs", messages=user(question), max_tokens=48, stop=["\n"], stream=True)
+        model="ragd:docs", messages=user(question), max_tokens=48, stop=STOP, stream=True)
     assert raw.headers["x-ragd-cache"] == "exact"
     text, citations = "", None
     for chunk in raw.parse():
