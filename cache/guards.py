@@ -92,16 +92,24 @@ def _negated(text: str) -> bool:
     return any(marker in f" {lowered} " for marker in KO_NEGATION)
 
 
-def _has(text: str, word: str) -> bool:
-    if _HANGUL.search(word):
-        return word in text
-    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None
+_ANTONYM_WORDS = {word for pair in ANTONYMS for word in pair}
+_KO_ANTONYM_WORDS = sorted(w for w in _ANTONYM_WORDS if _HANGUL.search(w))
+_EN_ANTONYM = re.compile(
+    r"(?<![\w-])("
+    + "|".join(re.escape(w) for w in sorted(_ANTONYM_WORDS - set(_KO_ANTONYM_WORDS), key=len, reverse=True))
+    + r")(?![\w-])"
+)
+
+
+def _antonym_words(text: str) -> set[str]:
+    lowered = _lower(text)
+    return set(_EN_ANTONYM.findall(lowered)) | {w for w in _KO_ANTONYM_WORDS if w in lowered}
 
 
 def _antonym_flip(query: str, candidate: str) -> bool:
-    q, c = _lower(query), _lower(candidate)
+    q, c = _antonym_words(query), _antonym_words(candidate)
     for a, b in ANTONYMS:
-        qa, qb, ca, cb = _has(q, a), _has(q, b), _has(c, a), _has(c, b)
+        qa, qb, ca, cb = a in q, b in q, a in c, b in c
         if (qa and not qb and cb and not ca) or (qb and not qa and ca and not cb):
             return True
     return False
