@@ -60,8 +60,10 @@ class HybridSearch:
         if not rankings:
             raise DependencyUnavailableError("Retrieval failed on both the BM25 and the dense side.",
                                              dependency="retriever")
+        started = time.perf_counter()
         with stage("fuse"):
             fused = self._fuse(rankings)
+        timings["fuse"] = round((time.perf_counter() - started) * 1000, 3)
         ordered = await self._rerank(request, view, fused, degraded, timings)
         chunks = [self._scored(view, cid, score, rankings) for cid, score in ordered[:request.top_k]]
         return RetrieveResponse(chunks=chunks, epoch=view.epoch, degraded=degraded, timings_ms=timings)

@@ -17,6 +17,7 @@ from pathlib import Path, PurePath
 from typing import Literal
 
 from retriever.parsers import tidy
+from retriever.text import detect_language
 from services.contracts import DocumentIn
 from services.errors import PayloadTooLargeError, UnprocessableError
 
@@ -103,7 +104,8 @@ def load_upload(filename: str, data: bytes, content_type: str | None = None, *, 
         title = heading.group(1) if heading else ""
     if not text.strip():
         raise UnprocessableError(f"File '{name}' has no extractable text.", code="empty_document")
-    metadata: dict[str, str | int | float | bool] = {"source": name, "kind": kind}
+    metadata: dict[str, str | int | float | bool] = {"source": name, "kind": kind,
+                                                     "language": detect_language(text[:20000])}
     if content_type:
         metadata["content_type"] = content_type[:100]
     return DocumentIn(id=(doc_id or name)[:256], title=(title or PurePath(name).stem)[:1024], text=text,

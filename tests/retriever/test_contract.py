@@ -53,7 +53,7 @@ def test_retrieve(check: Callable[[Scenario], None]) -> None:
         result = await impl.retrieve(RetrieveRequest(tenant="acme", collection="kb", query="한라산의 높이", top_k=2))
         assert result.chunks[0].doc_id == "ko-jeju" and len(result.chunks) == 2
         assert result.epoch and result.chunks[0].title == "제주도" and result.chunks[0].ranks
-        assert {"retrieve_bm25", "retrieve_dense"} <= set(result.timings_ms)
+        assert {"retrieve_bm25", "retrieve_dense", "embed", "fuse"} <= set(result.timings_ms)
 
     check(scenario)
 

@@ -48,7 +48,7 @@ PDF = make_pdf(b"BT /F1 12 Tf 72 720 Td (The harbour lighthouse was built in 190
 def test_text_markdown_and_encodings() -> None:
     doc = load_upload("notes.txt", "첫 줄입니다.\nSecond line.".encode(), "text/plain", max_bytes=MB)
     assert (doc.id, doc.title, doc.text) == ("notes.txt", "notes", "첫 줄입니다.\nSecond line.")
-    assert doc.metadata == {"source": "notes.txt", "kind": "text", "content_type": "text/plain"}
+    assert doc.metadata == {"source": "notes.txt", "kind": "text", "language": "ko", "content_type": "text/plain"}
     assert load_upload("k.txt", "한국어 문서".encode("cp949"), None, max_bytes=MB).text == "한국어 문서"
     assert load_upload("u.txt", "\ufeffBOM text".encode(), None, max_bytes=MB).text == "BOM text"
     assert load_upload("w.txt", "wide".encode("utf-16"), None, max_bytes=MB).text == "wide"
@@ -130,6 +130,7 @@ def test_load_path_folder_and_file(tmp_path: Path) -> None:
     assert [d.id for d in docs] == ["ferry.txt", "garden.html", "lighthouse.md"]
     garden = docs[1]
     assert garden.title == "정원 가꾸기" and "토마토" in garden.text and "tracking" not in garden.text
+    assert garden.metadata["language"] == "ko" and docs[0].metadata["language"] == "en"
     assert docs[2].title == "The Harbour Lighthouse"
     assert [d.id for d in load_path(CORPUS / "files" / "ferry.txt")] == ["ferry.txt"]
     with pytest.raises(FileNotFoundError):
