@@ -20,7 +20,7 @@ _DEFAULT_CACHE = Path(".ragd") / "eval-cache"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", type=Path, required=True,
+    parser.add_argument("--dataset", type=Path, default=None,
                         help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a KorQuAD 1.0 JSON file")
     parser.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: test)")
     parser.add_argument("--json", type=Path, default=None, help="write the report here as JSON")
@@ -54,12 +54,21 @@ def _write(report: dict[str, Any], path: Path | None) -> None:
 def add_retrieval(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("--limit", type=int, default=None, help="only the first N queries")
+    parser.add_argument("--tune", type=Path, action="append", default=[], metavar="DIR_OR_FILE[:SPLIT]",
+                        help="instead of evaluating, score every fusion setting on these datasets' queries "
+                             "(train/dev splits only, e.g. scifact:train, KorQuAD.json:tune; repeatable)")
+    parser.add_argument("--ablate", action="store_true",
+                        help="also report BM25 alone, dense alone and RRF k=60 on the same candidates")
     parser.set_defaults(run=_run_retrieval)
 
 
 def _run_retrieval(args: argparse.Namespace) -> int:
     from retriever.evaluation import evaluate, load_dataset
 
+    if args.tune:
+        return _run_tune(args)
+    if args.dataset is None:
+        raise SystemExit("ragd eval retrieval: --dataset is required")
     dataset = load_dataset(args.dataset, args.split)
     settings = settings_from_args(args.set)
     report = asyncio.run(evaluate(dataset, settings, cache_root=args.cache_dir, limit=args.limit,
@@ -70,7 +79,30 @@ def _run_retrieval(args: argparse.Namespace) -> int:
           f"MRR@10 {report['mrr@10']:.4f}")
     print(f"  latency p50 {report['latency_ms_p50']:.1f} ms   p95 {report['latency_ms_p95']:.1f} ms   "
           f"(embedder {settings.embedder_backend}, fusion {settings.fusion}, reranker {settings.reranker_model})")
+    if args.ablate:
+        from retriever.evaluation import ablation
+
+        report["ablation"] = asyncio.run(ablation(dataset, settings, cache_root=args.cache_dir,
+                                                  progress=not args.no_progress))
+        for name, metrics in report["ablation"].items():
+            print(f"  {name:>10}: nDCG@10 {metrics['ndcg@10']:.4f}  Recall@100 {metrics['recall@100']:.4f}")
     _write(report, args.json)
+    return 0
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from retriever.evaluation import load_dataset, tune_fusion
+
+    datasets = []
+    for spec in args.tune:
+        path, _, split = str(spec).rpartition(":") if ":" in str(spec) else (str(spec), "", "train")
+        datasets.append(load_dataset(Path(path), split))
+    rows = asyncio.run(tune_fusion(datasets, settings_from_args(args.set), cache_root=args.cache_dir,
+                                   progress=not args.no_progress))
+    for row in rows[:15]:
+        per = "  ".join(f"{name} {m['ndcg@10']:.4f}" for name, m in row["datasets"].items())
+        print(f"  mean nDCG@10 {row['mean_ndcg@10']:.4f}  {per}  {row['settings']}")
+    _write({"ranked": rows}, args.json)
     return 0
 
 
@@ -88,6 +120,8 @@ def add_hnsw(parser: argparse.ArgumentParser) -> None:
 def _run_hnsw(args: argparse.Namespace) -> int:
     from retriever.evaluation import load_dataset, measure_hnsw, plot_hnsw
 
+    if args.dataset is None:
+        raise SystemExit("ragd eval hnsw: --dataset is required")
     dataset = load_dataset(args.dataset, args.split)
     settings = settings_from_args(args.set)
     efs = [int(v) for v in args.ef.split(",") if v.strip()]

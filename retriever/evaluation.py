@@ -39,6 +39,7 @@ from services.errors import NotFoundError
 __all__ = [
     "Dataset",
     "EvalRun",
+    "ablation",
     "evaluate",
     "index_fingerprint",
     "load_beir",
@@ -124,9 +125,17 @@ def load_beir(directory: Path, split: str = "test") -> Dataset:
     return Dataset(f"{directory.name}:{split}", docs, queries, {q: qrels[q] for q in queries})
 
 
-def load_korquad(path: Path) -> Dataset:
+def _in_tune_split(query_id: str) -> bool:
+    return int(hashlib.sha1(query_id.encode()).hexdigest(), 16) % 5 == 0
+
+
+def load_korquad(path: Path, split: str = "all") -> Dataset:
     """The original KorQuAD 1.0 JSON as retrieval: unique contexts are documents (article title as
-    title), each question's gold is the context it was asked about."""
+    title), each question's gold is the context it was asked about.
+
+    ``split``: ``all`` (also ``test``/``dev``), ``tune`` (a fixed ~20% of the questions, chosen by
+    hash of their id, for choosing settings) or ``heldout`` (the other ~80%).
+    """
     data = json.loads(path.read_text(encoding="utf-8"))
     docs: dict[str, DocumentIn] = {}
     queries: dict[str, str] = {}
@@ -137,20 +146,25 @@ def load_korquad(path: Path) -> Dataset:
             doc_id = "kq-" + hashlib.sha256(context.encode("utf-8")).hexdigest()[:16]
             docs.setdefault(doc_id, DocumentIn(id=doc_id, title=article.get("title", ""), text=context))
             for qa in paragraph["qas"]:
+                if split == "tune" and not _in_tune_split(qa["id"]):
+                    continue
+                if split == "heldout" and _in_tune_split(qa["id"]):
+                    continue
                 queries[qa["id"]] = qa["question"]
                 qrels.setdefault(qa["id"], {})[doc_id] = 1
-    return Dataset(path.stem, list(docs.values()), queries, qrels)
+    name = path.stem if split in ("all", "test", "dev") else f"{path.stem}:{split}"
+    return Dataset(name, list(docs.values()), queries, qrels)
 
 
 def load_dataset(path: Path, split: str = "test") -> Dataset:
     """A BEIR folder, or a KorQuAD/SQuAD-style JSON file (or a folder holding exactly one)."""
     if path.is_file():
-        return load_korquad(path)
+        return load_korquad(path, split)
     if (path / "corpus.jsonl").exists() and (path / "qrels" / f"{split}.tsv").exists():
         return load_beir(path, split)
     found = sorted(path.glob("*.json"))
     if len(found) == 1:
-        return load_korquad(found[0])
+        return load_korquad(found[0], split)
     raise FileNotFoundError(f"{path}: neither a BEIR folder with qrels/{split}.tsv nor a KorQuAD JSON file")
 
 
@@ -331,6 +345,27 @@ async def tune_fusion(datasets: Sequence[Dataset], settings: RetrieverSettings, 
         rows.append({"mean_ndcg@10": float(np.mean([m["ndcg@10"] for m in scores.values()])),
                      "settings": {k: getattr(variant, k) for k in _FUSION_FIELDS}, "datasets": scores})
     return sorted(rows, key=lambda r: -r["mean_ndcg@10"])
+
+
+async def ablation(dataset: Dataset, settings: RetrieverSettings, *, cache_root: Path,
+                   progress: bool = True) -> dict[str, dict[str, float]]:
+    """BM25 alone, dense alone, RRF (k=60) and ``settings``' own fusion, from one set of candidates."""
+    retriever = await open_index(dataset, settings, cache_root, progress=progress)
+    try:
+        sides = await side_rankings(retriever, dataset.queries, 100, progress=progress)
+        view = await retriever.view(TENANT, COLLECTION)
+    finally:
+        await retriever.aclose()
+    doc_of = {cid: chunk.doc_id for cid, chunk in view.chunks.items()}
+    variants = {
+        "bm25": settings.model_copy(update={"fusion": "weighted", "weight_bm25": 1.0, "weight_dense": 0.0,
+                                            "candidates": 100}),
+        "dense": settings.model_copy(update={"fusion": "weighted", "weight_bm25": 0.0, "weight_dense": 1.0,
+                                             "candidates": 100}),
+        "rrf_k60": settings.model_copy(update={"fusion": "rrf", "rrf_k": 60}),
+        "configured": settings,
+    }
+    return {name: fused_metrics(sides, dataset.qrels, doc_of, s) for name, s in variants.items()}
 
 
 _FUSION_FIELDS = ("fusion", "rrf_k", "weight_bm25", "weight_dense", "weighted_norm", "candidates")
