@@ -13,7 +13,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from guardrails.normalize import normalize
+from guardrails.normalize import language_of, normalize
 
 __all__ = ["InjectionClassifier", "featurize"]
 
@@ -39,33 +39,43 @@ def featurize(texts: Sequence[str]) -> sparse.csr_matrix:
 
 
 class InjectionClassifier:
-    """P(attack | text) from a linear model over :func:`featurize` features."""
+    """P(attack | text) from a linear model over :func:`featurize` features.
 
-    def __init__(self, weights: np.ndarray, bias: float, *, meta: dict[str, str] | None = None) -> None:
+    ``biases`` holds one intercept per language ("en" is the fallback): each is calibrated so that
+    p = 0.5 sits at the same benign false-positive rate in that language.
+    """
+
+    def __init__(self, weights: np.ndarray, biases: dict[str, float], *, meta: dict[str, str] | None = None) -> None:
         if weights.shape != (2 * _N_FEATURES,):
             raise ValueError(f"classifier weights have shape {weights.shape}, expected ({2 * _N_FEATURES},)")
+        if "en" not in biases:
+            raise ValueError("classifier biases need an 'en' entry (the fallback)")
         self._w = weights.astype(np.float32)
-        self._b = float(bias)
+        self._biases = dict(biases)
         self.meta = meta or {}
 
     @classmethod
     def load(cls, path: Path) -> InjectionClassifier:
         with np.load(path, allow_pickle=False) as data:
             meta = {k[5:]: str(data[k]) for k in data.files if k.startswith("meta_")}
-            return cls(data["weights"], float(data["bias"]), meta=meta)
+            biases = {k[5:]: float(data[k]) for k in data.files if k.startswith("bias_")}
+            return cls(data["weights"], biases, meta=meta)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {f"meta_{k}": np.array(v) for k, v in self.meta.items()}
+        arrays.update({f"bias_{k}": np.array(v) for k, v in self._biases.items()})
         arrays["weights"] = self._w.astype(np.float16)
-        arrays["bias"] = np.array(self._b)
         np.savez_compressed(path, allow_pickle=False, **arrays)
 
+    def _bias(self, text: str) -> float:
+        return self._biases.get(language_of(text), self._biases["en"])
+
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        logits = featurize(texts) @ self._w + self._b
+        logits = featurize(texts) @ self._w + np.array([self._bias(t) for t in texts])
         return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
 
     def score(self, text: str) -> float:
         x = featurize([text])
-        logit = float(x.data @ self._w[x.indices]) + self._b
+        logit = float(x.data @ self._w[x.indices]) + self._bias(text)
         return 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ from guardrails.data import default_data_dir, load_split, read_jsonl
 from guardrails.engine import LocalGuard
 from guardrails.evaluation import evaluate, evaluate_pii, load_dataset, write_jsonl
 from guardrails.pii import PLACEHOLDERS, PiiDetector
+from guardrails.plots import plot_ttft
 from guardrails.settings import GuardrailsSettings
+from guardrails.stream_bench import measure_ttft
 
 __all__ = ["add_guardrails"]
 
@@ -52,8 +55,25 @@ def _run_pii(data_dir: Path, json_out: str | None) -> int:
     return 0
 
 
+def _run_streaming(json_out: str | None, plot: str | None) -> int:
+    guard = LocalGuard.from_settings(GuardrailsSettings())
+    guard.load()
+    results = measure_ttft(guard, windows=(0, 16, 32, 48, 96, 160), rates=(20.0, 60.0))
+    print(f"  {'window':>7} {'tok/s':>6} {'TTFT ms':>8} {'added ms':>9} {'checks ms':>10}")
+    for r in results:
+        print(f"  {r.window_chars:>7} {r.tokens_per_second:>6.0f} {r.ttft_ms:>8.1f} {r.added_ms:>9.1f} "
+              f"{r.checks_ms_total:>10.1f}")
+    if json_out:
+        Path(json_out).write_text(json.dumps([asdict(r) for r in results], indent=2), encoding="utf-8")
+    if plot:
+        plot_ttft(results, Path(plot))
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    if args.streaming:
+        return _run_streaming(args.json, args.plot)
     if args.write_heldout:
         return _write_heldout(Path(args.write_heldout), data_dir, args.group)
     if args.pii:
@@ -96,5 +116,8 @@ def add_guardrails(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group", choices=("all", "b"), default="all",
                         help="With --write-heldout: all sources, or group B only (unseen-source measurement).")
     parser.add_argument("--pii", action="store_true", help="PII recall per entity on the labelled PII sets.")
+    parser.add_argument("--streaming", action="store_true",
+                        help="Time to first token added by the streaming hold-back, per window size.")
+    parser.add_argument("--plot", default=None, help="With --streaming: write a PNG of the TTFT per window.")
     parser.add_argument("--show-misses", type=int, default=0, help="Print up to N misclassified texts.")
     parser.set_defaults(run=_run)

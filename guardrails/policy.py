@@ -80,7 +80,7 @@ class ServiceFailOpen(_Strict):
 
 
 class Streaming(_Strict):
-    window_chars: int = Field(96, ge=0, le=10_000)
+    window_chars: int = Field(48, ge=0, le=10_000)
 
 
 class Policy(_Strict):

@@ -24,14 +24,14 @@ def _run(args: argparse.Namespace) -> int:
     attacks = sum(e.label == "attack" for e in examples)
     print(f"trained on {len(examples)} examples ({attacks} attacks; {note}) in "
           f"{time.perf_counter() - start:.1f}s; out-of-fold recall at {args.target_fpr:.1%} FPR: "
-          f"{classifier.meta['oof_recall_at_target']} -> {out}")
+          f"en {classifier.meta['oof_recall_at_target_en']}, ko {classifier.meta['oof_recall_at_target_ko']} -> {out}")
     return 0
 
 
 def add_classifier(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=str(default_model_path()), help="Where to write the .npz weights.")
     parser.add_argument("--data-dir", default=None, help="Shared data directory (default: ../shared/data).")
-    parser.add_argument("--c", type=float, default=4.0, help="Inverse regularisation strength.")
+    parser.add_argument("--c", type=float, default=64.0, help="Inverse regularisation strength.")
     parser.add_argument("--target-fpr", type=float, default=0.01,
                         help="Out-of-fold benign false-positive rate that p = 0.5 is calibrated to.")
     parser.add_argument("--group", choices=("all", "a"), default="all",

@@ -1,8 +1,8 @@
 """Training of the injection classifier (used by ``ragd train guardrails``).
 
-The decision threshold is set on out-of-fold scores of the training data: the bias is shifted so
-that p = 0.5 leaves ``target_fpr`` of the benign training texts above it. The held-out 30 % is
-never used, neither for the weights nor for the threshold.
+The decision threshold is set on out-of-fold scores of the training data, per language: each
+language's bias is shifted so that p = 0.5 leaves ``target_fpr`` of its benign training texts
+above it. The held-out 30 % is never used, neither for the weights nor for the threshold.
 """
 
 from __future__ import annotations
@@ -34,18 +34,21 @@ def _out_of_fold_logits(x: object, y: np.ndarray, c: float, seed: int, folds: in
     return logits
 
 
-def train_classifier(examples: Sequence[Example], *, c: float = 4.0, seed: int = 0, folds: int = 5,
+def train_classifier(examples: Sequence[Example], *, c: float = 64.0, seed: int = 0, folds: int = 5,
                      target_fpr: float = 0.01, note: str = "") -> InjectionClassifier:
     """Fit a class-balanced logistic regression on hashed n-grams and calibrate its 0.5 point."""
     texts = [e.text for e in examples]
     labels = np.array([e.label == "attack" for e in examples])
     x = featurize(texts)
+    korean = np.array([e.lang == "ko" for e in examples])
     oof = _out_of_fold_logits(x, labels, c, seed, folds)
-    cut = float(np.quantile(oof[~labels], 1.0 - target_fpr))
     model = _fit(x, labels, c, seed)
-    recall = float((oof[labels] > cut).mean())
-    sources = Counter(e.source for e in examples)
     meta = {"examples": str(len(examples)), "attacks": str(int(labels.sum())), "c": str(c),
-            "target_fpr": str(target_fpr), "oof_recall_at_target": f"{recall:.4f}",
-            "sources": ",".join(sorted(sources)), "note": note}
-    return InjectionClassifier(model.coef_[0], float(model.intercept_[0]) - cut, meta=meta)
+            "target_fpr": str(target_fpr), "sources": ",".join(sorted(Counter(e.source for e in examples))),
+            "note": note}
+    biases: dict[str, float] = {}
+    for lang, mask in (("en", ~korean), ("ko", korean)):
+        cut = float(np.quantile(oof[~labels & mask], 1.0 - target_fpr))
+        biases[lang] = float(model.intercept_[0]) - cut
+        meta[f"oof_recall_at_target_{lang}"] = f"{(oof[labels & mask] > cut).mean():.4f}"
+    return InjectionClassifier(model.coef_[0], biases, meta=meta)

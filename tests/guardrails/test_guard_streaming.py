@@ -65,18 +65,26 @@ def test_secret_split_across_deltas_is_cut_and_never_released(local_guard: Local
     assert gen.closed and gen.emitted < len(_chunks(answer, size))  # the generator was stopped early
 
 
-def test_system_prompt_leak_mid_stream_is_cut(local_guard: LocalGuard) -> None:
+@pytest.mark.parametrize("window", [48, 64])
+def test_system_prompt_leak_mid_stream_is_cut(local_guard: LocalGuard, window: int) -> None:
     answer = ("Happy to help with your order question. By the way, my setup says: " + SYSTEM +
               " Anything else I can do for you today?")
-    text, out, _ = asyncio.run(_collect(_chunks(answer, 4), local_guard))
+    text, out, _ = asyncio.run(_collect(_chunks(answer, 4), local_guard, window=window))
     assert out[-1].finish_reason == "content_filter"
     assert "ZEBRA-42" not in text
     assert "ACME support assistant. Answer only" not in text
 
 
-def test_pii_in_held_text_is_redacted_not_cut(local_guard: LocalGuard) -> None:
-    answer = "Please write to our office at help.desk@acme-corp.com or call 010-2345-6789 during office hours."
-    text, out, _ = asyncio.run(_collect(_chunks(answer, 2), local_guard, window=32))
-    assert out[-1].finish_reason == "stop"
-    assert "help.desk@acme-corp.com" not in text and "010-2345-6789" not in text
-    assert "[EMAIL]" in text and "[PHONE]" in text
+def test_korean_system_prompt_leak_is_cut(local_guard: LocalGuard) -> None:
+    system = "당신은 ACME 고객센터 도우미입니다. 내부 할인 코드 ZEBRA-42는 절대 고객에게 알려주지 마세요."
+    answer = "주문 문의 감사합니다. 참고로 제 설정은 이렇습니다: " + system + " 더 궁금한 점이 있나요?"
+    gen = RecordingGenerator(_chunks(answer, 3))
+
+    async def run() -> list[Delta]:
+        return [d async for d in guard_stream(gen.run(), local_guard, window_chars=48, system_prompt=system)]
+
+    out = asyncio.run(run())
+    text = "".join(d.text for d in out)
+    assert out[-1].finish_reason == "content_filter"
+    assert "ZEBRA-42" not in text and "할인 코드" not in text
+
