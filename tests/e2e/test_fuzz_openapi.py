@@ -1,0 +1,47 @@
+"""Bounded fuzzing of the public API from its own OpenAPI schema: no 5xx, responses match the schema.
+
+Each operation gets a fixed number of generated cases (derandomized, so a failure reproduces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
+
+from tests.e2e.conftest import start_server, stop_server
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES_PER_OPERATION = 12
+
+
+@pytest.fixture(scope="module")
+def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
+    tmp = tmp_path_factory.mktemp("ragd-fuzz")
+    # a small max_tokens limit keeps valid random chat requests quick on the CPU model
+    srv = start_server(tmp, {"RAGD_GATEWAY_MAX_TOKENS_LIMIT": "4", "RAGD_GATEWAY_DEFAULT_MAX_TOKENS": "4"})
+    yield schemathesis.openapi.from_url(srv.base_url + "/openapi.json")
+    stop_server(srv.process)
+
+
+def test_api_never_answers_5xx_and_matches_its_schema(api_schema: schemathesis.BaseSchema) -> None:
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) >= 10
+    calls: dict[str, int] = {}
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def run(case: schemathesis.Case) -> None:
+            case.call_and_validate(checks=[checks.not_a_server_error, checks.response_schema_conformance],
+                                   timeout=120)
+            calls[operation.label] = calls.get(operation.label, 0) + 1
+
+        run()
+    assert len(calls) == len(operations), calls  # every operation was exercised
+    assert sum(calls.values()) >= 6 * len(operations), calls
