@@ -20,12 +20,12 @@ from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cache.backends import CacheBackend, MemoryBackend
+from cache.backends import CacheBackend, MemoryBackend, Placement
 from cache.embedders import EMBEDDERS, QuestionEmbedder
 from cache.entries import CachedAnswer, CacheLookup, Outcome
 from cache.guards import reject_reason
 from cache.index import pack_record
-from cache.keys import CacheScope, exact_key, partition_key
+from cache.keys import CacheScope, exact_key, group_key, partition_key
 from cache.redis_backend import RedisBackend
 from cache.settings import CacheSettings
 from services.telemetry import CACHE_EVICTIONS, CACHE_LOOKUPS, CACHE_STORES, DEGRADATIONS, stage
@@ -139,6 +139,21 @@ class AnswerCache:
             CACHE_EVICTIONS.inc(evicted)
         return True
 
+    async def reclaim(self, tenant: str, collection: str, epoch: str) -> int:
+        """Delete the entries of every older corpus epoch of a collection at once (call it after an
+        ingest, update or delete with the new epoch); they could never be served anyway, this frees
+        them before their TTL. Returns the entries deleted; 0 when the store is unavailable."""
+        group = group_key(CacheScope(tenant, collection, epoch, "", ""))
+        try:
+            async with asyncio.timeout(max(1.0, 10 * self.settings.redis_timeout_s)):
+                dropped = await self._backend.reclaim(group, epoch)
+        except Exception as exc:
+            self._trip(exc)
+            return 0
+        if dropped:
+            CACHE_EVICTIONS.inc(dropped)
+        return dropped
+
     # ------------------------------------------------------------------ internals
 
     async def _lookup(self, scope: CacheScope, question: str) -> CacheLookup:
@@ -176,7 +191,8 @@ class AnswerCache:
         if self._embedder is not None:
             record = pack_record(await self._vector(question), question)
         value = stored.model_dump_json().encode()
-        return await self._io(self._backend.put(partition_key(scope), exact_key(scope, question), value, record))
+        place = Placement(partition_key(scope), group_key(scope), scope.epoch)
+        return await self._io(self._backend.put(place, exact_key(scope, question), value, record))
 
     async def _vector(self, question: str) -> npt.NDArray[np.float32]:
         """The question's embedding, memoised briefly so a store right after its lookup does not re-embed."""

@@ -14,20 +14,32 @@ from typing import Protocol
 
 from cache.index import PartitionIndex
 
-__all__ = ["CacheBackend", "MemoryBackend"]
+__all__ = ["CacheBackend", "MemoryBackend", "Placement"]
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where an entry goes: its partition, and the (tenant, collection) group and corpus epoch of it."""
+
+    partition: str
+    group: str
+    epoch: str
 
 
 class CacheBackend(Protocol):
     """Storage of one answer cache. Every method may raise on a dead store; the cache turns that into bypass."""
 
     async def get(self, key: str) -> bytes | None: ...
-    async def put(self, partition: str, key: str, value: bytes, record: bytes | None) -> int: ...
+    async def put(self, place: Placement, key: str, value: bytes, record: bytes | None) -> int: ...
     async def index(self, partition: str, dim: int) -> PartitionIndex: ...
+    async def reclaim(self, group: str, keep_epoch: str) -> int: ...
     async def close(self) -> None: ...
 
 
 @dataclass
 class _Partition:
+    group: str
+    epoch: str
     index: PartitionIndex | None = None
     keys: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
@@ -57,8 +69,9 @@ class MemoryBackend:
         self._partitions.move_to_end(partition)
         return value
 
-    async def put(self, partition: str, key: str, value: bytes, record: bytes | None) -> int:
-        part = self._partitions.setdefault(partition, _Partition())
+    async def put(self, place: Placement, key: str, value: bytes, record: bytes | None) -> int:
+        partition = place.partition
+        part = self._partitions.setdefault(partition, _Partition(place.group, place.epoch))
         self._partitions.move_to_end(partition)
         if key in self._values:
             self._drop(key)
@@ -90,6 +103,16 @@ class MemoryBackend:
                     part.index.add_record(key, self._records[key][1])
         self._expire(part)
         return part.index
+
+    async def reclaim(self, group: str, keep_epoch: str) -> int:
+        """Drop every partition of ``group`` made under another epoch; returns the entries dropped."""
+        stale = [p for p in self._partitions.values() if p.group == group and p.epoch != keep_epoch]
+        dropped = 0
+        for part in stale:
+            for key in list(part.keys):
+                self._drop(key)
+                dropped += 1
+        return dropped
 
     async def close(self) -> None:
         self._values.clear()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from services.contracts import GenerationParams
 
-__all__ = ["CacheScope", "exact_key", "normalize_question", "partition_key"]
+__all__ = ["CacheScope", "exact_key", "group_key", "normalize_question", "partition_key"]
 
 _KEY_VERSION = "v1"
 _SPACES = re.compile(r"\s+")
@@ -70,6 +70,11 @@ def _digest(*parts: str) -> str:
 def partition_key(scope: CacheScope) -> str:
     """The opaque id of a scope: the semantic neighbourhood and the namespace of its entries."""
     return _digest("partition", scope.canonical())
+
+
+def group_key(scope: CacheScope) -> str:
+    """The opaque id of the scope's (tenant, collection): all its partitions, of every epoch."""
+    return _digest("group", json.dumps([_KEY_VERSION, scope.tenant, scope.collection], ensure_ascii=False))
 
 
 def exact_key(scope: CacheScope, question: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from cache.backends import Placement
 from cache.index import PartitionIndex
 
 __all__ = ["RedisBackend"]
@@ -76,10 +77,14 @@ class RedisBackend:
         value = await self._redis.get(self._entry(key))
         return value if isinstance(value, bytes | None) else _text(value).encode()
 
-    async def put(self, partition: str, key: str, value: bytes, record: bytes | None) -> int:
+    async def put(self, place: Placement, key: str, value: bytes, record: bytes | None) -> int:
+        partition = place.partition
         v, z, log = (self._part(partition, w) for w in ("v", "z", "log"))
+        group = f"{self._ns}g:{place.group}"
         pipe = self._redis.pipeline(transaction=True)
         pipe.set(self._entry(key), value, ex=self._ttl_s)
+        pipe.hset(group, partition, place.epoch)
+        pipe.expire(group, self._ttl_s)
         pipe.zadd(z, {key: time.time()})
         if record is not None:
             pipe.hset(v, key, record)
@@ -117,6 +122,24 @@ class RedisBackend:
                 approximate=False,
             )
         await pipe.execute()
+
+    async def reclaim(self, group: str, keep_epoch: str) -> int:
+        """Delete every partition of ``group`` stored under another epoch; returns the entries deleted."""
+        group_key = f"{self._ns}g:{group}"
+        epochs = await self._redis.hgetall(group_key)
+        stale = [_text(p) for p, e in epochs.items() if _text(e) != keep_epoch]
+        dropped = 0
+        for partition in stale:
+            keys = [_text(k) for k in await self._redis.zrange(self._part(partition, "z"), 0, -1)]
+            pipe = self._redis.pipeline(transaction=True)
+            if keys:
+                pipe.delete(*(self._entry(k) for k in keys))
+            pipe.delete(*(self._part(partition, w) for w in ("v", "z", "log")))
+            pipe.hdel(group_key, partition)
+            await pipe.execute()
+            self._followers.pop(partition, None)
+            dropped += len(keys)
+        return dropped
 
     async def index(self, partition: str, dim: int) -> PartitionIndex:
         """The partition's index, brought up to date. A partition this replica does not follow yet is

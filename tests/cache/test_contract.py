@@ -120,3 +120,18 @@ async def test_entries_expire_after_ttl(backend: str, namespace: str, embedder: 
     assert (await short.lookup(scope(), QUESTION)).outcome == "miss"
     assert (await short.lookup(scope(), PARAPHRASE)).outcome == "miss"
     await short.close()
+
+
+async def test_reclaim_frees_older_epochs_only(cache: AnswerCache) -> None:
+    await cache.store(scope(epoch="old"), QUESTION, ANSWER)
+    await cache.store(scope(epoch="old", model="m2"), QUESTION, ANSWER)
+    await cache.store(scope(epoch="new"), QUESTION, ANSWER)
+    await cache.store(scope(epoch="old", collection="faq"), QUESTION, ANSWER)
+    await cache.store(scope(epoch="old", tenant="someone-else"), QUESTION, ANSWER)
+    assert await cache.reclaim("acme", "docs", "new") == 2
+    assert (await cache.lookup(scope(epoch="old"), QUESTION)).outcome == "miss"
+    assert (await cache.lookup(scope(epoch="old"), PARAPHRASE)).outcome == "miss"
+    assert (await cache.lookup(scope(epoch="new"), QUESTION)).outcome == "exact"
+    assert (await cache.lookup(scope(epoch="old", collection="faq"), QUESTION)).outcome == "exact"
+    assert (await cache.lookup(scope(epoch="old", tenant="someone-else"), QUESTION)).outcome == "exact"
+    assert await cache.reclaim("acme", "docs", "new") == 0
