@@ -65,9 +65,10 @@ def create_app(settings: GatewaySettings | None = None,
                 epochs=components.epochs, cache=components.cache, scope_factory=components.scope_factory,
                 system_prompt=settings.system_prompt, source_chars=settings.source_chars,
                 rewrite_follow_ups=settings.rewrite_follow_ups,
-                guard_input_fail_open=settings.guard_input_fail_open,
-                guard_output_fail_open=settings.guard_output_fail_open,
-                holdback_chars=settings.stream_holdback_chars)
+                guard_input_fail_open=components.knobs.input_fail_open,
+                guard_output_fail_open=components.knobs.output_fail_open,
+                holdback_chars=components.knobs.window_chars,
+                on_block_error=components.knobs.on_block_error)
             yield
 
     app = FastAPI(title="ragd", version="0.1.0", lifespan=lifespan,

@@ -23,11 +23,40 @@ from generator.llamacpp import LlamaCppServer
 from generator.settings import GeneratorSettings
 from services.contracts import GenerationParams
 from services.epochs import MemoryEpochStore, RedisEpochStore
+from services.errors import DependencyError
 from services.protocols import Corpus, EpochStore, Generator, Guard, Retriever
 
 __all__ = ["Components", "build_components"]
 
 _log = logging.getLogger("ragd.gateway")
+
+
+@dataclass(frozen=True)
+class GuardKnobs:
+    """What the guardrail policy says about the gateway's side of the rails."""
+
+    on_block_error: bool = False
+    input_fail_open: bool = False
+    output_fail_open: bool = False
+    window_chars: int = 64
+
+
+def guard_knobs(guard: Any, settings: GatewaySettings) -> GuardKnobs:
+    """The policy's knobs (local policy object or the service's policy JSON), gateway settings first."""
+    policy = getattr(guard, "policy", None)
+    data: dict[str, Any] = policy if isinstance(policy, dict) else (policy.model_dump() if policy else {})
+    fail_open = data.get("service_fail_open", {})
+    window = data.get("streaming", {}).get("window_chars", 64)
+
+    def pick(override: Any, default: Any) -> Any:
+        return default if override is None else override
+
+    return GuardKnobs(
+        on_block_error=data.get("on_block") == "error",
+        input_fail_open=pick(settings.guard_input_fail_open, bool(fail_open.get("input", False))),
+        output_fail_open=pick(settings.guard_output_fail_open, bool(fail_open.get("output", False))),
+        window_chars=pick(settings.stream_holdback_chars, int(window)),
+    )
 
 
 @dataclass
@@ -40,6 +69,7 @@ class Components:
     cache: AnswerCacheLike | None = None
     scope_factory: ScopeFactory | None = None
     redis: Redis | None = None
+    knobs: GuardKnobs = GuardKnobs()
     checks: dict[str, Callable[[], Awaitable[bool]]] = field(default_factory=dict)
 
     async def ready(self) -> dict[str, bool]:
@@ -70,8 +100,11 @@ async def _guard(settings: GatewaySettings, stack: AsyncExitStack) -> Any:
     if settings.guardrails_url:
         client = importlib.import_module("guardrails.client").HttpGuard(
             settings.guardrails_url, timeout_s=settings.dependency_timeout_s)
-        await client.refresh_policy()
         stack.push_async_callback(client.aclose)
+        try:
+            await client.warm_up()
+        except DependencyError:
+            _log.warning("guardrails service unreachable at start; its policy loads on first contact")
         return client
     engine = importlib.import_module("guardrails.engine")
     guard_settings = importlib.import_module("guardrails.settings").GuardrailsSettings()
@@ -106,6 +139,7 @@ async def _cache(settings: GatewaySettings, redis_url: str | None, stack: AsyncE
         return None, None
     answer_cache = cache_mod.AnswerCache.create(cache_settings, redis_url=redis_url)
     stack.push_async_callback(answer_cache.close)
+    await answer_cache.warm_up()
     return answer_cache, _scope_factory(cache_mod.CacheScope)
 
 
@@ -138,7 +172,8 @@ async def build_components(settings: GatewaySettings) -> AsyncIterator[Component
         guard = await _guard(settings, stack)
         cache, scope_factory = await _cache(settings, settings.redis_url, stack)
         components = Components(retriever=retriever, corpus=retriever, generator=generator, guard=guard,
-                                epochs=epochs, cache=cache, scope_factory=scope_factory, redis=redis)
+                                epochs=epochs, cache=cache, scope_factory=scope_factory, redis=redis,
+                                knobs=guard_knobs(guard, settings))
         for name, piece in (("retriever", retriever), ("guardrails", guard)):
             if hasattr(piece, "ready"):
                 components.checks[name] = _readiness(piece)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,7 +31,7 @@ from services.contracts import (
     ScoredChunk,
     Usage,
 )
-from services.errors import DependencyError, DependencyUnavailableError, RagdError
+from services.errors import ContentPolicyError, DependencyError, DependencyUnavailableError, RagdError
 from services.protocols import EpochStore, Generator, Guard, Retriever
 from services.telemetry import DEGRADATIONS, stage
 
@@ -123,8 +124,13 @@ class Pipeline:
         guard_input_fail_open: bool = False,
         guard_output_fail_open: bool = True,
         holdback_chars: int = 64,
+        on_block_error: bool = False,
+        input_decision_cache: int = 4096,
     ) -> None:
         self.holdback_chars = holdback_chars
+        self.on_block_error = on_block_error
+        self._decisions: OrderedDict[tuple[str, str, str], GuardDecision] = OrderedDict()
+        self._decisions_max = input_decision_cache
         self.retriever = retriever
         self.generator = generator
         self.guard = guard
@@ -144,6 +150,8 @@ class Pipeline:
         decision = await self._check_input(turn, degraded)
         if decision is not None and decision.action == "block":
             refusal = decision.refusal or "I can't help with that request."
+            if self.on_block_error:
+                raise ContentPolicyError(refusal)
             answer = Answer(refusal, [], "content_filter", Usage(), cache="bypass", degraded=degraded)
             return Prepared(turn, turn.question, degraded, cache="bypass", answer=answer)
         question = decision.text if decision is not None else turn.question
@@ -173,9 +181,16 @@ class Pipeline:
         return prepared
 
     async def _check_input(self, turn: ChatTurn, degraded: list[str]) -> GuardDecision | None:
-        try:
-            with stage("guard_input"):
-                return await self.guard.check(GuardCheckRequest(kind="input", text=turn.question, tenant=turn.tenant))
+        """Input rails. Rails are deterministic per (policy, text), so decisions are memoized: a
+        repeated question (a cache hit) still passes the rails, without paying for them twice."""
+        key = (self.guard.policy_version, turn.tenant, turn.question)
+        known = self._decisions.get(key) if key[0] else None
+        if known is not None:
+            self._decisions.move_to_end(key)
+            _count_decision(known)
+            return known
+        try:  # the rails time themselves as stage "guard_input" where they run
+            decision = await self.guard.check(GuardCheckRequest(kind="input", text=turn.question, tenant=turn.tenant))
         except DependencyError as exc:
             DEGRADATIONS.labels("guardrails").inc()
             degraded.append("guardrails")
@@ -184,6 +199,11 @@ class Pipeline:
                     "Input guardrails are unavailable; request refused.", dependency="guardrails",
                     headers={"x-ragd-degraded": "guardrails"}) from exc
             return None
+        if key[0]:
+            self._decisions[key] = decision
+            if len(self._decisions) > self._decisions_max:
+                self._decisions.popitem(last=False)
+        return decision
 
     async def _standalone(self, question: str, history: Sequence[ChatMessage], degraded: list[str]) -> str:
         if not history or not self.rewrite_follow_ups:
@@ -318,6 +338,15 @@ class Pipeline:
 def _conversation_digest(history: Sequence[ChatMessage]) -> str:
     users = "\x00".join(" ".join(m.content.lower().split()) for m in history if m.role == "user")
     return hashlib.sha256(users.encode()).hexdigest()[:16] if users else ""
+
+
+def _count_decision(decision: GuardDecision) -> None:
+    """A memoized decision counts like a fresh one in the guardrail metrics."""
+    for rail in decision.rails:
+        if rail.fired:
+            telemetry.GUARDRAIL_DECISIONS.labels("input", rail.rail, rail.action).inc()
+    if decision.action == "pass":
+        telemetry.GUARDRAIL_DECISIONS.labels("input", "none", "pass").inc()
 
 
 class _FailOpenOutput:

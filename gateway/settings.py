@@ -41,9 +41,12 @@ class GatewaySettings(ServiceSettings):
     source_chars: int = Field(700, ge=100, le=8000, description="Characters of each source put in the prompt.")
     system_prompt: str | None = Field(None, description="Replaces the default RAG system prompt.")
     rewrite_follow_ups: bool = Field(True, description="Rewrite multi-turn follow-ups into standalone questions.")
-    guard_input_fail_open: bool = Field(False, description="Guardrails down: serve input unchecked (default: 503).")
-    guard_output_fail_open: bool = Field(True, description="Guardrails down: release output unchecked.")
-    stream_holdback_chars: int = Field(64, ge=0, le=4096, description="Streamed text held back for output rails.")
+    guard_input_fail_open: bool | None = Field(
+        None, description="Guardrails down: serve input unchecked (true) or 503 (false); none: the policy's.")
+    guard_output_fail_open: bool | None = Field(
+        None, description="Guardrails down: release output unchecked (true) or fail (false); none: the policy's.")
+    stream_holdback_chars: int | None = Field(
+        None, ge=0, le=4096, description="Streamed characters held back for the output rails; none: the policy's.")
 
     # limits
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest JSON request body, bytes.")
