@@ -41,5 +41,5 @@ class ServiceSettings(BaseSettings):
                            description="Directory for persistent local state.")
     redis_url: str | None = Field(None, validation_alias=_shared("redis_url"),
                                   description="Redis URL for shared state (cache, epochs, limits); none: in-process.")
-    request_timeout_s: float = Field(60.0, gt=0, validation_alias=_shared("request_timeout_s"),
+    request_timeout_s: float = Field(120.0, gt=0, validation_alias=_shared("request_timeout_s"),
                                      description="Default deadline of one request, seconds.")

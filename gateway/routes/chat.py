@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -18,7 +20,7 @@ from gateway.sse import ChunkWriter, completion_body
 from services import telemetry
 from services.app import sse_error_event
 from services.contracts import ChatMessage, GenerationParams
-from services.errors import InvalidRequestError, NotFoundError
+from services.errors import DependencyTimeoutError, InvalidRequestError, NotFoundError
 
 __all__ = ["MODEL_PREFIX", "router"]
 
@@ -100,9 +102,23 @@ def _headers(prepared: Prepared) -> dict[str, str]:
     return headers
 
 
+@asynccontextmanager
+async def _within_deadline() -> AsyncIterator[None]:
+    """The request's deadline bounds every stage inside; running past it is a 504."""
+    ctx = telemetry.current()
+    remaining = ctx.remaining() if ctx is not None else None
+    try:
+        async with asyncio.timeout(remaining):
+            yield
+    except TimeoutError as exc:
+        raise DependencyTimeoutError("The request did not finish within its deadline.",
+                                     dependency="deadline") from exc
+
+
 async def _prepare(pipeline: Pipeline, turn: ChatTurn) -> Prepared:
     try:
-        return await pipeline.prepare(turn)
+        async with _within_deadline():
+            return await pipeline.prepare(turn)
     except NotFoundError as exc:
         raise NotFoundError(f"The model '{turn.model[:100]}' does not exist.", param="model",
                             code="model_not_found") from exc
@@ -126,7 +142,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, princi
                    cache_control=request.headers.get("cache-control", ""))
     prepared = await _prepare(pipeline, turn)
     if not body.stream:
-        answer = await pipeline.answer(prepared)
+        async with _within_deadline():
+            answer = await pipeline.answer(prepared)
         _log_answer(answer, prepared, settings)
         await request.app.state.limiter.spend_tokens(principal, answer.usage.total_tokens)
         payload = completion_body(model=body.model, content=answer.content, finish_reason=answer.finish_reason,
@@ -144,9 +161,10 @@ async def _sse(pipeline: Pipeline, prepared: Prepared, model: str, include_usage
     writer = ChunkWriter(model)
     yield writer.role()
     try:
-        async for delta in pipeline.stream(prepared):
-            if delta.text:
-                yield writer.content(delta.text)
+        async with _within_deadline():
+            async for delta in pipeline.stream(prepared):
+                if delta.text:
+                    yield writer.content(delta.text)
     except Exception as exc:  # after the first byte an error is an SSE event, then [DONE]
         _log.warning("stream failed", exc_info=exc)
         yield sse_error_event(exc)
