@@ -98,3 +98,21 @@ def exported_names(exposition: str) -> set[str]:
         names |= _sample_names(family.name, family.type)
         names.update(sample.name for sample in family.samples)
     return names
+
+
+def label_matchers(expr: str) -> list[tuple[str, str, str]]:
+    """``(label, op, value)`` of every label matcher in an expression; op is '=', '!=', '=~' or '!~'."""
+    if _LABEL_VALUES.match(expr.strip()):
+        return []
+    expr = _GRAFANA_VARS.sub(".*", _GRAFANA_DURATIONS.sub("5m", expr))
+    found: list[tuple[str, str, str]] = []
+    ops = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
+
+    def visit(node: object) -> bool:
+        if isinstance(node, promql_parser.VectorSelector):
+            for m in node.matchers.matchers:
+                found.append((m.name, ops.get(str(m.op).rsplit(".", 1)[-1], str(m.op)), m.value))
+        return True
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found

@@ -3,6 +3,7 @@ metric a dashboard or alert uses is declared in services/telemetry.py (the metri
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.deploy.promql import (
     ROOT,
     all_expressions,
     declared_names,
+    label_matchers,
     metric_names,
     walk_panels,
 )
@@ -83,3 +85,37 @@ def test_metric_name_extraction_sees_through_functions_and_grafana_variables() -
     assert metric_names(expr) == {"ragd_request_seconds_bucket", "ragd_in_flight_requests", "up"}
     assert metric_names("label_values(ragd_requests_total, service)") == {"ragd_requests_total"}
 
+
+
+# Labels whose values the code writes as string literals (route, status, service and job come from
+# route templates, HTTP statuses, service names and Prometheus itself).
+LITERAL_LABELS = {"stage", "outcome", "result", "kind", "rail", "action", "dependency", "reason", "direction"}
+PACKAGES = ("services", "gateway", "cache", "retriever", "guardrails", "generator")
+
+
+def _code_literals() -> set[str]:
+    literals: set[str] = set()
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    literals.add(node.value)
+    return literals
+
+
+def _emitted(value: str, literals: set[str]) -> bool:
+    if value.endswith(".*"):
+        return any(lit.startswith(value[:-2]) for lit in literals)
+    return value in literals
+
+
+def test_every_label_value_a_dashboard_or_alert_filters_on_is_written_by_the_code() -> None:
+    literals = _code_literals()
+    for source, exprs in all_expressions().items():
+        for expr in exprs:
+            for label, op, value in label_matchers(expr):
+                if label not in LITERAL_LABELS or value == ".*":
+                    continue
+                alternatives = value.split("|") if op in ("=~", "!~") else [value]
+                unknown = [a for a in alternatives if not _emitted(a, literals)]
+                assert not unknown, f"{source}: {label} values {unknown} are never written by the code ({expr!r})"
