@@ -50,6 +50,9 @@ class TopologySettings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis to use if it answers; else a private one.")
     private_redis: bool = Field(False, description="Always start a private redis-server (isolated state).")
     demo_corpus: Path | None = Field(None, description="Folder the gateway ingests on first start.")
+    generator_url: str | None = Field(
+        None, description="OpenAI-compatible base URL (e.g. a vLLM server, .../v1) used instead of a local llama.cpp.")
+    generator_model: str = Field("ragd-llm", description="Model name the generator serves (vLLM --served-model-name).")
     startup_timeout_s: float = Field(300.0, gt=0, description="How long each piece may take to become ready, s.")
     stop_timeout_s: float = Field(15.0, gt=0, description="Grace after SIGTERM before SIGKILL, seconds.")
 
@@ -72,14 +75,16 @@ class Piece:
         return f"redis://{host}:{self.port}/0" if self.ready_path is None else f"http://{host}:{self.port}"
 
 
-def piece_environment(urls: Mapping[str, str], data_dir: Path, log_level: str = "INFO") -> dict[str, dict[str, str]]:
-    """The ``RAGD_*`` settings of each ragd piece: the names docker-compose.yml sets, local values."""
+def piece_environment(urls: Mapping[str, str], data_dir: Path, log_level: str = "INFO",
+                      generator_model: str = "ragd-llm") -> dict[str, dict[str, str]]:
+    """The ``RAGD_*`` settings of each ragd piece: the names docker-compose.yml sets, local values.
+    ``urls["generator"]`` is the OpenAI base URL (ending in /v1)."""
     return {
         "gateway": {
             "RAGD_GATEWAY_RETRIEVER_URL": urls["retriever"],
             "RAGD_GATEWAY_GUARDRAILS_URL": urls["guardrails"],
-            "RAGD_GATEWAY_GENERATOR_URL": urls["generator"] + "/v1",
-            "RAGD_GATEWAY_GENERATOR_MODEL": "ragd-llm",
+            "RAGD_GATEWAY_GENERATOR_URL": urls["generator"],
+            "RAGD_GATEWAY_GENERATOR_MODEL": generator_model,
             "RAGD_GATEWAY_REDIS_URL": urls["redis"],
             "RAGD_GATEWAY_DATA_DIR": str(data_dir / "gateway"),
             "RAGD_GATEWAY_LOG_LEVEL": log_level,
@@ -158,7 +163,10 @@ class Topology:
             redis_url = f"redis://{host}:{ports['redis']}/0"
         urls = {name: f"http://{host}:{port}" for name, port in ports.items() if name != "redis"}
         urls["redis"] = redis_url
-        envs = piece_environment(urls, self.data_dir, os.environ.get("RAGD_LOG_LEVEL", "INFO"))
+        external_generator = self.settings.generator_url
+        urls["generator"] = external_generator or urls["generator"] + "/v1"
+        envs = piece_environment(urls, self.data_dir, os.environ.get("RAGD_LOG_LEVEL", "INFO"),
+                                 self.settings.generator_model)
         if self.settings.demo_corpus is not None:
             envs["gateway"]["RAGD_GATEWAY_DEMO_CORPUS"] = str(self.settings.demo_corpus.resolve())
         pieces: list[Piece] = []
@@ -168,12 +176,16 @@ class Topology:
         pieces.append(Piece("chroma", (_chroma_command(), "run", "--path", str(self.data_dir / "chroma"),
                                        "--host", host, "--port", str(ports["chroma"])),
                             {"ANONYMIZED_TELEMETRY": "False"}, ports["chroma"], "/api/v2/heartbeat"))
-        for name in ("generator", "retriever", "guardrails", "gateway"):
+        local = ("retriever", "guardrails", "gateway") if external_generator else (
+            "generator", "retriever", "guardrails", "gateway")
+        for name in local:
             ready = "/health" if name == "generator" else "/ready"
             command = (py, "-m", "services.cli", "serve", name, "--host", host, "--port", str(ports[name]))
             pieces.append(Piece(name, command, envs[name], ports[name], ready))
         self.urls = {p.name: p.url(host) for p in pieces}
         self.urls.setdefault("redis", redis_url)
+        if external_generator:
+            self.urls["generator"] = external_generator
         return pieces
 
     # ------------------------------------------------------------------ lifecycle
@@ -297,6 +309,10 @@ def _run_up(args: argparse.Namespace) -> int:
         overrides["demo_corpus"] = demo_corpus_path()
     if args.private_redis:
         overrides["private_redis"] = True
+    if args.generator_url:
+        overrides["generator_url"] = args.generator_url
+    if args.generator_model:
+        overrides["generator_model"] = args.generator_model
     topology = Topology(TopologySettings(**overrides))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -323,7 +339,7 @@ def _run_up(args: argparse.Namespace) -> int:
 
 
 def add_up(parser: argparse.ArgumentParser) -> None:
-    """Register ``ragd up [--base-port N] [--data-dir D] [--demo] [--private-redis]``."""
+    """Register ``ragd up [--base-port N] [--data-dir D] [--demo] [--private-redis] [--generator-url URL]``."""
     parser.add_argument("--base-port", type=int, default=None,
                         help="gateway port; chroma +1, retriever +2, generator +3, guardrails +4, redis +5 "
                              "(default 8000)")
@@ -331,4 +347,8 @@ def add_up(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demo", action="store_true", help="ingest the bundled demo corpus on first start")
     parser.add_argument("--private-redis", action="store_true",
                         help="start a private redis-server even if one answers at RAGD_UP_REDIS_URL")
+    parser.add_argument("--generator-url", default=None,
+                        help="use this OpenAI-compatible server (e.g. vLLM, http://host:8000/v1) instead of "
+                             "starting llama.cpp")
+    parser.add_argument("--generator-model", default=None, help="model name it serves (default ragd-llm)")
     parser.set_defaults(run=_run_up)

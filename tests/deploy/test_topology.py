@@ -69,6 +69,17 @@ def test_pieces_follow_the_base_port_and_point_at_each_other(tmp_path: Path) -> 
     assert pieces["gateway"].command[-4:] == ("--host", "127.0.0.1", "--port", str(base))
 
 
+def test_an_external_generator_replaces_the_local_llama_cpp(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, private_redis=True, generator_url="http://gpu-box.internal:8000/v1",
+                         generator_model="qwen2.5-7b")
+    topology = Topology(settings)
+    pieces = {p.name: p for p in topology.pieces()}
+    assert "generator" not in pieces
+    assert pieces["gateway"].env["RAGD_GATEWAY_GENERATOR_URL"] == "http://gpu-box.internal:8000/v1"
+    assert pieces["gateway"].env["RAGD_GATEWAY_GENERATOR_MODEL"] == "qwen2.5-7b"
+    assert topology.urls["generator"] == "http://gpu-box.internal:8000/v1"
+
+
 def test_a_redis_that_answers_is_used_instead_of_a_private_one(tmp_path: Path) -> None:
     if not redis_answers("redis://127.0.0.1:6379/0"):
         pytest.skip("no Redis at 127.0.0.1:6379 (make redis)")
