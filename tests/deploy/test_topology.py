@@ -205,3 +205,34 @@ def test_a_missing_redis_server_is_named(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(TopologyError, match="redis-server"):
         topology.start()
     assert topology.exited() == {}
+
+
+def test_pieces_die_with_a_killed_parent(tmp_path: Path) -> None:
+    """Even SIGKILL of the process that started them (no chance to clean up) leaves no orphan."""
+    script = f"""
+import sys, time
+from pathlib import Path
+from gateway.topology import Topology, TopologySettings
+t = Topology(TopologySettings(base_port={free_base_port()}, data_dir=Path({str(tmp_path)!r}), private_redis=True))
+redis = t.pieces()[0]
+t.log_dir.mkdir(parents=True)
+t._spawn(redis)
+t._wait_ready(redis)
+print(t._procs["redis"].pid, flush=True)
+time.sleep(60)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    os.kill(child, 0)  # alive while its parent is
+    parent.kill()
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child, 9)
+    raise AssertionError("redis-server outlived the process that started it")
