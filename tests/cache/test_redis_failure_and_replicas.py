@@ -140,3 +140,17 @@ async def test_a_partition_still_loading_is_a_miss_not_a_bypass(
     assert outcome == "semantic"
     await first.close()
     await late.close()
+
+
+async def test_concurrent_lookups_on_a_new_replica_all_answer(
+    settings: CacheSettings, embedder: E5QuestionEmbedder
+) -> None:
+    first = AnswerCache.create(settings, SHARED_REDIS, embedder)
+    await first.store(scope(), STORED, ANSWER)
+    second = AnswerCache.create(settings, SHARED_REDIS, embedder)
+    results = await asyncio.gather(*(second.lookup(scope(), q) for q in [STORED, PARAPHRASE] * 10))
+    assert {r.outcome for r in results[::2]} == {"exact"}
+    assert {r.outcome for r in results[1::2]} <= {"semantic", "miss"}  # miss while the snapshot loads
+    assert (await second.lookup(scope(), PARAPHRASE)).outcome == "semantic"
+    await first.close()
+    await second.close()
