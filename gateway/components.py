@@ -6,6 +6,7 @@ retriever and guardrails packages may be absent there.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
@@ -121,6 +122,8 @@ async def _generator(settings: GatewaySettings, stack: AsyncExitStack) -> OpenAI
         server = LlamaCppServer(gen_settings)
         server.start()
         stack.callback(server.stop)
+        supervisor = asyncio.create_task(server.supervise(gen_settings.supervise_interval_s))
+        stack.callback(supervisor.cancel)
         url = server.base_url
         _log.info("local llama.cpp generator started", extra={"ragd": {"url": url}})
     generator = OpenAIGenerator(url, model=settings.generator_model, api_key=gen_settings.api_key,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
 import signal
 import socket
@@ -17,6 +19,8 @@ import httpx
 from generator.settings import GeneratorSettings, packaged_gguf
 
 __all__ = ["LlamaCppServer", "free_port", "serve_forever"]
+
+_log = logging.getLogger("ragd.generator")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -64,6 +68,29 @@ class LlamaCppServer:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError("llama.cpp server did not become ready in time")
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def restart_if_dead(self) -> bool:
+        """Start the server again on the same port if its process died; True when it was restarted."""
+        if self._proc is None or self._proc.poll() is None:
+            return False
+        self._proc = None
+        self.start()
+        return True
+
+    async def supervise(self, interval_s: float = 1.0) -> None:
+        """Keep the server running (a crashed llama.cpp comes back by itself); cancel to stop."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if self._proc is not None and self._proc.poll() is not None:
+                _log.warning("llama.cpp server exited; restarting it")
+                try:
+                    await asyncio.to_thread(self.restart_if_dead)
+                except RuntimeError as exc:
+                    _log.error("llama.cpp server restart failed", exc_info=exc)
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -40,4 +40,5 @@ class GeneratorSettings(ServiceSettings):
     n_parallel: int = Field(2, ge=1, le=64, description="Concurrent sequences of the local llama.cpp server.")
     threads: int = Field(2, ge=1, description="CPU threads of the local llama.cpp server.")
     startup_timeout_s: float = Field(60.0, gt=0, description="How long to wait for the local server to answer.")
+    supervise_interval_s: float = Field(1.0, gt=0, description="How often a dead local llama.cpp is noticed, seconds.")
     timeout_s: float = Field(120.0, gt=0, description="Deadline of one generation call, seconds.")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from gateway.components import Components
 from gateway.deps import ComponentsDep, LimitedPrincipalDep, PrincipalDep, SettingsDep
 from gateway.openai_schema import CollectionCreate, DocumentsCreate, SearchRequest
 from services.contracts import CollectionInfo, DocumentOut, IngestReport, RetrieveRequest, ScoredChunk
@@ -44,6 +45,13 @@ class KeyCreated(BaseModel):
     key_id: str
 
 
+async def _reclaim(components: Components, tenant: str, collection: str, report: IngestReport) -> None:
+    """A corpus change made a new epoch: drop the cache entries of the older ones now, not at TTL."""
+    reclaim = getattr(components.cache, "reclaim", None)
+    if reclaim is not None and report.epoch:
+        await reclaim(tenant, collection, report.epoch)
+
+
 @router.post("/collections", status_code=201, response_model=CollectionInfo)
 async def create_collection(body: CollectionCreate, principal: PrincipalDep, components: ComponentsDep) -> Any:
     return await components.corpus.create_collection(principal.tenant, body.name, body.config)
@@ -66,7 +74,9 @@ async def add_documents(name: str, body: DocumentsCreate, principal: PrincipalDe
         raise InvalidRequestError(f"At most {settings.max_documents_per_request} documents per request.",
                                   param="documents")
     with stage("ingest"):
-        return await components.corpus.add_documents(principal.tenant, name, body.documents)
+        report = await components.corpus.add_documents(principal.tenant, name, body.documents)
+    await _reclaim(components, principal.tenant, name, report)
+    return report
 
 
 @router.post("/collections/{name}/files", response_model=IngestReport)
@@ -86,7 +96,9 @@ async def upload_files(name: str, request: Request, principal: PrincipalDep, com
         documents.append(await asyncio.to_thread(loaders.load_upload, upload.filename or "upload", data,
                                                  upload.content_type, max_bytes=settings.max_upload_bytes))
     with stage("ingest"):
-        return await components.corpus.add_documents(principal.tenant, name, documents)
+        report = await components.corpus.add_documents(principal.tenant, name, documents)
+    await _reclaim(components, principal.tenant, name, report)
+    return report
 
 
 @router.get("/collections/{name}/documents/{doc_id}", response_model=DocumentOut)
@@ -96,7 +108,9 @@ async def get_document(name: str, doc_id: str, principal: PrincipalDep, componen
 
 @router.delete("/collections/{name}/documents/{doc_id}", response_model=IngestReport)
 async def delete_document(name: str, doc_id: str, principal: PrincipalDep, components: ComponentsDep) -> Any:
-    return await components.corpus.delete_document(principal.tenant, name, doc_id)
+    report = await components.corpus.delete_document(principal.tenant, name, doc_id)
+    await _reclaim(components, principal.tenant, name, report)
+    return report
 
 
 @router.post("/collections/{name}/search", response_model=SearchResults)

@@ -1,0 +1,239 @@
+"""``ragd bench gateway``: exact and semantic cache hits through the whole embedded gateway, against a
+bare FastAPI endpoint returning the same JSON body, both real uvicorn servers driven by the same load
+generator over loopback. When the targets are missed, py-spy samples the gateway under load and the
+samples are grouped by layer (guardrails, cache, JSON, pydantic, logging, middleware, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from gateway.bench.common import BARE_BODY_ENV, Load, Server, free_port, median_of, run_load, serve, summarize
+
+__all__ = ["PROFILE_LAYERS", "QUESTION", "TARGETS", "bench_gateway", "paraphrases", "profile_layers"]
+
+QUESTION = "What is reciprocal rank fusion?"
+STOP = ["\n", ". "]  # short, complete answers: finish_reason "stop", so the answer is cached
+PARAPHRASE_HEADS = ("Can you explain", "Please explain", "Tell me", "Explain", "Could you describe",
+                    "I'd like to know", "Help me understand", "Briefly explain", "Describe", "Summarize")
+PARAPHRASE_TAILS = ("what reciprocal rank fusion is", "reciprocal rank fusion", "what reciprocal rank fusion means",
+                    "how reciprocal rank fusion works")
+PARAPHRASE_ENDS = ("?", ", please.", " in short?", " for me?", " in simple terms?", ".")
+TARGETS = {"exact_p50_ms": 3.0, "exact_throughput_ratio": 0.5, "semantic_p50_ms": 25.0}
+
+
+def paraphrases() -> list[str]:
+    """Distinct paraphrases of :data:`QUESTION` (each is embedded afresh: no memo helps them)."""
+    return [f"{h} {t}{e}" for e in PARAPHRASE_ENDS for t in PARAPHRASE_TAILS for h in PARAPHRASE_HEADS]
+
+
+# ---------------------------------------------------------------- 1 + 2: the gateway over HTTP
+
+
+def _gateway_env(work: Path, redis_url: str | None) -> dict[str, str]:
+    from gateway.cli import demo_corpus_path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_")}
+    env.update({"RAGD_DATA_DIR": str(work / "data"), "RAGD_GATEWAY_DEMO_CORPUS": str(demo_corpus_path()),
+                "PYTHONUNBUFFERED": "1"})
+    if redis_url:
+        env["RAGD_REDIS_URL"] = redis_url
+    return env
+
+
+def _chat_body(question: str) -> dict[str, Any]:
+    return {"model": "ragd", "messages": [{"role": "user", "content": question}], "max_tokens": 48, "stop": STOP}
+
+
+def _prime(url: str) -> dict[str, Any]:
+    """One real request (retrieve + generate) stores the answer; the identical repeat must be an exact hit."""
+    first = httpx.post(url, json=_chat_body(QUESTION), timeout=300)
+    first.raise_for_status()
+    payload: dict[str, Any] = first.json()
+    if payload["choices"][0]["finish_reason"] != "stop":
+        raise RuntimeError(f"the priming answer did not finish with 'stop' and is not cached: {payload}")
+    _expect_cache(url, QUESTION, "exact")
+    return payload
+
+
+def _expect_cache(url: str, question: str, outcome: str) -> None:
+    header = httpx.post(url, json=_chat_body(question), timeout=60).headers.get("x-ragd-cache")
+    if header != outcome:
+        raise RuntimeError(f"expected x-ragd-cache: {outcome} for {question!r}, got {header}")
+
+
+def _sequential(url: str, questions: Sequence[str], want: str) -> tuple[list[float], int]:
+    """Latency of each request whose ``x-ragd-cache`` is ``want`` (one client, one request at a time)."""
+    latencies: list[float] = []
+    with httpx.Client(timeout=60) as client:
+        for question in questions:
+            start = time.perf_counter()
+            response = client.post(url, json=_chat_body(question))
+            elapsed = time.perf_counter() - start
+            if response.status_code == 200 and response.headers.get("x-ragd-cache") == want:
+                latencies.append(elapsed)
+    return latencies, len(questions)
+
+
+def _ab_rounds(urls: dict[str, str], opts: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """Bare and gateway alternate, each at 1 connection (latency) and at ``--connections`` (throughput)."""
+    rows: list[dict[str, Any]] = []
+    plan = [(r, name, c) for r in range(opts.rounds) for name in (urls if r % 2 == 0 else list(urls)[::-1])
+            for c in (1, opts.connections)]
+    for url in urls.values():  # warm both servers up before anything is timed
+        run_load(Load(url, _chat_body(QUESTION), opts.connections, 1), work, tool=opts.load_tool)
+    for round_, name, conns in tqdm(plan, desc="gateway vs bare", unit="run"):
+        result = run_load(Load(urls[name], _chat_body(QUESTION), conns, opts.seconds), work, tool=opts.load_tool)
+        rows.append({"round": round_, "target": name, **result})
+    return rows
+
+
+def _ab_summary(rows: Sequence[dict[str, Any]], connections: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for target in ("bare", "exact"):
+        lat = [r for r in rows if r["target"] == target and r["connections"] == 1]
+        thr = [r for r in rows if r["target"] == target and r["connections"] == connections]
+        out[target] = {"p50_ms_c1": median_of(lat, "p50_ms"), "p95_ms_c1": median_of(lat, "p95_ms"),
+                       "p99_ms_c1": median_of(lat, "p99_ms"), "rps_c1": median_of(lat, "rps"),
+                       f"p50_ms_c{connections}": median_of(thr, "p50_ms"), "rps": median_of(thr, "rps"),
+                       "errors": sum(r["errors"] for r in lat + thr)}
+    out["throughput_ratio"] = round(out["exact"]["rps"] / out["bare"]["rps"], 3) if out["bare"]["rps"] else None
+    out["p50_ratio_c1"] = round(out["exact"]["p50_ms_c1"] / out["bare"]["p50_ms_c1"], 2)
+    return out
+
+
+def bench_gateway(opts: argparse.Namespace) -> dict[str, Any]:
+    """Exact and semantic cache hits through the whole embedded gateway vs a bare FastAPI endpoint."""
+    with tempfile.TemporaryDirectory(prefix="ragd-bench-") as tmp:
+        work = Path(tmp)
+        env = _gateway_env(work, opts.redis_url)
+        port = free_port()
+        print("bench gateway: starting the embedded gateway (ingests the demo corpus)...", file=sys.stderr)
+        gateway = serve("gateway", ["-m", "services.cli", "serve", "--port", str(port)], env, work, port=port)
+        try:
+            url = gateway.base_url + "/v1/chat/completions"
+            body_file = work / "bare-body.json"
+            body_file.write_text(json.dumps(_prime(url)))
+            bare_port = free_port()
+            bare = serve("bare", ["-m", "uvicorn", "--factory", "gateway.bench.common:bare_app", "--port",
+                                  str(bare_port), "--log-level", "warning", "--no-access-log"],
+                         {**env, BARE_BODY_ENV: str(body_file)}, work, port=bare_port, ready_path="/health")
+            try:
+                return _measure_gateway(url, bare.base_url + "/v1/chat/completions", gateway, opts, work)
+            finally:
+                bare.stop()
+        finally:
+            gateway.stop()
+
+
+def _measure_gateway(url: str, bare_url: str, gateway: Server, opts: argparse.Namespace,
+                     work: Path) -> dict[str, Any]:
+    rows = _ab_rounds({"bare": bare_url, "exact": url}, opts, work)
+    _expect_cache(url, QUESTION, "exact")  # still an exact hit after the load (nothing evicted it)
+    summary = _ab_summary(rows, opts.connections)
+    exact_seq, _ = _sequential(url, [QUESTION] * opts.sequential, "exact")
+    semantic, asked = _sequential(url, paraphrases()[:opts.sequential], "semantic")
+    result: dict[str, Any] = {
+        "load_tool": rows[0]["tool"], "connections": opts.connections, "seconds_per_run": opts.seconds,
+        "rounds": opts.rounds, "cache_backend": "redis" if opts.redis_url else "memory", "question": QUESTION,
+        "summary": summary, "runs": rows,
+        "exact_httpx_sequential": summarize(exact_seq),
+        "semantic_httpx_sequential": {**summarize(semantic), "asked": asked, "semantic_hits": len(semantic)},
+        "targets": TARGETS,
+    }
+    semantic_p50 = statistics.median(semantic) * 1000 if semantic else float("inf")
+    result["met"] = {"exact_p50_ms": summary["exact"]["p50_ms_c1"] <= TARGETS["exact_p50_ms"],
+                     "exact_throughput_ratio": (summary["throughput_ratio"] or 0) >= TARGETS["exact_throughput_ratio"],
+                     "semantic_p50_ms": semantic_p50 <= TARGETS["semantic_p50_ms"]}
+    if opts.profile == "always" or (opts.profile == "auto" and not all(result["met"].values())):
+        result["profile"] = _profile(gateway, url, opts, work)
+    return result
+
+
+# ---------------------------------------------------------------- profiling
+
+
+# (category, path fragments): a sample counts for the innermost frame matching one (first listed wins)
+PROFILE_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("guardrails (input rails)", ("/guardrails/",)),
+    ("answer cache", ("/cache/",)),
+    ("JSON encode/decode", ("/json/", "orjson", "jsonable_encoder")),
+    ("pydantic validation/serialisation", ("/pydantic/", "pydantic_core")),
+    ("logging (JSON log line)", ("/logging/", "services/telemetry.py")),
+    ("prometheus metrics", ("prometheus_client",)),
+    ("ragd middleware (request context, admission, body limit)", ("services/middleware.py", "gateway/limits.py")),
+    ("ragd auth + rate limit", ("gateway/auth.py", "gateway/ratelimit.py", "gateway/deps.py")),
+    ("ragd route + pipeline", ("gateway/",)),
+    ("fastapi/starlette routing + responses", ("/fastapi/", "/starlette/")),
+    ("uvicorn + HTTP parsing", ("/uvicorn/", "httptools")),
+    ("threads/executor hop", ("threading.py", "/concurrent/")),
+    ("asyncio event loop", ("/asyncio/", "uvloop")),
+)
+
+
+def _py_spy() -> str | None:
+    local = Path(sys.executable).parent / "py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def _profile(gateway: Server, url: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """py-spy samples the gateway while it serves exact hits at ``--connections``; samples grouped by layer."""
+    spy = _py_spy()
+    if spy is None:
+        return {"error": "py-spy is not installed (pip install py-spy)"}
+    raw = work / "profile.txt"
+    seconds = max(3, round(opts.seconds * 2))
+    sampler = subprocess.Popen([spy, "record", "--pid", str(gateway.process.pid), "--duration", str(seconds),
+                                "--rate", "200", "--format", "raw", "--full-filenames", "--threads", "--output",
+                                str(raw), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    run_load(Load(url, _chat_body(QUESTION), opts.connections, seconds), work, tool=opts.load_tool)
+    _, err = sampler.communicate(timeout=120)
+    if not raw.exists():
+        return {"error": "py-spy failed: " + err.decode(errors="replace")[-500:]}
+    if opts.out:
+        shutil.copy(raw, Path(opts.out) / "gateway-exact-profile.txt")
+    return profile_layers(raw.read_text().splitlines())
+
+
+def profile_layers(lines: Sequence[str]) -> dict[str, Any]:
+    """Share of samples per layer (innermost matching frame) and the heaviest ragd functions (inclusive)."""
+    layers: Counter[str] = Counter()
+    ragd: Counter[str] = Counter()
+    total = 0
+    for line in lines:
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        layers[_layer_of(frames)] += count
+        for frame in {f for f in frames if "/work/" in f and "/site-packages/" not in f}:
+            ragd[re.sub(r":\d+\)$", ")", frame.split("/main/")[-1])] += count
+    share = {k: round(100 * v / total, 1) for k, v in layers.most_common()} if total else {}
+    return {"samples": total, "layer_share_pct": share,
+            "ragd_functions_inclusive_pct": {k: round(100 * v / total, 1) for k, v in ragd.most_common(20)}}
+
+
+def _layer_of(frames: Sequence[str]) -> str:
+    for frame in reversed(frames):
+        for name, fragments in PROFILE_LAYERS:
+            if any(f in frame for f in fragments):
+                return name
+    return "other"
