@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 __all__ = ["BARE_BODY_ENV", "Load", "Server", "bare_app", "free_port", "machine_info", "median_of", "run_load", "serve",
            "summarize", "write_json"]
@@ -107,13 +109,10 @@ def serve(name: str, argv: Sequence[str], env: dict[str, str], workdir: Path, *,
     raise RuntimeError(f"{name} did not become ready in {timeout_s:.0f}s:\n" + log.read_text(errors="replace")[-3000:])
 
 
-def bare_app() -> Any:
+def bare_app() -> FastAPI:
     """A bare FastAPI endpoint answering ``POST /v1/chat/completions`` with a fixed JSON body (the
     gateway's cached answer, read from the file named by ``RAGD_BENCH_BARE_BODY``): the floor the
     gateway's exact hit is compared to. Run with ``uvicorn --factory gateway.bench:bare_app``."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-
     body = json.loads(Path(os.environ[BARE_BODY_ENV]).read_text())
     app = FastAPI()
 

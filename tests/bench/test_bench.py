@@ -1,0 +1,110 @@
+"""``ragd bench``: the measuring machinery (percentiles, profile grouping, both load generators against
+a real bare uvicorn server) and quick runs that must write their JSON and PNG."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.bench.common import BARE_BODY_ENV, Load, Server, free_port, run_load, serve, summarize
+from gateway.bench.http import REPO_ROOT, paraphrases, profile_layers
+
+BODY = {"id": "chatcmpl-1", "object": "chat.completion", "choices": [
+    {"index": 0, "message": {"role": "assistant", "content": "An answer [1]."}, "finish_reason": "stop"}]}
+
+
+def test_summarize_reports_nearest_rank_percentiles_in_ms() -> None:
+    result = summarize([i / 1000 for i in range(1, 101)])  # 1..100 ms
+    assert result["n"] == 100
+    assert result["p50_ms"] == pytest.approx(50.5)
+    assert result["p95_ms"] == pytest.approx(96.0)
+    assert result["p99_ms"] == pytest.approx(100.0)
+    assert summarize([]) == {"n": 0}
+
+
+def test_profile_layers_counts_each_sample_for_its_innermost_known_frame() -> None:
+    lines = [
+        f"run (/x/site-packages/uvicorn/server.py:1);check_sync ({REPO_ROOT}guardrails/engine.py:9);"
+        "predict (/x/site-packages/sklearn/base.py:3) 30",
+        f"run (/x/site-packages/uvicorn/server.py:1);__call__ ({REPO_ROOT}services/middleware.py:40);"
+        "dumps (/usr/lib/python3.11/json/__init__.py:2) 50",
+        "run (/x/site-packages/uvicorn/server.py:1) 20",
+        "garbage line",
+    ]
+    profile = profile_layers(lines)
+    assert profile["samples"] == 100
+    assert profile["layer_share_pct"] == {"JSON encode/decode": 50.0, "guardrails (input rails)": 30.0,
+                                          "uvicorn + HTTP parsing": 20.0}
+    assert profile["ragd_functions_inclusive_pct"]["check_sync (guardrails/engine.py)"] == 30.0
+
+
+def test_paraphrases_are_distinct() -> None:
+    questions = paraphrases()
+    assert len(questions) == len(set(questions)) >= 200
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    work = tmp_path_factory.mktemp("bare")
+    (work / "body.json").write_text(json.dumps(BODY))
+    port = free_port()
+    env = {**os.environ, BARE_BODY_ENV: str(work / "body.json")}
+    server = serve("bare", ["-m", "uvicorn", "--factory", "gateway.bench.common:bare_app", "--port", str(port),
+                            "--log-level", "warning"], env, work, port=port, ready_path="/health", timeout_s=60)
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("tool", ["httpx", "wrk"])
+def test_load_generator_drives_a_real_server(bare: Server, tool: str, tmp_path: Path) -> None:
+    if tool == "wrk" and shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    result = run_load(Load(bare.base_url + "/v1/chat/completions", {"model": "ragd", "messages": []}, 2, 1.0),
+                      tmp_path, tool=tool)
+    assert result["tool"] == tool
+    assert result["requests"] > 10
+    assert result["errors"] == 0
+    assert 0 < result["p50_ms"] <= result["p99_ms"]
+    assert result["rps"] > 0
+
+
+def test_load_generator_counts_error_statuses(bare: Server, tmp_path: Path) -> None:
+    result = run_load(Load(bare.base_url + "/nowhere", {}, 1, 0.5), tmp_path, tool="httpx")
+    assert result["requests"] > 0
+    assert result["errors"] == result["requests"]
+
+
+def _ragd_bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "services.cli", "bench", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=900, env={k: v for k, v in os.environ.items() if not k.startswith("RAGD_")},
+                          check=False)
+
+
+def test_quick_guardrails_bench_writes_json_and_png(tmp_path: Path) -> None:
+    done = _ragd_bench("guardrails", "--quick", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "guardrails.json").read_text())
+    assert result["quick"] is True
+    assert result["machine"]["cpus"] == os.cpu_count()
+    assert result["input_check"]["n"] > 0 and result["input_check"]["p50_ms"] > 0
+    assert {r["window_chars"] for r in result["stream_holdback_ttft"]} == {0, 64}
+    assert (tmp_path / "out" / "guardrails.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_quick_gateway_bench_sees_exact_and_semantic_hits(tmp_path: Path) -> None:
+    done = _ragd_bench("gateway", "--quick", "--profile", "never", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "gateway.json").read_text())
+    assert result["summary"]["exact"]["errors"] == 0 and result["summary"]["bare"]["errors"] == 0
+    assert result["summary"]["exact"]["rps"] > 0 and result["summary"]["bare"]["rps"] > 0
+    assert result["exact_httpx_sequential"]["n"] == 10
+    assert result["semantic_httpx_sequential"]["semantic_hits"] > 0
+    assert (tmp_path / "out" / "gateway.png").exists()
