@@ -172,6 +172,9 @@ class LocalRetriever:
         if not changed:
             return report.model_copy(update={"unchanged": unchanged, "epoch": view.epoch})
         prepared = await asyncio.to_thread(lambda: [prepare(d, self.settings) for d in changed])
+        # bump before the change as well as after: if the epoch store is down the change is refused
+        # here, never applied under an unchanged epoch (a cached answer would outlive it)
+        await self.epochs.bump(tenant, name)
         await self._write(tenant, name, prepared)
         stale = [cid for p in prepared if (old := view.docs.get(p.record.id))
                  for cid in old.chunk_ids if cid not in set(p.record.chunk_ids)]
@@ -203,6 +206,7 @@ class LocalRetriever:
             record = view.docs.get(doc_id)
             if record is None:
                 raise NotFoundError(f"Document '{doc_id}' not found.", param="doc_id")
+            await self.epochs.bump(tenant, name)  # refused here when the epoch store is down
             await _stored(self.store.delete_docs, tenant, name, [doc_id])
             await _stored(self.store.delete_chunks, tenant, name, list(record.chunk_ids))
             epoch = await self.epochs.bump(tenant, name)

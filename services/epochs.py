@@ -10,6 +10,10 @@ import hashlib
 import secrets
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.errors import DependencyUnavailableError
+from services.telemetry import DEGRADATIONS
 
 __all__ = ["MemoryEpochStore", "RedisEpochStore", "partition_id"]
 
@@ -39,21 +43,42 @@ class MemoryEpochStore:
 
 
 class RedisEpochStore:
-    """Epochs shared by every replica through Redis (``SET NX`` on first read, ``SET`` on bump)."""
+    """Epochs shared by every replica through Redis (``SET NX`` on first read, ``SET`` on bump).
+
+    Redis down: ``get`` answers the last epoch this process saw (searching a known corpus goes on,
+    counted as a degradation); ``bump`` fails with 503, because a change whose epoch cannot be
+    bumped could let a stale cached answer be served once Redis is back.
+    """
 
     def __init__(self, redis: Redis, *, prefix: str = "ragd:epoch:") -> None:
         self._redis = redis
         self._prefix = prefix
+        self._last: dict[str, str] = {}
 
     async def get(self, tenant: str, collection: str) -> str:
-        key = self._prefix + partition_id(tenant, collection)
-        value = await self._redis.get(key)
-        if value is None:
-            await self._redis.set(key, _token(), nx=True)
+        pid = partition_id(tenant, collection)
+        key = self._prefix + pid
+        try:
             value = await self._redis.get(key)
-        return value.decode() if isinstance(value, bytes) else str(value)
+            if value is None:
+                await self._redis.set(key, _token(), nx=True)
+                value = await self._redis.get(key)
+        except RedisError as exc:
+            DEGRADATIONS.labels("epochs").inc()
+            if pid in self._last:
+                return self._last[pid]
+            raise DependencyUnavailableError("The corpus epoch store is unavailable.", dependency="redis") from exc
+        token = value.decode() if isinstance(value, bytes) else str(value)
+        self._last[pid] = token
+        return token
 
     async def bump(self, tenant: str, collection: str) -> str:
         token = _token()
-        await self._redis.set(self._prefix + partition_id(tenant, collection), token)
+        pid = partition_id(tenant, collection)
+        try:
+            await self._redis.set(self._prefix + pid, token)
+        except RedisError as exc:
+            raise DependencyUnavailableError("The corpus epoch store is unavailable; the change was not "
+                                             "applied.", dependency="redis") from exc
+        self._last[pid] = token
         return token
