@@ -130,7 +130,6 @@ def _pids(topology: Topology) -> list[int]:
     return [proc.pid for proc in topology._procs.values()]
 
 
-@pytest.mark.slow  # until the gateway starts against HttpGuard (refresh_policy vs warm_up)
 @pytest.mark.e2e
 def test_a_streamed_answer_with_citations_crosses_the_processes(topology: Topology) -> None:
     client = openai.OpenAI(base_url=topology.urls["gateway"] + "/v1", api_key="none", max_retries=0, timeout=120)
@@ -151,7 +150,6 @@ def test_a_streamed_answer_with_citations_crosses_the_processes(topology: Topolo
         assert served and all(s.labels["service"] == name for s in served), name
 
 
-@pytest.mark.slow
 @pytest.mark.e2e
 def test_every_metric_a_dashboard_or_alert_uses_is_exported(topology: Topology) -> None:
     exported: set[str] = set()
