@@ -172,3 +172,42 @@ def test_images_are_pinned() -> None:
         tag = image.rsplit(":", 1)[1] if ":" in image else ""
         assert tag and tag != "latest", f"{name}: image {image!r} is not pinned"
         assert re.search(r"\d", tag), f"{name}: tag {tag!r} carries no version"
+
+
+def _env_example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#") and "=" in line)
+
+
+def _interpolate(value: Any, env: dict[str, str]) -> Any:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR-default}, as `docker compose config` resolves them."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def resolve(match: re.Match[str]) -> str:
+        name, op, default = match.group(1), match.group(2), match.group(3) or ""
+        if op == ":-":
+            return env.get(name) or default
+        if op == "-":
+            return env.get(name, default)
+        if name not in env:
+            raise AssertionError(f"${{{name}}} has no value and no default")
+        return env[name]
+
+    return re.sub(r"\$\{([A-Z0-9_]+)(?:(:?-)([^}]*))?\}", resolve, value)
+
+
+@pytest.mark.parametrize("env", ["defaults", "env-example"])
+def test_the_interpolated_file_still_matches_the_spec(env: str) -> None:
+    values = _env_example() if env == "env-example" else {}
+    resolved = _interpolate(compose(), values)
+    _validate(resolved)
+    for name, service in resolved["services"].items():
+        for port in service.get("ports", []):
+            *_, host, container = port.split(":")
+            assert host.isdigit() and container.isdigit(), f"{name}: port {port!r}"
+        assert "${" not in json.dumps(service), name
