@@ -35,7 +35,7 @@ def _out_of_fold_logits(x: object, y: np.ndarray, c: float, seed: int, folds: in
 
 
 def train_classifier(examples: Sequence[Example], *, c: float = 64.0, seed: int = 0, folds: int = 5,
-                     target_fpr: float = 0.01, note: str = "") -> InjectionClassifier:
+                     target_fpr: float = 0.015, note: str = "") -> InjectionClassifier:
     """Fit a class-balanced logistic regression on hashed n-grams and calibrate its 0.5 point."""
     texts = [e.text for e in examples]
     labels = np.array([e.label == "attack" for e in examples])
