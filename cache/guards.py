@@ -226,7 +226,30 @@ def _word_order_swap(query: str, candidate: str) -> bool:
     return len(moved) == 2 and cq[moved[0]] == cc[moved[1]] and cq[moved[1]] == cc[moved[0]]
 
 
+# What a question asks for: "which island" and "how much" about the same ferry are different
+# questions however close their embeddings (e5 puts them at 0.95).
+_EN_ASKS = (
+    ("how much", "amount"), ("how many", "count"), ("how long", "duration"), ("how often", "frequency"),
+    ("how far", "distance"), ("how old", "age"), ("who", "person"), ("whom", "person"), ("whose", "person"),
+    ("when", "time"), ("what time", "time"), ("where", "place"), ("why", "reason"),
+)  # "what" and "which" ask for a thing alike ("What is the capital?" = "Which city is the capital?")
+_KO_ASKS = (
+    ("얼마", "amount"), ("몇", "count"), ("누구", "person"), ("누가", "person"), ("언제", "time"),
+    ("어디", "place"), ("왜", "reason"),
+)
+
+
+def _asks(text: str) -> frozenset[str]:
+    lowered = f" {_lower(text)} "
+    found = {kind for word, kind in _EN_ASKS if re.search(rf"\b{word}\b", lowered)}
+    found |= {kind for word, kind in _KO_ASKS if word in lowered}
+    if "amount" in found or "count" in found or "duration" in found:
+        found.discard("time")  # "how long ... what time" style overlaps are one ask
+    return frozenset(found)
+
+
 GUARDS: dict[str, Callable[[str, str], bool]] = {
+    "asks": lambda q, c: _asks(q) != _asks(c),
     "number": lambda q, c: _numbers(q) != _numbers(c),
     "date": lambda q, c: _temporal(q) != _temporal(c),
     "negation": lambda q, c: _negated(q) != _negated(c),
