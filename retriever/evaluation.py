@@ -283,12 +283,11 @@ async def side_rankings(retriever: LocalRetriever, queries: Mapping[str, str], d
                         *, progress: bool = True) -> SideRankings:
     """Per query, the BM25 and dense candidate lists (chunk id, score) exactly as the search path makes them."""
     view = await retriever.view(TENANT, COLLECTION)
-    texts = list(queries.values())
-    vectors = await asyncio.to_thread(retriever.embedder.embed_queries, texts)
     bm25 = view.bm25()
     out: SideRankings = {}
-    for (qid, text), vector in tqdm(zip(queries.items(), vectors, strict=True), total=len(texts),
-                                    desc="candidates", unit="q", disable=not progress):
+    for qid, text in tqdm(queries.items(), desc="candidates", unit="q", disable=not progress):
+        # one query per call, as the search path does (int8 activation scales depend on the batch)
+        vector = retriever.embedder.embed_queries([text])[0]
         dense = retriever.store.query(TENANT, COLLECTION, vector, min(len(view.chunks), depth + 16))
         out[qid] = {"bm25": bm25.search(analyze(text), depth),
                     "dense": [(c, sc) for c, sc in dense if c in view.chunks][:depth]}
