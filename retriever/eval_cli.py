@@ -57,6 +57,8 @@ def add_retrieval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune", type=Path, action="append", default=[], metavar="DIR_OR_FILE[:SPLIT]",
                         help="instead of evaluating, score every fusion setting on these datasets' queries "
                              "(train/dev splits only, e.g. scifact:train, KorQuAD.json:tune; repeatable)")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="bar chart (PNG) of this run and its ablation next to published baselines")
     parser.add_argument("--ablate", action="store_true",
                         help="also report BM25 alone, dense alone and RRF k=60 on the same candidates")
     parser.set_defaults(run=_run_retrieval)
@@ -86,8 +88,46 @@ def _run_retrieval(args: argparse.Namespace) -> int:
                                                   progress=not args.no_progress))
         for name, metrics in report["ablation"].items():
             print(f"  {name:>10}: nDCG@10 {metrics['ndcg@10']:.4f}  Recall@100 {metrics['recall@100']:.4f}")
+    if args.plot is not None:
+        plot_against_baselines(report, args.plot)
     _write(report, args.json)
     return 0
+
+
+# Published nDCG@10 of single models (BEIR paper, MTEB), for the plot.
+PUBLISHED: dict[str, dict[str, float]] = {
+    "scifact": {"BM25 (BEIR)": 0.665, "BM25 (bm25s)": 0.687, "BM25 + ms-marco CE": 0.682,
+                "all-MiniLM-L6-v2": 0.645, "multilingual-e5-small": 0.676, "bge-small-en-v1.5": 0.713,
+                "bge-large-en-v1.5": 0.722},
+    "KorQuAD_v1.0_dev": {"BM25 (MTEB)": 0.839, "bge-m3": 0.904},
+}
+
+
+def plot_against_baselines(report: dict[str, Any], path: Path) -> None:
+    """Horizontal bars: published baselines (grey) and this run with its ablation (blue)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name = str(report["dataset"]).split(":")[0]
+    bars = [(label, value, "tab:gray") for label, value in PUBLISHED.get(name, {}).items()]
+    for label, metrics in report.get("ablation", {}).items():
+        if label != "configured":
+            bars.append((f"ragd {label} (same candidates)", metrics["ndcg@10"], "tab:cyan"))
+    bars.append(("ragd default (API path)", report["ndcg@10"], "tab:blue"))
+    fig, ax = plt.subplots(figsize=(7.0, 0.35 * len(bars) + 1.2))
+    ax.barh([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
+    for i, (_, value, _) in enumerate(bars):
+        ax.text(value + 0.003, i, f"{value:.3f}", va="center", fontsize=8)
+    low = min(b[1] for b in bars)
+    ax.set_xlim(max(0.0, low - 0.1), min(1.0, max(b[1] for b in bars) + 0.05))
+    ax.set_xlabel("nDCG@10")
+    ax.set_title(f"{report['dataset']}: {report['queries']} queries")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _run_tune(args: argparse.Namespace) -> int:
