@@ -145,13 +145,16 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
                         help="HTTP load generator (auto: wrk when installed)")
     parser.add_argument("--profile", choices=["auto", "always", "never"], default="auto",
                         help="py-spy the gateway under load (auto: when a target is missed)")
-    parser.add_argument("--redis-url", default=None,
-                        help="also bench AnswerCache on this Redis, and back the gateway's cache with it")
+    parser.add_argument("--redis-url", default=None, help="also bench AnswerCache on this Redis")
+    parser.add_argument("--gateway-redis", action="store_true",
+                        help="back the gateway's answer cache with --redis-url (default: in process, as `make run`)")
     parser.add_argument("--scifact", default=str(Path(__file__).resolve().parents[3] / "shared/data/scifact"),
                         help="BEIR SciFact folder for the retrieval benchmark")
     parser.add_argument("--docs", type=int, default=None, help="SciFact documents indexed (0: all 5183)")
     parser.add_argument("--queries", type=int, default=None, help="SciFact test queries timed per config (300)")
     parser.add_argument("--rerank-queries", type=int, default=None, help="queries timed per reranker config (60)")
+    parser.add_argument("--no-ingest", dest="ingest", action="store_false",
+                        help="time the cached index as it is (e.g. a partial ingest) instead of completing it")
     parser.add_argument("--embedder", default=None, help="retriever embedder backend (default: from settings/env)")
     parser.add_argument("--cache-dir", default=str(Path(".ragd") / "eval-cache"),
                         help="where ingested indexes are kept for reuse (shared with ragd eval retrieval)")

@@ -139,7 +139,7 @@ def bench_gateway(opts: argparse.Namespace) -> dict[str, Any]:
     """Exact and semantic cache hits through the whole embedded gateway vs a bare FastAPI endpoint."""
     with tempfile.TemporaryDirectory(prefix="ragd-bench-") as tmp:
         work = Path(tmp)
-        env = _gateway_env(work, opts.redis_url)
+        env = _gateway_env(work, opts.redis_url if opts.gateway_redis else None)
         port = free_port()
         print("bench gateway: starting the embedded gateway (ingests the demo corpus)...", file=sys.stderr)
         gateway = serve("gateway", ["-m", "services.cli", "serve", "--port", str(port)], env, work, port=port)
@@ -164,14 +164,18 @@ def _measure_gateway(url: str, bare_url: str, gateway: Server, opts: argparse.Na
     rows = _ab_rounds({"bare": bare_url, "exact": url}, opts, work)
     _expect_cache(url, QUESTION, "exact")  # still an exact hit after the load (nothing evicted it)
     summary = _ab_summary(rows, opts.connections)
+    before = _stage_sums(gateway.base_url)
     exact_seq, _ = _sequential(url, [QUESTION] * opts.sequential, "exact")
+    stages = _stage_means(before, _stage_sums(gateway.base_url))
     candidates = asyncio.run(semantic_candidates(paraphrases()))[:opts.sequential]
     semantic, asked = _sequential(url, candidates, "semantic")
     result: dict[str, Any] = {
         "load_tool": rows[0]["tool"], "connections": opts.connections, "seconds_per_run": opts.seconds,
-        "rounds": opts.rounds, "cache_backend": "redis" if opts.redis_url else "memory", "question": QUESTION,
+        "rounds": opts.rounds, "question": QUESTION,
+        "cache_backend": "redis" if opts.gateway_redis and opts.redis_url else "memory",
         "summary": summary, "runs": rows,
         "exact_httpx_sequential": summarize(exact_seq),
+        "exact_server_side_mean_ms": stages,
         "semantic_httpx_sequential": {**summarize(semantic), "asked": asked, "semantic_hits": len(semantic)},
         "targets": TARGETS,
     }
@@ -184,11 +188,39 @@ def _measure_gateway(url: str, bare_url: str, gateway: Server, opts: argparse.Na
     return result
 
 
+def _stage_sums(base_url: str) -> dict[str, tuple[float, float]]:
+    """(sum seconds, count) of each ``ragd_stage_seconds`` stage and of the chat route's request time."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sums: dict[str, list[float]] = {}
+    families = text_string_to_metric_families(httpx.get(base_url + "/metrics", timeout=10).text)
+    for family in (f for f in families if f.name in ("ragd_stage_seconds", "ragd_request_seconds")):
+        for sample in family.samples:
+            stage = sample.labels.get("stage") or (
+                "whole request (server side)" if sample.labels.get("route") == "/v1/chat/completions" else None)
+            if stage and sample.name.endswith(("_sum", "_count")):
+                sums.setdefault(stage, [0.0, 0.0])[0 if sample.name.endswith("_sum") else 1] += sample.value
+    return {k: (v[0], v[1]) for k, v in sums.items()}
+
+
+def _stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Mean milliseconds per observation of each stage between two :func:`_stage_sums` snapshots."""
+    means = {}
+    for stage, (total, count) in after.items():
+        total0, count0 = before.get(stage, (0.0, 0.0))
+        if count > count0:
+            means[stage] = round((total - total0) / (count - count0) * 1000, 3)
+    return means
+
+
 # ---------------------------------------------------------------- profiling
 
 
-# (category, path fragments): a sample counts for the innermost frame matching one (first listed wins)
+# (category, path fragments): a sample counts for the innermost frame matching one (first listed wins);
+# the first entry is a context: any frame of the stack in it claims the sample (the hop, not its wait)
 PROFILE_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("sync FastAPI dependency -> threadpool hop", ("starlette/concurrency.py", "anyio/to_thread.py",
+                                                   "AnyIO worker thread")),
     ("guardrails (input rails)", ("/guardrails/",)),
     ("answer cache", ("/cache/",)),
     ("JSON encode/decode", ("/json/", "orjson", "jsonable_encoder")),
@@ -205,6 +237,11 @@ PROFILE_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+# innermost frames of a thread that waits (py-spy in blocking mode samples waiting threads too)
+IDLE_FRAMES = ("Condition.wait ", "Runner.run ", "Queue.get ", "_worker (", "Event.wait ", "Thread.join ",
+               "select ", "TMonitor.run ")
+
+
 def _py_spy() -> str | None:
     local = Path(sys.executable).parent / "py-spy"
     return str(local) if local.exists() else shutil.which("py-spy")
@@ -216,7 +253,7 @@ def _profile(gateway: Server, url: str, opts: argparse.Namespace, work: Path) ->
     if spy is None:
         return {"error": "py-spy is not installed (pip install py-spy)"}
     raw = work / "profile.txt"
-    seconds = max(3, round(opts.seconds * 2))
+    seconds = max(5, round(opts.seconds * 2))
     sampler = subprocess.Popen([spy, "record", "--pid", str(gateway.process.pid), "--duration", str(seconds),
                                 "--rate", "200", "--format", "raw", "--full-filenames", "--threads", "--output",
                                 str(raw), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -231,23 +268,42 @@ def _profile(gateway: Server, url: str, opts: argparse.Namespace, work: Path) ->
 
 
 def profile_layers(lines: Sequence[str]) -> dict[str, Any]:
-    """Share of samples per layer (innermost matching frame) and the heaviest ragd functions (inclusive)."""
+    """Of the busy samples (innermost frame not a wait): share per thread, per layer (all threads, and the
+    event loop's MainThread alone) and of the heaviest ragd functions (inclusive); and how busy the
+    event loop was."""
+    threads: Counter[str] = Counter()
+    idle: Counter[str] = Counter()
     layers: Counter[str] = Counter()
+    main: Counter[str] = Counter()
     ragd: Counter[str] = Counter()
-    total = 0
     for line in lines:
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        total += count
         frames = stack.split(";")
-        layers[_layer_of(frames)] += count
-        for frame in {_ragd_frame(f) for f in frames if REPO_ROOT in f and "/site-packages/" not in f}:
+        thread = re.sub(r"^thread \(\d+\): |[-_]?\d+(_\d+)?$", "", frames[0]) if frames[0].startswith("thread") else ""
+        if any(frames[-1].startswith(wait) for wait in IDLE_FRAMES):
+            idle[thread or "?"] += count
+            continue
+        threads[thread or "?"] += count
+        layer = _layer_of(frames)
+        layers[layer] += count
+        if thread == "MainThread":
+            main[layer] += count
+        for frame in {_ragd_frame(f) for f in frames if REPO_ROOT in f and "/site-packages/" not in f
+                      and "/cli.py" not in f}:
             ragd[frame] += count
-    share = {k: round(100 * v / total, 1) for k, v in layers.most_common()} if total else {}
-    return {"samples": total, "layer_share_pct": share,
-            "ragd_functions_inclusive_pct": {k: round(100 * v / total, 1) for k, v in ragd.most_common(20)}}
+    busy_main = threads["MainThread"] / (threads["MainThread"] + idle["MainThread"] or 1)
+    return {"busy_samples": sum(threads.values()), "idle_samples": sum(idle.values()),
+            "event_loop_busy_pct": round(100 * busy_main, 1), "busy_thread_share_pct": _shares(threads),
+            "layer_share_pct": _shares(layers), "main_thread_layer_share_pct": _shares(main),
+            "ragd_functions_inclusive_pct": _shares(ragd, of=sum(threads.values()), top=20)}
+
+
+def _shares(counts: Counter[str], *, of: int | None = None, top: int | None = None) -> dict[str, float]:
+    total = of or sum(counts.values())
+    return {k: round(100 * v / total, 1) for k, v in counts.most_common(top)} if total else {}
 
 
 def _ragd_frame(frame: str) -> str:
@@ -256,6 +312,11 @@ def _ragd_frame(frame: str) -> str:
 
 
 def _layer_of(frames: Sequence[str]) -> str:
+    """The first layer (in :data:`PROFILE_LAYERS` order) a context layer names anywhere in the stack,
+    else the layer of the innermost frame that matches one."""
+    context = PROFILE_LAYERS[0]
+    if any(f in frame for frame in frames for f in context[1]):
+        return context[0]
     for frame in reversed(frames):
         for name, fragments in PROFILE_LAYERS:
             if any(f in frame for f in fragments):

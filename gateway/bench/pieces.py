@@ -56,9 +56,11 @@ async def _retrieval(opts: argparse.Namespace) -> dict[str, Any]:
         dataset = dataclasses.replace(dataset, docs=dataset.docs[:opts.docs])
     overrides = {"embedder_backend": opts.embedder} if opts.embedder else {}
     base = RetrieverSettings(**overrides)
-    index = await open_index(dataset, base, Path(opts.cache_dir))
-    await index.aclose()
     own = eval_settings(base, dataset, Path(opts.cache_dir))
+    index = await open_index(dataset, base, Path(opts.cache_dir)) if opts.ingest else None
+    if index is not None:
+        await index.aclose()
+    indexed = await _indexed_documents(own)
     queries = list(dataset.queries.values())[:opts.queries]
     reranker, stand_in = _reranker(own, opts)
     configs: list[tuple[str, Any, Sequence[str]]] = [
@@ -69,9 +71,22 @@ async def _retrieval(opts: argparse.Namespace) -> dict[str, Any]:
         configs += [(f"hybrid + rerank N={n}", own.model_copy(update={"reranker_model": reranker, "rerank_top_n": n}),
                      few) for n in (10, 20, 50)]
     rows = [await _retrieve_config(name, settings, qs) for name, settings, qs in configs]
-    return {"dataset": f"scifact ({len(dataset.docs)} of 5183 docs)", "embedder": own.embedder_backend,
+    return {"dataset": f"scifact ({indexed} of 5183 docs indexed)", "embedder": own.embedder_backend,
             "reranker": reranker, "reranker_is_latency_stand_in": stand_in, "configs": rows,
             "settings": {k: str(v) for k, v in own.model_dump().items() if k not in ("data_dir",)}}
+
+
+async def _indexed_documents(settings: Any) -> int:
+    from retriever.evaluation import COLLECTION, TENANT
+    from retriever.service import LocalRetriever
+    from services.epochs import MemoryEpochStore
+
+    retriever = LocalRetriever(settings, MemoryEpochStore())
+    await retriever.warm_up()
+    try:
+        return len((await retriever.view(TENANT, COLLECTION)).docs)
+    finally:
+        await retriever.aclose()
 
 
 def _reranker(settings: Any, opts: argparse.Namespace) -> tuple[str | None, bool]:

@@ -39,10 +39,27 @@ def test_profile_layers_counts_each_sample_for_its_innermost_known_frame() -> No
         "garbage line",
     ]
     profile = profile_layers(lines)
-    assert profile["samples"] == 100
+    assert profile["busy_samples"] == 100
     assert profile["layer_share_pct"] == {"JSON encode/decode": 50.0, "guardrails (input rails)": 30.0,
                                           "uvicorn + HTTP parsing": 20.0}
     assert profile["ragd_functions_inclusive_pct"]["check_sync (guardrails/engine.py)"] == 30.0
+
+
+def test_profile_layers_leaves_out_waiting_threads_and_sees_threadpool_hops() -> None:
+    main = "thread (1): MainThread;run (/x/site-packages/uvicorn/server.py:1)"
+    lines = [
+        f"{main};Runner.run (/usr/lib/python3.11/asyncio/runners.py:118) 60",
+        f"{main};run_in_threadpool (/x/site-packages/starlette/concurrency.py:34);"
+        "Condition.notify (/usr/lib/python3.11/threading.py:382) 10",
+        f"{main};parse (/x/site-packages/httptools/parser.py:3) 30",
+        "thread (2): AnyIO worker thread;Queue.get (/usr/lib/python3.11/queue.py:171);"
+        "Condition.wait (/usr/lib/python3.11/threading.py:327) 500",
+    ]
+    profile = profile_layers(lines)
+    assert profile["busy_samples"] == 40 and profile["idle_samples"] == 560
+    assert profile["event_loop_busy_pct"] == 40.0
+    assert profile["layer_share_pct"] == {"uvicorn + HTTP parsing": 75.0,
+                                          "sync FastAPI dependency -> threadpool hop": 25.0}
 
 
 def test_paraphrases_are_distinct() -> None:
