@@ -41,7 +41,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install redis
-	$(BIN)/ragd bench all --out bench-results
+	$(BIN)/ragd bench all --out bench-results --redis-url redis://127.0.0.1:6379/0
 
 clean:
 	rm -rf $(VENV) .ragd .pytest_cache .mypy_cache .ruff_cache
