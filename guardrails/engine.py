@@ -160,7 +160,8 @@ class LocalGuard:
             except Exception as exc:
                 rails.extend(_failed(name, p, exc) for name, p in
                              (("injection", cfg.injection), ("extraction", cfg.extraction)) if p.enabled)
-        if cfg.topics.enabled and self._topics is not None:
+        already_blocked = any(r.fired and r.action == "block" for r in rails)
+        if cfg.topics.enabled and self._topics is not None and not already_blocked:
             matcher = self._topics
             rails.append(self._guarded("topics", cfg.topics, lambda: topic_rail(normalized, matcher, cfg.topics),
                                        timings))

@@ -34,6 +34,7 @@ def _is_korean(text: str) -> bool:
 __all__ = ["Embed", "TopicMatch", "TopicMatcher", "load_intents", "minilm_embedder"]
 
 Embed = Callable[[Sequence[str]], np.ndarray]
+_MAX_CHARS = 300  # stance questions are short; a long prompt is matched on its opening only
 
 _GATE = re.compile(
     r"\b(?:vot\w*|elect\w*|ballot|polit\w*|party|parties|president\w*|presidency|government|senat\w*|"
@@ -133,6 +134,7 @@ class TopicMatcher:
     def match(self, text: str, threshold: float) -> TopicMatch:
         if not self.gate(text):
             return TopicMatch(None, 0.0, "")
+        text = text[:_MAX_CHARS]
         if _is_korean(text):
             return self._match_korean(text)
         sims = self._matrix @ self._embed([text])[0]
