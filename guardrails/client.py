@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import httpx
 
 from services.contracts import GuardCheckRequest, GuardDecision
+from services.errors import RagdError
 from services.httpclient import CircuitBreaker, ServiceClient
 
 __all__ = ["HttpGuard"]
 
 
 class HttpGuard(ServiceClient):
-    """Calls ``POST /v1/guardrails/check``. The policy version is learned by :meth:`warm_up` (or the
-    first check) and kept current from every response's decision."""
+    """Calls ``POST /v1/guardrails/check``. The policy (version, on_block, fail-open defaults, streaming
+    window) is learned by :meth:`warm_up`, or on the first check when the service was down at start,
+    and fetched again whenever a decision carries a different version."""
 
     def __init__(self, base_url: str, *, timeout_s: float = 5.0, retries: int = 1,
                  breaker: CircuitBreaker | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -38,5 +41,12 @@ class HttpGuard(ServiceClient):
         data = await self.request("POST", "/v1/guardrails/check", idempotent=True,
                                   json=request.model_dump(mode="json"))
         decision = GuardDecision.model_validate(data)
+        if decision.policy_version and decision.policy_version != self.policy.get("version"):
+            await self._refresh_policy()  # first contact after a failed warm-up, or the policy changed
         self._policy_version = decision.policy_version or self._policy_version
         return decision
+
+    async def _refresh_policy(self) -> None:
+        # The decision itself carries the version; if this fetch fails the knobs refresh on a later call.
+        with contextlib.suppress(RagdError):
+            await self.warm_up()

@@ -71,3 +71,17 @@ def test_service_lifespan_ready_headers_and_errors() -> None:
         bad = client.post("/v1/guardrails/check", json={"kind": "sideways", "text": "hello"})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "kind"
         assert client.get("/v1/guardrails/policy").json()["service_fail_open"] == {"input": False, "output": False}
+
+
+def test_http_guard_learns_the_policy_on_first_contact(local_guard: LocalGuard) -> None:
+    app = create_app(GuardrailsSettings(), guard=local_guard)
+    client = HttpGuard("http://guardrails", transport=httpx.ASGITransport(app=app))
+
+    async def run() -> None:
+        assert client.policy_version == "" and client.policy == {}  # no warm-up: service "was down"
+        await client.check(GuardCheckRequest(kind="input", text="hello"))
+        assert client.policy_version == local_guard.policy_version
+        assert client.policy["streaming"]["window_chars"] == local_guard.policy.streaming.window_chars
+        await client.aclose()
+
+    asyncio.run(run())
