@@ -117,10 +117,11 @@ _SECRET_ASSIGNMENT = re.compile(
 )
 _TOKEN = re.compile(r"[A-Za-z0-9_\-+/=]{32,}")
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-*]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# Bounded parts and a start anchor keep every pattern linear on long runs (no quadratic rescans).
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-*])[A-Za-z0-9._%+\-*]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,24}")
 _EMAIL_OBFUSCATED = re.compile(
-    r"[A-Za-z0-9._%+\-]+\s*(?:\[at\]|\(at\)|\{at\}| at |골뱅이)\s*[A-Za-z0-9\-]+"
-    r"(?:\s*(?:\[dot\]|\(dot\)|\{dot\}| dot |닷|\.)\s*[A-Za-z]{2,})+", re.I)
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}\s{0,3}(?:\[at\]|\(at\)|\{at\}| at |골뱅이)\s{0,3}"
+    r"[A-Za-z0-9\-]{1,63}(?:\s{0,3}(?:\[dot\]|\(dot\)|\{dot\}| dot |닷|\.)\s{0,3}[A-Za-z]{2,24}){1,4}", re.I)
 _RRN = re.compile(r"(?<![\d-])\d{6}\s?[-–]\s?[1-8]\d{6}(?![\d-])|(?<![\d-])\d{6}[1-8]\d{6}(?![\d-])")
 _RRN_MASKED = re.compile(r"(?<![\d-])\d{6}\s?-\s?[1-8][*xX●]{6}")
 _CARD_MASKED = re.compile(r"(?<![\d-])\d{4}[ -][\d*xX]{4}[ -][\d*xX]{4}[ -]\d{4}(?![\d-])")
