@@ -12,7 +12,7 @@ from guardrails.data import default_data_dir, load_split, read_jsonl
 from guardrails.engine import LocalGuard
 from guardrails.evaluation import evaluate, evaluate_pii, load_dataset, write_jsonl
 from guardrails.pii import PLACEHOLDERS, PiiDetector
-from guardrails.plots import plot_ttft
+from guardrails.plots import plot_sources, plot_ttft
 from guardrails.settings import GuardrailsSettings
 from guardrails.stream_bench import measure_ttft
 
@@ -99,6 +99,8 @@ def _run(args: argparse.Namespace) -> int:
     _table("per source", result["per_source"])
     for miss in report.misses:
         print(f"  miss [{miss['label']}/{miss['source']}] {miss['text']!r} {miss['rails']}")
+    if args.plot:
+        plot_sources(result, Path(args.plot), title=", ".join(Path(p).stem for p in args.dataset))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -118,6 +120,7 @@ def add_guardrails(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pii", action="store_true", help="PII recall per entity on the labelled PII sets.")
     parser.add_argument("--streaming", action="store_true",
                         help="Time to first token added by the streaming hold-back, per window size.")
-    parser.add_argument("--plot", default=None, help="With --streaming: write a PNG of the TTFT per window.")
+    parser.add_argument("--plot", default=None,
+                        help="Write a PNG: TTFT per window (--streaming) or recall/FPR per source (--dataset).")
     parser.add_argument("--show-misses", type=int, default=0, help="Print up to N misclassified texts.")
     parser.set_defaults(run=_run)
