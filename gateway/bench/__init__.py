@@ -88,12 +88,24 @@ def headline(name: str, result: dict[str, Any]) -> list[tuple[str, str, str]]:
 def _summary_md(results: dict[str, dict[str, Any]]) -> str:
     info = next(iter(results.values())).get("machine", {})
     lines = ["| benchmark | metric | value | target |", "|---|---|---|---|"]
+    # each benchmark's own date and load: they may come from separate runs
     for name, result in results.items():
         lines += [f"| {name} | {m} | {v} | {t} |" for m, v, t in headline(name, result)]
-    loads = {n: r.get("machine", {}).get("loadavg") for n, r in results.items()}
+    runs = "; ".join(f"{n}: {r.get('machine', {}).get('date_utc')}, load {r.get('machine', {}).get('loadavg')}"
+                     for n, r in results.items())
     return "\n".join(lines) + (f"\n\nMachine: {info.get('cpu')} ({info.get('cpus')} CPUs), {info.get('platform')}, "
-                               f"Python {info.get('python')}, commit {info.get('git_commit')}, {info.get('date_utc')}."
-                               f"\nLoad average (1/5/15 min) at the start of each: {loads}.\n")
+                               f"Python {info.get('python')}, commit {info.get('git_commit')}.\n"
+                               f"Run (UTC) and load average (1/5/15 min) at its start: {runs}.\n")
+
+
+def _all_results(out: Path) -> dict[str, dict[str, Any]]:
+    """Every benchmark's latest result in ``out`` (runs of single benchmarks add up to one table)."""
+    found = {}
+    for name in BENCHES:
+        path = out / f"{name}.json"
+        if path.exists():
+            found[name] = json.loads(path.read_text())
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,8 +130,7 @@ def run(args: argparse.Namespace) -> int:
         plot(name, result, out / f"{name}.png")
         results[name] = result
         print(json.dumps({m: v for m, v, _ in headline(name, result)}, indent=1, ensure_ascii=False))
-    if args.what == "all" or len(names) > 1:
-        (out / "summary.md").write_text(_summary_md(results))
+    (out / "summary.md").write_text(_summary_md(_all_results(out)))
     failed = [n for n, r in results.items() if "error" in r]
     return 1 if failed else 0
 
