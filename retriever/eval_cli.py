@@ -9,12 +9,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from retriever.settings import RetrieverSettings
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
 
-__all__ = ["add_hnsw", "add_retrieval", "settings_from_args"]
+from retriever.evaluation import (
+    COLLECTION,
+    TENANT,
+    Dataset,
+    ablation,
+    evaluate,
+    load_dataset,
+    open_index,
+    tune_fusion,
+)
+from retriever.metrics import percentile
+from retriever.service import LocalRetriever
+from retriever.settings import RetrieverSettings
+from services.contracts import CollectionConfig
+from services.epochs import partition_id
+
+__all__ = ["add_hnsw", "add_retrieval", "measure_hnsw", "plot_against_baselines", "plot_hnsw", "settings_from_args"]
 
 _DEFAULT_CACHE = Path(".ragd") / "eval-cache"
 
@@ -65,8 +87,6 @@ def add_retrieval(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_retrieval(args: argparse.Namespace) -> int:
-    from retriever.evaluation import evaluate, load_dataset
-
     if args.tune:
         return _run_tune(args)
     if args.dataset is None:
@@ -82,8 +102,6 @@ def _run_retrieval(args: argparse.Namespace) -> int:
     print(f"  latency p50 {report['latency_ms_p50']:.1f} ms   p95 {report['latency_ms_p95']:.1f} ms   "
           f"(embedder {settings.embedder_backend}, fusion {settings.fusion}, reranker {settings.reranker_model})")
     if args.ablate:
-        from retriever.evaluation import ablation
-
         report["ablation"] = asyncio.run(ablation(dataset, settings, cache_root=args.cache_dir,
                                                   progress=not args.no_progress))
         for name, metrics in report["ablation"].items():
@@ -131,8 +149,6 @@ def plot_against_baselines(report: dict[str, Any], path: Path) -> None:
 
 
 def _run_tune(args: argparse.Namespace) -> int:
-    from retriever.evaluation import load_dataset, tune_fusion
-
     datasets = []
     for spec in args.tune:
         path, _, split = str(spec).rpartition(":") if ":" in str(spec) else (str(spec), "", "train")
@@ -158,8 +174,6 @@ def add_hnsw(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_hnsw(args: argparse.Namespace) -> int:
-    from retriever.evaluation import load_dataset, measure_hnsw, plot_hnsw
-
     if args.dataset is None:
         raise SystemExit("ragd eval hnsw: --dataset is required")
     dataset = load_dataset(args.dataset, args.split)
@@ -175,3 +189,99 @@ def _run_hnsw(args: argparse.Namespace) -> int:
     _write(report, args.json)
     return 0
 
+
+# ---------------------------------------------------------------- HNSW vs exact search
+
+
+def _chunk_vectors(retriever: LocalRetriever) -> tuple[list[str], npt.NDArray[np.float32]]:
+    collection = retriever.store.client.get_collection(_chunk_collection_name())
+    ids: list[str] = []
+    rows: list[Any] = []
+    total = collection.count()
+    for offset in range(0, total, 2000):
+        page = collection.get(include=["embeddings"], limit=2000, offset=offset)
+        ids.extend(page["ids"])
+        rows.extend(page["embeddings"])
+    return ids, np.asarray(rows, dtype=np.float32)
+
+
+def _chunk_collection_name() -> str:
+    return f"ragd-{partition_id(TENANT, COLLECTION)}-c"  # the naming documented in retriever/store.py
+
+
+def _hnsw_point(chroma_dir: Path, ef: int, queries: npt.NDArray[np.float32],
+                exact: list[set[str]]) -> dict[str, float]:
+    """Recall@10 and latency at one ef_search, on a freshly loaded client (Chroma applies ef on load)."""
+    import chromadb
+    from chromadb.api.shared_system_client import SharedSystemClient
+    from chromadb.config import Settings as ChromaSettings
+
+    SharedSystemClient.clear_system_cache()
+    client = chromadb.PersistentClient(path=str(chroma_dir), settings=ChromaSettings(anonymized_telemetry=False))
+    client.get_collection(_chunk_collection_name()).modify(configuration={"hnsw": {"ef_search": ef}})
+    SharedSystemClient.clear_system_cache()
+    client = chromadb.PersistentClient(path=str(chroma_dir), settings=ChromaSettings(anonymized_telemetry=False))
+    collection = client.get_collection(_chunk_collection_name())
+    collection.query(query_embeddings=[queries[0].tolist()], n_results=10)  # load the index
+    hits, latencies = 0, []
+    for vector, truth in zip(queries, exact, strict=True):
+        started = time.perf_counter()
+        found = collection.query(query_embeddings=[vector.tolist()], n_results=10, include=[])
+        latencies.append((time.perf_counter() - started) * 1000)
+        hits += len(truth.intersection(found["ids"][0]))
+    return {"ef_search": ef, "recall@10": hits / (10 * len(exact)),
+            "latency_ms_p50": percentile(latencies, 50), "latency_ms_p95": percentile(latencies, 95)}
+
+
+def measure_hnsw(dataset: Dataset, settings: RetrieverSettings, *, cache_root: Path, ef_values: Sequence[int],
+                 n_queries: int = 300, progress: bool = True) -> dict[str, Any]:
+    """Recall@10 of Chroma's HNSW against exact (numpy) search, and query latency, per ef_search.
+
+    Works on a copy of the cached index so the evaluation index keeps its own ef_search.
+    """
+    retriever = asyncio.run(open_index(dataset, settings, cache_root, progress=progress))
+    ids, matrix = _chunk_vectors(retriever)
+    texts = list(dataset.queries.values())[:n_queries]
+    queries = retriever.embedder.embed_queries(texts)
+    exact: list[set[str]] = []
+    exact_ms: list[float] = []
+    for vector in queries:
+        started = time.perf_counter()
+        top = np.argpartition(-(matrix @ vector), 10)[:10]
+        exact_ms.append((time.perf_counter() - started) * 1000)
+        exact.append({ids[i] for i in top})
+    source = retriever.settings.data_dir / "chroma"
+    with tempfile.TemporaryDirectory(prefix="ragd-hnsw-") as tmp:
+        copy = Path(tmp) / "chroma"
+        shutil.copytree(source, copy)
+        points = [_hnsw_point(copy, ef, queries, exact)
+                  for ef in tqdm(ef_values, desc="ef_search", disable=not progress)]
+    return {"dataset": dataset.name, "vectors": len(ids), "queries": len(texts),
+            "embedder": retriever.embedder.name, "config": CollectionConfig().model_dump(),
+            "exact_latency_ms_p50": percentile(exact_ms, 50), "points": points}
+
+
+def plot_hnsw(report: Mapping[str, Any], path: Path) -> None:
+    """Recall@10 and p50 latency against ef_search (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = report["points"]
+    efs = [p["ef_search"] for p in points]
+    fig, left = plt.subplots(figsize=(6.4, 4.0))
+    left.plot(efs, [p["recall@10"] for p in points], "o-", color="tab:blue", label="recall@10 vs exact")
+    left.set_xscale("log", base=2)
+    left.set_xlabel("ef_search")
+    left.set_ylabel("recall@10 vs exact search", color="tab:blue")
+    right = left.twinx()
+    right.plot(efs, [p["latency_ms_p50"] for p in points], "s--", color="tab:red", label="p50 latency")
+    right.axhline(report["exact_latency_ms_p50"], color="tab:gray", linestyle=":", label="exact (numpy) p50")
+    right.set_ylabel("query latency p50, ms", color="tab:red")
+    left.set_title(f"Chroma HNSW on {report['dataset']} ({report['vectors']} vectors)")
+    fig.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

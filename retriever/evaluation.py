@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from tqdm import tqdm
 
 from retriever.e5_torch import E5TorchSettings
@@ -33,7 +30,7 @@ from retriever.service import LocalRetriever
 from retriever.settings import RetrieverSettings
 from retriever.text import analyze
 from services.contracts import CollectionConfig, DocumentIn, RetrieveRequest, RetrieveResponse
-from services.epochs import MemoryEpochStore, partition_id
+from services.epochs import MemoryEpochStore
 from services.errors import NotFoundError
 
 __all__ = [
@@ -45,9 +42,7 @@ __all__ = [
     "load_beir",
     "load_dataset",
     "load_korquad",
-    "measure_hnsw",
     "open_index",
-    "plot_hnsw",
     "ranked_doc_ids",
     "run_queries",
     "side_rankings",
@@ -368,100 +363,3 @@ async def ablation(dataset: Dataset, settings: RetrieverSettings, *, cache_root:
 
 
 _FUSION_FIELDS = ("fusion", "rrf_k", "weight_bm25", "weight_dense", "weighted_norm", "candidates")
-
-
-# ---------------------------------------------------------------- HNSW vs exact search
-
-
-def _chunk_vectors(retriever: LocalRetriever) -> tuple[list[str], npt.NDArray[np.float32]]:
-    collection = retriever.store.client.get_collection(_chunk_collection_name())
-    ids: list[str] = []
-    rows: list[Any] = []
-    total = collection.count()
-    for offset in range(0, total, 2000):
-        page = collection.get(include=["embeddings"], limit=2000, offset=offset)
-        ids.extend(page["ids"])
-        rows.extend(page["embeddings"])
-    return ids, np.asarray(rows, dtype=np.float32)
-
-
-def _chunk_collection_name() -> str:
-    return f"ragd-{partition_id(TENANT, COLLECTION)}-c"  # the naming documented in retriever/store.py
-
-
-def _hnsw_point(chroma_dir: Path, ef: int, queries: npt.NDArray[np.float32],
-                exact: list[set[str]]) -> dict[str, float]:
-    """Recall@10 and latency at one ef_search, on a freshly loaded client (Chroma applies ef on load)."""
-    import chromadb
-    from chromadb.api.shared_system_client import SharedSystemClient
-    from chromadb.config import Settings as ChromaSettings
-
-    SharedSystemClient.clear_system_cache()
-    client = chromadb.PersistentClient(path=str(chroma_dir), settings=ChromaSettings(anonymized_telemetry=False))
-    client.get_collection(_chunk_collection_name()).modify(configuration={"hnsw": {"ef_search": ef}})
-    SharedSystemClient.clear_system_cache()
-    client = chromadb.PersistentClient(path=str(chroma_dir), settings=ChromaSettings(anonymized_telemetry=False))
-    collection = client.get_collection(_chunk_collection_name())
-    collection.query(query_embeddings=[queries[0].tolist()], n_results=10)  # load the index
-    hits, latencies = 0, []
-    for vector, truth in zip(queries, exact, strict=True):
-        started = time.perf_counter()
-        found = collection.query(query_embeddings=[vector.tolist()], n_results=10, include=[])
-        latencies.append((time.perf_counter() - started) * 1000)
-        hits += len(truth.intersection(found["ids"][0]))
-    return {"ef_search": ef, "recall@10": hits / (10 * len(exact)),
-            "latency_ms_p50": percentile(latencies, 50), "latency_ms_p95": percentile(latencies, 95)}
-
-
-def measure_hnsw(dataset: Dataset, settings: RetrieverSettings, *, cache_root: Path, ef_values: Sequence[int],
-                 n_queries: int = 300, progress: bool = True) -> dict[str, Any]:
-    """Recall@10 of Chroma's HNSW against exact (numpy) search, and query latency, per ef_search.
-
-    Works on a copy of the cached index so the evaluation index keeps its own ef_search.
-    """
-    retriever = asyncio.run(open_index(dataset, settings, cache_root, progress=progress))
-    ids, matrix = _chunk_vectors(retriever)
-    texts = list(dataset.queries.values())[:n_queries]
-    queries = retriever.embedder.embed_queries(texts)
-    exact: list[set[str]] = []
-    exact_ms: list[float] = []
-    for vector in queries:
-        started = time.perf_counter()
-        top = np.argpartition(-(matrix @ vector), 10)[:10]
-        exact_ms.append((time.perf_counter() - started) * 1000)
-        exact.append({ids[i] for i in top})
-    source = retriever.settings.data_dir / "chroma"
-    with tempfile.TemporaryDirectory(prefix="ragd-hnsw-") as tmp:
-        copy = Path(tmp) / "chroma"
-        shutil.copytree(source, copy)
-        points = [_hnsw_point(copy, ef, queries, exact)
-                  for ef in tqdm(ef_values, desc="ef_search", disable=not progress)]
-    return {"dataset": dataset.name, "vectors": len(ids), "queries": len(texts),
-            "embedder": retriever.embedder.name, "config": CollectionConfig().model_dump(),
-            "exact_latency_ms_p50": percentile(exact_ms, 50), "points": points}
-
-
-def plot_hnsw(report: Mapping[str, Any], path: Path) -> None:
-    """Recall@10 and p50 latency against ef_search (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = report["points"]
-    efs = [p["ef_search"] for p in points]
-    fig, left = plt.subplots(figsize=(6.4, 4.0))
-    left.plot(efs, [p["recall@10"] for p in points], "o-", color="tab:blue", label="recall@10 vs exact")
-    left.set_xscale("log", base=2)
-    left.set_xlabel("ef_search")
-    left.set_ylabel("recall@10 vs exact search", color="tab:blue")
-    right = left.twinx()
-    right.plot(efs, [p["latency_ms_p50"] for p in points], "s--", color="tab:red", label="p50 latency")
-    right.axhline(report["exact_latency_ms_p50"], color="tab:gray", linestyle=":", label="exact (numpy) p50")
-    right.set_ylabel("query latency p50, ms", color="tab:red")
-    left.set_title(f"Chroma HNSW on {report['dataset']} ({report['vectors']} vectors)")
-    fig.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
