@@ -147,6 +147,7 @@ class Topology:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._child_setup = _child_setup()
         self.urls: dict[str, str] = {}
+        self._pieces: dict[str, Piece] = {}
 
     # ------------------------------------------------------------------ layout
 
@@ -193,6 +194,7 @@ class Topology:
     def start(self) -> dict[str, str]:
         """Start every piece and wait until each is ready; on any failure stop what started and raise."""
         pieces = self.pieces()
+        self._pieces = {p.name: p for p in pieces}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         # Stores first, then the three back pieces together (they load models in parallel), then the gateway.
         waves = [[p for p in pieces if p.name in ("redis", "chroma")],
@@ -213,7 +215,7 @@ class Topology:
         self._check_port_free(piece)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_UP_")}
         env.update({"PYTHONUNBUFFERED": "1", **piece.env, **self._extra_env})
-        log = (self.log_dir / f"{piece.name}.log").open("wb")
+        log = (self.log_dir / f"{piece.name}.log").open("ab")
         try:
             self._procs[piece.name] = subprocess.Popen(
                 piece.command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -249,6 +251,21 @@ class Topology:
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one piece (fault injection); :meth:`restart` brings it back."""
+        proc = self._procs.pop(name)
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def restart(self, name: str) -> None:
+        """Start a killed or exited piece again with its original command and wait until it is ready."""
+        proc = self._procs.get(name)
+        if proc is not None and proc.poll() is None:
+            raise TopologyError(f"{name} is still running")
+        piece = self._pieces[name]
+        self._spawn(piece)
+        self._wait_ready(piece)
 
     def log_tail(self, name: str, chars: int = 4000) -> str:
         path = self.log_dir / f"{name}.log"
