@@ -262,9 +262,18 @@ def _profile(gateway: Server, url: str, opts: argparse.Namespace, work: Path) ->
     _, err = sampler.communicate(timeout=120)
     if not raw.exists():
         return {"error": "py-spy failed: " + err.decode(errors="replace")[-500:]}
-    if opts.out:
-        shutil.copy(raw, Path(opts.out) / "gateway-exact-profile.txt")
-    return profile_layers(raw.read_text().splitlines())
+    lines = raw.read_text().splitlines()
+    if opts.out:  # kept with the results, paths shortened
+        short = re.compile("|".join(re.escape(p) for p in _path_prefixes()))
+        (Path(opts.out) / "gateway-exact-profile.txt").write_text("\n".join(short.sub("", ln) for ln in lines) + "\n")
+    return profile_layers(lines)
+
+
+def _path_prefixes() -> list[str]:
+    import sysconfig
+
+    paths = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib")}
+    return sorted((p.rstrip("/") + "/" for p in paths), key=len, reverse=True)
 
 
 def profile_layers(lines: Sequence[str]) -> dict[str, Any]:
