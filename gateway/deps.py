@@ -16,7 +16,7 @@ from services.telemetry import stage
 __all__ = ["ComponentsDep", "LimitedPrincipalDep", "PipelineDep", "PrincipalDep", "SettingsDep"]
 
 
-def _principal(request: Request) -> Principal:
+def _authenticate(request: Request) -> Principal:
     keys: KeyRing = request.app.state.keys
     with stage("auth"):
         principal = keys.authenticate(request.headers.get("authorization"))
@@ -27,23 +27,28 @@ def _principal(request: Request) -> Principal:
     return principal
 
 
+# The dependencies are async on purpose: FastAPI runs plain-def ones in its thread pool, a hop per request.
+async def _principal(request: Request) -> Principal:
+    return _authenticate(request)
+
+
 async def _limited_principal(request: Request) -> Principal:
-    principal = _principal(request)
+    principal = _authenticate(request)
     await request.app.state.limiter.admit(principal)
     return principal
 
 
-def _components(request: Request) -> Components:
+async def _components(request: Request) -> Components:
     components: Components = request.app.state.components
     return components
 
 
-def _pipeline(request: Request) -> Pipeline:
+async def _pipeline(request: Request) -> Pipeline:
     pipeline: Pipeline = request.app.state.pipeline
     return pipeline
 
 
-def _settings(request: Request) -> GatewaySettings:
+async def _settings(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings
 
