@@ -55,7 +55,8 @@ async def _retrieval(opts: argparse.Namespace) -> dict[str, Any]:
     dataset = load_dataset(Path(opts.scifact))
     if opts.docs and opts.docs < len(dataset.docs):
         dataset = dataclasses.replace(dataset, docs=dataset.docs[:opts.docs])
-    overrides = {"embedder_backend": _embedder(opts)} if _embedder(opts) else {}
+    backend = _embedder(opts)
+    overrides: dict[str, Any] = {"embedder_backend": backend} if backend else {}
     base = RetrieverSettings(**overrides)
     own = eval_settings(base, dataset, Path(opts.cache_dir))
     index = await open_index(dataset, base, Path(opts.cache_dir)) if opts.ingest else None
