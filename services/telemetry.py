@@ -7,9 +7,12 @@ paths, user text or ids).
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 import time
 import uuid
@@ -146,16 +149,37 @@ class JsonFormatter(logging.Formatter):
             payload.update(extra)
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            payload["exc"] = record.exc_text
         return json.dumps(payload, ensure_ascii=False, default=str)
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Route ragd's loggers to stderr as JSON lines (idempotent)."""
+    """Route ragd's loggers to stderr as JSON lines (idempotent).
+
+    Records go through a queue to a listener thread that formats and writes them, so a request's
+    log line costs the event loop an enqueue, not a JSON encoding and a write.
+    """
     root = logging.getLogger("ragd")
     root.setLevel(level.upper())
     if not any(getattr(h, "_ragd", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(JsonFormatter())
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        handler = _ContextQueueHandler(records)
         handler._ragd = True  # type: ignore[attr-defined]
+        listener = logging.handlers.QueueListener(records, stream, respect_handler_level=False)
+        listener.start()
+        atexit.register(listener.stop)
         root.addHandler(handler)
     root.propagate = False
+
+
+class _ContextQueueHandler(logging.handlers.QueueHandler):
+    """Keeps a record as it is (its ``ragd`` extra and exception) for the listener to format."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.exc_info = None
+        return record
