@@ -42,12 +42,13 @@ def _gateway(result: Mapping[str, Any], ax: Any) -> None:
 
 def _retrieval(result: Mapping[str, Any], ax: Any) -> None:
     rows = result["configs"]
-    names = [r["config"].replace(" + ", "\n+ ") for r in rows]
+    names = [r["config"].replace(" + ", "\n+ ").replace(" top_k", "\ntop_k") for r in rows]
     xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], [r.get("p50_ms", 0) for r in rows], width=0.4, label="p50")
     ax.bar([x + 0.2 for x in xs], [r.get("p95_ms", 0) for r in rows], width=0.4, label="p95")
     ax.set_xticks(list(xs), names, fontsize=7)
     ax.set_ylabel("LocalRetriever.retrieve (ms)")
+    ax.set_yscale("log")
     ax.set_title(f"{result['dataset']}, embedder {result['embedder']}", fontsize=9)
     ax.legend()
 
@@ -81,7 +82,7 @@ def plot(name: str, result: Mapping[str, Any], path: Path) -> bool:
         return False
     draw, panels = PLOTS[name]
     plt = _pyplot()
-    fig, ax = plt.subplots(1, panels, figsize=(5 * panels, 3.8), dpi=110)
+    fig, ax = plt.subplots(1, panels, figsize=(max(5 * panels, 8), 3.8), dpi=110)
     draw(result, ax)
     info = result.get("machine", {})
     fig.suptitle(f"ragd bench {name} — {info.get('cpus')} CPUs, load {info.get('loadavg')}, {info.get('date_utc')}",
