@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from retriever.settings import RetrieverSettings
 from services.contracts import CollectionConfig, DocumentIn, IngestReport
 from services.epochs import MemoryEpochStore, RedisEpochStore
 from services.errors import ConflictError, RagdError
+from services.httpclient import ServiceClient
 from services.protocols import EpochStore
 
 __all__ = ["add_ingest", "ingest"]
@@ -29,6 +31,11 @@ def add_ingest(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--create", action="store_true", help="create the collection if it does not exist")
     parser.add_argument("--batch", type=int, default=16, help="documents per ingest call (default: 16)")
     parser.add_argument("--data-dir", type=Path, default=None, help="state directory (default: settings)")
+    parser.add_argument("--url", default=os.environ.get("RAGD_URL"),
+                        help="a running ragd gateway to send the documents to (its caches and indexes follow); "
+                             "default: $RAGD_URL, else the local store")
+    parser.add_argument("--api-key", default=os.environ.get("RAGD_API_KEY", "none"),
+                        help="API key for --url (default: $RAGD_API_KEY)")
     parser.set_defaults(run=_run)
 
 
@@ -37,8 +44,12 @@ def _run(args: argparse.Namespace) -> int:
     settings = RetrieverSettings(**overrides)
     try:
         docs = load_path(args.path, max_bytes=settings.max_document_bytes, timeout_s=settings.parse_timeout_s)
-        report = asyncio.run(ingest(settings, args.tenant, args.collection, docs, create=args.create,
-                                    batch=args.batch))
+        if args.url:
+            report = asyncio.run(ingest_over_http(args.url, args.api_key, args.collection, docs,
+                                                  create=args.create, batch=args.batch))
+        else:
+            report = asyncio.run(ingest(settings, args.tenant, args.collection, docs, create=args.create,
+                                        batch=args.batch))
     except (RagdError, FileNotFoundError) as exc:
         print(f"ragd ingest: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1
@@ -74,6 +85,29 @@ async def ingest(settings: RetrieverSettings, tenant: str, collection: str, docs
         return total
     finally:
         await service.aclose()
+
+
+async def ingest_over_http(url: str, api_key: str, collection: str, docs: Sequence[DocumentIn], *,
+                           create: bool = False, batch: int = 16) -> IngestReport:
+    """Send ``docs`` to a running gateway's REST API in batches (the tenant is the API key's)."""
+    base = url.rstrip("/").removesuffix("/v1") + "/v1"
+    client = ServiceClient(base, dependency="gateway", timeout_s=600.0, retries=0,
+                           headers={"authorization": f"Bearer {api_key}"})
+    try:
+        if create:
+            with contextlib.suppress(ConflictError):
+                await client.request("POST", "/collections", json={"name": collection})
+        total = IngestReport(collection=collection)
+        with tqdm(total=len(docs), unit="doc", desc=f"ingest {collection}") as bar:
+            for start in range(0, len(docs), batch):
+                part = docs[start:start + batch]
+                body = {"documents": [d.model_dump(mode="json") for d in part]}
+                data = await client.request("POST", f"/collections/{collection}/documents", json=body)
+                total = _merge(total, IngestReport.model_validate(data))
+                bar.update(len(part))
+        return total
+    finally:
+        await client.aclose()
 
 
 def _merge(a: IngestReport, b: IngestReport) -> IngestReport:

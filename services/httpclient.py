@@ -73,8 +73,10 @@ class ServiceClient:
         retries: int = 2,
         breaker: CircuitBreaker | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.dependency = dependency
+        self._static_headers = dict(headers or {})
         self.timeout_s = timeout_s
         self.retries = retries
         self.breaker = breaker or CircuitBreaker()
@@ -84,7 +86,7 @@ class ServiceClient:
         await self._http.aclose()
 
     def _headers(self) -> tuple[dict[str, str], float]:
-        headers = {"x-ragd-contract": CONTRACT_VERSION}
+        headers = {**self._static_headers, "x-ragd-contract": CONTRACT_VERSION}
         timeout = self.timeout_s
         ctx = telemetry.current()
         if ctx is not None:

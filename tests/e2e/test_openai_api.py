@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -148,3 +150,13 @@ def test_sdk_raises_typed_errors(server: Server) -> None:
         _client(server).chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.BadRequestError):
         _client(server).chat.completions.create(model="ragd", messages=[])
+
+
+def test_ragd_ingest_of_the_same_folder_into_a_running_server_adds_no_chunks(server: Server) -> None:
+    command = [sys.executable, "-m", "services.cli", "ingest", str(FIXTURE_CORPUS), "--collection", "default",
+               "--url", server.base_url]
+    outputs = [subprocess.run(command, capture_output=True, text=True, timeout=600) for _ in range(2)]
+    for done in outputs:
+        assert done.returncode == 0, done.stderr
+    n = len(FIXTURE_IDS)
+    assert f"0 added, 0 updated, {n} unchanged, 0 chunks added" in outputs[1].stdout
