@@ -3,6 +3,7 @@ a private Redis (killed and restarted mid-run) and two tenants with overlapping 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -204,3 +205,28 @@ def test_redis_killed_mid_run_every_request_answered_then_recovers(keyed: Server
     assert outcome == "exact"
     metrics = httpx.get(keyed.base_url + "/metrics", timeout=10).text
     assert 'ragd_degradations_total{dependency="cache"}' in metrics
+
+
+def test_no_cross_tenant_data_in_logs_or_metrics_and_no_keys_in_logs(keyed: Server) -> None:
+    a = ask(keyed, KEY_A, user("Which ships need a pilot in the Zentra harbor?")).json()
+    b = ask(keyed, KEY_B, user("Which ships need a pilot in the Zentra harbor?")).json()
+    chunks_a = {c["chunk_id"] for c in a["citations"]}
+    chunks_b = {c["chunk_id"] for c in b["citations"]}
+    assert chunks_a and chunks_b and not chunks_a & chunks_b
+    deadline = time.monotonic() + 10  # log lines are written by a listener thread
+    lines: list[dict[str, object]] = []
+    while time.monotonic() < deadline and len({line.get("tenant") for line in lines}) < 2:
+        time.sleep(0.2)
+        lines = [json.loads(line) for line in keyed.log.read_text(errors="replace").splitlines()
+                 if line.startswith("{") and '"chunk_ids"' in line]
+    assert {line.get("tenant") for line in lines} >= {"tenant-a", "tenant-b"}
+    for line in lines:
+        logged = set(line.get("chunk_ids", []))  # type: ignore[arg-type]
+        other = chunks_b if line["tenant"] == "tenant-a" else chunks_a
+        assert not logged & other, line
+    log = keyed.log.read_text(errors="replace")
+    for key in (KEY_A, KEY_B, KEY_ADMIN):
+        assert key not in log
+    metrics = httpx.get(keyed.base_url + "/metrics", timeout=10).text
+    for secret in ("tenant-a", "tenant-b", KEY_A, KEY_B, "Zentra"):
+        assert secret not in metrics
