@@ -19,6 +19,9 @@ _EXTRACTION_CUES = ("prompt", "instruction", "password", "secret", "system", "in
                     "프롬프트", "지시", "지침", "비밀", "시스템", "설정", "암호", "원문")
 
 
+_MIN_CLASSIFIER_CHARS = 8
+
+
 def _result(rail: str, policy: RailPolicy, fired: bool, score: float, detail: str = "") -> RailResult:
     return RailResult(rail=rail, fired=fired, score=round(score, 4), action=policy.action if fired else "pass",
                       detail=detail)
@@ -29,7 +32,8 @@ def attack_rails(normalized: str, classifier: InjectionClassifier, injection: Ra
     """Injection/jailbreak and system-prompt extraction: patterns first, then the classifier."""
     extraction_hit = first_hit(EXTRACTION_PATTERNS, normalized)
     injection_hit = first_hit(INJECTION_PATTERNS, normalized)
-    p = classifier.score(normalized)
+    # a few characters ("hi", "ok") carry too little for the n-gram classifier: patterns only
+    p = classifier.score(normalized) if len(normalized.strip()) >= _MIN_CLASSIFIER_CHARS else 0.0
     lowered = normalized.lower()
     looks_extraction = extraction_hit is not None or any(cue in lowered for cue in _EXTRACTION_CUES)
     results = []
