@@ -8,7 +8,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from gateway.openai_schema import Citation
@@ -148,6 +148,9 @@ class Pipeline:
     async def prepare(self, turn: ChatTurn) -> Prepared:
         degraded: list[str] = []
         decision = await self._check_input(turn, degraded)
+        history, history_block = await self._check_history(turn, degraded)
+        if history_block is not None and (decision is None or decision.action != "block"):
+            decision = history_block
         if decision is not None and decision.action == "block":
             refusal = decision.refusal or "I can't help with that request."
             if self.on_block_error:
@@ -155,7 +158,6 @@ class Pipeline:
             answer = Answer(refusal, [], "content_filter", Usage(), cache="bypass", degraded=degraded)
             return Prepared(turn, turn.question, degraded, cache="bypass", answer=answer)
         question = decision.text if decision is not None else turn.question
-        history = turn.history
         standalone = await self._standalone(question, history, degraded)
         prepared = Prepared(turn, standalone, degraded)
         await self._lookup(prepared)
@@ -180,6 +182,23 @@ class Pipeline:
             ctx.fields["chunk_ids"] = [c.chunk_id for c in prepared.chunks]
         return prepared
 
+    async def _check_history(self, turn: ChatTurn,
+                             degraded: list[str]) -> tuple[tuple[ChatMessage, ...], GuardDecision | None]:
+        """Earlier user turns come from the client too: the same input rails run on each (PII redacted
+        before the rewrite and the prompt see them; an attack hidden in an earlier turn blocks).
+        Assistant turns are answers that already passed the output rails."""
+        checked: list[ChatMessage] = []
+        for message in turn.history:
+            if message.role != "user":
+                checked.append(message)
+                continue
+            decision = await self._check_input(replace(turn, question=message.content), degraded)
+            if decision is not None and decision.action == "block":
+                return turn.history, decision
+            text = decision.text if decision is not None else message.content
+            checked.append(ChatMessage(role=message.role, content=text))
+        return tuple(checked), None
+
     async def _check_input(self, turn: ChatTurn, degraded: list[str]) -> GuardDecision | None:
         """Input rails. Rails are deterministic per (policy, text), so decisions are memoized: a
         repeated question (a cache hit) still passes the rails, without paying for them twice."""
@@ -192,8 +211,9 @@ class Pipeline:
         try:  # the rails time themselves as stage "guard_input" where they run
             decision = await self.guard.check(GuardCheckRequest(kind="input", text=turn.question, tenant=turn.tenant))
         except DependencyError as exc:
-            DEGRADATIONS.labels("guardrails").inc()
-            degraded.append("guardrails")
+            if "guardrails" not in degraded:
+                DEGRADATIONS.labels("guardrails").inc()
+                degraded.append("guardrails")
             if not self.guard_input_fail_open:
                 raise DependencyUnavailableError(
                     "Input guardrails are unavailable; request refused.", dependency="guardrails",
@@ -244,7 +264,9 @@ class Pipeline:
             policy_version=self.guard.policy_version, model=turn.model, params=turn.params, context=context)
         lookup = await self.cache.lookup(prepared.cache_scope, prepared.standalone, read=turn.cache_read)
         prepared.cache = str(lookup.outcome)
-        if prepared.cache == "bypass" and turn.cache_read:
+        settings = getattr(self.cache, "settings", None)
+        eligible = turn.cache_read and turn.params.temperature <= getattr(settings, "max_temperature", 2.0)
+        if prepared.cache == "bypass" and eligible:  # an eligible read that bypassed: the cache is down
             prepared.degraded.append("cache")
         hit = lookup.answer
         if hit is not None and prepared.cache in ("exact", "semantic"):

@@ -63,6 +63,13 @@ def test_generator_and_retriever_never_see_input_pii(tmp_path: Path) -> None:
             assert email not in prepared.standalone and rrn not in prepared.standalone
             answer = await pipeline.answer(prepared)
             assert email not in answer.content
+            # PII in an earlier user turn of a conversation is redacted too (rewrite and answer prompts)
+            history = (ChatMessage(role="user", content=f"I am {email}, card {card}. How are refunds paid?"),
+                       ChatMessage(role="assistant", content="Within 14 days [1]."))
+            follow_up = await pipeline.prepare(ChatTurn(tenant="t", collection="c", model="ragd",
+                                                        question="and how long does it take?", history=history,
+                                                        params=GenerationParams(max_tokens=8)))
+            await pipeline.answer(follow_up)
             return generator.prompts
         finally:
             await retriever.aclose()
@@ -71,7 +78,8 @@ def test_generator_and_retriever_never_see_input_pii(tmp_path: Path) -> None:
             server.stop()
 
     prompts = asyncio.run(run())
-    assert prompts, "the generator was never called"
+    assert len(prompts) >= 3, "answer, rewrite and follow-up answer"
+    assert "When are refunds paid?" in prompts[0]
+    assert any("How are refunds paid?" in prompt for prompt in prompts[1:])  # the earlier turn, redacted
     for prompt in prompts:
         assert email not in prompt and rrn not in prompt and card not in prompt
-        assert "When are refunds paid?" in prompt
