@@ -206,7 +206,7 @@ class Pipeline:
         known = self._decisions.get(key) if key[0] else None
         if known is not None:
             self._decisions.move_to_end(key)
-            _count_decision(known)
+            telemetry.count_guard_decision("input", known)  # a memoized decision counts like a fresh one
             return known
         try:  # the rails time themselves as stage "guard_input" where they run
             decision = await self.guard.check(GuardCheckRequest(kind="input", text=turn.question, tenant=turn.tenant))
@@ -360,15 +360,6 @@ class Pipeline:
 def _conversation_digest(history: Sequence[ChatMessage]) -> str:
     users = "\x00".join(" ".join(m.content.lower().split()) for m in history if m.role == "user")
     return hashlib.sha256(users.encode()).hexdigest()[:16] if users else ""
-
-
-def _count_decision(decision: GuardDecision) -> None:
-    """A memoized decision counts like a fresh one in the guardrail metrics."""
-    for rail in decision.rails:
-        if rail.fired:
-            telemetry.GUARDRAIL_DECISIONS.labels("input", rail.rail, rail.action).inc()
-    if decision.action == "pass":
-        telemetry.GUARDRAIL_DECISIONS.labels("input", "none", "pass").inc()
 
 
 class _FailOpenOutput:

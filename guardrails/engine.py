@@ -18,7 +18,7 @@ from guardrails.settings import GuardrailsSettings
 from guardrails.topics import Embed, TopicMatcher, load_intents, minilm_embedder
 from services.contracts import GuardCheckRequest, GuardDecision, RailResult
 from services.errors import InvalidRequestError, PayloadTooLargeError
-from services.telemetry import GUARDRAIL_DECISIONS, stage
+from services.telemetry import count_guard_decision, stage
 
 __all__ = ["LocalGuard"]
 
@@ -94,11 +94,7 @@ class LocalGuard:
         with stage(f"guard_{request.kind}"):
             loop = asyncio.get_running_loop()
             decision = await loop.run_in_executor(self._executor, self.check_sync, request)
-        for rail in decision.rails:
-            if rail.fired:
-                GUARDRAIL_DECISIONS.labels(request.kind, rail.rail, rail.action).inc()
-        if decision.action == "pass":
-            GUARDRAIL_DECISIONS.labels(request.kind, "none", "pass").inc()
+        count_guard_decision(request.kind, decision)
         return decision
 
     def check_sync(self, request: GuardCheckRequest, timings: dict[str, float] | None = None) -> GuardDecision:

@@ -23,6 +23,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.contracts import GuardDecision
+
 __all__ = [
     "CACHE_EVICTIONS",
     "CACHE_LOOKUPS",
@@ -39,6 +41,7 @@ __all__ = [
     "TOKENS",
     "RequestContext",
     "configure_logging",
+    "count_guard_decision",
     "current",
     "new_request_id",
     "stage",
@@ -82,6 +85,15 @@ DEGRADATIONS = Counter(
 )
 RATE_LIMITED = Counter("ragd_rate_limited", "Requests refused with 429, by reason (rpm, tpm, admission).",
                        ["reason"])
+
+
+def count_guard_decision(kind: str, decision: GuardDecision) -> None:
+    """One guardrail decision into ``ragd_guardrail_decisions``: each rail that fired, or ``none``/pass."""
+    for rail in decision.rails:
+        if rail.fired:
+            GUARDRAIL_DECISIONS.labels(kind, rail.rail, rail.action).inc()
+    if decision.action == "pass":
+        GUARDRAIL_DECISIONS.labels(kind, "none", "pass").inc()
 
 
 @dataclass

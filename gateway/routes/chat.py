@@ -180,7 +180,7 @@ async def _sse(pipeline: Pipeline, prepared: Prepared, model: str, include_usage
 
 
 @router.get("/v1/models")
-async def list_models(principal: PrincipalDep, components: ComponentsDep, settings: SettingsDep) -> Any:
+async def list_models(principal: PrincipalDep, components: ComponentsDep) -> Any:
     collections = await components.corpus.list_collections(principal.tenant)
     names = [MODEL_PREFIX] + [f"{MODEL_PREFIX}:{c.name}" for c in collections]
     return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "ragd"}
