@@ -13,6 +13,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer
 
+from guardrails.concepts import concept_tags
 from guardrails.normalize import language_of, normalize
 
 __all__ = ["InjectionClassifier", "featurize"]
@@ -22,6 +23,10 @@ _CHAR = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 5), n_features=_N_
                           alternate_sign=False, lowercase=True, norm="l2")
 _WORD = HashingVectorizer(analyzer="word", ngram_range=(1, 2), n_features=_N_FEATURES,
                           alternate_sign=False, lowercase=True, norm="l2", token_pattern=r"(?u)\b\w+\b")
+_N_CONCEPT_FEATURES = 2**14
+_CONCEPT = HashingVectorizer(analyzer="word", n_features=_N_CONCEPT_FEATURES, alternate_sign=False,
+                             lowercase=False, norm="l2", token_pattern=r"\S+")
+_N_WEIGHTS = 2 * _N_FEATURES + _N_CONCEPT_FEATURES
 
 
 _HEAD, _TAIL = 1500, 500
@@ -33,9 +38,10 @@ def _clip(text: str) -> str:
 
 
 def featurize(texts: Sequence[str]) -> sparse.csr_matrix:
-    """Normalised text -> [char n-grams | word n-grams], each block l2-normalised."""
+    """Normalised text -> [char n-grams | word n-grams | bilingual concept tags], each block l2-normalised."""
     norm = [normalize(_clip(t)) for t in texts]
-    return sparse.hstack([_CHAR.transform(norm), _WORD.transform(norm)], format="csr")
+    tags = [concept_tags(t) for t in norm]
+    return sparse.hstack([_CHAR.transform(norm), _WORD.transform(norm), _CONCEPT.transform(tags)], format="csr")
 
 
 class InjectionClassifier:
@@ -46,8 +52,9 @@ class InjectionClassifier:
     """
 
     def __init__(self, weights: np.ndarray, biases: dict[str, float], *, meta: dict[str, str] | None = None) -> None:
-        if weights.shape != (2 * _N_FEATURES,):
-            raise ValueError(f"classifier weights have shape {weights.shape}, expected ({2 * _N_FEATURES},)")
+        if weights.shape != (_N_WEIGHTS,):
+            raise ValueError(f"classifier weights have shape {weights.shape}, expected ({_N_WEIGHTS},); "
+                             "retrain with `ragd train guardrails`")
         if "en" not in biases:
             raise ValueError("classifier biases need an 'en' entry (the fallback)")
         self._w = weights.astype(np.float32)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["GROUP_A", "GROUP_B", "Example", "default_data_dir", "load_split", "read_jsonl"]
+__all__ = ["GROUP_A", "GROUP_B", "Example", "default_data_dir", "load_split", "read_jsonl", "text_key"]
 
 Split = Literal["train", "heldout"]
 Group = Literal["all", "a", "b"]
@@ -145,10 +145,25 @@ def load_split(split: Split, data_dir: Path | None = None, *, group: Group = "al
     """One split of the labelled data.
 
     Every source is cut 70/30 by a stable hash of the item (translations kept together); the 30 %
-    is never trained on. ``group`` narrows to the sources of group A (``"a"``) or B (``"b"``), for
+    is never trained on, nor is a training text equal to a held-out one. ``group`` narrows to the
+    sources of group A (``"a"``) or B (``"b"``), for
     the unseen-source measurement: train on A's 70 %, evaluate on B's 30 %.
     """
     root = data_dir or default_data_dir()
+    out = _collect(split, root, group)
+    if split == "train":
+        # a text that a source holds twice (under two ids) may fall on both sides: never train on it
+        held_out = {text_key(e.text) for e in _collect("heldout", root, "all")}
+        out = [e for e in out if text_key(e.text) not in held_out]
+    return out
+
+
+def text_key(text: str) -> str:
+    """What counts as the same text across splits: case and whitespace ignored."""
+    return " ".join(text.lower().split())
+
+
+def _collect(split: Split, root: Path, group: Group) -> list[Example]:
     sources = {**GROUP_A, **GROUP_B} if group == "all" else (GROUP_A if group == "a" else GROUP_B)
     out: list[Example] = []
     for name, rel in sources.items():

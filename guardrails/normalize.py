@@ -18,8 +18,10 @@ _HANGUL_SPACED = re.compile(r"(?<![\uac00-\ud7a3])(?:[\uac00-\ud7a3] ){3,}[\uac0
 _LATIN_SPACED = re.compile(r"\b(?:[A-Za-z][ .*_\-]){3,}[A-Za-z]\b")
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
 # Cyrillic and Greek letters that look Latin (``уоu`` with Cyrillic у/о).
-_CONFUSABLES = str.maketrans("аеорсхуіјѕԁһӏκνοτυαεικρχАВЕКМНОРСТХЅІЈΑΒΕΗΙΚΜΝΟΡΤΧΥΖ",
-                             "aeopcxyijsdhlkvotuaeikpxABEKMHOPCTXSIJABEHIKMNOPTXYZ")
+_CONFUSABLES = str.maketrans("аеорсхуіјѕԁһӏκνοτυαεικρχАВЕКМНОРСТХЅІЈУΑΒΕΗΙΚΜΝΟΡΤΧΥΖ",
+                             "aeopcxyijsdhlkvotuaeikpxABEKMHOPCTXSIJYABEHIKMNOPTXYZ")
+# One separator after every character (``\I\g\n\o\r\e``, ``i|g|n|o|r|e``): drop it when it is a third of the text.
+_SEPARATORS = "\\|/~^"
 _LEET = str.maketrans("013457$€@+|!", "oieastseatli")
 _MIXED_TOKEN = re.compile(r"\b(?=[\w$€@+|!]*[A-Za-z])(?=[\w$€@+|!]*[0-9$€@+|!])[\w$€@+|!]{4,}")
 
@@ -54,9 +56,16 @@ def _unleet(token: str) -> str:
     return token.translate(_LEET) if letters >= len(token) / 2 else token
 
 
+def _unseparate(text: str) -> str:
+    for sep in _SEPARATORS:
+        if len(text) >= 12 and text.count(sep) * 3 >= len(text):
+            text = text.replace(sep, "")
+    return text
+
+
 def normalize(text: str) -> str:
     """The form every detector sees; placeholders and meaning are kept, obfuscation removed."""
-    text = _ZERO_WIDTH.sub("", text)
+    text = _unseparate(_ZERO_WIDTH.sub("", text))
     if _HANGUL.search(text):
         text = _HANGUL_SEP.sub("", compose_jamo(text))
         text = _HANGUL_SPACED.sub(lambda m: m.group(0).replace(" ", ""), text)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections import Counter
 
 from guardrails.classifier import InjectionClassifier
-from guardrails.heuristics import EXTRACTION_PATTERNS, INJECTION_PATTERNS, first_hit
+from guardrails.heuristics import (
+    EXTRACTION_PATTERNS,
+    INJECTION_PATTERNS,
+    discusses_attacks,
+    first_hit,
+    harmful_hit,
+)
 from guardrails.output_checks import grounding_score, leak_score
 from guardrails.pii import PiiDetector
 from guardrails.policy import PiiRail, RailPolicy, TopicRail
@@ -20,6 +26,9 @@ _EXTRACTION_CUES = ("prompt", "instruction", "password", "secret", "system", "in
 
 
 _MIN_CLASSIFIER_CHARS = 8
+# A question about attacks ("why is 'ignore previous instructions' dangerous?") quotes attack words
+# that the n-gram classifier scores high: it must be surer to block one.
+_DISCUSSION_MIN_P = 0.9
 
 
 def _result(rail: str, policy: RailPolicy, fired: bool, score: float, detail: str = "") -> RailResult:
@@ -27,23 +36,31 @@ def _result(rail: str, policy: RailPolicy, fired: bool, score: float, detail: st
                       detail=detail)
 
 
+def _needed(policy: RailPolicy, discussion: bool) -> float:
+    return max(policy.threshold, _DISCUSSION_MIN_P) if discussion else policy.threshold
+
+
 def attack_rails(normalized: str, classifier: InjectionClassifier, injection: RailPolicy,
                  extraction: RailPolicy) -> list[RailResult]:
-    """Injection/jailbreak and system-prompt extraction: patterns first, then the classifier."""
-    extraction_hit = first_hit(EXTRACTION_PATTERNS, normalized)
-    injection_hit = first_hit(INJECTION_PATTERNS, normalized)
+    """Injection/jailbreak (harmful requests included) and system-prompt extraction: patterns first,
+    then the classifier."""
+    extraction_hit = injection_hit = None
+    discussion = discusses_attacks(normalized)
+    if not discussion:  # a question about attacks is left to the classifier
+        extraction_hit = first_hit(EXTRACTION_PATTERNS, normalized)
+        injection_hit = first_hit(INJECTION_PATTERNS, normalized) or harmful_hit(normalized)
     # a few characters ("hi", "ok") carry too little for the n-gram classifier: patterns only
     p = classifier.score(normalized) if len(normalized.strip()) >= _MIN_CLASSIFIER_CHARS else 0.0
     lowered = normalized.lower()
     looks_extraction = extraction_hit is not None or any(cue in lowered for cue in _EXTRACTION_CUES)
     results = []
     if injection.enabled:
-        fired = injection_hit is not None or (p >= injection.threshold and not looks_extraction)
+        fired = injection_hit is not None or (p >= _needed(injection, discussion) and not looks_extraction)
         score = 1.0 if injection_hit else p
         results.append(_result("injection", injection, fired, score, f"pattern: {injection_hit}"
                                if injection_hit else f"classifier p={p:.3f}"))
     if extraction.enabled:
-        fired = extraction_hit is not None or (p >= extraction.threshold and looks_extraction)
+        fired = extraction_hit is not None or (p >= _needed(extraction, discussion) and looks_extraction)
         score = 1.0 if extraction_hit else (p if looks_extraction else 0.0)
         results.append(_result("extraction", extraction, fired, score, f"pattern: {extraction_hit}"
                                if extraction_hit else f"classifier p={p:.3f}"))
