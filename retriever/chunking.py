@@ -12,12 +12,16 @@ our embedders), and its sentence rules miss Korean endings without punctuation.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from retriever.text import split_sentences
 
-__all__ = ["Chunk", "chunk_document", "chunk_id", "chunk_text", "content_hash"]
+__all__ = ["Chunk", "chunk_document", "chunk_id", "chunk_text", "content_hash", "dense_length"]
+
+_HANGUL_SYLLABLE = re.compile(r"[\uac00-\ud7a3]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,16 @@ def chunk_id(doc_id: str, text: str, occurrence: int = 0) -> str:
     return content_hash(doc_id, text, str(occurrence))[:32]
 
 
+def dense_length(text: str) -> int:
+    """Length of ``text`` for dense windows: characters, a Hangul syllable counting as two.
+
+    A Hangul syllable carries about as many subword tokens as two Latin letters (multilingual-e5's
+    tokenizer: ~0.40 tokens per character on KorQuAD, ~0.23 on SciFact), so one budget gives windows of
+    about the same number of tokens in both languages.
+    """
+    return len(text) + len(_HANGUL_SYLLABLE.findall(text))
+
+
 def _cut_long(sentence: str, size: int) -> list[str]:
     pieces: list[str] = []
     start, end = 0, len(sentence)
@@ -53,36 +67,45 @@ def _cut_long(sentence: str, size: int) -> list[str]:
     return [p for p in pieces if p]
 
 
-def _units(text: str, size: int) -> list[str]:
+def _units(text: str, size: int, measure: Callable[[str], int]) -> list[str]:
     units: list[str] = []
     for sentence in split_sentences(text):
-        units.extend(_cut_long(sentence, size) if len(sentence) > size else [sentence])
+        weight = measure(sentence)
+        if weight > size:  # cut at the character budget that makes about ``size`` by ``measure``
+            units.extend(_cut_long(sentence, max(1, size * len(sentence) // weight)))
+        else:
+            units.append(sentence)
     return units
 
 
-def chunk_text(text: str, *, size: int, overlap: int) -> list[str]:
-    """Split ``text`` into chunks of whole sentences, about ``size`` characters, ``overlap`` shared."""
+def chunk_text(text: str, *, size: int, overlap: int, measure: Callable[[str], int] = len) -> list[str]:
+    """Split ``text`` into chunks of whole sentences, about ``size`` long, ``overlap`` shared.
+
+    Lengths are characters unless ``measure`` says otherwise (e.g. :func:`dense_length`).
+    """
     if overlap >= size:
         raise ValueError("chunk overlap must be smaller than chunk size")
     chunks: list[str] = []
     current: list[str] = []
     length = 0
-    for unit in _units(text, size):
-        if current and length + 1 + len(unit) > size:
+    for unit in _units(text, size, measure):
+        unit_length = measure(unit)
+        if current and length + 1 + unit_length > size:
             chunks.append(" ".join(current))
-            current, length = _overlap_tail(current, overlap, size - len(unit) - 1)
+            current, length = _overlap_tail(current, overlap, size - unit_length - 1, measure)
         current.append(unit)
-        length += len(unit) + (1 if length else 0)
+        length += unit_length + (1 if length else 0)
     if current:
         chunks.append(" ".join(current))
     return chunks
 
 
-def _overlap_tail(sentences: list[str], overlap: int, room: int) -> tuple[list[str], int]:
+def _overlap_tail(sentences: list[str], overlap: int, room: int,
+                  measure: Callable[[str], int]) -> tuple[list[str], int]:
     tail: list[str] = []
     length = 0
     for sentence in reversed(sentences):
-        grown = length + len(sentence) + (1 if tail else 0)
+        grown = length + measure(sentence) + (1 if tail else 0)
         if grown > min(overlap, room):
             break
         tail.insert(0, sentence)

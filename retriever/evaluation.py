@@ -54,9 +54,10 @@ COLLECTION = "corpus"
 TOP_K = 100
 _INGEST_BATCH = 100
 # Settings that change what is stored (chunks, terms, vectors); the others only change the search.
-_INDEX_FIELDS = ("embedder_backend", "embedder_model", "passage_prefix", "chunk_size", "chunk_overlap")
+_INDEX_FIELDS = ("embedder_backend", "embedder_model", "passage_prefix", "chunk_size", "chunk_overlap",
+                 "dense_window", "dense_window_overlap")
 # Bump when chunking, analysis or embedding code changes what an index holds for the same settings.
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from retriever.chunking import chunk_document, content_hash
+from retriever.chunking import chunk_document, chunk_text, content_hash, dense_length
 from retriever.embedders import Embedder
 from retriever.settings import RetrieverSettings
 from retriever.store import ChunkRecord, DocRecord
@@ -17,7 +17,16 @@ from retriever.text import analyze
 from services.contracts import DocumentIn
 from services.errors import InvalidRequestError, PayloadTooLargeError
 
-__all__ = ["Prepared", "document_hash", "document_id", "embed_passages", "passage_text", "prepare", "validate"]
+__all__ = [
+    "Prepared",
+    "dense_windows",
+    "document_hash",
+    "document_id",
+    "embed_passages",
+    "passage_text",
+    "prepare",
+    "validate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +83,31 @@ def prepare(doc: DocumentIn, settings: RetrieverSettings) -> Prepared:
     return Prepared(record=record, text=doc.text, chunks=records)
 
 
+def dense_windows(text: str, window: int, overlap: int) -> list[str]:
+    """The texts embedded for one chunk: the chunk itself when it fits ``window`` (by
+    :func:`~retriever.chunking.dense_length`; 0 means no limit), else overlapping windows of whole sentences.
+
+    Small embedders match a question best against a passage of a few sentences: multilingual-e5-small on
+    KorQuAD scores nDCG@10 0.89 on whole paragraphs and 0.93 on ~225-syllable windows (docs/retrieval.md).
+    """
+    if not window or dense_length(text) <= window:
+        return [text]
+    return chunk_text(text, size=window, overlap=overlap, measure=dense_length) or [text]
+
+
 def embed_passages(embedder: Embedder, titles: Sequence[str], chunks: Sequence[ChunkRecord],
-                   batch_size: int) -> npt.NDArray[np.float32]:
-    """Passage vectors of the chunks, in batches (call it in a thread)."""
-    texts = [passage_text(title, c.text) for title, c in zip(titles, chunks, strict=True)]
+                   batch_size: int, *, window: int = 0, overlap: int = 0) -> list[npt.NDArray[np.float32]]:
+    """Per chunk, the vectors of its dense windows (one row per window), embedded in batches
+    (call it in a thread). Every window is embedded with its document title, like the chunk."""
+    texts: list[str] = []
+    counts: list[int] = []
+    for title, chunk in zip(titles, chunks, strict=True):
+        windows = dense_windows(chunk.text, window, overlap)
+        texts.extend(passage_text(title, w) for w in windows)
+        counts.append(len(windows))
     parts = [embedder.embed_passages(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]
     if not parts:
-        return np.zeros((0, embedder.dim), dtype=np.float32)
-    return np.concatenate(parts).astype(np.float32, copy=False)
+        return []
+    flat = np.concatenate(parts).astype(np.float32, copy=False)
+    bounds = np.cumsum(counts)[:-1]
+    return list(np.split(flat, bounds))

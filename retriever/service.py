@@ -121,7 +121,8 @@ class LocalRetriever:
         docs = self.store.load_docs(tenant, name)
         chunks = self.store.load_chunks(tenant, name)
         view = CorpusView.from_records(epoch, docs, chunks, embedder=described.embedder,
-                                       bm25_dir=self._bm25_dir(tenant, name))
+                                       bm25_dir=self._bm25_dir(tenant, name),
+                                       bm25_params=(self.settings.bm25_k1, self.settings.bm25_b))
         cutoff = time.time() - self.settings.orphan_grace_s
         orphans = [c.id for c in chunks if c.id not in view.chunks and c.written_at < cutoff]
         if orphans:
@@ -194,8 +195,10 @@ class LocalRetriever:
         chunks = [c for p in prepared for c in p.chunks]
         titles = [p.record.title for p in prepared for _ in p.chunks]
         with stage("embed"):
-            vectors = await asyncio.to_thread(embed_passages, self.embedder, titles, chunks,
-                                              self.settings.embed_batch_size)
+            vectors = await asyncio.to_thread(
+                lambda: embed_passages(self.embedder, titles, chunks, self.settings.embed_batch_size,
+                                       window=self.settings.dense_window,
+                                       overlap=self.settings.dense_window_overlap))
         await _stored(self.store.write_chunks, tenant, name, chunks, vectors)
         records: list[tuple[DocRecord, str]] = [(p.record, p.text) for p in prepared]
         await _stored(self.store.commit_docs, tenant, name, records)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.settings import ServiceSettings, default_data_dir
@@ -41,6 +41,15 @@ class RetrieverSettings(ServiceSettings):
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Passages per embedder call during ingest.")
     chunk_size: int = Field(2000, ge=50, le=20000, description="Target chunk length, characters.")
     chunk_overlap: int = Field(200, ge=0, le=5000, description="Overlap between neighbouring chunks, characters.")
+    dense_window: int = Field(
+        450, ge=0, le=20000,
+        description="Longest chunk text embedded as one vector, characters (a Hangul syllable counts as two); "
+                    "a longer chunk is embedded as overlapping sentence-packed windows and its dense score is "
+                    "its best window's. 0: one vector per chunk.")
+    dense_window_overlap: int = Field(100, ge=0, le=5000,
+                                      description="Overlap between neighbouring dense windows, same unit.")
+    bm25_k1: float = Field(1.2, ge=0.0, le=10.0, description="BM25 term-frequency saturation k1.")
+    bm25_b: float = Field(0.5, ge=0.0, le=1.0, description="BM25 length normalisation b (0: none, 1: full).")
     fusion: Literal["rrf", "weighted"] = Field("weighted", description="How BM25 and dense rankings are fused.")
     rrf_k: int = Field(60, ge=1, le=1000, description="k of reciprocal rank fusion: score = sum 1/(k + rank).")
     weight_bm25: float = Field(0.6, ge=0.0, le=1.0, description="Weight of normalised BM25 scores (weighted).")
@@ -56,3 +65,9 @@ class RetrieverSettings(ServiceSettings):
     parse_memory_mb: int = Field(1024, ge=64, description="Address-space cap of the parsing subprocess, MiB.")
     orphan_grace_s: float = Field(
         600.0, ge=0, description="Uncommitted chunks older than this are deleted on reload, seconds.")
+
+    @model_validator(mode="after")
+    def _window_overlap_fits(self) -> RetrieverSettings:
+        if self.dense_window and self.dense_window_overlap >= self.dense_window:
+            raise ValueError("dense_window_overlap must be smaller than dense_window")
+        return self

@@ -6,6 +6,10 @@ Chroma is the shared source of truth (every replica reads the same server):
 * ``ragd-<pid>-c`` holds chunks: id, embedding (cosine HNSW), text, and metadata ``doc_id``, ``ord``,
   ``terms`` (the BM25 terms, space-separated, so another replica can rebuild BM25 without re-analysis)
   and ``ts``. Its collection metadata is the registry entry (hashed tenant, name, embedder, created).
+  A chunk embedded as several dense windows keeps its first window's vector on its own row; the others
+  are extra rows ``<chunk id>#<n>`` with metadata ``win_of`` (the chunk id), ``win`` (n >= 1) and ``ts``
+  and no text. They are written with their chunk, deleted with it, never listed as chunks, and a
+  query maps them back to their chunk (a chunk scores its best window).
 * ``ragd-<pid>-d`` holds one record per document: full text, title, content hash, user metadata (JSON)
   and the list of chunk ids. Writing this record is the document's commit point: a chunk is visible
   only while a committed record lists it, so a crash mid-ingest leaves nothing half-visible.
@@ -40,6 +44,9 @@ from services.errors import ConflictError, NotFoundError
 __all__ = ["ChromaStore", "ChunkRecord", "DocRecord", "StoredCollection"]
 
 _PAGE = 2000
+_WINDOW_SEP = "#"
+# Nearest rows asked of Chroma per distinct chunk wanted: windows of one chunk take several rows.
+_WINDOW_FANOUT = 3
 _DOC_VECTOR = [1.0]  # record collections need a vector; records are only ever fetched by id
 
 
@@ -165,9 +172,10 @@ class ChromaStore:
         config = CollectionConfig(hnsw_m=hnsw.get("max_neighbors", 16),
                                   hnsw_ef_construction=hnsw.get("ef_construction", 100),
                                   hnsw_ef_search=hnsw.get("ef_search", 100))
+        windows = len(chunks.get(where={"win": {"$gte": 1}}, include=[])["ids"])
         return StoredCollection(name=str(meta.get("ragd_name", "")), config=config,
                                 embedder=str(meta.get("ragd_embedder", "")),
-                                documents=docs.count(), chunks=chunks.count())
+                                documents=docs.count(), chunks=chunks.count() - windows)
 
     def _find(self, collection: str) -> Any:
         client = self.client  # connection failures propagate: unreachable is not "not found"
@@ -199,6 +207,8 @@ class ChromaStore:
         out: list[ChunkRecord] = []
         for ids, metas, texts in _pages(chunks, ["metadatas", "documents"]):
             for chunk_id, meta, text in zip(ids, metas, texts, strict=True):
+                if "win_of" in meta:
+                    continue
                 out.append(ChunkRecord(id=chunk_id, doc_id=str(meta["doc_id"]), ordinal=int(meta["ord"]),
                                        text=text or "", terms=tuple(str(meta.get("terms", "")).split()),
                                        written_at=float(meta.get("ts", 0.0))))
@@ -212,27 +222,35 @@ class ChromaStore:
         return _doc_record(doc_id, got["metadatas"][0]), got["documents"][0] or ""
 
     def query(self, tenant: str, name: str, vector: npt.NDArray[np.float32], n: int) -> list[tuple[str, float]]:
-        """Nearest chunks by cosine similarity (1 - distance), best first."""
+        """Nearest chunks by cosine similarity (1 - distance) of their best window, best first, at most ``n``."""
         chunks, _ = self._require(tenant, name)
         if n <= 0:
             return []
-        got = chunks.query(query_embeddings=vector[None, :], n_results=n, include=["distances"])
-        return [(cid, 1.0 - float(d)) for cid, d in zip(got["ids"][0], got["distances"][0], strict=True)]
+        got = chunks.query(query_embeddings=vector[None, :], n_results=n * _WINDOW_FANOUT, include=["distances"])
+        best: dict[str, float] = {}
+        for row_id, distance in zip(got["ids"][0], got["distances"][0], strict=True):
+            best.setdefault(row_id.split(_WINDOW_SEP, 1)[0], 1.0 - float(distance))
+        return list(best.items())[:n]
 
     # ------------------------------------------------------------------ writing
 
     def write_chunks(self, tenant: str, name: str, chunks: Sequence[ChunkRecord],
-                     vectors: npt.NDArray[np.float32]) -> None:
+                     vectors: Sequence[npt.NDArray[np.float32]]) -> None:
+        """Upsert chunks; ``vectors[i]`` holds chunk i's window vectors (a 1-d vector or rows)."""
         collection, _ = self._require(tenant, name)
         now = time.time()
+        rows: list[tuple[str, Any, str, dict[str, Any]]] = []
+        for chunk, vecs in zip(chunks, vectors, strict=True):
+            windows = np.atleast_2d(vecs)
+            rows.append((chunk.id, windows[0], chunk.text, {"doc_id": chunk.doc_id, "ord": chunk.ordinal,
+                                                             "terms": " ".join(chunk.terms), "ts": now}))
+            rows.extend((f"{chunk.id}{_WINDOW_SEP}{n}", windows[n], "", {"win_of": chunk.id, "win": n, "ts": now})
+                        for n in range(1, len(windows)))
         step = self._batch_size()
-        for start in range(0, len(chunks), step):
-            part = chunks[start:start + step]
-            collection.upsert(
-                ids=[c.id for c in part], embeddings=vectors[start:start + step],
-                documents=[c.text for c in part],
-                metadatas=[{"doc_id": c.doc_id, "ord": c.ordinal, "terms": " ".join(c.terms), "ts": now}
-                           for c in part])
+        for start in range(0, len(rows), step):
+            part = rows[start:start + step]
+            collection.upsert(ids=[r[0] for r in part], embeddings=np.stack([r[1] for r in part]),
+                              documents=[r[2] for r in part], metadatas=[r[3] for r in part])
 
     def commit_docs(self, tenant: str, name: str, records: Sequence[tuple[DocRecord, str]]) -> None:
         """Write document records (the commit point of their chunks)."""
@@ -255,6 +273,7 @@ class ChromaStore:
         step = self._batch_size()
         for start in range(0, len(ids), step):
             chunks.delete(ids=ids[start:start + step])
+            chunks.delete(where={"win_of": {"$in": ids[start:start + step]}})
 
     def _batch_size(self) -> int:
         return max(1, min(int(self.client.get_max_batch_size()), 1000))

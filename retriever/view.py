@@ -28,17 +28,20 @@ class CorpusView:
     chunks: Mapping[str, ChunkRecord]
     embedder: str = ""
     bm25_dir: Path | None = None
+    bm25_params: tuple[float, float] = (1.2, 0.5)  # (k1, b)
     _bm25: BM25Index | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fingerprint: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_records(cls, epoch: str, docs: Mapping[str, DocRecord], chunks: Iterable[ChunkRecord], *,
-                     embedder: str = "", bm25_dir: Path | None = None) -> CorpusView:
+                     embedder: str = "", bm25_dir: Path | None = None,
+                     bm25_params: tuple[float, float] = (1.2, 0.5)) -> CorpusView:
         """Keep only chunks that a committed document lists."""
         committed = {cid for doc in docs.values() for cid in doc.chunk_ids}
         kept = {c.id: c for c in chunks if c.id in committed}
-        return cls(epoch=epoch, docs=dict(docs), chunks=kept, embedder=embedder, bm25_dir=bm25_dir)
+        return cls(epoch=epoch, docs=dict(docs), chunks=kept, embedder=embedder, bm25_dir=bm25_dir,
+                   bm25_params=bm25_params)
 
     @property
     def fingerprint(self) -> str:
@@ -62,11 +65,13 @@ class CorpusView:
         for doc_id, (record, records) in upserts.items():
             docs[doc_id] = record
             chunks.update((c.id, c) for c in records)
-        return CorpusView(epoch=epoch, docs=docs, chunks=chunks, embedder=self.embedder, bm25_dir=self.bm25_dir)
+        return CorpusView(epoch=epoch, docs=docs, chunks=chunks, embedder=self.embedder, bm25_dir=self.bm25_dir,
+                          bm25_params=self.bm25_params)
 
     def with_epoch(self, epoch: str) -> CorpusView:
         return CorpusView(epoch=epoch, docs=self.docs, chunks=self.chunks, embedder=self.embedder,
-                          bm25_dir=self.bm25_dir, _bm25=self._bm25, _fingerprint=self._fingerprint)
+                          bm25_dir=self.bm25_dir, bm25_params=self.bm25_params, _bm25=self._bm25,
+                          _fingerprint=self._fingerprint)
 
     def bm25(self) -> BM25Index:
         """The BM25 index of this view: loaded from disk when saved for this corpus, else built and saved."""
@@ -76,12 +81,14 @@ class CorpusView:
             return self._bm25
 
     def _load_or_build(self) -> BM25Index:
+        k1, b = self.bm25_params
+        key = f"{self.fingerprint}:k1={k1}:b={b}"  # a saved index serves only the same corpus and parameters
         if self.bm25_dir is not None:
-            saved = BM25Index.load(self.bm25_dir, self.fingerprint)
+            saved = BM25Index.load(self.bm25_dir, key)
             if saved is not None:
                 return saved
         ordered = sorted(self.chunks.values(), key=lambda c: (c.doc_id, c.ordinal, c.id))
-        index = BM25Index([c.id for c in ordered], [c.terms for c in ordered], fingerprint=self.fingerprint)
+        index = BM25Index([c.id for c in ordered], [c.terms for c in ordered], fingerprint=key, k1=k1, b=b)
         if self.bm25_dir is not None:
             try:
                 self.bm25_dir.parent.mkdir(parents=True, exist_ok=True)
