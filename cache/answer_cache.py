@@ -28,13 +28,14 @@ from cache.index import pack_record
 from cache.keys import CacheScope, exact_key, group_key, partition_key
 from cache.redis_backend import RedisBackend
 from cache.settings import CacheSettings
-from services.telemetry import CACHE_EVICTIONS, CACHE_LOOKUPS, CACHE_STORES, DEGRADATIONS, stage
+from services.telemetry import CACHE_EVICTIONS, CACHE_LOOKUPS, CACHE_STORES, DEGRADATIONS, child, observe_stage, stage
 
 __all__ = ["AnswerCache", "QuestionVerifier"]
 
 log = logging.getLogger("ragd.cache")
 T = TypeVar("T")
 _VECTOR_MEMO = 256
+_DECODED_MEMO = 256
 
 
 class QuestionVerifier(Protocol):
@@ -59,6 +60,7 @@ class AnswerCache:
         self._verifier = verifier if settings.verifier else None
         self._broken_until = 0.0
         self._vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._decoded: OrderedDict[bytes, CachedAnswer] = OrderedDict()
 
     @classmethod
     def create(
@@ -115,6 +117,25 @@ class AnswerCache:
                 return self._degraded(exc)
         return self._count(result)
 
+    async def lookup_exact(self, scope: CacheScope, question: str) -> CacheLookup | None:
+        """The exact hit for ``question`` in ``scope``, counted and timed like :meth:`lookup`'s; None,
+        counting nothing, when there is none or the store cannot say (the caller then makes the
+        full :meth:`lookup`). For a fast path that answers repeated questions first."""
+        if not self.settings.enabled or scope.params.temperature > self.settings.max_temperature:
+            return None
+        if time.monotonic() < self._broken_until:
+            return None
+        start = time.perf_counter()
+        try:
+            raw = await self._io(self._backend.get(exact_key(scope, question)))
+        except Exception as exc:  # trip the breaker: the full lookup that follows counts the bypass at once
+            self._trip(exc)
+            return None
+        if raw is None:
+            return None
+        observe_stage("cache_lookup", time.perf_counter() - start)
+        return self._count(CacheLookup("exact", self._decode(raw), 1.0))
+
     async def store(self, scope: CacheScope, question: str, answer: CachedAnswer, *, write: bool = True) -> bool:
         """Store a complete answer (``finish_reason == "stop"``); False when skipped or the store failed.
 
@@ -159,7 +180,7 @@ class AnswerCache:
     async def _lookup(self, scope: CacheScope, question: str) -> CacheLookup:
         raw = await self._io(self._backend.get(exact_key(scope, question)))
         if raw is not None:
-            return CacheLookup("exact", CachedAnswer.model_validate_json(raw), 1.0)
+            return CacheLookup("exact", self._decode(raw), 1.0)
         if self._embedder is None:
             return CacheLookup("miss")
         # the embedding (a thread) and the index catch-up (a Redis round trip) overlap
@@ -173,8 +194,21 @@ class AnswerCache:
                 continue
             raw = await self._io(self._backend.get(neighbour.key))
             if raw is not None:
-                return CacheLookup("semantic", CachedAnswer.model_validate_json(raw), neighbour.similarity)
+                return CacheLookup("semantic", self._decode(raw), neighbour.similarity)
         return CacheLookup("miss")
+
+    def _decode(self, raw: bytes) -> CachedAnswer:
+        """The entry stored as ``raw``, parsed once while it stays hot (a hot answer is hit again and
+        again; its bytes are the key, so a changed entry is parsed afresh)."""
+        answer = self._decoded.get(raw)
+        if answer is None:
+            answer = CachedAnswer.model_validate_json(raw)
+            self._decoded[raw] = answer
+            if len(self._decoded) > _DECODED_MEMO:
+                self._decoded.popitem(last=False)
+        else:
+            self._decoded.move_to_end(raw)
+        return answer
 
     async def _accept(self, question: str, candidate: str, similarity: float) -> bool:
         if self.settings.guards and reject_reason(question, candidate) is not None:
@@ -215,6 +249,8 @@ class AnswerCache:
         )
 
     async def _io(self, call: Awaitable[T]) -> T:
+        if not self._backend.remote:  # nothing to wait for: no timer to arm
+            return await call
         async with asyncio.timeout(self.settings.redis_timeout_s):
             return await call
 
@@ -231,5 +267,5 @@ class AnswerCache:
     @staticmethod
     def _count(result: CacheLookup) -> CacheLookup:
         outcome: Outcome = result.outcome
-        CACHE_LOOKUPS.labels(outcome).inc()
+        child(CACHE_LOOKUPS, outcome).inc()
         return result

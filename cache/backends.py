@@ -29,6 +29,9 @@ class Placement:
 class CacheBackend(Protocol):
     """Storage of one answer cache. Every method may raise on a dead store; the cache turns that into bypass."""
 
+    remote: bool
+    """True when calls leave the process (they are then bounded by a timeout)."""
+
     async def get(self, key: str) -> bytes | None: ...
     async def put(self, place: Placement, key: str, value: bytes, record: bytes | None) -> int: ...
     async def index(self, partition: str, dim: int) -> PartitionIndex: ...
@@ -46,6 +49,8 @@ class _Partition:
 
 class MemoryBackend:
     """Entries of one process (embedded mode). Bounded per partition and in total; TTL checked on read."""
+
+    remote = False
 
     def __init__(self, *, ttl_s: float, max_per_partition: int, max_total: int) -> None:
         self._ttl_s = ttl_s

@@ -8,6 +8,7 @@ entry of another tenant, another epoch or other parameters is never even a candi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -36,20 +37,27 @@ class CacheScope:
 
     def canonical(self) -> str:
         """A stable serialisation of the scope (the hash input; never stored or returned)."""
-        return json.dumps(
-            [
-                _KEY_VERSION,
-                self.tenant,
-                self.collection,
-                self.epoch,
-                self.policy_version,
-                self.model,
-                self.params.model_dump(mode="json"),
-            ],
-            ensure_ascii=False,
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        return _canonical(self)
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical(scope: CacheScope) -> str:
+    """Memoised: a hot scope (one tenant, collection, epoch, parameters) is serialised once, not on
+    every lookup (it was a tenth of an exact hit's time)."""
+    return json.dumps(
+        [
+            _KEY_VERSION,
+            scope.tenant,
+            scope.collection,
+            scope.epoch,
+            scope.policy_version,
+            scope.model,
+            scope.params.model_dump(mode="json"),
+        ],
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
+    )
 
 
 def normalize_question(question: str) -> str:

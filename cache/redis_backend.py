@@ -44,6 +44,8 @@ def _text(value: Any) -> str:
 class RedisBackend:
     """Answers in Redis; semantic indexes rebuilt client-side and kept in step through streams."""
 
+    remote = True
+
     def __init__(
         self,
         redis: Redis,

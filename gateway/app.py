@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from gateway.auth import KeyRing
 from gateway.components import Components, build_components
+from gateway.fastpath import ExactHitFastPath
 from gateway.limits import AdmissionMiddleware, BodyLimitMiddleware
 from gateway.pipeline import Pipeline
 from gateway.ratelimit import MemoryCounters, RateLimiter, RedisCounters
@@ -84,6 +85,7 @@ def create_app(settings: GatewaySettings | None = None,
 
     app.include_router(chat.router)
     app.include_router(corpus.router)
+    app.add_middleware(ExactHitFastPath, state=lambda: app.state)  # innermost: beneath every limit
     app.add_middleware(BodyLimitMiddleware, max_json_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(AdmissionMiddleware, max_in_flight=settings.max_in_flight)

@@ -27,7 +27,7 @@ from services.epochs import MemoryEpochStore, RedisEpochStore
 from services.errors import DependencyError
 from services.protocols import Corpus, EpochStore, Generator, Guard, Retriever
 
-__all__ = ["Components", "build_components"]
+__all__ = ["Components", "build_components", "cache_scope_factory"]
 
 _log = logging.getLogger("ragd.gateway")
 
@@ -143,10 +143,10 @@ async def _cache(settings: GatewaySettings, redis_url: str | None, stack: AsyncE
     answer_cache = cache_mod.AnswerCache.create(cache_settings, redis_url=redis_url)
     stack.push_async_callback(answer_cache.close)
     await answer_cache.warm_up()
-    return answer_cache, _scope_factory(cache_mod.CacheScope)
+    return answer_cache, cache_scope_factory(cache_mod.CacheScope)
 
 
-def _scope_factory(scope_class: Any) -> ScopeFactory:
+def cache_scope_factory(scope_class: Any) -> ScopeFactory:
     """Cache scopes for the pipeline. A follow-up's conversation digest joins the policy part of the
     scope: the partition then holds only entries of the same conversation prefix."""
 

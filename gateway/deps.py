@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,17 +14,23 @@ from gateway.settings import GatewaySettings
 from services import telemetry
 from services.telemetry import stage
 
-__all__ = ["ComponentsDep", "LimitedPrincipalDep", "PipelineDep", "PrincipalDep", "SettingsDep"]
+__all__ = ["ChatContext", "ChatContextDep", "ComponentsDep", "LimitedPrincipalDep", "PrincipalDep", "SettingsDep",
+           "bind_principal"]
+
+
+def bind_principal(principal: Principal) -> None:
+    """The request's log line names the caller's tenant and key id (never the key)."""
+    ctx = telemetry.current()
+    if ctx is not None:
+        ctx.tenant = principal.tenant
+        ctx.fields["key_id"] = principal.key_id
 
 
 def _authenticate(request: Request) -> Principal:
     keys: KeyRing = request.app.state.keys
     with stage("auth"):
         principal = keys.authenticate(request.headers.get("authorization"))
-    ctx = telemetry.current()
-    if ctx is not None:
-        ctx.tenant = principal.tenant
-        ctx.fields["key_id"] = principal.key_id
+    bind_principal(principal)
     return principal
 
 
@@ -38,14 +45,24 @@ async def _limited_principal(request: Request) -> Principal:
     return principal
 
 
+@dataclass(frozen=True, slots=True)
+class ChatContext:
+    """What the chat route needs, resolved as one dependency (each FastAPI dependency costs a few
+    microseconds more on every request, an exact cache hit included)."""
+
+    principal: Principal
+    pipeline: Pipeline
+    settings: GatewaySettings
+
+
+async def _chat_context(request: Request) -> ChatContext:
+    state = request.app.state
+    return ChatContext(await _limited_principal(request), state.pipeline, state.settings)
+
+
 async def _components(request: Request) -> Components:
     components: Components = request.app.state.components
     return components
-
-
-async def _pipeline(request: Request) -> Pipeline:
-    pipeline: Pipeline = request.app.state.pipeline
-    return pipeline
 
 
 async def _settings(request: Request) -> GatewaySettings:
@@ -53,9 +70,10 @@ async def _settings(request: Request) -> GatewaySettings:
     return settings
 
 
+ChatContextDep = Annotated[ChatContext, Depends(_chat_context)]
+"""The rate-limited principal, the pipeline and the settings, for the chat route."""
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 LimitedPrincipalDep = Annotated[Principal, Depends(_limited_principal)]
 """A principal whose request was counted against its key's rate limits (429 when over)."""
 ComponentsDep = Annotated[Components, Depends(_components)]
-PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]

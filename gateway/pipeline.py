@@ -83,6 +83,7 @@ class Prepared:
 
 class AnswerCacheLike(Protocol):
     async def lookup(self, scope: Any, question: str, *, read: bool = True) -> Any: ...
+    async def lookup_exact(self, scope: Any, question: str) -> Any: ...
     async def store(self, scope: Any, question: str, answer: Any) -> bool: ...
 
 
@@ -182,6 +183,33 @@ class Pipeline:
             ctx.fields["chunk_ids"] = [c.chunk_id for c in prepared.chunks]
         return prepared
 
+    async def exact_hit(self, turn: ChatTurn) -> Prepared | None:
+        """The answer to a single-turn request that is an exact cache hit, when that is known cheaply:
+        its input decision is memoized (the rails ran on this text before) and passes, and its key is
+        in the store. None, counting nothing, otherwise; the caller then runs :meth:`prepare`.
+
+        Everything a hit through :meth:`prepare` counts is counted here too (the input decision, the
+        cache lookup, its stage time)."""
+        if turn.history or not turn.cache_read or self.cache is None or self.scope_factory is None:
+            return None
+        decision = self._known_decision(turn)
+        if decision is None or decision.action == "block":
+            return None
+        try:
+            epoch = await self.epochs.get(turn.tenant, turn.collection)
+        except Exception:  # prepare() meets the failure and counts the degradation
+            return None
+        scope = self.scope_factory(tenant=turn.tenant, collection=turn.collection, epoch=epoch,
+                                   policy_version=self.guard.policy_version, model=turn.model,
+                                   params=turn.params, context="")
+        lookup = await self.cache.lookup_exact(scope, decision.text)
+        if lookup is None or lookup.answer is None:
+            return None
+        telemetry.count_guard_decision("input", decision)
+        prepared = Prepared(turn, decision.text, [], cache="exact", cache_scope=scope, epoch=epoch)
+        prepared.answer = _answer_of(lookup.answer, "exact", prepared.degraded)
+        return prepared
+
     async def _check_history(self, turn: ChatTurn,
                              degraded: list[str]) -> tuple[tuple[ChatMessage, ...], GuardDecision | None]:
         """Earlier user turns come from the client too: the same input rails run on each (PII redacted
@@ -199,15 +227,22 @@ class Pipeline:
             checked.append(ChatMessage(role=message.role, content=text))
         return tuple(checked), None
 
-    async def _check_input(self, turn: ChatTurn, degraded: list[str]) -> GuardDecision | None:
-        """Input rails. Rails are deterministic per (policy, text), so decisions are memoized: a
-        repeated question (a cache hit) still passes the rails, without paying for them twice."""
+    def _known_decision(self, turn: ChatTurn) -> GuardDecision | None:
+        """The memoized input decision on ``turn.question``, if the rails ran on it before."""
         key = (self.guard.policy_version, turn.tenant, turn.question)
         known = self._decisions.get(key) if key[0] else None
         if known is not None:
             self._decisions.move_to_end(key)
+        return known
+
+    async def _check_input(self, turn: ChatTurn, degraded: list[str]) -> GuardDecision | None:
+        """Input rails. Rails are deterministic per (policy, text), so decisions are memoized: a
+        repeated question (a cache hit) still passes the rails, without paying for them twice."""
+        known = self._known_decision(turn)
+        if known is not None:
             telemetry.count_guard_decision("input", known)  # a memoized decision counts like a fresh one
             return known
+        key = (self.guard.policy_version, turn.tenant, turn.question)
         try:  # the rails time themselves as stage "guard_input" where they run
             decision = await self.guard.check(GuardCheckRequest(kind="input", text=turn.question, tenant=turn.tenant))
         except DependencyError as exc:
@@ -268,12 +303,8 @@ class Pipeline:
         eligible = turn.cache_read and turn.params.temperature <= getattr(settings, "max_temperature", 2.0)
         if prepared.cache == "bypass" and eligible:  # an eligible read that bypassed: the cache is down
             prepared.degraded.append("cache")
-        hit = lookup.answer
-        if hit is not None and prepared.cache in ("exact", "semantic"):
-            citations = [Citation.model_validate(c) for c in hit.citations]
-            usage = Usage(prompt_tokens=hit.prompt_tokens, completion_tokens=hit.completion_tokens)
-            prepared.answer = Answer(hit.content, citations, hit.finish_reason, usage, cache=prepared.cache,
-                                     degraded=prepared.degraded)
+        if lookup.answer is not None and prepared.cache in ("exact", "semantic"):
+            prepared.answer = _answer_of(lookup.answer, prepared.cache, prepared.degraded)
 
     # ------------------------------------------------------------------ generation
 
@@ -355,6 +386,13 @@ class Pipeline:
                               completion_tokens=answer.usage.completion_tokens, model=turn.model,
                               question=prepared.standalone, created=int(time.time()))
         await self.cache.store(prepared.cache_scope, prepared.standalone, cached)
+
+
+def _answer_of(hit: Any, cache: str, degraded: list[str]) -> Answer:
+    """A cached answer (``cache.CachedAnswer``) as the pipeline's Answer."""
+    citations = [Citation.model_validate(c) for c in hit.citations]
+    usage = Usage(prompt_tokens=hit.prompt_tokens, completion_tokens=hit.completion_tokens)
+    return Answer(hit.content, citations, hit.finish_reason, usage, cache=cache, degraded=degraded)
 
 
 def _conversation_digest(history: Sequence[ChatMessage]) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 from gateway.openai_schema import Citation
+from services import telemetry
 from services.contracts import Usage
 
 __all__ = ["ChunkWriter", "completion_body", "usage_body"]
@@ -21,7 +21,7 @@ def usage_body(usage: Usage) -> dict[str, int]:
 def completion_body(*, model: str, content: str, finish_reason: str, usage: Usage,
                     citations: list[Citation]) -> dict[str, Any]:
     return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "id": f"chatcmpl-{telemetry.new_request_id()}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
@@ -37,7 +37,7 @@ class ChunkWriter:
 
     def __init__(self, model: str) -> None:
         self.model = model
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.id = f"chatcmpl-{telemetry.new_request_id()}"
         self.created = int(time.time())
 
     def _event(self, payload: dict[str, Any]) -> bytes:

@@ -6,6 +6,7 @@ unreachable at once. Tokens are random so a store that lost its state never repe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 
@@ -18,6 +19,7 @@ from services.telemetry import DEGRADATIONS
 __all__ = ["MemoryEpochStore", "RedisEpochStore", "partition_id"]
 
 
+@functools.lru_cache(maxsize=4096)
 def partition_id(tenant: str, collection: str) -> str:
     """A stable, opaque id for a tenant's collection (used in storage keys; never reveals names)."""
     return hashlib.sha256(f"{tenant}\x00{collection}".encode()).hexdigest()[:32]

@@ -17,6 +17,8 @@ __all__ = ["REQUEST_ID_HEADER", "RequestContextMiddleware"]
 
 REQUEST_ID_HEADER = "x-request-id"
 DEADLINE_HEADER = "x-ragd-deadline-ms"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
+_DEADLINE_KEY = DEADLINE_HEADER.encode()
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _log = logging.getLogger("ragd.access")
 
@@ -42,11 +44,14 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        incoming = headers.get(REQUEST_ID_HEADER, "")
+        incoming = deadline_ms = ""
+        for key, value in scope.get("headers", ()):  # ASGI header names are lower-case
+            if key == _REQUEST_ID_KEY:
+                incoming = value.decode("latin-1")
+            elif key == _DEADLINE_KEY:
+                deadline_ms = value.decode("latin-1")
         request_id = incoming if _VALID_ID.match(incoming) else telemetry.new_request_id()
         timeout_s = self.default_timeout_s
-        deadline_ms = headers.get(DEADLINE_HEADER, "")
         if deadline_ms.isdigit():
             timeout_s = min(timeout_s, int(deadline_ms) / 1000)
         ctx = RequestContext(request_id=request_id, service=self.service,
@@ -54,7 +59,8 @@ class RequestContextMiddleware:
         token = telemetry.bind(ctx)
         status = 500
         start = time.perf_counter()
-        IN_FLIGHT.labels(self.service).inc()
+        in_flight = telemetry.child(IN_FLIGHT, self.service)
+        in_flight.inc()
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -85,11 +91,11 @@ class RequestContextMiddleware:
             await send_wrapper({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - start
-            IN_FLIGHT.labels(self.service).dec()
-            route = _route_template(scope)
+            in_flight.dec()
+            route = ctx.route or _route_template(scope)  # a handler beneath the router may name its route
             ctx.route = route
-            REQUESTS.labels(self.service, route, scope.get("method", ""), str(status)).inc()
-            REQUEST_SECONDS.labels(self.service, route).observe(elapsed)
+            telemetry.child(REQUESTS, self.service, route, scope.get("method", ""), str(status)).inc()
+            telemetry.child(REQUEST_SECONDS, self.service, route).observe(elapsed)
             if route not in ("/metrics", "/health"):
                 _log.info("request", extra={"ragd": {
                     "request_id": request_id, "service": self.service, "tenant": ctx.tenant,

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from gateway.deps import ComponentsDep, LimitedPrincipalDep, PipelineDep, PrincipalDep, SettingsDep
+from gateway.deps import ChatContextDep, ComponentsDep, PrincipalDep
 from gateway.openai_schema import ChatCompletionRequest, MessageIn
 from gateway.pipeline import Answer, ChatTurn, Pipeline, Prepared
 from gateway.settings import GatewaySettings
@@ -22,7 +22,7 @@ from services.app import sse_error_event
 from services.contracts import ChatMessage, GenerationParams
 from services.errors import DependencyTimeoutError, InvalidRequestError, NotFoundError
 
-__all__ = ["MODEL_PREFIX", "router"]
+__all__ = ["MODEL_PREFIX", "answer_headers", "log_answer", "router", "to_turn"]
 
 router = APIRouter()
 _log = logging.getLogger("ragd.chat")
@@ -95,7 +95,7 @@ def to_turn(body: ChatCompletionRequest, *, tenant: str, settings: GatewaySettin
                     cache_read="no-cache" not in directives, cache_write="no-store" not in directives)
 
 
-def _headers(prepared: Prepared) -> dict[str, str]:
+def answer_headers(prepared: Prepared) -> dict[str, str]:
     headers = {"x-ragd-cache": prepared.cache}
     if prepared.degraded:
         headers["x-ragd-degraded"] = ",".join(sorted(set(prepared.degraded)))
@@ -124,7 +124,7 @@ async def _prepare(pipeline: Pipeline, turn: ChatTurn) -> Prepared:
                             code="model_not_found") from exc
 
 
-def _log_answer(answer: Answer, prepared: Prepared, settings: GatewaySettings) -> None:
+def log_answer(answer: Answer, prepared: Prepared, settings: GatewaySettings) -> None:
     ctx = telemetry.current()
     if ctx is None:
         return
@@ -136,24 +136,24 @@ def _log_answer(answer: Answer, prepared: Prepared, settings: GatewaySettings) -
 
 
 @router.post("/v1/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, request: Request, principal: LimitedPrincipalDep,
-                           pipeline: PipelineDep, settings: SettingsDep) -> Any:
+async def chat_completions(body: ChatCompletionRequest, request: Request, context: ChatContextDep) -> Any:
+    principal, pipeline, settings = context.principal, context.pipeline, context.settings
     turn = to_turn(body, tenant=principal.tenant, settings=settings,
                    cache_control=request.headers.get("cache-control", ""))
     prepared = await _prepare(pipeline, turn)
     if not body.stream:
         async with _within_deadline():
             answer = await pipeline.answer(prepared)
-        _log_answer(answer, prepared, settings)
+        log_answer(answer, prepared, settings)
         await request.app.state.limiter.spend_tokens(principal, answer.usage.total_tokens)
         payload = completion_body(model=body.model, content=answer.content, finish_reason=answer.finish_reason,
                                   usage=answer.usage, citations=answer.citations)
-        return JSONResponse(payload, headers=_headers(prepared))
+        return JSONResponse(payload, headers=answer_headers(prepared))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     on_done = partial(request.app.state.limiter.spend_tokens, principal)
     return StreamingResponse(_sse(pipeline, prepared, body.model, include_usage, settings, on_done),
                              media_type="text/event-stream",
-                             headers={**_headers(prepared), "cache-control": "no-cache"})
+                             headers={**answer_headers(prepared), "cache-control": "no-cache"})
 
 
 async def _sse(pipeline: Pipeline, prepared: Prepared, model: str, include_usage: bool,
@@ -171,7 +171,7 @@ async def _sse(pipeline: Pipeline, prepared: Prepared, model: str, include_usage
         return
     answer = prepared.answer
     assert answer is not None
-    _log_answer(answer, prepared, settings)
+    log_answer(answer, prepared, settings)
     await on_done(answer.usage.total_tokens)
     yield writer.finish(answer.finish_reason, answer.citations)
     if include_usage:

@@ -123,6 +123,44 @@ def test_identical_question_is_never_served_across_tenants(keyed: Server) -> Non
                 & {c["chunk_id"] for c in answer_b.json()["citations"]})
 
 
+def _requests_total(server: Server) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(server.base_url + "/metrics", timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text) if family.name == "ragd_requests"
+               for sample in family.samples if sample.name == "ragd_requests_total"
+               and sample.labels["route"] == "/v1/chat/completions" and sample.labels["status"] == "200")
+
+
+def test_an_exact_hit_is_counted_logged_and_authenticated_like_any_request(keyed: Server) -> None:
+    question = user("How long must a ship be to need a pilot in the Zentra harbor?")
+    first = ask(keyed, KEY_A, question).json()
+    before = _requests_total(keyed)
+    hit = ask(keyed, KEY_A, question)
+    assert hit.headers["x-ragd-cache"] == "exact"
+    assert _requests_total(keyed) == before + 1
+    payload = hit.json()
+    assert payload["id"] != first["id"]
+    for field in ("choices", "citations", "usage", "model", "object"):
+        assert payload[field] == first[field], field
+    request_id = hit.headers["x-request-id"]
+    deadline = time.monotonic() + 10  # log lines are written by a writer thread
+    entry: dict[str, object] = {}
+    while time.monotonic() < deadline and not entry:
+        time.sleep(0.1)
+        entry = next((json.loads(line) for line in keyed.log.read_text(errors="replace").splitlines()
+                      if request_id in line and line.startswith("{")), {})
+    assert entry["tenant"] == "tenant-a" and entry["route"] == "/v1/chat/completions"
+    assert entry["cache"] == "exact" and "cache_lookup" in entry["stages_ms"]  # type: ignore[operator]
+    body = {"model": "ragd:docs", "messages": question, "max_tokens": 48, "stop": STOP}
+    wrong = httpx.post(keyed.openai_base + "/chat/completions", json=body, timeout=30,
+                       headers={"authorization": "Bearer sk-not-a-key-000000000000"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "authentication_error"
+    other = httpx.post(keyed.openai_base + "/chat/completions", json=body, timeout=180,
+                       headers={"authorization": f"Bearer {KEY_B}"})
+    assert other.status_code == 200 and other.headers["x-ragd-cache"] == "miss"
+
+
 def test_other_tenants_collections_are_absent(keyed: Server) -> None:
     headers = {"authorization": f"Bearer {KEY_B}"}
     for_b = httpx.get(keyed.openai_base + "/collections/docs/documents/ferry", headers=headers, timeout=10)

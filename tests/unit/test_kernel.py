@@ -156,3 +156,56 @@ def test_idempotent_calls_retry_and_breaker_opens() -> None:
         await client.aclose()
 
     asyncio.run(run())
+
+
+def test_log_lines_are_written_in_batches_and_survive_dict_config() -> None:
+    import io
+    import logging
+    import logging.config
+    import time
+
+    stream = io.StringIO()
+    handler = telemetry.BatchingHandler(stream, interval_s=0.02)
+    handler.setFormatter(telemetry.JsonFormatter())
+    logger = logging.getLogger("ragd.test.batching")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for n in range(50):
+            logger.info("request", extra={"ragd": {"n": n}})
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})  # as uvicorn does
+        logger.info("after dictConfig", extra={"ragd": {"n": 50}})
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and stream.getvalue().count("\n") < 51:
+            time.sleep(0.02)
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert [line["n"] for line in lines] == list(range(51))
+        assert lines[-1]["msg"] == "after dictConfig" and lines[0]["logger"] == "ragd.test.batching"
+    finally:
+        logger.removeHandler(handler)
+        handler.stop()
+
+
+def test_log_lines_over_the_bound_are_dropped_and_said_so() -> None:
+    import io
+    import logging
+
+    stream = io.StringIO()
+    handler = telemetry.BatchingHandler(stream, interval_s=3600, max_pending=10)  # the writer sleeps
+    handler.setFormatter(telemetry.JsonFormatter())
+    try:
+        for n in range(25):
+            handler.emit(logging.LogRecord("ragd.t", logging.INFO, __file__, 1, "line %d", (n,), None))
+        handler.flush()
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert lines[0]["msg"] == "log lines dropped" and lines[0]["dropped"] == 15
+        assert [line["msg"] for line in lines[1:]] == [f"line {n}" for n in range(15, 25)]
+    finally:
+        handler.stop()
+
+
+def test_request_ids_are_unique_and_unpatterned() -> None:
+    ids = [telemetry.new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert len({i[:8] for i in ids}) > 9_000  # no shared prefix or counter a client could read volume from
