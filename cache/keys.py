@@ -85,6 +85,7 @@ def group_key(scope: CacheScope) -> str:
     return _digest("group", json.dumps([_KEY_VERSION, scope.tenant, scope.collection], ensure_ascii=False))
 
 
+@functools.lru_cache(maxsize=4096)
 def exact_key(scope: CacheScope, question: str) -> str:
     """The opaque id of one (scope, normalized standalone question)."""
     return _digest("exact", scope.canonical(), normalize_question(question))

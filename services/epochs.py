@@ -36,7 +36,11 @@ class MemoryEpochStore:
         self._epochs: dict[str, str] = {}
 
     async def get(self, tenant: str, collection: str) -> str:
-        return self._epochs.setdefault(partition_id(tenant, collection), _token())
+        key = partition_id(tenant, collection)
+        epoch = self._epochs.get(key)
+        if epoch is None:
+            epoch = self._epochs[key] = _token()
+        return epoch
 
     async def bump(self, tenant: str, collection: str) -> str:
         token = _token()
