@@ -78,3 +78,25 @@ def test_registered_as_a_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert embedder.name == "e5-torch:multilingual-e5-small"
     assert embedder.dim == 384
     assert embedder.embed_queries([]).shape == (0, 384)
+
+
+def test_query_threads_apply_to_the_calling_thread_only(model_dir: Path) -> None:
+    import threading
+
+    import torch
+
+    embedder = E5TorchEmbedder(model_dir, models_dir=model_dir.parent, query_threads=1)
+    default = torch.get_num_threads()
+    seen: dict[str, int] = {}
+
+    def worker() -> None:
+        embedder.embed_queries(TEXTS[:1])
+        seen["after query"] = torch.get_num_threads()
+        embedder.embed_passages(TEXTS[:1])
+        seen["after passages"] = torch.get_num_threads()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == {"after query": 1, "after passages": default}
+    assert torch.get_num_threads() == default
