@@ -44,13 +44,17 @@ KO_COUNTERS = tuple(_words("개 명 번 살 시 달 가지 시간 권 대 째 �
 # Counters that may fuse with a one-syllable numeral into one word ("한개", "세명", "첫째"); others
 # would read "열차" (train) as ten and "세금" (tax) as three.
 KO_FUSED_COUNTERS = tuple(_words("개 명 가지 번째 째 살"))
+# Slots of time that exclude each other: dates, weekdays, relative days, parts of the day and the
+# meals that name them ("점심"/"저녁", "lunch"/"dinner": the same question about another slot).
 TEMPORAL = _pairs(
     "january=m1 february=m2 march=m3 april=m4 may=m5 june=m6 july=m7 august=m8 september=m9 october=m10 "
     "november=m11 december=m12 monday=d1 tuesday=d2 wednesday=d3 thursday=d4 friday=d5 saturday=d6 sunday=d7 "
     "today=t0 tonight=t0 yesterday=t-1 tomorrow=t+1 weekend=we weekday=wd weekdays=wd weekends=we "
-    "morning=am afternoon=pm evening=pm "
+    "morning=am afternoon=pm evening=pm night=night noon=noon midnight=night "
+    "breakfast=am brunch=am lunch=noon dinner=pm supper=pm "
     "오늘=t0 어제=t-1 내일=t+1 모레=t+2 작년=y-1 지난해=y-1 올해=y0 금년=y0 내년=y+1 주말=we 평일=wd "
-    "오전=am 오후=pm 월요일=d1 화요일=d2 수요일=d3 목요일=d4 금요일=d5 토요일=d6 일요일=d7"
+    "오전=am 오후=pm 아침=am 점심=noon 정오=noon 저녁=pm 새벽=dawn 자정=night 심야=night "
+    "월요일=d1 화요일=d2 수요일=d3 목요일=d4 금요일=d5 토요일=d6 일요일=d7"
 )
 EN_NEGATION = frozenset(
     _words(

@@ -35,7 +35,7 @@ class CacheSettings(BaseSettings):
     max_answer_chars: int = Field(100_000, ge=1, description="Answers longer than this many characters are not stored.")
     semantic: bool = Field(True, description="Also look up paraphrases by question embedding (needs an embedder).")
     semantic_threshold: float = Field(
-        0.92, gt=0.0, le=1.0, description="Cosine similarity at or above which a guarded neighbour is a hit."
+        0.925, gt=0.0, le=1.0, description="Cosine similarity at or above which a guarded neighbour is a hit."
     )
     semantic_candidates: int = Field(3, ge=1, le=20, description="Nearest neighbours examined per semantic lookup.")
     guards: bool = Field(True, description="Reject neighbours that differ in numbers, negation, entities or roles.")
