@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all lint bench redis tools clean
+.PHONY: install run test test-all lint bench redis tools bench-tools clean
 
 install: $(STAMP)
 
@@ -30,6 +30,9 @@ redis:
 tools:
 	@scripts/ensure-promtool.sh
 
+bench-tools:
+	@scripts/ensure-wrk.sh
+
 test: install redis tools
 	$(BIN)/python -m pytest -m "not slow" -q -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -40,7 +43,7 @@ lint: install
 	$(BIN)/ruff check services gateway retriever generator cache guardrails tests
 	$(BIN)/mypy
 
-bench: install redis
+bench: install redis bench-tools
 	$(BIN)/ragd bench all --out bench-results --redis-url redis://127.0.0.1:6379/0
 
 clean:
