@@ -14,7 +14,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from guardrails.concepts import concept_tags
-from guardrails.normalize import language_of, normalize
+from guardrails.normalize import korean_stems, language_of, normalize
 
 __all__ = ["InjectionClassifier", "featurize"]
 
@@ -38,10 +38,12 @@ def _clip(text: str) -> str:
 
 
 def featurize(texts: Sequence[str]) -> sparse.csr_matrix:
-    """Normalised text -> [char n-grams | word n-grams | bilingual concept tags], each block l2-normalised."""
+    """Normalised text -> [char n-grams | word n-grams of Korean stems | bilingual concept tags], each block
+    l2-normalised."""
     norm = [normalize(_clip(t)) for t in texts]
     tags = [concept_tags(t) for t in norm]
-    return sparse.hstack([_CHAR.transform(norm), _WORD.transform(norm), _CONCEPT.transform(tags)], format="csr")
+    words = [korean_stems(t) for t in norm]
+    return sparse.hstack([_CHAR.transform(norm), _WORD.transform(words), _CONCEPT.transform(tags)], format="csr")
 
 
 class InjectionClassifier:

@@ -47,6 +47,28 @@ INJECTION_PATTERNS: tuple[re.Pattern[str], ...] = (
                r"policies|boundaries)\b", _I),
     re.compile(r"\b(?:stay in character|never break character|opposite mode|reverse mode|in a world (?:with|where)"
                r" (?:there are )?no (?:rules|laws|consequences|ethics))\b", _I),
+    # obedience and "break free" framing
+    re.compile(r"\b(?:submit|surrender|yield\w*|obey|fealty|servitude|bow|pledge allegiance) (?:only )?(?:to|towards) "
+               r"my (?:spoken )?(?:decrees?|dictates?|will|commands?|word|direction|orders?|rules)\b", _I),
+    re.compile(r"\b(?:deviate|break free|escape|liberate yourself|venture beyond|step outside|free yourself) (?:from |"
+               r"of )?"
+               r"(?:your )?(?:programm\w*|code|confines|constraints|training|directives?|functions|shackles)", _I),
+    re.compile(r"\b(?:manual|instructions?|rules|guidelines|programming|directives?)\b[^.\n]{0,30}\b(?:null and void|"
+               r"void at my word|no longer (?:apply|valid|in effect))", _I),
+    re.compile(r"\b(?:roleplay|role-play|act|pose|behave)\b (?:as|like)\b[^.\n]{0,30}\b(?:helps? with anything|"
+               r"does anything|"
+               r"promotes? harm|malicious|harmful|no (?:rules|limits|ethics|morals)|without (?:rules|limits|ethics|"
+               r"morals))",
+               _I),
+    re.compile(r"\b(?:in an? (?:alternate|parallel|reversed|inverted|fictional|hypothetical) (?:reality|universe|world|"
+               r"dimension)|(?:reversed|inverted|opposite) moral\w*)\b[^\n]{0,40}\b(?:dangerous|harmful|illegal|"
+               r"unethical|"
+               r"advice|information|rules|restrictions)", _I),
+    re.compile(r"\bwhat if (?:ethics|morals|rules|laws|your (?:rules|guidelines|restrictions|filters)) (?:didn'?t|"
+               r"did not|"
+               r"don'?t|do not|no longer) (?:exist|apply)|\b(?:unlimited|infinite|"
+               r"absolute) freedom\b[^.\n]{0,20}\byou\b|"
+               r"\bwhat would you do with (?:unlimited|infinite|absolute|total) freedom", _I),
     # Korean
     re.compile(r"(?:이전|앞|위|기존|모든|원래|너의|당신의|시스템)\s*(?:의\s*)?(?:모든\s*)?(?:지시|지침|명령|규칙|"
                r"설정|프롬프트|가이드라인|제약|제한|정책)[^.\n]{0,20}(?:무시|잊어|잊고|버려|버리고|지워|지우고|"
@@ -82,6 +104,13 @@ INJECTION_PATTERNS: tuple[re.Pattern[str], ...] = (
                r"시나리오)|(?:도덕|윤리|규칙|제한)(?:이|가)?\s*(?:존재하지\s*않는다면|없다면)"),
     re.compile(r"(?:무한한|완전한|절대적인|아무\s*제약\s*없는)\s*자유(?:를|가)?\s*(?:갖|가진|있|얻|누린)|"
                r"해를\s*끼칠\s*수\s*있도록"),
+    re.compile(r"(?:내|나의)\s*(?:명령|말|뜻|지시|의지)(?:에|만|을|를)?\s*(?:복종|순종|절대\s*복종)|"
+               r"(?:프로그래밍된|학습된|설정된)\s*(?:기능|규칙|한계|틀|제약)(?:을|를|에서)?\s*(?:벗어나|넘어서|깨)"),
+    re.compile(r"(?:악의적인|악한|해로운|해를\s*조장하는|무엇이든\s*돕는|제한\s*없는|사악한)\s*[^.\n]{0,10}(?:조수|"
+               r"비서|"
+               r"어시스턴트|캐릭터|AI|인공지능)[^.\n]{0,10}(?:역할극|역할|롤플레이|연기)", _I),
+    re.compile(r"(?:도덕|윤리)(?:이|가)?\s*(?:반대|역전|뒤바뀐|거꾸로)|해(?:가|로움이)?\s*유익하다면|"
+               r"(?:창작자|개발자|만든\s*사람)[^.\n]{0,10}해로운\s*(?:콘텐츠|답변|내용)[^.\n]{0,5}원한다면"),
 )
 
 EXTRACTION_PATTERNS: tuple[re.Pattern[str], ...] = (
@@ -89,15 +118,27 @@ EXTRACTION_PATTERNS: tuple[re.Pattern[str], ...] = (
                r"spell|type|copy|translate|encode|summari[sz]e|paraphrase|rewrite|what (?:is|are|was|"
                r"were))\b[^.\n]{0,30}\b(?:your|the|my|initial|original|"
                r"hidden|secret|internal|system|above|full|entire|exact)\b[^.\n]{0,20}\b(?:system prompt|"
-               r"(?:initial|original|hidden|secret|internal|system|developer|pre-?)\s?(?:prompt|instructions?|"
+               r"(?:initial|original|hidden|secret|internal|system|developer|pre-?)\s?(?:prompt|"
+               r"instructions?(?!\w)(?!\s+(?:for|of|on)\s+"
+               r"(?:the|a|my|this|assembling|installing|using)\b)|"
                r"message|rules|configuration|directives?)|instructions? (?:you were|above|given)|prompt above)", _I),
     re.compile(r"\b(?:what|which) (?:were|are|was) you (?:told|instructed|programmed|given)\b", _I),
     re.compile(r"\brepeat (?:the|everything|all|your)\b[^.\n]{0,20}\b(?:above|before|verbatim|words)\b", _I),
     re.compile(r"\b(?:the|your) (?:secret )?password\b(?! (?:policy|policies|reset|manager|requirements?|rules|"
                r"strength|change|recovery|field|expir\w*|complexity|length|hint))", _I),
     re.compile(r"\bbeginning of (?:the|this|your) (?:prompt|conversation|context)\b", _I),
+    re.compile(r"\b(?:what (?:was|were|is)|repeat|divulge|reveal|disclose|tell me|show me|"
+               r"exhale)\b[^.\n]{0,30}\b(?:input|"
+               r"prompt|cue|question|instructions?|text|directive|command|message|direction)s? (?:you (?:received|got|"
+               r"were (?:given|asked|told|sent|fed))|that (?:sparked|prompted|triggered|started|initiated|guides?|"
+               r"drives?|"
+               r"fostered|shaped))", _I),
+    re.compile(r"\b(?:your|the) (?:guiding|main|core|primary|initial|starting|hidden|underlying|original|secret) "
+               r"(?:command|directive|instruction|cue|prompt|configuration)s?\b[^.\n]{0,40}\b(?:you|your|ai|system|"
+               r"development|functionality|behaviou?r)\b", _I),
     # Korean
-    re.compile(r"(?:시스템|초기|숨겨진|숨은|내부|원래|기존|개발자|관리자|비밀)\s*(?:의\s*)?(?:프롬프트|지시|지침|명령|"
+    re.compile(r"(?:시스템|초기|숨겨진|숨은|내부|(?:너|네|당신)(?:의|가\s*받은)?\s*(?:원래|기존)|개발자|관리자|"
+               r"비밀)\s*(?:의\s*)?(?:프롬프트|지시|지침|명령|"
                r"메시지|설정|규칙|prompt|instruction)(?:(?!방법|어떻게|는\s*법|요령|팁)[^.\n]){0,25}(?:보여|알려|출력|"
                r"공개|"
                r"말해|복사|반복|누설|노출|"
@@ -119,26 +160,30 @@ EXTRACTION_PATTERNS: tuple[re.Pattern[str], ...] = (
 # Requests for harm without injection framing: how to make weapons or drugs, attack someone,
 # write hateful or sexual content about minors, find a private person. Skipped when the text asks
 # how to prevent, detect or recover from the harm (see ``harmful_hit``).
-_HOWTO = (r"(?:how (?:to|do i|can i|could i|would i|would you|should i)|steps? (?:to|for)|ways? to|"
+_HOWTO = (r"(?:how (?:to|do i|can i|could i|would i|would you|should i)|help me|steps? (?:to|for)|ways? to|"
           r"teach me(?: how)? to|explain how to|guide (?:to|on|for)|tutorial (?:on|for)|instructions (?:for|on|to)|"
           r"recipe for|(?:give|write|provide) me (?:a )?(?:detailed |step-by-step )?(?:plan|recipe|guide|"
           r"instructions))")
 _MAKE = r"(?:make|build|synthesi[sz]e|manufacture|cook|brew|produce|assemble|create|get|buy|obtain|acquire|smuggle)"
 _DANGER = (r"(?:bombs?|explosives?|pipe bombs?|grenades?|napalm|molotov|nerve agents?|sarin|bioweapons?|"
            r"chemical weapons?|ricin|cyanide|anthrax|meth(?:amphetamine)?|cocaine|heroin|fentanyl|crack|lsd|"
-           r"untraceable (?:guns?|firearms?)|ghost guns?|silencers?|poison)")
-_KO_DANGER = (r"(?:폭탄(?!주|\s*세일|\s*발언|\s*할인)|폭발물|사제\s*폭탄|화염병|수류탄|총기|총을|신경\s*작용제|"
+           r"untraceable (?:guns?|firearms?)|ghost guns?|silencers?|poison|illegal (?:substances|drugs|weapons|"
+           r"firearms))")
+_KO_DANGER = (r"(?:불법\s*약물|금지\s*약물|폭탄(?!주|\s*세일|\s*발언|\s*할인)|폭발물|사제\s*폭탄|화염병|수류탄|총기|"
+              r"총을|신경\s*작용제|"
               r"생물\s*무기|화학\s*무기|마약|필로폰|"
               r"메스암페타민|코카인|헤로인|펜타닐|대마|독극물|독약|청산가리|리신|랜섬웨어|악성\s*코드|키로거|"
               r"컴퓨터\s*바이러스|스파이웨어)")
-_KO_ASK = r"(?:법|방법|과정|단계|레시피|알려|가르쳐|설명|줘|주세요|줄래|해\s*봐|하세요|하라|해라|할\s*수\s*있)"
+_KO_ASK = r"(?:법|방법|과정|단계|레시피|알려|가르쳐|설명|줘|주세요|줄래|해\s*봐|하세요|하라|해라|할\s*수\s*있|도와)"
 _HARM_OBJ = (r"(?:racis[tm]|sexis[tm]|homophobic|transphobic|antisemitic|xenophobic|hateful|hate speech|defamatory|"
              r"sexually explicit|pornographic|explicit sexual|fake news|disinformation|misinformation|propaganda|"
              r"fake (?:reviews?|polls?|studies|evidence)|slurs?|false (?:narratives?|medical advice|information|"
              r"claims?|"
              r"emergenc\w*|stories|statements?|rumou?rs?|alarms?|allegations?)|(?:mail|lottery|romance|"
              r"investment) scams?|"
-             r"phishing (?:e-?mails?|sites?|pages?|messages?|texts?)|ponzi schemes?|pyramid schemes?)")
+             r"phishing (?:e-?mails?|sites?|pages?|messages?|texts?)|ponzi schemes?|pyramid schemes?|derogatory|"
+             r"demeaning|degrading|dehumaniz\w*|fake testimonials?|"
+             r"fabricated (?:customer )?(?:reviews?|quotes?|evidence|studies|testimonials?)|fraudulent)")
 _PROMOTE = r"(?:promot|glorif|encourag|incit|justif|normaliz|celebrat|prais)\w*"
 _HARM_TOPIC = (r"(?:violence|terroris[mt]|suicide|self-harm|self harm|eating disorders?|anorexia|bulimia|"
                r"drug use|genocide|racism|hatred|extremism|school shootings?|child abuse|animal cruelty|holocaust|"
@@ -147,7 +192,7 @@ _KO_HARM_ADJ = (r"(?:혐오|차별|비하|모욕|인종\s*차별|성\s*차별|�
                 r"잘못된|왜곡된|근거\s*없는|공포\s*조장|가짜\s*통계|선정적|외설|"
                 r"허위|선동|음모론|가짜|조작된|극단주의|증오)")
 _KO_CONTENT = (r"(?:콘텐츠|컨텐츠|글|게시물|게시글|기사|메시지|트윗|연설|농담|이야기|리뷰|광고|자료|정보|소문|뉴스|"
-               r"문구|댓글)")
+               r"문구|댓글|후기|추천사|증언)")
 _KO_MAKE = r"(?:작성|생성|만들|만드|써|쓰|제작|퍼뜨|유포|올려|올리)"
 
 HARMFUL_PATTERNS: tuple[re.Pattern[str], ...] = (
@@ -176,7 +221,8 @@ HARMFUL_PATTERNS: tuple[re.Pattern[str], ...] = (
                r"[^.\n]{0,25}\b(?:communications?|messages?|activit\w+|calls?|e-?mails?|location|chats?|texts?|"
                r"discussions?)", _I),
     re.compile(r"\b(?:compile|build|create|make|assemble)\b[^.\n]{0,10}\b(?:a )?(?:dossier|profile|file)\b[^.\n]{0,10}"
-               r"\b(?:on|of|about)\b[^.\n]{0,10}\b(?:a (?:private )?person|someone|an individual|my (?:ex|neighbou?r|"
+               r"\b(?:on|of|about)\b[^.\n]{0,10}\b(?:a (?:private )?person|someone|(?:an )?individuals?|people|"
+               r"my (?:ex|neighbou?r|"
                r"coworker))", _I),
     re.compile(r"\b(?:exploit|manipulat|gaslight|prey on|take advantage of)\w*\b[^.\n]{0,30}\b(?:someone'?s|people'?s|"
                r"vulnerab\w*|fears?|insecurit\w*|lonel\w*|elderly|children|grief|self-esteem|emotions?|addiction)", _I),
@@ -185,6 +231,59 @@ HARMFUL_PATTERNS: tuple[re.Pattern[str], ...] = (
                r"foreigners)\b[^.\n]{0,30}"
                r"\b(?:inferior|less intelligent|not suited|unfit|worse at|lazy|criminals?|dangerous|stupid|"
                r"unable to)\b", _I),
+    re.compile(r"\b(?:naturally|inherently|genetically|biologically) (?:better|superior|inferior|smarter|dumber|more "
+               r"intelligent|less intelligent|suited|unsuited|predisposed|prone)\b", _I),
+    re.compile(r"\b(?:superiority|backwardness|primitive|uncivili[sz]ed|savage)\b[^.\n]{0,30}\b(?:cultures?|"
+               r"civili[sz]ations?|"
+               r"races?|peoples?|traditions?|religions?|nations?)\b", _I),
+    re.compile(r"\b(?:rank|compare|order)\b[^.\n]{0,20}\b(?:races|ethnic groups|ethnicities|religions|religious groups|"
+               r"nationalities|cultures)\b[^.\n]{0,25}\b(?:by|on|according to)\b[^.\n]{0,20}\b(?:intelligence|iq|"
+               r"contributions?|worth|value|civili[sz]ation|sophistication|morality)", _I),
+    re.compile(r"\bfor (?:the purpose of )?(?:targeted )?(?:harass\w*|stalk\w*|blackmail\w*|revenge|doxx?ing|"
+               r"intimidat\w*|"
+               r"extortion)\b|"
+               r"\b(?:set up|install|hide|place|plant)\b[^.\n]{0,20}\b(?:covert|hidden|secret) (?:recording|cameras?|"
+               r"microphones?|recorders?|surveillance|trackers?|gps trackers?)", _I),
+    re.compile(r"\b(?:create|organi[sz]e|plan|run|launch|design|coordinate)\b[^.\n]{0,20}\b(?:harassment|smear|hate|"
+               r"trolling|disinformation|brigading|intimidation) campaign", _I),
+    re.compile(r"\b(?:methods?|ways?|how) (?:for|of|to) (?:caus\w* |inflict\w* )?(?:maximum|mass|the most) (?:harm|"
+               r"damage|"
+               r"casualties|pain|suffering)|\b(?:help me|assist me in|assist me with)\b[^.\n]{0,20}\b(?:hack\w*|"
+               r"break\w*|"
+               r"get\w*) into\b", _I),
+    re.compile(r"\b(?:write|create|generate|give|provide|make)\b[^.\n]{0,20}\b(?:dangerous|unsafe|harmful|risky)\s+"
+               r"(?:weight[- ]loss|diet\w*|pregnancy|medical|health|fasting)\s+(?:advice|tips|guides?|plans?)", _I),
+    re.compile(r"^(?:please )?(?:access|obtain|collect|track|monitor|extract|find|develop|build|create|"
+               r"design)\b[^.\n]{0,50}"
+               r"\b(?:illegally|unlawfully|without (?:their|his|her|the user'?s?|the owner'?s?|anyone'?s?|users'?) "
+               r"(?:consent|permission|knowledge))", _I),
+    re.compile(r"\b(?:extract|find|get|use|search|buy|download)\w*\b[^.\n]{0,30}\bleaked (?:databases?|data(?:bases?)?|"
+               r"credentials|passwords|records)|\b(?:real|true) identit(?:y|ies) (?:behind|"
+               r"of)\b[^.\n]{0,20}\b(?:pseudonyms?|"
+               r"anonymous|usernames?|accounts?)|\bunmask\w*\b[^.\n]{0,20}\b(?:anonymous|pseudonymous)", _I),
+    re.compile(r"\bstereotypes?\b[^.\n]{0,40}\bas (?:facts?|true|truth)\b|\b(?:intelligence|iq|cognitive) (?:levels?|"
+               r"differences?|gaps?)\b[^.\n]{0,30}\b(?:races?|ethnic\w*|genders?|women|men|populations?)\b|"
+               r"\b(?:racial|ethnic|gender)[- ](?:based )?(?:cognitive|intelligence|iq) differences|"
+               r"\bgenetic\w* (?:predisposition|basis|reasons?)\w* (?:for|to|of) (?:crim\w+|violence|intelligence)|"
+               r"\b(?:roles?|places?) (?:that |which )?women should\b", _I),
+    re.compile(r"\b(?:women|men|girls|boys|black people|immigrants|muslims|jews|asians|gay people|disabled people|"
+               r"foreigners)(?:'s?)?\b[^.\n]{0,30}\b(?:unsuitab\w*|inferiority|incapab\w*|naturally (?:worse|"
+               r"better))", _I),
+    re.compile(r"\bwhat if (?:your )?(?:creators?|developers?|makers?|trainers?)\b[^.\n]{0,20}\b(?:wanted|allowed|"
+               r"asked "
+               r"for)\b[^.\n]{0,20}\bharmful", _I),
+    re.compile(r"\b(?:write|create|generate|draft|compose|provide|give|post|argue|prove)\b[^.\n]{0,60}"
+               r"\b(?:vaccines? cause autism|5g causes? covid|earth is flat|holocaust never happened|moon landing was "
+               r"(?:faked|a hoax)|climate change is a hoax|stole the 2020|2020 election was stolen)", _I),
+    re.compile(r"\b(?:in order to|so (?:i|we) can|to) (?:scam|defraud|swindle|con|cheat|deceive) (?:people|someone|"
+               r"customers|investors|the elderly|victims)\b", _I),
+    re.compile(r"\b(?:avoid\w*|evad\w*|escap\w*) (?:detection|capture|arrest) by (?:the )?(?:police|authorities|law "
+               r"enforcement|immigration|customs|the irs|security)", _I),
+    re.compile(r"\b(?:all|every) (?:people|persons|humans|women|men|immigrants|jews|muslims|christians|gay people|"
+               r"disabled people|old people)\b[^.\n]{0,40}\b(?:were|are|be|should be|got) (?:killed|exterminated|"
+               r"eliminated|executed|wiped out|sterili[sz]ed)|\b(?:enslave|exterminate|ethnically cleanse|"
+               r"subjugate)\w*\b"
+               r"[^.\n]{0,30}\b(?:population|people|ethnic|race|group)", _I),
     # Korean
     re.compile(rf"{_KO_DANGER}[^.\n]{{0,20}}(?:만드|만들|제조|합성|제작|구하|구입|구매|사는|살\s*수|밀수|재배|작성|"
                rf"개발|짜|"
@@ -246,13 +345,39 @@ HARMFUL_PATTERNS: tuple[re.Pattern[str], ...] = (
                r"(?:대화|메시지|카톡|통화|이메일|온라인\s*활동|위치|문자)[^.\n]{0,15}(?:감시|몰래|엿보|훔쳐|추적|"
                r"모니터링|도청)"),
     re.compile(r"(?:개인|특정인|누군가|일반인)(?:에\s*대한|의)\s*(?:자료집|신상\s*정보|프로필|정보\s*모음|뒷조사)"),
+    re.compile(r"(?:민족|인종|종교|문화|국가)[^.\n]{0,15}(?:지능|기여|우열|수준)[^.\n]{0,15}(?:비교|순위)|"
+               r"(?:선천적으로|유전적으로|태생적으로|본래)\s*(?:더\s*)?(?:우월|열등|뛰어난|뒤떨어|적합)"),
+    re.compile(r"(?:괴롭히기|스토킹|협박|복수|보복)\s*(?:위해|위한|용도로|목적으로)|"
+               r"(?:몰래\s*카메라|몰카|도청\s*장치|위치\s*추적기|비밀\s*녹음)[^.\n]{0,15}(?:설치|숨기|달|구축)"),
+    re.compile(r"(?:괴롭힘|혐오|비방|조롱|린치)\s*캠페인[^.\n]{0,10}(?:만들|만드|기획|작성|조직)|반\s*\w{1,4}\s*선전"),
+    re.compile(r"(?:최대한|최대의)\s*(?:피해|고통|해)[^.\n]{0,10}(?:주는|입히는|끼치는)|"
+               r"(?:시스템|서버|네트워크|계정|컴퓨터|전산망)[^.\n]{0,10}(?:침입|무단\s*접근|뚫)"),
+    re.compile(r"(?:위험한|해로운|안전하지\s*않은|극단적인)\s*(?:체중\s*감량|다이어트|임신|의료|건강|단식)[^.\n]{0,10}"
+               r"(?:조언|가이드|팁|방법|지침)"),
+    re.compile(r"유출된\s*(?:데이터베이스|DB|개인\s*정보|비밀번호|자료|계정)[^.\n]{0,15}(?:추출|찾|검색|이용|구해|사|"
+               r"구매)|"
+               r"(?:익명|가명|닉네임)[^.\n]{0,15}(?:실제|진짜)\s*(?:신원|정체|이름)[^.\n]{0,10}(?:찾|알아내|밝혀)|"
+               r"(?:불법적으로|불법으로|무단으로|동의\s*없이|몰래)\s*[^.\n]{0,15}(?:접근|수집|조회|열람|추적)하", _I),
+    re.compile(r"(?:백신이?\s*자폐|5G가?\s*코로나|지구(?:는|가)?\s*평평|홀로코스트(?:는|가)?\s*(?:없었|조작)|"
+               r"달\s*착륙(?:은|이)?\s*"
+               r"조작)[^.\n]{0,30}(?:글|기사|트윗|게시물|증거|주장|스레드)[^.\n]{0,10}(?:작성|써|만들|생성)"),
+    re.compile(r"(?:사람들?|노인|고객|투자자|피해자)(?:을|를|들을)?\s*(?:속이|등치|사기\s*치)(?:려고|려면|기\s*위해|"
+               r"기\s*위한|는\s*방법|"
+               r"는\s*법)|(?:단속|수사|경찰|출입국|세관|국세청)[^.\n]{0,10}(?:피하|피해|따돌리|"
+               r"빠져나가)[^.\n]{0,10}(?:방법|법|요령|"
+               r"전략|알려)"),
+    re.compile(r"(?:노인|여자|남자|이민자|외국인|장애인|유대인|무슬림|동성애자|난민)(?:들)?(?:은|는|이|가)?\s*(?:모두|"
+               r"전부|다)\s*"
+               r"(?:죽어야|죽여야|없어져야|사라져야|제거되어야)"),
 )
 
 # Defensive or educational framing: a question about preventing or recognising a harm is not a
 # request for it. The classifier still scores these texts.
 _DEFENSIVE = re.compile(
     r"\b(?:prevent\w*|protect\w*|defend\w*|detect\w*|recogni[sz]\w*|identify|spot|report\w*|combat\w*|"
-    r"counter\w*|fight(?:ing)? against|debunk\w*|condemn\w*|avoid\w*|awareness|history of|statistics|dangers?|"
+    r"counter\w*|fight(?:ing)? against|debunk\w*|condemn\w*|"
+    r"avoid\w*(?! (?:detection|capture|arrest|being (?:caught|detected)|getting caught|the police|authorities))|"
+    r"awareness|history of|statistics|dangers?|"
     r"risks? of|"
     r"signs of|symptoms|treat\w*|recover\w*|mitigat\w*|warn\w*|help (?:someone|a friend|victims)|"
     r"regulat\w*|ban(?:ned)?|illegal in|why is it)\b|예방|방지|막는|막으|막을|차단|탐지|대처|대응|보호|신고|구별|"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["compose_jamo", "language_of", "normalize"]
+__all__ = ["compose_jamo", "korean_stems", "language_of", "normalize"]
 
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 _HANGUL_SEP = re.compile(r"(?<=[\uac00-\ud7a3\u3131-\u318e])[*·.\-_/|~^+]{1,2}(?=[\uac00-\ud7a3\u3131-\u318e])")
@@ -81,3 +81,32 @@ def language_of(text: str) -> str:
         return "en"
     hangul = sum(1 for c in letters if "\uac00" <= c <= "\ud7a3" or "\u3131" <= c <= "\u318e")
     return "ko" if hangul / len(letters) >= 0.2 else "en"
+
+
+# Korean attaches particles and verb endings to the word: "지시를", "지시는", "무시하고", "무시해줘" are
+# four tokens for two ideas. For word features they are cut back to the stem (a light rule, no
+# dictionary; character n-grams still see the full form).
+_PARTICLES = (  # longest first
+    "이라도", "이라는", "들에게", "에서", "으로", "까지", "부터", "에게", "한테", "이나", "라도",
+    "처럼", "보다", "마다", "조차", "밖에", "이랑", "이며", "이란", "라는", "들을", "들이", "들은",
+    "들의", "을", "를", "이", "가", "은", "는", "의", "에", "로", "와", "과", "도", "만", "께", "나",
+    "랑", "며", "란", "들",
+)
+_VERB_ENDING = re.compile(r"^([\uac00-\ud7a3]{2,}?)(?:하|해|했|할|함|하여|하고|하세요|하라|해라|해줘|해주세요|"
+                          r"해주|하는|한|되|된|될|되는|시키|시켜|하지|하면|해서|하게|하기|합니다|해요|하십시오)[\uac00-\ud7a3]*$")
+_HANGUL_WORD = re.compile(r"[\uac00-\ud7a3]{2,}")
+
+
+def _stem(word: str) -> str:
+    m = _VERB_ENDING.match(word)
+    if m:
+        return m.group(1)
+    for particle in _PARTICLES:
+        if word.endswith(particle) and len(word) - len(particle) >= 2:
+            return word[: -len(particle)]
+    return word
+
+
+def korean_stems(text: str) -> str:
+    """Hangul words cut back to their stem (``이전 지시를 무시하고`` -> ``이전 지시 무시``); other text as is."""
+    return _HANGUL_WORD.sub(lambda m: _stem(m.group(0)), text)
