@@ -72,7 +72,10 @@ def create_app(settings: GatewaySettings | None = None,
                 on_block_error=components.knobs.on_block_error)
             yield
 
+    # ragd's metrics are Prometheus (/metrics) and its traces the request id: FastAPI's built-in
+    # OpenTelemetry stays off, so it does not look for providers on every request
     app = FastAPI(title="ragd", version="0.1.0", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
                   description="ragd: retrieval-augmented answers over your documents, OpenAI-compatible.")
     app.state.settings = settings
     app.state.keys = keys

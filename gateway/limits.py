@@ -20,6 +20,11 @@ async def _send_error(send: Send, status: int, body: dict[str, object], headers:
     await send({"type": "http.response.body", "body": raw})
 
 
+async def _send_too_large(send: Send, limit: int) -> None:
+    too_large = PayloadTooLargeError(f"Request body is larger than {limit} bytes.")
+    await _send_error(send, too_large.status, too_large.body(), {})
+
+
 class AdmissionMiddleware:
     """Above ``max_in_flight`` concurrent API requests, answer a fast 429 instead of queueing."""
 
@@ -57,13 +62,15 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        multipart = headers.get("content-type", "").startswith("multipart/")
+        multipart, length = False, b""
+        for key, value in scope.get("headers", ()):  # ASGI header names are lower-case
+            if key == b"content-type":
+                multipart = value.startswith(b"multipart/")
+            elif key == b"content-length":
+                length = value
         limit = self.max_upload_bytes if multipart else self.max_json_bytes
-        too_large = PayloadTooLargeError(f"Request body is larger than {limit} bytes.")
-        length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
-            await _send_error(send, too_large.status, too_large.body(), {})
+            await _send_too_large(send, limit)
             return
         received = 0
         started = False
@@ -86,7 +93,7 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _send_error(send, too_large.status, too_large.body(), {})
+                await _send_too_large(send, limit)
 
 
 class _TooLarge(Exception):
