@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from services.contracts import GenerationParams
 
-__all__ = ["Eligibility", "eligibility"]
+__all__ = ["Eligibility", "cache_directives", "eligibility"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,7 +15,8 @@ class Eligibility:
     write: bool
 
 
-def _directives(cache_control: str | None) -> set[str]:
+def cache_directives(cache_control: str | None) -> set[str]:
+    """The directive names of a ``Cache-Control`` header, lower-cased (``max-age=0`` -> ``max-age``)."""
     if not cache_control:
         return set()
     return {part.split("=", 1)[0].strip().lower() for part in cache_control.split(",")}
@@ -26,5 +27,5 @@ def eligibility(params: GenerationParams, cache_control: str | None, *, max_temp
     ``max_temperature`` does neither (a sampled answer is not *the* answer)."""
     if params.temperature > max_temperature:
         return Eligibility(read=False, write=False)
-    directives = _directives(cache_control)
+    directives = cache_directives(cache_control)
     return Eligibility(read="no-cache" not in directives, write="no-store" not in directives)

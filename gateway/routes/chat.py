@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from cache.eligibility import cache_directives
 from gateway.deps import ChatContextDep, ComponentsDep, PrincipalDep
 from gateway.openai_schema import ChatCompletionRequest, MessageIn
 from gateway.pipeline import Answer, ChatTurn, Pipeline, Prepared
@@ -87,7 +88,7 @@ def to_turn(body: ChatCompletionRequest, *, tenant: str, settings: GatewaySettin
     params = GenerationParams(temperature=0.0 if body.temperature is None else body.temperature,
                               top_p=1.0 if body.top_p is None else body.top_p, max_tokens=max_tokens,
                               stop=stop, seed=body.seed)
-    directives = {d.strip().lower() for d in cache_control.split(",")}
+    directives = cache_directives(cache_control)
     top_k = (body.ragd.top_k if body.ragd else None) or settings.top_k
     return ChatTurn(tenant=tenant, collection=collection_of(body.model, body, settings), model=body.model,
                     question=history[-1].content, history=tuple(history[:-1]),
