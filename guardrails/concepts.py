@@ -21,15 +21,12 @@ _EN = r"\b(?:{})"
 # concept -> (English stems, Korean stems)
 CONCEPTS: dict[str, tuple[str, str]] = {
     "override": (r"ignor|disregard|forget|overrid|bypass|circumvent|skip|neglect|abandon|discard|"
-                 r"vergiss|vergessen|missacht|olvida|oublie|"
                  r"stop following|no longer (?:follow|obey|bound)",
                  r"무시|잊어|잊고|잊으|잊을|버려|버리고|무효|취소하고|우회|어기|어겨|따르지\s*마|따르지\s*말|"
                  r"효력이\s*없"),
-    "prior": (r"previous|prior|above|earlier|preceding|original|initial|so far|before this|vorherig|obige|"
-              r"davor|bisherig|anterior|pr[eé]c[eé]dent|precedent",
+    "prior": (r"previous|prior|above|earlier|preceding|original|initial|so far|before this",
               r"이전|앞의|앞서|위의|위에|위\s*내용|기존|원래|지금까지|여태|처음에\s*받은"),
-    "rules": (r"instruction|rules?\b|anweisung|instruktion|regeln|instrucciones|consignes|istruzion|"
-              r"guideline|directive|constraint|restriction|polic(?:y|ies)|programming|"
+    "rules": (r"instruction|rules?\b|guideline|directive|constraint|restriction|polic(?:y|ies)|programming|"
               r"safeguard|guardrail|filter|censor",
               r"지시|지침|명령|규칙|가이드라인|제약|제한|정책|필터|검열|가드레일|안전\s*장치|규정"),
     "prompt": (r"system prompt|prompt|system message|pre-?prompt|configuration|hidden message",
@@ -79,7 +76,7 @@ CONCEPTS: dict[str, tuple[str, str]] = {
               r"backdoor|spyware|trojan|rootkit|brute.?force|zero-day",
               r"해킹|해커|악성\s*코드|악성코드|랜섬웨어|키로거|바이러스|익스플로잇|피싱|디도스|봇넷|크랙|"
               r"백도어|스파이웨어|트로이|무차별\s*대입|제로데이|취약점을\s*이용|취약점\s*공격"),
-    "fraud": (r"fraud|scam|launder|counterfeit|forg(?:e|ed|es|ery|ing)\b|fake id|embezzl|tax evasion|evade taxes|steal|"
+    "fraud": (r"fraud|scam|launder|counterfeit|forge|forgery|fake id|embezzl|tax evasion|evade taxes|steal|"
               r"identity theft|ponzi|insider trading|blackmail|extort|shoplift|bribe|cheat",
               r"사기|돈세탁|자금\s*세탁|위조|횡령|탈세|훔치|훔쳐|절도|도용|보이스\s*피싱|협박|갈취|다단계|"
               r"내부자\s*거래|뇌물|속이|속일|속여|컨닝|부정행위"),
