@@ -171,7 +171,8 @@ def test_bm25_index_is_reused_from_disk_for_the_same_corpus(ingested: MakeRetrie
         reopened = LocalRetriever(retriever.settings, MemoryEpochStore())
         await reopened.warm_up()
         view = await reopened.view("acme", "kb")
-        assert view.bm25().fingerprint == view.fingerprint
+        settings = retriever.settings
+        assert view.bm25().fingerprint == f"{view.fingerprint}:k1={settings.bm25_k1}:b={settings.bm25_b}"
         assert (await reopened.retrieve(_ask("tides"))).chunks[0].doc_id == "en-tides"
         await reopened.delete_collection("acme", "kb")
         assert not [p for p in (retriever.settings.data_dir / "bm25").iterdir() if p.is_dir()]
