@@ -28,12 +28,14 @@ from cache.index import pack_record
 from cache.keys import CacheScope, exact_key, group_key, partition_key
 from cache.redis_backend import RedisBackend
 from cache.settings import CacheSettings
+from services.contracts import GenerationParams
 from services.telemetry import CACHE_EVICTIONS, CACHE_LOOKUPS, CACHE_STORES, DEGRADATIONS, child, observe_stage, stage
 
 __all__ = ["AnswerCache", "QuestionVerifier"]
 
 log = logging.getLogger("ragd.cache")
 T = TypeVar("T")
+Vector = npt.NDArray[np.float32]
 _VECTOR_MEMO = 256
 _DECODED_MEMO = 256
 
@@ -59,7 +61,7 @@ class AnswerCache:
         self._embedder = embedder if settings.semantic else None
         self._verifier = verifier if settings.verifier else None
         self._broken_until = 0.0
-        self._vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._vectors: OrderedDict[str, Vector] = OrderedDict()
         self._decoded: OrderedDict[bytes, CachedAnswer] = OrderedDict()
 
     @classmethod
@@ -104,15 +106,26 @@ class AnswerCache:
     async def close(self) -> None:
         await self._backend.close()
 
-    async def lookup(self, scope: CacheScope, question: str, *, read: bool = True) -> CacheLookup:
-        """The cached answer to ``question`` in ``scope``: exact, else the nearest guarded paraphrase."""
+    def embed_early(self, question: str, params: GenerationParams) -> asyncio.Task[Vector] | None:
+        """Start embedding ``question`` now, for a semantic lookup that will follow (the caller overlaps
+        it with the input rails and passes the task to :meth:`lookup` if the rails left the text as it
+        was). None when no semantic lookup would follow. The vector is memoised only once it is used."""
+        if self._embedder is None or not self.settings.enabled or params.temperature > self.settings.max_temperature:
+            return None
+        embedder = self._embedder
+        return asyncio.ensure_future(asyncio.to_thread(lambda: embedder.embed([question])[0]))
+
+    async def lookup(self, scope: CacheScope, question: str, *, read: bool = True,
+                     early: Awaitable[Vector] | None = None) -> CacheLookup:
+        """The cached answer to ``question`` in ``scope``: exact, else the nearest guarded paraphrase.
+        ``early``: the embedding of exactly ``question`` started by :meth:`embed_early`."""
         if not (self.settings.enabled and read) or scope.params.temperature > self.settings.max_temperature:
             return self._count(CacheLookup("bypass"))
         with stage("cache_lookup"):
             if time.monotonic() < self._broken_until:
                 return self._degraded()
             try:
-                result = await self._lookup(scope, question)
+                result = await self._lookup(scope, question, early)
             except Exception as exc:  # a cache failure must never fail the request
                 return self._degraded(exc)
         return self._count(result)
@@ -177,7 +190,7 @@ class AnswerCache:
 
     # ------------------------------------------------------------------ internals
 
-    async def _lookup(self, scope: CacheScope, question: str) -> CacheLookup:
+    async def _lookup(self, scope: CacheScope, question: str, early: Awaitable[Vector] | None) -> CacheLookup:
         raw = await self._io(self._backend.get(exact_key(scope, question)))
         if raw is not None:
             return CacheLookup("exact", self._decode(raw), 1.0)
@@ -185,7 +198,7 @@ class AnswerCache:
             return CacheLookup("miss")
         # the embedding (a thread) and the index catch-up (a Redis round trip) overlap
         vector, index = await asyncio.gather(
-            self._vector(question), self._io(self._backend.index(partition_key(scope), self._embedder.dim))
+            self._vector(question, early), self._io(self._backend.index(partition_key(scope), self._embedder.dim))
         )
         for neighbour in index.nearest(vector, self.settings.semantic_candidates):
             if neighbour.similarity < self.settings.semantic_threshold:
@@ -228,12 +241,15 @@ class AnswerCache:
         place = Placement(partition_key(scope), group_key(scope), scope.epoch)
         return await self._io(self._backend.put(place, exact_key(scope, question), value, record))
 
-    async def _vector(self, question: str) -> npt.NDArray[np.float32]:
+    async def _vector(self, question: str, early: Awaitable[Vector] | None = None) -> Vector:
         """The question's embedding, memoised briefly so a store right after its lookup does not re-embed."""
         vector = self._vectors.get(question)
         if vector is None:
             assert self._embedder is not None
-            vector = (await asyncio.to_thread(self._embedder.embed, [question]))[0]
+            if early is not None:
+                vector = await early
+            else:
+                vector = (await asyncio.to_thread(self._embedder.embed, [question]))[0]
             self._vectors[question] = vector
             if len(self._vectors) > _VECTOR_MEMO:
                 self._vectors.popitem(last=False)

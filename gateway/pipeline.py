@@ -3,11 +3,12 @@ output rails -> citations -> cache store. Every stage is timed into ``ragd_stage
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -82,7 +83,9 @@ class Prepared:
 
 
 class AnswerCacheLike(Protocol):
-    async def lookup(self, scope: Any, question: str, *, read: bool = True) -> Any: ...
+    def embed_early(self, question: str, params: GenerationParams) -> asyncio.Task[Any] | None: ...
+    async def lookup(self, scope: Any, question: str, *, read: bool = True,
+                     early: Awaitable[Any] | None = None) -> Any: ...
     async def lookup_exact(self, scope: Any, question: str) -> Any: ...
     async def store(self, scope: Any, question: str, answer: Any) -> bool: ...
 
@@ -147,6 +150,18 @@ class Pipeline:
     # ------------------------------------------------------------------ before generation
 
     async def prepare(self, turn: ChatTurn) -> Prepared:
+        # a single-turn question is its own standalone question: its embedding for the semantic
+        # lookup starts now, beside the input rails, and is used only if the rails leave it unchanged
+        early = self.cache.embed_early(turn.question, turn.params) if (
+            self.cache is not None and not turn.history and turn.cache_read) else None
+        try:
+            return await self._prepare(turn, early)
+        finally:
+            if early is not None and not early.done():
+                early.cancel()  # unused (blocked, redacted, an exact hit): its thread finishes unseen
+                early.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+    async def _prepare(self, turn: ChatTurn, early: Awaitable[Any] | None) -> Prepared:
         degraded: list[str] = []
         decision = await self._check_input(turn, degraded)
         history, history_block = await self._check_history(turn, degraded)
@@ -161,7 +176,7 @@ class Pipeline:
         question = decision.text if decision is not None else turn.question
         standalone = await self._standalone(question, history, degraded)
         prepared = Prepared(turn, standalone, degraded)
-        await self._lookup(prepared)
+        await self._lookup(prepared, early if standalone == turn.question else None)
         if prepared.answer is not None:
             return prepared
         with stage("retrieve"):
@@ -279,7 +294,7 @@ class Pipeline:
         earlier = next((m.content for m in reversed(history) if m.role == "user"), "")
         return f"{earlier} {question}".strip()
 
-    async def _lookup(self, prepared: Prepared) -> None:
+    async def _lookup(self, prepared: Prepared, early: Awaitable[Any] | None = None) -> None:
         turn = prepared.turn
         if self.cache is None or self.scope_factory is None:
             prepared.cache = "bypass"
@@ -297,7 +312,7 @@ class Pipeline:
         prepared.cache_scope = self.scope_factory(
             tenant=turn.tenant, collection=turn.collection, epoch=prepared.epoch,
             policy_version=self.guard.policy_version, model=turn.model, params=turn.params, context=context)
-        lookup = await self.cache.lookup(prepared.cache_scope, prepared.standalone, read=turn.cache_read)
+        lookup = await self.cache.lookup(prepared.cache_scope, prepared.standalone, read=turn.cache_read, early=early)
         prepared.cache = str(lookup.outcome)
         settings = getattr(self.cache, "settings", None)
         eligible = turn.cache_read and turn.params.temperature <= getattr(settings, "max_temperature", 2.0)

@@ -162,3 +162,36 @@ def test_hits_count_against_the_rate_limit() -> None:
         assert 1 <= int(refused.headers["retry-after"]) <= 60
 
     asyncio.run(run())
+
+
+def test_the_early_embedding_is_used_only_for_an_unchanged_question() -> None:
+    """The semantic lookup's embedding starts beside the input rails; a question the rails redacted is
+    embedded afresh from its redacted text, and its raw text is never memoised."""
+    async def run() -> None:
+        app, _ = await _setup()
+        pipeline = app.state().pipeline
+        cache = AnswerCache.create(CacheSettings(), None)  # semantic on: the packaged e5 embedder
+        pipeline.cache = cache
+        settings = GatewaySettings()
+        params = GenerationParams(max_tokens=settings.default_max_tokens)
+        epoch = await pipeline.epochs.get("t1", "default")
+        scope = cache_scope_factory(CacheScope)(tenant="t1", collection="default", epoch=epoch,
+                                                policy_version=pipeline.guard.policy_version, model="ragd",
+                                                params=params, context="")
+        raw = "My email is jane.roe@example.com. How do I reset my password?"
+        redacted = (await pipeline._check_input(ChatTurn(tenant="t1", collection="default", model="ragd",
+                                                         question=raw), [])).text
+        assert "jane.roe" not in redacted
+        for question in ("How do I reset my password?", redacted):
+            assert await cache.store(scope, question, CachedAnswer(content="From the settings page [1]."))
+        paraphrase = ChatTurn(tenant="t1", collection="default", model="ragd", params=params,
+                              question="How can I reset my password?")
+        assert (await pipeline.prepare(paraphrase)).cache == "semantic"
+        assert paraphrase.question in cache._vectors  # the early vector was used (and memoised)
+        pii = ChatTurn(tenant="t1", collection="default", model="ragd", params=params, question=raw)
+        assert (await pipeline.prepare(pii)).cache == "exact"  # found under its redacted text
+        assert raw not in cache._vectors
+        await asyncio.sleep(0.2)  # the cancelled early embedding's thread finishes unseen
+        assert raw not in cache._vectors
+
+    asyncio.run(run())
