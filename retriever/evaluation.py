@@ -57,7 +57,7 @@ _INGEST_BATCH = 100
 _INDEX_FIELDS = ("embedder_backend", "embedder_model", "passage_prefix", "chunk_size", "chunk_overlap",
                  "dense_window", "dense_window_overlap")
 # Bump when chunking, analysis or embedding code changes what an index holds for the same settings.
-INDEX_VERSION = "3"
+INDEX_VERSION = "4"
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,9 @@ def _korean_tokens(text: str) -> list[str]:
         if tok.tag == "SL":
             out.extend(_english_tokens(tok.form))
         else:
-            out.append(tok.form.lower())
+            # Kiwi joins some proper nouns across spaces ("제럴드 포드"): index their words, so terms never
+            # hold whitespace (they are stored space-separated) and a query naming one part still matches
+            out.extend(tok.form.lower().split())
     return out
 
 
