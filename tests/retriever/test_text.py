@@ -11,6 +11,12 @@ def test_korean_keeps_content_morphemes_and_drops_particles_and_endings() -> Non
     assert not {"는", "의", "이", "며", "다", "은"} & set(terms)
 
 
+def test_multi_word_proper_nouns_become_single_word_terms() -> None:
+    terms = analyze("제럴드 포드 대통령은 더글러스 맥아더를 만났다.")  # Kiwi tags "제럴드 포드" as one NNP
+    assert {"제럴드", "포드", "대통령", "더글러스", "맥아더"} <= set(terms)
+    assert not [t for t in terms if t != t.strip() or " " in t]
+
+
 def test_korean_verbs_reduce_to_stems() -> None:
     assert "먹" in analyze("동생이 사과를 먹었습니다")
     assert "먹" in analyze("사과를 먹는다")

@@ -120,3 +120,20 @@ def test_eval_index_with_windows_ranks_documents_once(tmp_path: Path) -> None:
             await retriever.aclose()
 
     asyncio.run(run())
+
+
+def test_terms_survive_the_store_round_trip(make_retriever: MakeRetriever) -> None:
+    doc = DocumentIn(id="ko-ford", title="제럴드 포드", text="제럴드 포드 대통령은 연합군 최고 사령부를 방문했다.")
+
+    async def run() -> None:
+        writer = make_retriever()
+        await writer.warm_up()
+        await writer.create_collection("acme", "kb", CollectionConfig())
+        await writer.add_documents("acme", "kb", [doc])
+        written = {c.id: c.terms for c in (await writer.view("acme", "kb")).chunks.values()}
+        reader = make_retriever()  # a fresh replica: its view is loaded from Chroma
+        await reader.warm_up()
+        loaded = {c.id: c.terms for c in (await reader.view("acme", "kb")).chunks.values()}
+        assert loaded == written and "포드" in next(iter(loaded.values()))
+
+    asyncio.run(run())
