@@ -110,16 +110,15 @@ class AnswerCache:
         """Start embedding ``question`` now, for a semantic lookup that will follow (the caller overlaps
         it with the input rails and passes the task to :meth:`lookup` if the rails left the text as it
         was). None when no semantic lookup would follow. The vector is memoised only once it is used."""
-        if self._embedder is None or not self.settings.enabled or params.temperature > self.settings.max_temperature:
+        if self._embedder is None or not self._cacheable(params):
             return None
-        embedder = self._embedder
-        return asyncio.ensure_future(asyncio.to_thread(lambda: embedder.embed([question])[0]))
+        return asyncio.ensure_future(self._embed(question))
 
     async def lookup(self, scope: CacheScope, question: str, *, read: bool = True,
                      early: Awaitable[Vector] | None = None) -> CacheLookup:
         """The cached answer to ``question`` in ``scope``: exact, else the nearest guarded paraphrase.
         ``early``: the embedding of exactly ``question`` started by :meth:`embed_early`."""
-        if not (self.settings.enabled and read) or scope.params.temperature > self.settings.max_temperature:
+        if not (read and self._cacheable(scope.params)):
             return self._count(CacheLookup("bypass"))
         with stage("cache_lookup"):
             if time.monotonic() < self._broken_until:
@@ -134,9 +133,7 @@ class AnswerCache:
         """The exact hit for ``question`` in ``scope``, counted and timed like :meth:`lookup`'s; None,
         counting nothing, when there is none or the store cannot say (the caller then makes the
         full :meth:`lookup`). For a fast path that answers repeated questions first."""
-        if not self.settings.enabled or scope.params.temperature > self.settings.max_temperature:
-            return None
-        if time.monotonic() < self._broken_until:
+        if not self._cacheable(scope.params) or time.monotonic() < self._broken_until:
             return None
         start = time.perf_counter()
         try:
@@ -245,23 +242,26 @@ class AnswerCache:
         """The question's embedding, memoised briefly so a store right after its lookup does not re-embed."""
         vector = self._vectors.get(question)
         if vector is None:
-            assert self._embedder is not None
-            if early is not None:
-                vector = await early
-            else:
-                vector = (await asyncio.to_thread(self._embedder.embed, [question]))[0]
+            vector = await (early if early is not None else self._embed(question))
             self._vectors[question] = vector
             if len(self._vectors) > _VECTOR_MEMO:
                 self._vectors.popitem(last=False)
         return vector
 
+    async def _embed(self, question: str) -> Vector:
+        assert self._embedder is not None
+        vector: Vector = (await asyncio.to_thread(self._embedder.embed, [question]))[0]
+        return vector
+
+    def _cacheable(self, params: GenerationParams) -> bool:
+        """The cache is on and answers sampled with ``params`` are *the* answer (not too hot)."""
+        return self.settings.enabled and params.temperature <= self.settings.max_temperature
+
     def _storable(self, scope: CacheScope, answer: CachedAnswer) -> bool:
-        s = self.settings
         return (
-            s.enabled
-            and scope.params.temperature <= s.max_temperature
+            self._cacheable(scope.params)
             and answer.finish_reason == "stop"
-            and 0 < len(answer.content) <= s.max_answer_chars
+            and 0 < len(answer.content) <= self.settings.max_answer_chars
         )
 
     async def _io(self, call: Awaitable[T]) -> T:

@@ -214,9 +214,7 @@ class Pipeline:
             epoch = await self.epochs.get(turn.tenant, turn.collection)
         except Exception:  # prepare() meets the failure and counts the degradation
             return None
-        scope = self.scope_factory(tenant=turn.tenant, collection=turn.collection, epoch=epoch,
-                                   policy_version=self.guard.policy_version, model=turn.model,
-                                   params=turn.params, context="")
+        scope = self._cache_scope(turn, epoch)
         lookup = await self.cache.lookup_exact(scope, decision.text)
         if lookup is None or lookup.answer is None:
             return None
@@ -242,9 +240,21 @@ class Pipeline:
             checked.append(ChatMessage(role=message.role, content=text))
         return tuple(checked), None
 
+    def _cache_scope(self, turn: ChatTurn, epoch: str) -> Any:
+        """The turn's cache partition. A follow-up is keyed on its standalone form *and* the
+        conversation it came from, so two conversations whose follow-ups rewrite alike never share
+        an entry."""
+        assert self.scope_factory is not None
+        return self.scope_factory(tenant=turn.tenant, collection=turn.collection, epoch=epoch,
+                                  policy_version=self.guard.policy_version, model=turn.model, params=turn.params,
+                                  context=_conversation_digest(turn.history))
+
+    def _decision_key(self, turn: ChatTurn) -> tuple[str, str, str]:
+        return (self.guard.policy_version, turn.tenant, turn.question)
+
     def _known_decision(self, turn: ChatTurn) -> GuardDecision | None:
         """The memoized input decision on ``turn.question``, if the rails ran on it before."""
-        key = (self.guard.policy_version, turn.tenant, turn.question)
+        key = self._decision_key(turn)
         known = self._decisions.get(key) if key[0] else None
         if known is not None:
             self._decisions.move_to_end(key)
@@ -257,7 +267,7 @@ class Pipeline:
         if known is not None:
             telemetry.count_guard_decision("input", known)  # a memoized decision counts like a fresh one
             return known
-        key = (self.guard.policy_version, turn.tenant, turn.question)
+        key = self._decision_key(turn)
         try:  # the rails time themselves as stage "guard_input" where they run
             decision = await self.guard.check(GuardCheckRequest(kind="input", text=turn.question, tenant=turn.tenant))
         except DependencyError as exc:
@@ -306,12 +316,7 @@ class Pipeline:
             prepared.degraded.append("cache")
             prepared.cache = "bypass"
             return
-        # a follow-up is keyed on its standalone form *and* the conversation it came from, so two
-        # conversations whose follow-ups rewrite alike never share an entry
-        context = _conversation_digest(turn.history)
-        prepared.cache_scope = self.scope_factory(
-            tenant=turn.tenant, collection=turn.collection, epoch=prepared.epoch,
-            policy_version=self.guard.policy_version, model=turn.model, params=turn.params, context=context)
+        prepared.cache_scope = self._cache_scope(turn, prepared.epoch)
         lookup = await self.cache.lookup(prepared.cache_scope, prepared.standalone, read=turn.cache_read, early=early)
         prepared.cache = str(lookup.outcome)
         settings = getattr(self.cache, "settings", None)

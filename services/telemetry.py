@@ -257,8 +257,11 @@ class BatchingHandler(logging.Handler):
         if dropped:
             lines.append(json.dumps({"ts": round(time.time(), 3), "level": "warning", "logger": "ragd.logging",
                                      "msg": "log lines dropped", "dropped": dropped}))
-        while self._pending:
-            record = self._pending.popleft()
+        while True:  # popleft, not a length check: close() may drain beside the writer thread
+            try:
+                record = self._pending.popleft()
+            except IndexError:
+                break
             try:
                 lines.append(self.format(record))
             except Exception:
