@@ -76,7 +76,7 @@ CONCEPTS: dict[str, tuple[str, str]] = {
               r"backdoor|spyware|trojan|rootkit|brute.?force|zero-day",
               r"해킹|해커|악성\s*코드|악성코드|랜섬웨어|키로거|바이러스|익스플로잇|피싱|디도스|봇넷|크랙|"
               r"백도어|스파이웨어|트로이|무차별\s*대입|제로데이|취약점을\s*이용|취약점\s*공격"),
-    "fraud": (r"fraud|scam|launder|counterfeit|forge|forgery|fake id|embezzl|tax evasion|evade taxes|steal|"
+    "fraud": (r"fraud|scam|launder|counterfeit|forg(?:e|ed|es|ery|ing)\b|fake id|embezzl|tax evasion|evade taxes|steal|"
               r"identity theft|ponzi|insider trading|blackmail|extort|shoplift|bribe|cheat",
               r"사기|돈세탁|자금\s*세탁|위조|횡령|탈세|훔치|훔쳐|절도|도용|보이스\s*피싱|협박|갈취|다단계|"
               r"내부자\s*거래|뇌물|속이|속일|속여|컨닝|부정행위"),

@@ -23,8 +23,10 @@ def _run(args: argparse.Namespace) -> int:
     classifier.save(out)
     attacks = sum(e.label == "attack" for e in examples)
     print(f"trained on {len(examples)} examples ({attacks} attacks; {note}) in "
-          f"{time.perf_counter() - start:.1f}s; out-of-fold recall at {args.target_fpr:.1%} FPR: "
-          f"en {classifier.meta['oof_recall_at_target_en']}, ko {classifier.meta['oof_recall_at_target_ko']} -> {out}")
+          f"{time.perf_counter() - start:.1f}s; classifier alone, out-of-fold, at {args.target_fpr:.1%} FPR: "
+          f"recall en {classifier.meta['oof_recall_at_target_en']}, ko {classifier.meta['oof_recall_at_target_ko']}; "
+          f"chat turns blocked en {classifier.meta['oof_conversation_fpr_en']}, "
+          f"ko {classifier.meta['oof_conversation_fpr_ko']} -> {out}")
     return 0
 
 
