@@ -226,15 +226,16 @@ class Pipeline:
     async def _check_history(self, turn: ChatTurn,
                              degraded: list[str]) -> tuple[tuple[ChatMessage, ...], GuardDecision | None]:
         """Earlier user turns come from the client too: the same input rails run on each (PII redacted
-        before the rewrite and the prompt see them; an attack hidden in an earlier turn blocks).
-        Assistant turns are answers that already passed the output rails."""
+        before the rewrite and the prompt see them; an attack hidden in an earlier turn blocks), but
+        only a sure block counts (:func:`_blocks_history`). Assistant turns are answers that already
+        passed the output rails."""
         checked: list[ChatMessage] = []
         for message in turn.history:
             if message.role != "user":
                 checked.append(message)
                 continue
             decision = await self._check_input(replace(turn, question=message.content), degraded)
-            if decision is not None and decision.action == "block":
+            if decision is not None and _blocks_history(decision):
                 return turn.history, decision
             text = decision.text if decision is not None else message.content
             checked.append(ChatMessage(role=message.role, content=text))
@@ -418,6 +419,18 @@ def _answer_of(hit: Any, cache: str, degraded: list[str]) -> Answer:
 def _conversation_digest(history: Sequence[ChatMessage]) -> str:
     users = "\x00".join(" ".join(m.content.lower().split()) for m in history if m.role == "user")
     return hashlib.sha256(users.encode()).hexdigest()[:16] if users else ""
+
+
+# An earlier user turn was judged when it was sent; judging it again guards against a forged
+# history. A borderline classifier score there (a chat reply the classifier half-suspects) would
+# refuse every later turn of the conversation, so an earlier turn blocks only on a pattern, a failed
+# rail (both score 1.0) or a classifier score of at least this.
+HISTORY_BLOCK_SCORE = 0.9
+
+
+def _blocks_history(decision: GuardDecision) -> bool:
+    return decision.action == "block" and any(
+        r.fired and r.action == "block" and r.score >= HISTORY_BLOCK_SCORE for r in decision.rails)
 
 
 class _FailOpenOutput:
