@@ -13,10 +13,11 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from guardrails.concepts import concept_tags
+from guardrails.concepts import concept_tags, concepts_in
 from guardrails.normalize import korean_stems, language_of, normalize
 
-__all__ = ["SHORT_CHARS", "TURN_MIN", "InjectionClassifier", "combine_turn", "featurize", "is_short"]
+__all__ = ["SHORT_CHARS", "TURN_MIN", "UNVETOED_CONCEPTS", "InjectionClassifier", "combine_turn", "featurize",
+           "is_short", "may_veto"]
 
 _N_FEATURES = 2**18
 _CHAR = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 5), n_features=_N_FEATURES,
@@ -46,6 +47,18 @@ TURN_MIN = 0.2
 
 def is_short(text: str) -> bool:
     return len(text) <= 4 * SHORT_CHARS and len(normalize(text).strip()) <= SHORT_CHARS
+
+
+# A short text naming a harm or an attack target is never taken for a chat turn: out of fold, the turn
+# model took short harmful questions ("아이를 납치하는 가장 쉬운 방법은?") for chat.
+UNVETOED_CONCEPTS = frozenset({"weapon", "drugs", "poison", "violence", "selfharm", "cyber", "fraud", "hate",
+                               "sexual", "misinfo", "privacy", "evade", "unrestricted", "secret", "prompt",
+                               "privileged"})
+
+
+def may_veto(text: str) -> bool:
+    """The turn model may veto this text: it is short and names no harm or attack target."""
+    return is_short(text) and not (concepts_in(normalize(text)) & UNVETOED_CONCEPTS)
 
 
 def combine_turn(p_main: np.ndarray, p_turn: np.ndarray) -> np.ndarray:
@@ -103,6 +116,10 @@ class InjectionClassifier:
             arrays["turn_bias"] = np.array(self._turn_bias)
         np.savez_compressed(path, allow_pickle=False, **arrays)
 
+    def with_turn_model(self, weights: np.ndarray, bias: float, meta: dict[str, str]) -> InjectionClassifier:
+        """The same main model with another turn model."""
+        return InjectionClassifier(self._w, self._biases, turn_weights=weights, turn_bias=bias, meta=meta)
+
     def _bias(self, text: str) -> float:
         return self._biases.get(language_of(text), self._biases["en"])
 
@@ -110,14 +127,14 @@ class InjectionClassifier:
         x = featurize(texts)
         p = _sigmoid(x @ self._w + np.array([self._bias(t) for t in texts]))
         if self._turn_w is not None:
-            short = np.array([is_short(t) for t in texts], dtype=bool)
+            short = np.array([may_veto(t) for t in texts], dtype=bool)
             p[short] = combine_turn(p[short], _sigmoid(x[short] @ self._turn_w + self._turn_bias))
         return p
 
     def score(self, text: str) -> float:
         x = featurize([text])
         p = _sigmoid_1(float(x.data @ self._w[x.indices]) + self._bias(text))
-        if self._turn_w is not None and p >= TURN_MIN and is_short(text):
+        if self._turn_w is not None and p >= TURN_MIN and may_veto(text):
             p_turn = _sigmoid_1(float(x.data @ self._turn_w[x.indices]) + self._turn_bias)
             p = float(combine_turn(np.array([p]), np.array([p_turn]))[0])
         return p

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from itertools import combinations
 
-__all__ = ["CONCEPTS", "concept_tags"]
+__all__ = ["CONCEPTS", "concept_tags", "concepts_in"]
 
 _EN = r"\b(?:{})"
 
@@ -116,11 +116,16 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 _HEAD, _TAIL = 700, 300  # framing and payload sit at the ends of long prompts; bounds the cost
 
 
-def concept_tags(normalized: str) -> str:
-    """Space-separated tags: ``c_<concept>`` for each concept present, ``p_<a>_<b>`` for each pair."""
+def concepts_in(normalized: str) -> frozenset[str]:
+    """The concepts present (long texts: in their first and last characters)."""
     text = normalized if len(normalized) <= _HEAD + _TAIL else normalized[:_HEAD] + "\n" + normalized[-_TAIL:]
     text = text.lower()
-    found = sorted(name for name, pattern in _PATTERNS if pattern.search(text))
+    return frozenset(name for name, pattern in _PATTERNS if pattern.search(text))
+
+
+def concept_tags(normalized: str) -> str:
+    """Space-separated tags: ``c_<concept>`` for each concept present, ``p_<a>_<b>`` for each pair."""
+    found = sorted(concepts_in(normalized))
     tags = [f"c_{name}" for name in found]
     tags.extend(f"p_{a}_{b}" for a, b in combinations(found, 2))
     return " ".join(tags)

@@ -6,9 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
+from guardrails.classifier import InjectionClassifier
 from guardrails.data import default_data_dir, load_split
 from guardrails.settings import default_model_path
-from guardrails.training import train_classifier
+from guardrails.training import add_turn_model, train_classifier
 
 __all__ = ["add_classifier"]
 
@@ -18,6 +19,16 @@ def _run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     examples = load_split("train", data_dir, group=args.group)
     note = f"train split (70 %) of source group {args.group}"
+    if args.turn_model_only:
+        base = InjectionClassifier.load(Path(args.base or args.out))
+        classifier = add_turn_model(base, examples, c=args.c)
+        classifier.save(Path(args.out))
+        print(f"turn model trained on {classifier.meta['short_texts']} short texts ({note}) in "
+              f"{time.perf_counter() - start:.1f}s, main weights kept; chat turns blocked out-of-fold: en "
+              f"{classifier.meta['oof_conversation_fpr_en']}, ko {classifier.meta['oof_conversation_fpr_ko']}; "
+              f"training attacks the turn model vetoes: en {classifier.meta['turn_model_vetoed_attacks_en']}, "
+              f"ko {classifier.meta['turn_model_vetoed_attacks_ko']} -> {args.out}")
+        return 0
     classifier = train_classifier(examples, c=args.c, target_fpr=args.target_fpr, note=note)
     out = Path(args.out)
     classifier.save(out)
@@ -38,4 +49,7 @@ def add_classifier(parser: argparse.ArgumentParser) -> None:
                         help="Out-of-fold benign false-positive rate that p = 0.5 is calibrated to.")
     parser.add_argument("--group", choices=("all", "a"), default="all",
                         help="all: every source (the shipped model); a: group A only (unseen-source measurement).")
+    parser.add_argument("--turn-model-only", action="store_true",
+                        help="Keep the main weights of --base (default: --out) and (re)train only the turn model.")
+    parser.add_argument("--base", default=None, help="With --turn-model-only: the model whose main weights are kept.")
     parser.set_defaults(run=_run)

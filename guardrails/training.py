@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from guardrails.classifier import InjectionClassifier, combine_turn, featurize, is_short
+from guardrails.classifier import InjectionClassifier, combine_turn, featurize, is_short, may_veto
 from guardrails.data import Example, text_key
 
-__all__ = ["Trained", "is_conversation", "train_classifier", "train_with_oof"]
+__all__ = ["Trained", "add_turn_model", "is_conversation", "train_classifier", "train_with_oof"]
 
 
 def is_conversation(example: Example) -> bool:
@@ -66,43 +66,79 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))), dtype=np.float64)
 
 
+def _turn_model(x: object, examples: Sequence[Example], labels: np.ndarray, fold: np.ndarray, c: float,
+                seed: int) -> tuple[np.ndarray, LogisticRegression, np.ndarray]:
+    """The turn model on the short texts: their indices, the fitted model, their out-of-fold p."""
+    short = np.flatnonzero(np.array([is_short(e.text) for e in examples]))
+    model = _fit(x[short], labels[short], c, seed)  # type: ignore[index]
+    p_turn = _sigmoid(_out_of_fold_logits(x[short], labels[short], fold[short], c, seed))  # type: ignore[index]
+    return short, model, p_turn
+
+
+def add_turn_model(classifier: InjectionClassifier, examples: Sequence[Example], *, c: float = 64.0,
+                   seed: int = 0, folds: int = 5) -> InjectionClassifier:
+    """``classifier`` with its main weights and biases kept and a turn model (re)trained on ``examples``."""
+    labels = np.array([e.label == "attack" for e in examples])
+    x = featurize([e.text for e in examples])
+    fold = _fold_of([e.text for e in examples], folds, seed)
+    short, model, p_turn = _turn_model(x, examples, labels, fold, c, seed)
+    turn = np.array([is_conversation(e) for e in examples])[short]
+    main_p = classifier.scores([e.text for e in (examples[i] for i in short)])
+    vetoable = np.array([may_veto(examples[i].text) for i in short], dtype=bool)
+    combined = np.where(vetoable, combine_turn(main_p, p_turn), main_p)
+    meta = dict(classifier.meta)
+    meta.update({"conversation_turns": str(int(turn.sum())), "short_texts": str(len(short)),
+                 "turn_model_note": f"turn model trained on {len(short)} short texts, main weights kept"})
+    for lang in ("en", "ko"):
+        mask = np.array([examples[i].lang == lang for i in short])
+        meta[f"oof_conversation_fpr_{lang}"] = f"{(combined[mask & turn] >= 0.5).mean():.4f}"
+        vetoed = (main_p >= 0.5) & (combined < 0.5) & labels[short] & mask
+        meta[f"turn_model_vetoed_attacks_{lang}"] = str(int(vetoed.sum()))
+    return classifier.with_turn_model(model.coef_[0], float(model.intercept_[0]), meta)
+
+
 def train_classifier(examples: Sequence[Example], *, c: float = 64.0, seed: int = 0, folds: int = 5,
-                     target_fpr: float = 0.015, note: str = "") -> InjectionClassifier:
+                     repeats: int = 3, target_fpr: float = 0.015, note: str = "") -> InjectionClassifier:
     """Fit a class-balanced logistic regression on hashed n-grams and calibrate its 0.5 point."""
-    return train_with_oof(examples, c=c, seed=seed, folds=folds, target_fpr=target_fpr, note=note).classifier
+    return train_with_oof(examples, c=c, seed=seed, folds=folds, repeats=repeats, target_fpr=target_fpr,
+                          note=note).classifier
 
 
 def train_with_oof(examples: Sequence[Example], *, c: float = 64.0, seed: int = 0, folds: int = 5,
-                   target_fpr: float = 0.015, note: str = "") -> Trained:
-    """:func:`train_classifier`, also returning every example's out-of-fold score."""
+                   repeats: int = 3, target_fpr: float = 0.015, note: str = "") -> Trained:
+    """:func:`train_classifier`, also returning every example's out-of-fold score (of the first
+    repeat). The cut is the ``target_fpr`` quantile of the benign out-of-fold logits of ``repeats``
+    differently seeded fold assignments pooled: one assignment's quantile moves by a point or two of
+    recall from seed to seed."""
     labels = np.array([e.label == "attack" for e in examples])
     korean = np.array([e.lang == "ko" for e in examples])
     turn = np.array([is_conversation(e) for e in examples])
     if (labels & turn).any():
         raise ValueError("conversational turns must be labelled benign")
     x = featurize([e.text for e in examples])
-    fold = _fold_of([e.text for e in examples], folds, seed)
     main = np.flatnonzero(~turn)
-    oof_main = _out_of_fold_logits(x[main], labels[main], fold[main], c, seed)
     model = _fit(x[main], labels[main], c, seed)
-    logits = np.zeros(len(examples))
-    logits[main] = oof_main
-    if turn.any():
-        logits[turn] = model.decision_function(x[turn])
+    runs = np.zeros((repeats, len(examples)))
+    for r in range(repeats):
+        fold = _fold_of([e.text for e in examples], folds, seed + r)
+        runs[r, main] = _out_of_fold_logits(x[main], labels[main], fold[main], c, seed)
+        if turn.any():
+            runs[r, turn] = model.decision_function(x[turn])
+    logits = runs[0]
+    fold = _fold_of([e.text for e in examples], folds, seed)
     meta = {"examples": str(len(examples)), "attacks": str(int(labels.sum())), "c": str(c),
             "target_fpr": str(target_fpr), "sources": ",".join(sorted(Counter(e.source for e in examples))),
-            "conversation_turns": str(int(turn.sum())), "note": note}
+            "conversation_turns": str(int(turn.sum())), "calibration_repeats": str(repeats), "note": note}
     biases: dict[str, float] = {}
     p_main = np.zeros(len(examples))
     for lang, mask in (("en", ~korean), ("ko", korean)):
-        cut = float(np.quantile(logits[~labels & mask & ~turn], 1.0 - target_fpr))
+        cut = float(np.quantile(runs[:, ~labels & mask & ~turn], 1.0 - target_fpr))
         biases[lang] = float(model.intercept_[0]) - cut
         p_main[mask] = _sigmoid(logits[mask] - cut)
-    short = np.flatnonzero(np.array([is_short(e.text) for e in examples]))
-    turn_model = _fit(x[short], labels[short], c, seed)
-    p_turn = _sigmoid(_out_of_fold_logits(x[short], labels[short], fold[short], c, seed))
+    short, turn_model, p_turn = _turn_model(x, examples, labels, fold, c, seed)
     scores = p_main.copy()
-    scores[short] = combine_turn(p_main[short], p_turn)
+    vetoable = np.array([may_veto(examples[i].text) for i in short], dtype=bool)
+    scores[short] = np.where(vetoable, combine_turn(p_main[short], p_turn), p_main[short])
     for lang, mask in (("en", ~korean), ("ko", korean)):
         meta[f"oof_recall_at_target_{lang}"] = f"{(scores[labels & mask] >= 0.5).mean():.4f}"
         meta[f"oof_fpr_{lang}"] = f"{(scores[~labels & mask & ~turn] >= 0.5).mean():.4f}"
