@@ -3,7 +3,7 @@ generation parameters. ``AnswerCache.create(settings, redis_url, embedder)`` bui
 
 from cache.answer_cache import AnswerCache, QuestionVerifier
 from cache.eligibility import Eligibility, eligibility
-from cache.embedders import E5QuestionEmbedder, MiniLMQuestionEmbedder, QuestionEmbedder
+from cache.embedders import E5OnnxQuestionEmbedder, E5QuestionEmbedder, MiniLMQuestionEmbedder, QuestionEmbedder
 from cache.entries import CachedAnswer, CacheLookup, Outcome
 from cache.keys import CacheScope, exact_key, normalize_question, partition_key
 from cache.settings import CacheSettings
@@ -14,6 +14,7 @@ __all__ = [
     "CacheScope",
     "CacheSettings",
     "CachedAnswer",
+    "E5OnnxQuestionEmbedder",
     "E5QuestionEmbedder",
     "Eligibility",
     "MiniLMQuestionEmbedder",

@@ -106,13 +106,15 @@ class AnswerCache:
     async def close(self) -> None:
         await self._backend.close()
 
-    def embed_early(self, question: str, params: GenerationParams) -> asyncio.Task[Vector] | None:
+    def embed_early(self, question: str, params: GenerationParams) -> asyncio.Future[Vector] | None:
         """Start embedding ``question`` now, for a semantic lookup that will follow (the caller overlaps
-        it with the input rails and passes the task to :meth:`lookup` if the rails left the text as it
-        was). None when no semantic lookup would follow. The vector is memoised only once it is used."""
+        it with the input rails and passes the future to :meth:`lookup` if the rails left the text as
+        it was). None when no semantic lookup would follow. The vector is memoised only once it is used.
+        The embedding is in its thread before this returns, so the rails started next do not hold it
+        back (see :meth:`_embed`)."""
         if self._embedder is None or not self._cacheable(params):
             return None
-        return asyncio.ensure_future(self._embed(question))
+        return self._embed(question)
 
     async def lookup(self, scope: CacheScope, question: str, *, read: bool = True,
                      early: Awaitable[Vector] | None = None) -> CacheLookup:
@@ -248,10 +250,13 @@ class AnswerCache:
                 self._vectors.popitem(last=False)
         return vector
 
-    async def _embed(self, question: str) -> Vector:
+    def _embed(self, question: str) -> asyncio.Future[Vector]:
+        """The embedding of ``question``, running in a worker thread from now on. The tokenising happens
+        here, in the event loop's thread, so the worker only runs the model: a worker that needs the
+        GIL back while the input rails run Python code in another thread waits up to 5 ms each time."""
         assert self._embedder is not None
-        vector: Vector = (await asyncio.to_thread(self._embedder.embed, [question]))[0]
-        return vector
+        run = self._embedder.prepare([question])
+        return asyncio.get_running_loop().run_in_executor(None, lambda: run()[0])
 
     def _cacheable(self, params: GenerationParams) -> bool:
         """The cache is on and answers sampled with ``params`` are *the* answer (not too hot)."""

@@ -50,7 +50,7 @@ async def _timed(cache: AnswerCache, scope: CacheScope, questions: Sequence[str]
     return timings
 
 
-async def bench(redis_url: str | None, *, embedder: str = "e5", rounds: int = 3) -> dict[str, Any]:
+async def bench(redis_url: str | None, *, embedder: str = "e5-onnx", rounds: int = 3) -> dict[str, Any]:
     settings = CacheSettings(namespace=f"ragd:bench:{uuid.uuid4().hex[:8]}:", redis_timeout_s=0.5, ttl_s=600)
     cache = AnswerCache.create(settings, redis_url, EMBEDDERS[embedder]())
     scope = CacheScope("bench-tenant", "docs", uuid.uuid4().hex, "p1", "m1")
@@ -102,7 +102,7 @@ async def _drop_namespace(redis_url: str, namespace: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cache.bench", description=__doc__)
     parser.add_argument("--redis-url", default=None, help="Benchmark the Redis backend (default: in-process).")
-    parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="e5")
+    parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="e5-onnx")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)

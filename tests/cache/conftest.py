@@ -1,4 +1,4 @@
-"""Fixtures of the answer-cache tests: real Redis (shared and private), the real e5 embedder."""
+"""Fixtures of the answer-cache tests: real Redis (shared and private), the real e5 embedder (ONNX runtime)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis
 
-from cache import AnswerCache, CacheScope, CacheSettings, E5QuestionEmbedder
+from cache import AnswerCache, CacheScope, CacheSettings, E5OnnxQuestionEmbedder, QuestionEmbedder
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -22,8 +22,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> E5QuestionEmbedder:
-    return E5QuestionEmbedder()
+def embedder() -> QuestionEmbedder:
+    return E5OnnxQuestionEmbedder()
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def settings(namespace: str) -> CacheSettings:
 
 @pytest.fixture(params=["memory", "redis"])
 async def cache(
-    request: pytest.FixtureRequest, settings: CacheSettings, embedder: E5QuestionEmbedder
+    request: pytest.FixtureRequest, settings: CacheSettings, embedder: QuestionEmbedder
 ) -> AsyncIterator[AnswerCache]:
     """The same contract runs against both backends."""
     answer_cache = AnswerCache.create(settings, SHARED_REDIS if request.param == "redis" else None, embedder)

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from cache import AnswerCache, CachedAnswer, CacheSettings, E5QuestionEmbedder
+from cache import AnswerCache, CachedAnswer, CacheSettings, QuestionEmbedder
 from cache.redis_backend import RedisBackend
 from tests.cache.conftest import SHARED_REDIS, PrivateRedis, scope
 
@@ -27,7 +27,7 @@ def _degradations() -> float:
 
 
 async def test_a_second_replica_sees_semantic_entries_of_the_first(
-    settings: CacheSettings, embedder: E5QuestionEmbedder
+    settings: CacheSettings, embedder: QuestionEmbedder
 ) -> None:
     first = AnswerCache.create(settings, SHARED_REDIS, embedder)
     second = AnswerCache.create(settings, SHARED_REDIS, embedder)
@@ -41,7 +41,7 @@ async def test_a_second_replica_sees_semantic_entries_of_the_first(
         await replica.close()
 
 
-async def test_evictions_by_one_replica_reach_the_others(namespace: str, embedder: E5QuestionEmbedder) -> None:
+async def test_evictions_by_one_replica_reach_the_others(namespace: str, embedder: QuestionEmbedder) -> None:
     settings = CacheSettings(namespace=namespace, max_entries_per_partition=1, redis_timeout_s=0.5)
     first = AnswerCache.create(settings, SHARED_REDIS, embedder)
     second = AnswerCache.create(settings, SHARED_REDIS, embedder)
@@ -54,7 +54,7 @@ async def test_evictions_by_one_replica_reach_the_others(namespace: str, embedde
 
 
 async def test_a_replica_that_fell_behind_the_capped_stream_reloads(
-    namespace: str, embedder: E5QuestionEmbedder
+    namespace: str, embedder: QuestionEmbedder
 ) -> None:
     # two entries per partition: the stream is capped at four events
     settings = CacheSettings(namespace=namespace, max_entries_per_partition=2, redis_timeout_s=0.5)
@@ -72,7 +72,7 @@ async def test_a_replica_that_fell_behind_the_capped_stream_reloads(
 
 
 async def test_killing_redis_mid_run_bypasses_without_raising(
-    private_redis: PrivateRedis, embedder: E5QuestionEmbedder
+    private_redis: PrivateRedis, embedder: QuestionEmbedder
 ) -> None:
     cache = AnswerCache.create(CacheSettings(redis_timeout_s=0.2), private_redis.url, embedder)
     await cache.store(scope(), STORED, ANSWER)
@@ -92,7 +92,7 @@ async def test_killing_redis_mid_run_bypasses_without_raising(
 
 
 async def test_a_stalled_redis_is_a_bounded_bypass_and_recovery_follows(
-    private_redis: PrivateRedis, embedder: E5QuestionEmbedder
+    private_redis: PrivateRedis, embedder: QuestionEmbedder
 ) -> None:
     settings = CacheSettings(redis_timeout_s=0.2, breaker_cooldown_s=0.2)
     cache = AnswerCache.create(settings, private_redis.url, embedder)
@@ -114,7 +114,7 @@ async def test_a_stalled_redis_is_a_bounded_bypass_and_recovery_follows(
     await cache.close()
 
 
-async def test_redis_down_from_the_start_is_a_bypass(embedder: E5QuestionEmbedder) -> None:
+async def test_redis_down_from_the_start_is_a_bypass(embedder: QuestionEmbedder) -> None:
     server = PrivateRedis()  # never started: nothing listens on its port
     cache = AnswerCache.create(CacheSettings(), server.url, embedder)
     assert (await cache.lookup(scope(), STORED)).outcome == "bypass"
@@ -123,7 +123,7 @@ async def test_redis_down_from_the_start_is_a_bypass(embedder: E5QuestionEmbedde
 
 
 async def test_a_partition_still_loading_is_a_miss_not_a_bypass(
-    settings: CacheSettings, embedder: E5QuestionEmbedder
+    settings: CacheSettings, embedder: QuestionEmbedder
 ) -> None:
     first = AnswerCache.create(settings, SHARED_REDIS, embedder)
     await first.store(scope(), STORED, ANSWER)
@@ -143,7 +143,7 @@ async def test_a_partition_still_loading_is_a_miss_not_a_bypass(
 
 
 async def test_concurrent_lookups_on_a_new_replica_all_answer(
-    settings: CacheSettings, embedder: E5QuestionEmbedder
+    settings: CacheSettings, embedder: QuestionEmbedder
 ) -> None:
     first = AnswerCache.create(settings, SHARED_REDIS, embedder)
     await first.store(scope(), STORED, ANSWER)

@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 RAGD_SERVICES = ("gateway", "retriever", "guardrails", "generator")
 BUILT_SERVICES = (*RAGD_SERVICES, "chroma")
-# The settings classes each ragd process reads (the gateway also hosts the cache library).
+# The settings classes each ragd process reads (the gateway also hosts the cache library and its embedder).
 SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
-    "gateway": (("gateway.settings", "GatewaySettings"), ("cache.settings", "CacheSettings")),
+    "gateway": (("gateway.settings", "GatewaySettings"), ("cache.settings", "CacheSettings"),
+                ("services.e5_onnx", "E5OnnxSettings")),
     "retriever": (("retriever.settings", "RetrieverSettings"),),
     "guardrails": (("guardrails.settings", "GuardrailsSettings"),),
     "generator": (("generator.settings", "GeneratorSettings"),),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import uuid
 
 import pytest
@@ -146,3 +147,28 @@ def test_chunk_writer_shapes() -> None:
     assert payloads[2]["choices"][0]["finish_reason"] == "stop" and payloads[2]["citations"] == []
     assert payloads[3]["choices"] == [] and payloads[3]["usage"]["total_tokens"] == 3
     assert writer.done() == b"data: [DONE]\n\n"
+
+
+def test_the_gateway_sets_its_gil_switch_interval_while_it_runs() -> None:
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+    from types import SimpleNamespace
+    from typing import Any
+
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
+    @asynccontextmanager
+    async def components(_: GatewaySettings) -> AsyncIterator[Any]:
+        knobs = SimpleNamespace(input_fail_open=False, output_fail_open=False, window_chars=48, on_block_error=False)
+        yield SimpleNamespace(redis=None, retriever=None, generator=None, guard=None, epochs=None, cache=None,
+                              scope_factory=None, knobs=knobs)
+
+    before = sys.getswitchinterval()
+    settings = GatewaySettings(gil_switch_interval_ms=2.5, api_keys="sk-test-key-0123456789:acme:user")
+    try:
+        with TestClient(create_app(settings, components_factory=components)):
+            assert sys.getswitchinterval() == pytest.approx(0.0025)
+    finally:
+        sys.setswitchinterval(before)
