@@ -24,11 +24,11 @@ import numpy as np
 from tqdm import tqdm
 
 from retriever.e5_torch import E5TorchSettings
-from retriever.fusion import reciprocal_rank_fusion, weighted_fusion
+from retriever.hybrid import fuse
 from retriever.metrics import mean_metrics, percentile
 from retriever.service import LocalRetriever
 from retriever.settings import RetrieverSettings
-from retriever.text import analyze
+from retriever.text import analyze, detect_language
 from services.contracts import CollectionConfig, DocumentIn, RetrieveRequest, RetrieveResponse
 from services.epochs import MemoryEpochStore
 from services.errors import NotFoundError
@@ -55,7 +55,7 @@ TOP_K = 100
 _INGEST_BATCH = 100
 # Settings that change what is stored (chunks, terms, vectors); the others only change the search.
 _INDEX_FIELDS = ("embedder_backend", "embedder_model", "passage_prefix", "chunk_size", "chunk_overlap",
-                 "dense_window", "dense_window_overlap")
+                 "dense_window", "dense_window_overlap", "english_dense", "english_embedder_model")
 # Bump when chunking, analysis or embedding code changes what an index holds for the same settings.
 INDEX_VERSION = "4"
 
@@ -277,16 +277,24 @@ SideRankings = dict[str, dict[str, list[tuple[str, float]]]]
 
 async def side_rankings(retriever: LocalRetriever, queries: Mapping[str, str], depth: int,
                         *, progress: bool = True) -> SideRankings:
-    """Per query, the BM25 and dense candidate lists (chunk id, score) exactly as the search path makes them."""
+    """Per query, the BM25, dense and (English queries) English candidate lists (chunk id, score) exactly as
+    the search path makes them."""
     view = await retriever.view(TENANT, COLLECTION)
     bm25 = view.bm25()
     out: SideRankings = {}
+    english = retriever.english
+    n = min(len(view.chunks), depth + 16)
     for qid, text in tqdm(queries.items(), desc="candidates", unit="q", disable=not progress):
         # one query per call, as the search path does (int8 activation scales depend on the batch)
         vector = retriever.embedder.embed_queries([text])[0]
-        dense = retriever.store.query(TENANT, COLLECTION, vector, min(len(view.chunks), depth + 16))
+        dense = retriever.store.query(TENANT, COLLECTION, vector, n)
         out[qid] = {"bm25": bm25.search(analyze(text), depth),
                     "dense": [(c, sc) for c, sc in dense if c in view.chunks][:depth]}
+        if english is not None and detect_language(text) == "en":
+            hits = retriever.store.query_english(TENANT, COLLECTION, english.embed_queries([text])[0], n,
+                                                 english.name)
+            if hits:
+                out[qid]["english"] = [(c, sc) for c, sc in hits if c in view.chunks][:depth]
     return out
 
 
@@ -296,12 +304,7 @@ def fused_metrics(sides: SideRankings, qrels: Mapping[str, Mapping[str, int]], d
     rankings: dict[str, list[str]] = {}
     n = settings.candidates
     for qid, lists in sides.items():
-        cut = {side: ranked[:n] for side, ranked in lists.items()}
-        if settings.fusion == "weighted":
-            weights = {"bm25": settings.weight_bm25, "dense": settings.weight_dense}
-            fused = weighted_fusion(cut, weights, method=settings.weighted_norm)
-        else:
-            fused = reciprocal_rank_fusion(cut, k=settings.rrf_k)
+        fused = fuse({side: ranked[:n] for side, ranked in lists.items()}, settings)
         seen: dict[str, None] = {}
         for cid, _ in fused[:TOP_K]:
             seen.setdefault(doc_of[cid], None)
@@ -315,9 +318,12 @@ def fusion_grid(base: RetrieverSettings) -> list[RetrieverSettings]:
     for candidates in (20, 50, 100):
         grid += [{"fusion": "rrf", "rrf_k": k, "candidates": candidates} for k in (5, 20, 60)]
         for norm in ("minmax", "zscore"):
-            for w in (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
-                grid.append({"fusion": "weighted", "weighted_norm": norm, "weight_dense": w,
-                             "weight_bm25": round(1.0 - w, 2), "candidates": candidates})
+            for english in (0.0, 0.1, 0.2, 0.3):
+                for w in (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
+                    bm25 = round(1.0 - english - w, 2)
+                    if bm25 >= 0:
+                        grid.append({"fusion": "weighted", "weighted_norm": norm, "weight_dense": w,
+                                     "weight_bm25": bm25, "weight_english": english, "candidates": candidates})
     return [base.model_copy(update=u) for u in grid]
 
 
@@ -354,13 +360,16 @@ async def ablation(dataset: Dataset, settings: RetrieverSettings, *, cache_root:
     doc_of = {cid: chunk.doc_id for cid, chunk in view.chunks.items()}
     variants = {
         "bm25": settings.model_copy(update={"fusion": "weighted", "weight_bm25": 1.0, "weight_dense": 0.0,
-                                            "candidates": 100}),
+                                            "weight_english": 0.0, "candidates": 100}),
         "dense": settings.model_copy(update={"fusion": "weighted", "weight_bm25": 0.0, "weight_dense": 1.0,
-                                             "candidates": 100}),
+                                             "weight_english": 0.0, "candidates": 100}),
+        "english": settings.model_copy(update={"fusion": "weighted", "weight_bm25": 0.0, "weight_dense": 0.0,
+                                               "weight_english": 1.0, "candidates": 100}),
+        "bm25+dense": settings.model_copy(update={"weight_english": 0.0}),
         "rrf_k60": settings.model_copy(update={"fusion": "rrf", "rrf_k": 60}),
         "configured": settings,
     }
     return {name: fused_metrics(sides, dataset.qrels, doc_of, s) for name, s in variants.items()}
 
 
-_FUSION_FIELDS = ("fusion", "rrf_k", "weight_bm25", "weight_dense", "weighted_norm", "candidates")
+_FUSION_FIELDS = ("fusion", "rrf_k", "weight_bm25", "weight_dense", "weight_english", "weighted_norm", "candidates")

@@ -1,7 +1,8 @@
-"""Hybrid search over one collection view: BM25 || dense -> fusion -> optional cross-encoder rerank.
+"""Hybrid search over one collection view: BM25 || dense (|| English dense, for English queries)
+-> fusion -> optional cross-encoder rerank.
 
-Each side may fail alone: the other serves and ``degraded`` names the failed side ("bm25", "dense",
-"rerank"); the failure is counted in ``ragd_degradations``. Both sides failing is a 503.
+Each side may fail alone: the others serve and ``degraded`` names the failed side ("bm25", "dense",
+"english", "rerank"); the failure is counted in ``ragd_degradations``. BM25 and dense both failing is a 503.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from retriever.embedders import Embedder
@@ -18,13 +19,13 @@ from retriever.ingest import passage_text
 from retriever.rerank import CrossEncoderReranker
 from retriever.settings import RetrieverSettings
 from retriever.store import ChromaStore
-from retriever.text import analyze
+from retriever.text import analyze, detect_language
 from retriever.view import CorpusView
 from services.contracts import RetrieveRequest, RetrieveResponse, ScoredChunk
 from services.errors import DependencyUnavailableError
 from services.telemetry import DEGRADATIONS, stage
 
-__all__ = ["HybridSearch"]
+__all__ = ["HybridSearch", "fuse"]
 
 _log = logging.getLogger("ragd.retriever")
 T = TypeVar("T")
@@ -36,28 +37,34 @@ class DenseIndexMismatchError(RuntimeError):
 
 class HybridSearch:
     def __init__(self, settings: RetrieverSettings, store: ChromaStore, embedder: Embedder,
-                 reranker: CrossEncoderReranker | None) -> None:
+                 reranker: CrossEncoderReranker | None, *, english: Embedder | None = None) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
         self.reranker = reranker
+        self.english = english
 
     async def run(self, request: RetrieveRequest, view: CorpusView) -> RetrieveResponse:
         timings: dict[str, float] = {}
         depth = max(self.settings.candidates, request.top_k)
         bm25_task = _timed("retrieve_bm25", timings, lambda: asyncio.to_thread(self._bm25, view, request, depth))
         dense_task = _timed("retrieve_dense", timings, lambda: self._dense(view, request, depth, timings))
-        bm25, dense = await asyncio.gather(bm25_task, dense_task, return_exceptions=True)
+        tasks = {"bm25": bm25_task, "dense": dense_task}
+        if self.english is not None and detect_language(request.query) == "en":
+            english = self.english
+            tasks["english"] = _timed("retrieve_english", timings,
+                                      lambda: self._english(english, view, request, depth, timings))
+        results = await asyncio.gather(*tasks.values(), return_exceptions=True)
         rankings: dict[str, Ranked] = {}
         degraded: list[str] = []
-        for side, result in (("bm25", bm25), ("dense", dense)):
+        for side, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):
                     raise result
                 _fail(side, result, degraded)
-            else:
+            elif side != "english" or result:  # a collection without an English side: two lists
                 rankings[side] = result
-        if not rankings:
+        if "bm25" not in rankings and "dense" not in rankings:
             raise DependencyUnavailableError("Retrieval failed on both the BM25 and the dense side.",
                                              dependency="retriever")
         started = time.perf_counter()
@@ -86,11 +93,21 @@ class HybridSearch:
         hits = await asyncio.to_thread(self.store.query, request.tenant, request.collection, vector, n)
         return [(cid, score) for cid, score in hits if cid in view.chunks][:depth]
 
+    async def _english(self, english: Embedder, view: CorpusView, request: RetrieveRequest, depth: int,
+                       timings: dict[str, float]) -> list[tuple[str, float]]:
+        if not view.chunks:
+            return []
+        started = time.perf_counter()
+        with stage("embed_english"):
+            vector = (await asyncio.to_thread(english.embed_queries, [request.query]))[0]
+        timings["embed_english"] = round((time.perf_counter() - started) * 1000, 3)
+        n = min(len(view.chunks) + 16, depth + 16)
+        hits = await asyncio.to_thread(self.store.query_english, request.tenant, request.collection, vector, n,
+                                       english.name)
+        return [(cid, score) for cid, score in hits if cid in view.chunks][:depth]
+
     def _fuse(self, rankings: dict[str, Ranked]) -> list[tuple[str, float]]:
-        if self.settings.fusion == "weighted":
-            weights = {"bm25": self.settings.weight_bm25, "dense": self.settings.weight_dense}
-            return weighted_fusion(rankings, weights, method=self.settings.weighted_norm)
-        return reciprocal_rank_fusion(rankings, k=self.settings.rrf_k)
+        return fuse(rankings, self.settings)
 
     async def _rerank(self, request: RetrieveRequest, view: CorpusView, fused: list[tuple[str, float]],
                       degraded: list[str], timings: dict[str, float]) -> list[tuple[str, float]]:
@@ -115,6 +132,14 @@ class HybridSearch:
         ranks = {side: i for side, ranked in rankings.items() for i, (c, _) in enumerate(ranked, 1) if c == cid}
         return ScoredChunk(chunk_id=cid, doc_id=chunk.doc_id, title=doc.title, text=chunk.text, score=score,
                            ranks=ranks, metadata=doc.metadata)
+
+
+def fuse(rankings: Mapping[str, Ranked], settings: RetrieverSettings) -> list[tuple[str, float]]:
+    """The configured fusion of the side lists present ("bm25", "dense", "english")."""
+    if settings.fusion == "weighted":
+        weights = {"bm25": settings.weight_bm25, "dense": settings.weight_dense, "english": settings.weight_english}
+        return weighted_fusion(rankings, weights, method=settings.weighted_norm)
+    return reciprocal_rank_fusion(rankings, k=settings.rrf_k)
 
 
 async def _timed(name: str, timings: dict[str, float], call: Callable[[], Awaitable[T]]) -> T:

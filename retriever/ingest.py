@@ -13,7 +13,7 @@ from retriever.chunking import chunk_document, chunk_text, content_hash, dense_l
 from retriever.embedders import Embedder
 from retriever.settings import RetrieverSettings
 from retriever.store import ChunkRecord, DocRecord
-from retriever.text import analyze
+from retriever.text import analyze, detect_language
 from services.contracts import DocumentIn
 from services.errors import InvalidRequestError, PayloadTooLargeError
 
@@ -22,7 +22,9 @@ __all__ = [
     "dense_windows",
     "document_hash",
     "document_id",
+    "embed_batched",
     "embed_passages",
+    "english_passages",
     "passage_text",
     "prepare",
     "validate",
@@ -95,6 +97,22 @@ def dense_windows(text: str, window: int, overlap: int) -> list[str]:
     return chunk_text(text, size=window, overlap=overlap, measure=dense_length) or [text]
 
 
+def english_passages(titles: Sequence[str], chunks: Sequence[ChunkRecord]) -> tuple[list[ChunkRecord], list[str]]:
+    """The chunks the English side indexes (their text with the title, in English by
+    :func:`~retriever.text.detect_language`) and those texts."""
+    picked = [(chunk, passage_text(title, chunk.text)) for title, chunk in zip(titles, chunks, strict=True)]
+    kept = [(chunk, text) for chunk, text in picked if detect_language(text) == "en"]
+    return [c for c, _ in kept], [t for _, t in kept]
+
+
+def embed_batched(embedder: Embedder, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]:
+    """Passage vectors of ``texts``, ``batch_size`` at a time (call it in a thread)."""
+    parts = [embedder.embed_passages(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]
+    if not parts:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
 def embed_passages(embedder: Embedder, titles: Sequence[str], chunks: Sequence[ChunkRecord],
                    batch_size: int, *, window: int = 0, overlap: int = 0) -> list[npt.NDArray[np.float32]]:
     """Per chunk, the vectors of its dense windows (one row per window), embedded in batches
@@ -105,9 +123,8 @@ def embed_passages(embedder: Embedder, titles: Sequence[str], chunks: Sequence[C
         windows = dense_windows(chunk.text, window, overlap)
         texts.extend(passage_text(title, w) for w in windows)
         counts.append(len(windows))
-    parts = [embedder.embed_passages(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]
-    if not parts:
+    if not texts:
         return []
-    flat = np.concatenate(parts).astype(np.float32, copy=False)
+    flat = embed_batched(embedder, texts, batch_size)
     bounds = np.cumsum(counts)[:-1]
     return list(np.split(flat, bounds))

@@ -20,9 +20,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from retriever.embedders import Embedder, build_embedder
+from retriever.embedders import Embedder, build_embedder, build_english_embedder
 from retriever.hybrid import HybridSearch
-from retriever.ingest import Prepared, document_hash, document_id, embed_passages, prepare, validate
+from retriever.ingest import (
+    Prepared,
+    document_hash,
+    document_id,
+    embed_batched,
+    embed_passages,
+    english_passages,
+    prepare,
+    validate,
+)
 from retriever.rerank import CrossEncoderReranker
 from retriever.settings import RetrieverSettings
 from retriever.store import ChromaStore, DocRecord
@@ -68,11 +77,12 @@ class LocalRetriever:
         self.epochs = epochs
         self.store = ChromaStore(settings)
         self.embedder: Embedder = build_embedder(settings)
+        self.english: Embedder | None = build_english_embedder(settings)
         self.reranker = CrossEncoderReranker(settings.reranker_model) if settings.reranker_model else None
         self._views: dict[str, CorpusView] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._warm = False
-        self.search = HybridSearch(settings, self.store, self.embedder, self.reranker)
+        self.search = HybridSearch(settings, self.store, self.embedder, self.reranker, english=self.english)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -83,6 +93,9 @@ class LocalRetriever:
         except Exception as exc:  # not ready until the store answers; calls retry the connection
             _log.error("vector store unreachable at start", extra={"ragd": {"error": type(exc).__name__}})
         await asyncio.to_thread(lambda: self.embedder.dim)
+        if self.english is not None:
+            english = self.english
+            await asyncio.to_thread(lambda: english.dim)
         await asyncio.to_thread(kiwi)
         if self.reranker is not None:
             try:
@@ -200,6 +213,13 @@ class LocalRetriever:
                                        window=self.settings.dense_window,
                                        overlap=self.settings.dense_window_overlap))
         await _stored(self.store.write_chunks, tenant, name, chunks, vectors)
+        if self.english is not None:
+            english = self.english
+            en_chunks, en_texts = english_passages(titles, chunks)
+            with stage("embed"):
+                en_vectors = await asyncio.to_thread(embed_batched, english, en_texts,
+                                                     self.settings.embed_batch_size)
+            await _stored(self.store.write_english, tenant, name, en_chunks, en_vectors, english.name)
         records: list[tuple[DocRecord, str]] = [(p.record, p.text) for p in prepared]
         await _stored(self.store.commit_docs, tenant, name, records)
 

@@ -52,8 +52,16 @@ class RetrieverSettings(ServiceSettings):
     bm25_b: float = Field(0.5, ge=0.0, le=1.0, description="BM25 length normalisation b (0: none, 1: full).")
     fusion: Literal["rrf", "weighted"] = Field("weighted", description="How BM25 and dense rankings are fused.")
     rrf_k: int = Field(60, ge=1, le=1000, description="k of reciprocal rank fusion: score = sum 1/(k + rank).")
-    weight_bm25: float = Field(0.5, ge=0.0, le=1.0, description="Weight of normalised BM25 scores (weighted).")
-    weight_dense: float = Field(0.5, ge=0.0, le=1.0, description="Weight of normalised dense scores (weighted).")
+    weight_bm25: float = Field(0.4, ge=0.0, le=1.0, description="Weight of normalised BM25 scores (weighted).")
+    weight_dense: float = Field(0.4, ge=0.0, le=1.0, description="Weight of normalised dense scores (weighted).")
+    english_dense: bool = Field(
+        True, description="Also embed English chunks with an English-only embedder and fuse its ranking as a "
+                          "third list for English queries (weighted fusion: weight_english; RRF: one more list).")
+    english_embedder_model: str | None = Field(
+        None, description="sentence-transformers path or id of the English embedder; None: the packaged "
+                          "all-MiniLM-L6-v2 under ONNX Runtime.")
+    weight_english: float = Field(0.2, ge=0.0, le=1.0,
+                                  description="Weight of normalised English-embedder scores (weighted).")
     weighted_norm: Literal["minmax", "zscore"] = Field("zscore", description="Score normalisation (weighted).")
     candidates: int = Field(100, ge=1, le=1000, description="Candidates taken from each side before fusion.")
     reranker_model: str | None = Field(None, description="Cross-encoder path or id; None: reranking off.")

@@ -10,6 +10,10 @@ Chroma is the shared source of truth (every replica reads the same server):
   are extra rows ``<chunk id>#<n>`` with metadata ``win_of`` (the chunk id), ``win`` (n >= 1) and ``ts``
   and no text. They are written with their chunk, deleted with it, never listed as chunks, and a
   query maps them back to their chunk (a chunk scores its best window).
+* ``ragd-<pid>-e`` holds the English side (``english_dense``): one row per English chunk, id = chunk id,
+  the English embedder's vector of the chunk (cosine HNSW) and metadata ``doc_id`` and ``ts``; no text.
+  Its collection metadata names that embedder. Rows are written with their chunk, before the commit
+  point below, and deleted with it. Collections made before it existed get it on their next write.
 * ``ragd-<pid>-d`` holds one record per document: full text, title, content hash, user metadata (JSON)
   and the list of chunk ids. Writing this record is the document's commit point: a chunk is visible
   only while a committed record lists it, so a crash mid-ingest leaves nothing half-visible.
@@ -41,7 +45,7 @@ from services.contracts import CollectionConfig, MetadataValue
 from services.epochs import partition_id
 from services.errors import ConflictError, NotFoundError
 
-__all__ = ["ChromaStore", "ChunkRecord", "DocRecord", "StoredCollection"]
+__all__ = ["ChromaStore", "ChunkRecord", "DocRecord", "EnglishIndexMismatchError", "StoredCollection"]
 
 _PAGE = 2000
 _WINDOW_SEP = "#"
@@ -85,6 +89,14 @@ def tenant_hash(tenant: str) -> str:
 def _names(tenant: str, name: str) -> tuple[str, str]:
     pid = partition_id(tenant, name)
     return f"ragd-{pid}-c", f"ragd-{pid}-d"
+
+
+def _english_name(tenant: str, name: str) -> str:
+    return f"ragd-{partition_id(tenant, name)}-e"
+
+
+class EnglishIndexMismatchError(RuntimeError):
+    """The collection's English vectors were made by another embedder than the one loaded now."""
 
 
 class ChromaStore:
@@ -145,7 +157,7 @@ class ChromaStore:
     def delete(self, tenant: str, name: str) -> None:
         chunks_name, docs_name = _names(tenant, name)
         self._require(tenant, name)
-        for collection in (chunks_name, docs_name):  # the registry entry (chunks) goes first
+        for collection in (chunks_name, docs_name, _english_name(tenant, name)):  # the registry entry first
             with contextlib.suppress(ChromaNotFound):
                 self.client.delete_collection(collection)
 
@@ -232,7 +244,54 @@ class ChromaStore:
             best.setdefault(row_id.split(_WINDOW_SEP, 1)[0], 1.0 - float(distance))
         return list(best.items())[:n]
 
+    def query_english(self, tenant: str, name: str, vector: npt.NDArray[np.float32], n: int,
+                      embedder: str) -> list[tuple[str, float]]:
+        """Nearest chunks of the English side by cosine similarity, best first, at most ``n``; none when the
+        collection has no English side yet."""
+        self._require(tenant, name)
+        english = self._find(_english_name(tenant, name))
+        if english is None or n <= 0:
+            return []
+        made_by = (english.metadata or {}).get("ragd_embedder")
+        if made_by != embedder:
+            raise EnglishIndexMismatchError(f"English side embedded with {made_by}, not {embedder}")
+        got = english.query(query_embeddings=vector[None, :], n_results=n, include=["distances"])
+        return [(row_id, 1.0 - float(distance))
+                for row_id, distance in zip(got["ids"][0], got["distances"][0], strict=True)]
+
     # ------------------------------------------------------------------ writing
+
+    def write_english(self, tenant: str, name: str, chunks: Sequence[ChunkRecord],
+                      vectors: npt.NDArray[np.float32], embedder: str) -> None:
+        """Upsert the English side's rows of ``chunks`` (``vectors[i]`` is chunk i's)."""
+        if not chunks:
+            return
+        self._require(tenant, name)
+        english = self._english(tenant, name, embedder)
+        now = time.time()
+        step = self._batch_size()
+        for start in range(0, len(chunks), step):
+            part = chunks[start:start + step]
+            english.upsert(ids=[c.id for c in part], embeddings=vectors[start:start + step],
+                           metadatas=[{"doc_id": c.doc_id, "ts": now} for c in part])
+
+    def _english(self, tenant: str, name: str, embedder: str) -> Any:
+        chunks, _ = self._require(tenant, name)
+        hnsw = dict((chunks.configuration or {}).get("hnsw") or {})
+        hnsw = {"space": "cosine", **{k: hnsw[k] for k in ("max_neighbors", "ef_construction", "ef_search")
+                                      if k in hnsw}}
+        english = self._find(_english_name(tenant, name))
+        if english is None:
+            try:
+                english = self.client.create_collection(
+                    _english_name(tenant, name), embedding_function=None, configuration={"hnsw": hnsw},
+                    metadata={"ragd_embedder": embedder})
+            except ChromaError:  # another replica created it between our check and now
+                english = self.client.get_collection(_english_name(tenant, name), embedding_function=None)
+        made_by = (english.metadata or {}).get("ragd_embedder")
+        if made_by != embedder:
+            raise EnglishIndexMismatchError(f"English side embedded with {made_by}, not {embedder}")
+        return english
 
     def write_chunks(self, tenant: str, name: str, chunks: Sequence[ChunkRecord],
                      vectors: Sequence[npt.NDArray[np.float32]]) -> None:
@@ -271,9 +330,12 @@ class ChromaStore:
         chunks, _ = self._require(tenant, name)
         ids = list(chunk_ids)
         step = self._batch_size()
+        english = self._find(_english_name(tenant, name))
         for start in range(0, len(ids), step):
             chunks.delete(ids=ids[start:start + step])
             chunks.delete(where={"win_of": {"$in": ids[start:start + step]}})
+            if english is not None:
+                english.delete(ids=ids[start:start + step])
 
     def _batch_size(self) -> int:
         return max(1, min(int(self.client.get_max_batch_size()), 1000))

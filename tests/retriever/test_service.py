@@ -12,6 +12,7 @@ import pytest
 from retriever.bm25 import BM25Index
 from retriever.service import LocalRetriever
 from retriever.view import CorpusView
+from retriever.text import detect_language
 from services.contracts import CollectionConfig, DocumentIn, RetrieveRequest
 from services.epochs import MemoryEpochStore
 from services.errors import ConflictError, DependencyUnavailableError, InvalidRequestError, NotFoundError
@@ -45,7 +46,8 @@ def test_hybrid_retrieval_finds_the_gold_document_in_both_languages(ingested: Ma
             result = await retriever.retrieve(_ask(case["query"]))
             assert result.chunks[0].doc_id == case["doc_id"], case["query"]
             assert result.degraded == []
-            assert set(result.chunks[0].ranks) == {"bm25", "dense"}
+            sides = {"bm25", "dense", "english"} if detect_language(case["query"]) == "en" else {"bm25", "dense"}
+            assert set(result.chunks[0].ranks) == sides
             assert result.epoch == await retriever.epochs.get("acme", "kb")
 
     asyncio.run(run())
@@ -186,7 +188,7 @@ def test_dense_side_down_bm25_serves(ingested: MakeRetriever) -> None:
         other = await _opened(ingested, embedder_backend="sentence-transformers")
         result = await other.retrieve(_ask("what causes tides"))
         assert result.degraded == ["dense"]
-        assert result.chunks[0].doc_id == "en-tides" and result.chunks[0].ranks == {"bm25": 1}
+        assert result.chunks[0].doc_id == "en-tides" and result.chunks[0].ranks == {"bm25": 1, "english": 1}
 
     asyncio.run(run())
 
@@ -215,7 +217,7 @@ def test_bm25_side_down_dense_serves_and_both_down_is_unavailable_injected_fault
         retriever = await _opened(ingested)
         result = await retriever.retrieve(_ask("what causes tides"))
         assert result.degraded == ["bm25"]
-        assert result.chunks[0].doc_id == "en-tides" and set(result.chunks[0].ranks) == {"dense"}
+        assert result.chunks[0].doc_id == "en-tides" and set(result.chunks[0].ranks) == {"dense", "english"}
 
         other = LocalRetriever(retriever.settings.model_copy(update={"embedder_backend": "sentence-transformers"}),
                                retriever.epochs)
