@@ -42,8 +42,8 @@ def test_weighted_fusion_of_three_lists_uses_the_english_weight() -> None:
                 "english": [("c", 0.9), ("b", 0.5), ("a", 0.1)]}
     light = RetrieverSettings(weight_bm25=0.4, weight_dense=0.4, weight_english=0.2)
     heavy = RetrieverSettings(weight_bm25=0.1, weight_dense=0.1, weight_english=0.8)
-    assert [cid for cid, _ in fuse(rankings, light)][0] == "a"
-    assert [cid for cid, _ in fuse(rankings, heavy)][0] == "c"
+    assert next(cid for cid, _ in fuse(rankings, light)) == "a"
+    assert next(cid for cid, _ in fuse(rankings, heavy)) == "c"
     # without an English list, weights 0.4 / 0.4 order exactly as 0.5 / 0.5 (the old default)
     two = {"bm25": [("a", 3.0), ("b", 2.5), ("c", 1.0)], "dense": [("c", 0.9), ("b", 0.85), ("a", 0.7)]}
     old = RetrieverSettings(weight_bm25=0.5, weight_dense=0.5, weight_english=0.0)
@@ -103,8 +103,8 @@ def test_english_side_off_and_an_index_made_by_another_english_model(make_retrie
         assert response.chunks[0].doc_id == "en-bees" and not response.degraded
         assert "english" not in response.chunks[0].ranks
         # a later write gives it one for the new documents
-        await on.add_documents("acme", "kb", DOCS[2:] + [DocumentIn(id="en-moon", title="Moon",
-                                                                     text="The moon has no air.")])
+        moon = DocumentIn(id="en-moon", title="Moon", text="The moon has no air.")
+        await on.add_documents("acme", "kb", [*DOCS[2:], moon])
         view = await on.view("acme", "kb")
         assert _english_ids(on, "acme", "kb") == {cid for cid, c in view.chunks.items() if c.doc_id == "en-moon"}
         assert on.english is not None and on.english.name == PACKAGED_ENGLISH

