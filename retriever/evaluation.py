@@ -363,12 +363,14 @@ async def ablation(dataset: Dataset, settings: RetrieverSettings, *, cache_root:
                                             "weight_english": 0.0, "candidates": 100}),
         "dense": settings.model_copy(update={"fusion": "weighted", "weight_bm25": 0.0, "weight_dense": 1.0,
                                              "weight_english": 0.0, "candidates": 100}),
-        "english": settings.model_copy(update={"fusion": "weighted", "weight_bm25": 0.0, "weight_dense": 0.0,
-                                               "weight_english": 1.0, "candidates": 100}),
-        "bm25+dense": settings.model_copy(update={"weight_english": 0.0}),
         "rrf_k60": settings.model_copy(update={"fusion": "rrf", "rrf_k": 60}),
         "configured": settings,
     }
+    if any("english" in lists for lists in sides.values()):  # English queries over an English side
+        variants["english"] = settings.model_copy(update={"fusion": "weighted", "weight_bm25": 0.0,
+                                                          "weight_dense": 0.0, "weight_english": 1.0,
+                                                          "candidates": 100})
+        variants["bm25+dense"] = settings.model_copy(update={"weight_english": 0.0})
     return {name: fused_metrics(sides, dataset.qrels, doc_of, s) for name, s in variants.items()}
 
 
