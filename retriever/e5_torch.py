@@ -193,7 +193,7 @@ class E5TorchEmbedder:
                  max_length: int = 512, int8: bool = False, query_threads: int = 1,
                  query_runtime: Literal["onnx", "torch"] = "torch") -> None:
         self._model_dir = model_dir
-        self._onnx = (E5OnnxEmbedder(models_dir=models_dir, threads=query_threads, max_length=max_length)
+        self._onnx = (E5OnnxEmbedder.shared(models_dir, query_threads, max_length)
                       if query_runtime == "onnx" and model_dir is None else None)
         self._query_threads = query_threads
         self._passage_threads = 0

@@ -20,6 +20,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,13 @@ class E5OnnxEmbedder:
         self.name = "e5-onnx"
         self._state: tuple[Any, Any, Any] | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    @cache
+    def shared(cls, models_dir: Path, threads: int, max_length: int) -> E5OnnxEmbedder:
+        """One embedder per process and options: every retriever in a process (tests make many) uses the
+        same session and word table instead of loading its own (~150 MB each)."""
+        return cls(models_dir=models_dir, threads=threads, max_length=max_length)
 
     @classmethod
     def from_settings(cls, settings: E5OnnxSettings) -> E5OnnxEmbedder:
