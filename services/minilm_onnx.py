@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.onnx_graph import GraphBuilder
+from services.onnx_graph import GraphBuilder, LayerKeys, encoder_and_mean_pool
 
 __all__ = ["MiniLMOnnxEmbedder", "build_graph", "ensure_model", "minilm_model_path", "read_safetensors"]
 
@@ -91,35 +91,13 @@ def build_graph(w: dict[str, npt.NDArray[Any]]) -> Any:
     words = g.op("Gather", [g.const("emb.word", w["embeddings.word_embeddings.weight"]), "input_ids"], axis=0)
     token_type = g.const("emb.type0", w["embeddings.token_type_embeddings.weight"][0])
     x = _layer_norm(g, g.op("Add", [g.op("Add", [words, positions]), token_type]), w, "embeddings.LayerNorm")
-    # additive attention mask (B, 1, 1, T): 0 where a token is, -1e4 on padding
-    mask = g.op("Unsqueeze", ["attention_mask", g.const("axes12", [1, 2], np.int64)])
-    mask_bias = g.op("Mul", [g.op("Sub", [g.const("one_f", 1.0), mask]), g.const("neg", -1e4)])
-    split_heads = g.const("shape_heads", [0, 0, _HEADS, hidden // _HEADS], np.int64)
-    merge_heads = g.const("shape_hidden", [0, 0, hidden], np.int64)
-    scale = g.const("scale", 1 / np.sqrt(hidden // _HEADS))
-    half, sqrt2 = g.const("half", 0.5), g.const("sqrt2", np.sqrt(2))
-    for layer in range(layers):
-        p = f"encoder.layer.{layer}."
-        qkv = _dense(g, x, w, [f"{p}attention.self.{k}" for k in ("query", "key", "value")], f"{p}qkv")
-        sections = g.const(f"{p}split", [hidden] * 3, np.int64)
-        g.nodes.append(helper.make_node("Split", [qkv, sections], [f"{p}{k}_flat" for k in "qkv"], axis=-1,
-                                        name=f"{p}split"))
-        q, k, v = (g.op("Transpose", [g.op("Reshape", [f"{p}{name}_flat", split_heads])], perm=perm)
-                   for name, perm in (("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])))
-        scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, k], name=f"{p}scores"), scale]), mask_bias])
-        context = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v], name=f"{p}context")
-        context = g.op("Reshape", [g.op("Transpose", [context], perm=[0, 2, 1, 3]), merge_heads])
-        attended = _dense(g, context, w, [f"{p}attention.output.dense"], f"{p}ao")
-        x = _layer_norm(g, g.op("Add", [x, attended]), w, f"{p}attention.output.LayerNorm")
-        inner = _dense(g, x, w, [f"{p}intermediate.dense"], f"{p}fi")
-        gelu = g.op("Mul", [g.op("Mul", [inner, half]),
-                            g.op("Add", [g.op("Erf", [g.op("Div", [inner, sqrt2])]), "one_f"])])
-        x = _layer_norm(g, g.op("Add", [x, _dense(g, gelu, w, [f"{p}output.dense"], f"{p}fo")]), w,
-                        f"{p}output.LayerNorm")
-    weights3 = g.op("Unsqueeze", ["attention_mask", g.const("axis2", [2], np.int64)])
-    summed = g.op("ReduceSum", [g.op("Mul", [x, weights3]), g.const("axis1", [1], np.int64)], keepdims=0)
-    count = g.op("ReduceSum", [weights3, "axis1"], keepdims=0)
-    g.nodes.append(helper.make_node("Div", [summed, count], ["pooled"], name="mean_pool"))
+    keys = [LayerKeys(p, (f"{p}attention.self.query", f"{p}attention.self.key", f"{p}attention.self.value"),
+                      f"{p}attention.output.dense", f"{p}attention.output.LayerNorm", f"{p}intermediate.dense",
+                      f"{p}output.dense", f"{p}output.LayerNorm")
+            for p in (f"encoder.layer.{i}." for i in range(layers))]
+    encoder_and_mean_pool(g, x, hidden=hidden, heads=_HEADS, layers=keys,
+                          dense=lambda x, names, name: _dense(g, x, w, names, name),
+                          norm=lambda x, key: _layer_norm(g, x, w, key))
     graph = helper.make_graph(
         g.nodes, "all-MiniLM-L6-v2",
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),

@@ -1,14 +1,16 @@
-"""A small builder for ONNX graphs written op by op (``services/e5_onnx.py``, ``services/minilm_onnx.py``)."""
+"""A small builder for ONNX graphs written op by op, and the BERT encoder both ragd graphs share
+(``services/e5_onnx.py``, ``services/minilm_onnx.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["GraphBuilder"]
+__all__ = ["Dense", "GraphBuilder", "LayerKeys", "Norm", "encoder_and_mean_pool"]
 
 
 class GraphBuilder:
@@ -32,3 +34,57 @@ class GraphBuilder:
         output = f"{node_name}_out"
         self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=node_name, **attrs))
         return output
+
+
+Dense = Callable[[str, Sequence[str], str], str]
+"""``(x, weight keys stacked along the outputs, node name) -> output``: one linear layer."""
+Norm = Callable[[str, str], str]
+"""``(x, weight key) -> output``: one layer norm."""
+
+
+@dataclass(frozen=True)
+class LayerKeys:
+    """Weight keys of one BERT encoder layer, and the prefix its node names take."""
+
+    prefix: str
+    qkv: tuple[str, str, str]
+    attention_out: str
+    attention_norm: str
+    ffn_in: str
+    ffn_out: str
+    output_norm: str
+
+
+def encoder_and_mean_pool(g: GraphBuilder, x: str, *, hidden: int, heads: int, layers: Sequence[LayerKeys],
+                          dense: Dense, norm: Norm) -> None:
+    """BERT encoder layers over the embedded tokens ``x`` (B, T, H), masked by the graph input
+    ``attention_mask`` (B, T) float32, then mean pooling over real tokens into the output ``pooled``."""
+    from onnx import helper
+
+    # additive attention mask (B, 1, 1, T): 0 where a token is, -1e4 on padding
+    mask = g.op("Unsqueeze", ["attention_mask", g.const("axes12", [1, 2], np.int64)])
+    mask_bias = g.op("Mul", [g.op("Sub", [g.const("one_f", 1.0), mask]), g.const("neg", -1e4)])
+    split_heads = g.const("shape_heads", [0, 0, heads, hidden // heads], np.int64)
+    merge_heads = g.const("shape_hidden", [0, 0, hidden], np.int64)
+    scale = g.const("scale", 1 / np.sqrt(hidden // heads))
+    half, sqrt2 = g.const("half", 0.5), g.const("sqrt2", np.sqrt(2))
+    for keys in layers:
+        p = keys.prefix
+        qkv = dense(x, keys.qkv, f"{p}qkv")
+        sections = g.const(f"{p}split", [hidden] * 3, np.int64)
+        g.nodes.append(helper.make_node("Split", [qkv, sections], [f"{p}{k}_flat" for k in "qkv"], axis=-1,
+                                        name=f"{p}split"))
+        q, k, v = (g.op("Transpose", [g.op("Reshape", [f"{p}{name}_flat", split_heads])], perm=perm)
+                   for name, perm in (("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])))
+        scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, k], name=f"{p}scores"), scale]), mask_bias])
+        context = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v], name=f"{p}context")
+        context = g.op("Reshape", [g.op("Transpose", [context], perm=[0, 2, 1, 3]), merge_heads])
+        x = norm(g.op("Add", [x, dense(context, [keys.attention_out], f"{p}ao")]), keys.attention_norm)
+        inner = dense(x, [keys.ffn_in], f"{p}fi")
+        gelu = g.op("Mul", [g.op("Mul", [inner, half]),
+                            g.op("Add", [g.op("Erf", [g.op("Div", [inner, sqrt2])]), "one_f"])])
+        x = norm(g.op("Add", [x, dense(gelu, [keys.ffn_out], f"{p}fo")]), keys.output_norm)
+    weights3 = g.op("Unsqueeze", ["attention_mask", g.const("axis2", [2], np.int64)])
+    summed = g.op("ReduceSum", [g.op("Mul", [x, weights3]), g.const("axis1", [1], np.int64)], keepdims=0)
+    count = g.op("ReduceSum", [weights3, "axis1"], keepdims=0)
+    g.nodes.append(helper.make_node("Div", [summed, count], ["pooled"], name="mean_pool"))
