@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from retriever.embedders import Embedder
 from retriever.fusion import Ranked, reciprocal_rank_fusion, weighted_fusion
@@ -82,28 +82,29 @@ class HybridSearch:
                      timings: dict[str, float]) -> list[tuple[str, float]]:
         if view.embedder and view.embedder != self.embedder.name:
             raise DenseIndexMismatchError(f"collection embedded with {view.embedder}, not {self.embedder.name}")
-        if not view.chunks:
-            return []
-        started = time.perf_counter()
-        with stage("embed"):
-            vector = (await asyncio.to_thread(self.embedder.embed_queries, [request.query]))[0]
-        timings["embed"] = round((time.perf_counter() - started) * 1000, 3)
-        # Chroma may still hold chunks of uncommitted or just-deleted documents: ask for a few more.
-        n = min(len(view.chunks) + 16, depth + 16)
-        hits = await asyncio.to_thread(self.store.query, request.tenant, request.collection, vector, n)
-        return [(cid, score) for cid, score in hits if cid in view.chunks][:depth]
+        return await self._nearest(self.embedder, "embed", view, request, depth, timings,
+                                   lambda vector, n: self.store.query(request.tenant, request.collection, vector, n))
 
     async def _english(self, english: Embedder, view: CorpusView, request: RetrieveRequest, depth: int,
                        timings: dict[str, float]) -> list[tuple[str, float]]:
+        return await self._nearest(
+            english, "embed_english", view, request, depth, timings,
+            lambda vector, n: self.store.query_english(request.tenant, request.collection, vector, n, english.name))
+
+    async def _nearest(self, embedder: Embedder, stage_name: str, view: CorpusView, request: RetrieveRequest,
+                       depth: int, timings: dict[str, float],
+                       search: Callable[[Any, int], list[tuple[str, float]]]) -> list[tuple[str, float]]:
+        """The query embedded by ``embedder`` (timed as ``stage_name``), then ``search(vector, n)`` in a
+        thread, keeping only the view's chunks."""
         if not view.chunks:
             return []
         started = time.perf_counter()
-        with stage("embed_english"):
-            vector = (await asyncio.to_thread(english.embed_queries, [request.query]))[0]
-        timings["embed_english"] = round((time.perf_counter() - started) * 1000, 3)
+        with stage(stage_name):
+            vector = (await asyncio.to_thread(embedder.embed_queries, [request.query]))[0]
+        timings[stage_name] = round((time.perf_counter() - started) * 1000, 3)
+        # Chroma may still hold chunks of uncommitted or just-deleted documents: ask for a few more.
         n = min(len(view.chunks) + 16, depth + 16)
-        hits = await asyncio.to_thread(self.store.query_english, request.tenant, request.collection, vector, n,
-                                       english.name)
+        hits = await asyncio.to_thread(search, vector, n)
         return [(cid, score) for cid, score in hits if cid in view.chunks][:depth]
 
     def _fuse(self, rankings: dict[str, Ranked]) -> list[tuple[str, float]]:
