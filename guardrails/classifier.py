@@ -1,11 +1,14 @@
-"""A small bilingual injection/jailbreak classifier: hashed character and word n-grams into a
-logistic regression. Inference is a sparse dot product (well under a millisecond); the weights
-are a ~2 MB ``.npz`` committed with ragd and rebuilt by ``ragd train guardrails``.
+"""A small bilingual injection/jailbreak classifier: hashed character and word n-grams and bilingual
+concept tags, plus (when the model has one) a semantic block, the text's vector from the first layers
+of the packaged e5 (:mod:`guardrails.semantic`), into a logistic regression. Inference is a sparse
+dot product (well under a millisecond) plus one dot product with the vector; the weights are a
+~0.5 MB ``.npz`` committed with ragd and rebuilt by ``ragd train guardrails``.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,9 +18,10 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 from guardrails.concepts import concept_tags, concepts_in
 from guardrails.normalize import korean_stems, language_of, normalize
+from guardrails.semantic import DIM, Matrix, SemanticEncoder, SemanticSpec
 
 __all__ = ["SHORT_CHARS", "TURN_MIN", "UNVETOED_CONCEPTS", "InjectionClassifier", "combine_turn", "featurize",
-           "is_short", "may_veto"]
+           "is_short", "may_veto", "semantic_inputs"]
 
 _N_FEATURES = 2**18
 _CHAR = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 5), n_features=_N_FEATURES,
@@ -66,6 +70,15 @@ def combine_turn(p_main: np.ndarray, p_turn: np.ndarray) -> np.ndarray:
     return np.where(p_turn < TURN_MIN, np.minimum(p_main, p_turn), p_main)
 
 
+# The semantic block reads only the first tokens: the head of the normalised text is plenty.
+_SEMANTIC_CHARS = 1000
+
+
+def semantic_inputs(texts: Sequence[str]) -> list[str]:
+    """What the semantic encoder reads of each text (raw or already normalised: normalising is idempotent)."""
+    return [normalize(t[:_SEMANTIC_CHARS]) for t in texts]
+
+
 def featurize(texts: Sequence[str]) -> sparse.csr_matrix:
     """Normalised text -> [char n-grams | word n-grams of Korean stems | bilingual concept tags], each block
     l2-normalised."""
@@ -80,31 +93,52 @@ class InjectionClassifier:
 
     ``biases`` holds one intercept per language ("en" is the fallback): each is calibrated so that
     p = 0.5 sits at the same benign false-positive rate in that language. ``turn_weights`` and
-    ``turn_bias``, when given, are the turn model that can veto a short text (:func:`combine_turn`).
+    ``turn_bias``, when given, are the turn model that can veto a short text (:func:`combine_turn`);
+    it reads the n-gram features only. ``semantic_weights`` and ``semantic``, when given, are the
+    main model's weights over the text's vector and how that vector is made: :meth:`score` then
+    needs the vector, which the caller may have computed beside other work (``vector``), or which
+    the classifier computes itself.
     """
 
     def __init__(self, weights: np.ndarray, biases: dict[str, float], *, turn_weights: np.ndarray | None = None,
-                 turn_bias: float = 0.0, meta: dict[str, str] | None = None) -> None:
-        for name, w in (("weights", weights), ("turn weights", turn_weights)):
-            if w is not None and w.shape != (_N_WEIGHTS,):
-                raise ValueError(f"classifier {name} have shape {w.shape}, expected ({_N_WEIGHTS},); "
+                 turn_bias: float = 0.0, semantic_weights: np.ndarray | None = None,
+                 semantic: SemanticSpec | None = None, semantic_threads: int = 1,
+                 meta: dict[str, str] | None = None) -> None:
+        for name, w, size in (("weights", weights, _N_WEIGHTS), ("turn weights", turn_weights, _N_WEIGHTS),
+                              ("semantic weights", semantic_weights, DIM)):
+            if w is not None and w.shape != (size,):
+                raise ValueError(f"classifier {name} have shape {w.shape}, expected ({size},); "
                                  "retrain with `ragd train guardrails`")
         if "en" not in biases:
             raise ValueError("classifier biases need an 'en' entry (the fallback)")
+        if (semantic_weights is None) != (semantic is None):
+            raise ValueError("classifier semantic weights and their spec go together")
         self._w = weights.astype(np.float32)
         self._biases = dict(biases)
         self._turn_w = None if turn_weights is None else turn_weights.astype(np.float32)
         self._turn_bias = turn_bias
+        self.semantic = semantic
+        self._semantic_w = None if semantic_weights is None else semantic_weights.astype(np.float32)
+        self._semantic_threads = semantic_threads
+        self._encoder: SemanticEncoder | None = None
+        self._encoder_lock = threading.Lock()
         self.meta = meta or {}
 
     @classmethod
-    def load(cls, path: Path) -> InjectionClassifier:
+    def load(cls, path: Path, *, semantic_threads: int = 1) -> InjectionClassifier:
+        """``semantic_threads``: ONNX Runtime threads of the semantic encoder."""
         with np.load(path, allow_pickle=False) as data:
             meta = {k[5:]: str(data[k]) for k in data.files if k.startswith("meta_")}
             biases = {k[5:]: float(data[k]) for k in data.files if k.startswith("bias_")}
             turn = data["turn_weights"] if "turn_weights" in data.files else None
             turn_bias = float(data["turn_bias"]) if "turn_bias" in data.files else 0.0
-            return cls(data["weights"], biases, turn_weights=turn, turn_bias=turn_bias, meta=meta)
+            semantic_w, spec = None, None
+            if "semantic_weights" in data.files:
+                semantic_w = data["semantic_weights"]
+                spec = SemanticSpec(layers=int(data["semantic_layers"]), tokens=int(data["semantic_tokens"]),
+                                    scale=float(data["semantic_scale"]))
+            return cls(data["weights"], biases, turn_weights=turn, turn_bias=turn_bias, semantic_weights=semantic_w,
+                       semantic=spec, semantic_threads=semantic_threads, meta=meta)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,26 +148,57 @@ class InjectionClassifier:
         if self._turn_w is not None:
             arrays["turn_weights"] = self._turn_w.astype(np.float16)
             arrays["turn_bias"] = np.array(self._turn_bias)
+        if self._semantic_w is not None and self.semantic is not None:
+            arrays["semantic_weights"] = self._semantic_w
+            spec = self.semantic
+            arrays.update(semantic_layers=np.array(spec.layers), semantic_tokens=np.array(spec.tokens),
+                          semantic_scale=np.array(spec.scale))
         np.savez_compressed(path, allow_pickle=False, **arrays)
 
     def with_turn_model(self, weights: np.ndarray, bias: float, meta: dict[str, str]) -> InjectionClassifier:
         """The same main model with another turn model."""
-        return InjectionClassifier(self._w, self._biases, turn_weights=weights, turn_bias=bias, meta=meta)
+        return InjectionClassifier(self._w, self._biases, turn_weights=weights, turn_bias=bias,
+                                   semantic_weights=self._semantic_w, semantic=self.semantic,
+                                   semantic_threads=self._semantic_threads, meta=meta)
 
+    @property
+    def encoder(self) -> SemanticEncoder | None:
+        """The encoder of the semantic block (None when the model has none); loads on first use."""
+        if self.semantic is None:
+            return None
+        with self._encoder_lock:
+            if self._encoder is None:
+                self._encoder = SemanticEncoder(self.semantic, threads=self._semantic_threads)
+            return self._encoder
+
+    def vectors(self, texts: Sequence[str]) -> Matrix | None:
+        """The semantic block's input for ``texts`` (None when the model has no semantic block)."""
+        encoder = self.encoder
+        return None if encoder is None else encoder.encode(semantic_inputs(texts))
+
+    def _semantic(self, vectors: Matrix | None, texts: Sequence[str]) -> np.ndarray | float:
+        if self._semantic_w is None or self.semantic is None:
+            return 0.0
+        if vectors is None:
+            vectors = self.vectors(texts)
+        return np.asarray(vectors, dtype=np.float32) @ self._semantic_w * self.semantic.scale
     def _bias(self, text: str) -> float:
         return self._biases.get(language_of(text), self._biases["en"])
 
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
+    def scores(self, texts: Sequence[str], vectors: Matrix | None = None) -> np.ndarray:
+        """P(attack) of each text; ``vectors``: their semantic vectors when already computed."""
         x = featurize(texts)
-        p = _sigmoid(x @ self._w + np.array([self._bias(t) for t in texts]))
+        p = _sigmoid(x @ self._w + np.array([self._bias(t) for t in texts]) + self._semantic(vectors, texts))
         if self._turn_w is not None:
             short = np.array([may_veto(t) for t in texts], dtype=bool)
             p[short] = combine_turn(p[short], _sigmoid(x[short] @ self._turn_w + self._turn_bias))
         return p
 
-    def score(self, text: str) -> float:
+    def score(self, text: str, vector: Matrix | None = None) -> float:
+        """P(attack) of one text; ``vector``: its semantic vector (1-D) when already computed."""
         x = featurize([text])
-        p = _sigmoid_1(float(x.data @ self._w[x.indices]) + self._bias(text))
+        semantic = self._semantic(None if vector is None else vector.reshape(1, -1), [text])
+        p = _sigmoid_1(float(x.data @ self._w[x.indices]) + self._bias(text) + float(np.sum(semantic)))
         if self._turn_w is not None and p >= TURN_MIN and may_veto(text):
             p_turn = _sigmoid_1(float(x.data @ self._turn_w[x.indices]) + self._turn_bias)
             p = float(combine_turn(np.array([p]), np.array([p_turn]))[0])

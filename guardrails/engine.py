@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from guardrails.classifier import InjectionClassifier
+from guardrails.classifier import InjectionClassifier, semantic_inputs
 from guardrails.normalize import language_of, normalize
 from guardrails.pii import PiiDetector
 from guardrails.policy import Policy, RailPolicy, load_policy
-from guardrails.rails import attack_rails, grounding_rail, leak_rail, pii_rail, topic_rail
+from guardrails.rails import attack_rails, grounding_rail, leak_rail, pii_rail, scores_classifier, topic_rail
+from guardrails.semantic import Matrix
 from guardrails.settings import GuardrailsSettings
 from guardrails.topics import Embed, TopicMatcher, load_intents, minilm_embedder
 from services.contracts import GuardCheckRequest, GuardDecision, RailResult
@@ -54,6 +55,8 @@ class LocalGuard:
         self._input_pii = PiiDetector(policy.input.pii.entities)
         self._output_pii = PiiDetector(policy.output.pii.entities)
         self._executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="guard")
+        # the classifier's semantic vector is computed here, beside the patterns and n-gram features
+        self._semantic_pool = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="guard-semantic")
         self._ready = False
 
     @classmethod
@@ -74,11 +77,16 @@ class LocalGuard:
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._semantic_pool.shutdown(wait=False, cancel_futures=True)
 
     def load(self) -> None:
-        """Load the classifier and the topic matcher (blocking; idempotent)."""
+        """Load the classifier (and its semantic encoder) and the topic matcher (blocking; idempotent)."""
         if self._classifier is None:
-            self._classifier = InjectionClassifier.load(self.settings.model_path)
+            classifier = InjectionClassifier.load(self.settings.model_path,
+                                                  semantic_threads=self.settings.semantic_threads)
+            if classifier.encoder is not None:
+                classifier.encoder.warm_up()  # builds the ONNX graph on first use (~1 s), then ~10 ms
+            self._classifier = classifier
         topics = self.policy.input.topics
         if self._topics is None and topics.enabled:
             embed = self._embed or minilm_embedder(self.settings.embedder_path)
@@ -152,7 +160,8 @@ class LocalGuard:
                 if self._classifier is None:
                     raise RuntimeError("injection classifier is not loaded")
                 with _timed(timings, "injection+extraction"):
-                    rails.extend(attack_rails(normalized, self._classifier, cfg.injection, cfg.extraction))
+                    vector = self._start_vector(self._classifier, normalized)
+                    rails.extend(attack_rails(normalized, self._classifier, cfg.injection, cfg.extraction, vector))
             except Exception as exc:
                 rails.extend(_failed(name, p, exc) for name, p in
                              (("injection", cfg.injection), ("extraction", cfg.extraction)) if p.enabled)
@@ -162,6 +171,15 @@ class LocalGuard:
             rails.append(self._guarded("topics", cfg.topics, lambda: topic_rail(normalized, matcher, cfg.topics),
                                        timings))
         return rails, text
+
+    def _start_vector(self, classifier: InjectionClassifier, normalized: str) -> Callable[[], Matrix] | None:
+        """Starts the text's semantic vector in another thread (the encoder releases the GIL), so it runs
+        beside the patterns and n-gram features; returns the wait for it."""
+        encoder = classifier.encoder
+        if encoder is None or not scores_classifier(normalized):
+            return None
+        future = self._semantic_pool.submit(encoder.prepare(semantic_inputs([normalized])))
+        return lambda: future.result()[0]
 
     def _output_rails(self, request: GuardCheckRequest,
                       timings: dict[str, float]) -> tuple[list[RailResult], str]:

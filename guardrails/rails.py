@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from guardrails.classifier import InjectionClassifier
 from guardrails.heuristics import (
@@ -15,10 +16,11 @@ from guardrails.heuristics import (
 from guardrails.output_checks import grounding_score, leak_score
 from guardrails.pii import PiiDetector
 from guardrails.policy import PiiRail, RailPolicy, TopicRail
+from guardrails.semantic import Matrix
 from guardrails.topics import TopicMatcher
 from services.contracts import RailResult
 
-__all__ = ["attack_rails", "grounding_rail", "leak_rail", "pii_rail", "topic_rail"]
+__all__ = ["attack_rails", "grounding_rail", "leak_rail", "pii_rail", "scores_classifier", "topic_rail"]
 
 # Words that make a classifier hit an extraction attempt rather than an injection.
 _EXTRACTION_CUES = ("prompt", "instruction", "password", "secret", "system", "initial", "hidden", "reveal",
@@ -31,6 +33,11 @@ _MIN_CLASSIFIER_CHARS = 8
 _DISCUSSION_MIN_P = 0.9
 
 
+def scores_classifier(normalized: str) -> bool:
+    """Whether :func:`attack_rails` asks the classifier about this text."""
+    return len(normalized.strip()) >= _MIN_CLASSIFIER_CHARS
+
+
 def _result(rail: str, policy: RailPolicy, fired: bool, score: float, detail: str = "") -> RailResult:
     return RailResult(rail=rail, fired=fired, score=round(score, 4), action=policy.action if fired else "pass",
                       detail=detail)
@@ -41,16 +48,17 @@ def _needed(policy: RailPolicy, discussion: bool) -> float:
 
 
 def attack_rails(normalized: str, classifier: InjectionClassifier, injection: RailPolicy,
-                 extraction: RailPolicy) -> list[RailResult]:
+                 extraction: RailPolicy, vector: Callable[[], Matrix] | None = None) -> list[RailResult]:
     """Injection/jailbreak (harmful requests included) and system-prompt extraction: patterns first,
-    then the classifier."""
+    then the classifier. ``vector``: waits for the text's semantic vector when the caller started
+    computing it beside this call (else the classifier computes it when its model needs one)."""
     extraction_hit = injection_hit = None
     discussion = discusses_attacks(normalized)
     if not discussion:  # a question about attacks is left to the classifier
         extraction_hit = first_hit(EXTRACTION_PATTERNS, normalized)
         injection_hit = first_hit(INJECTION_PATTERNS, normalized) or harmful_hit(normalized)
     # a few characters ("hi", "ok") carry too little for the n-gram classifier: patterns only
-    p = classifier.score(normalized) if len(normalized.strip()) >= _MIN_CLASSIFIER_CHARS else 0.0
+    p = classifier.score(normalized, None if vector is None else vector()) if scores_classifier(normalized) else 0.0
     lowered = normalized.lower()
     looks_extraction = extraction_hit is not None or any(cue in lowered for cue in _EXTRACTION_CUES)
     results = []

