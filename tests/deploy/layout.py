@@ -18,12 +18,13 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 RAGD_SERVICES = ("gateway", "retriever", "guardrails", "generator")
 BUILT_SERVICES = (*RAGD_SERVICES, "chroma")
-# The settings classes each ragd process reads (the gateway also hosts the cache library and its embedder).
+# The settings classes each ragd process reads (the gateway also hosts the cache library and its embedder;
+# the guardrails classifier's semantic block reads where the e5 graphs are kept).
 SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
     "gateway": (("gateway.settings", "GatewaySettings"), ("cache.settings", "CacheSettings"),
                 ("services.e5_onnx", "E5OnnxSettings")),
     "retriever": (("retriever.settings", "RetrieverSettings"),),
-    "guardrails": (("guardrails.settings", "GuardrailsSettings"),),
+    "guardrails": (("guardrails.settings", "GuardrailsSettings"), ("services.e5_onnx", "E5OnnxSettings")),
     "generator": (("generator.settings", "GeneratorSettings"),),
 }
 
