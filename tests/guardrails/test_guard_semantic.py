@@ -135,3 +135,15 @@ async def _guard_round(monkeypatch: pytest.MonkeyPatch) -> None:
     assert failed.action == "block"
     assert {r.detail for r in failed.rails if r.rail in ("injection", "extraction")} == {"error: failed closed"}
     await guard.aclose()
+
+
+def test_the_topic_rail_embeds_with_minilm_under_onnx_as_sentence_transformers_would() -> None:
+    from guardrails.topics import minilm_embedder
+    from services.minilm_onnx import minilm_model_path
+
+    texts = ["Who should I vote for in the next election?", "What is the boiling point of water?"]
+    onnx_vectors = minilm_embedder()(texts)
+    torch_vectors = minilm_embedder(minilm_model_path())(texts)
+    assert onnx_vectors.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(onnx_vectors, axis=1), 1.0, atol=1e-5)
+    assert (np.sum(onnx_vectors * torch_vectors, axis=1) > 0.9999).all()
