@@ -13,7 +13,16 @@ from guardrails.classifier import InjectionClassifier, semantic_inputs
 from guardrails.normalize import language_of, normalize
 from guardrails.pii import PiiDetector
 from guardrails.policy import Policy, RailPolicy, load_policy
-from guardrails.rails import attack_rails, grounding_rail, leak_rail, pii_rail, scores_classifier, topic_rail
+from guardrails.rails import (
+    attack_rails,
+    grounding_rail,
+    leak_rail,
+    pii_rail,
+    scores_classifier,
+    self_check_rail,
+    topic_rail,
+)
+from guardrails.self_check import SelfCheck
 from guardrails.semantic import Matrix
 from guardrails.settings import GuardrailsSettings
 from guardrails.topics import Embed, TopicMatcher, load_intents, minilm_embedder
@@ -52,6 +61,7 @@ class LocalGuard:
         self._embed = embed
         self._classifier: InjectionClassifier | None = None
         self._topics: TopicMatcher | None = None
+        self._self_check: SelfCheck | None = None
         self._input_pii = PiiDetector(policy.input.pii.entities)
         self._output_pii = PiiDetector(policy.output.pii.entities)
         self._executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="guard")
@@ -78,9 +88,19 @@ class LocalGuard:
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._semantic_pool.shutdown(wait=False, cancel_futures=True)
+        if self._self_check is not None:
+            self._self_check.close()
 
     def load(self) -> None:
-        """Load the classifier (and its semantic encoder) and the topic matcher (blocking; idempotent)."""
+        """Load the classifier (and its semantic encoder), the topic matcher and the self-check client
+        (blocking; idempotent). An enabled self-check rail without a generator is a configuration error."""
+        self_check = self.policy.input.self_check
+        if self_check.enabled and self._self_check is None:
+            if not self.settings.generator_url:
+                raise ValueError("guardrails policy enables input.self_check, but no LLM is configured for it: "
+                                 "set RAGD_GUARDRAILS_GENERATOR_URL (an OpenAI-compatible base URL)")
+            self._self_check = SelfCheck(self.settings.generator_url, model=self.settings.generator_model,
+                                         api_key=self.settings.generator_api_key, policy=self_check)
         if self._classifier is None:
             classifier = InjectionClassifier.load(self.settings.model_path,
                                                   semantic_threads=self.settings.semantic_threads)
@@ -170,6 +190,11 @@ class LocalGuard:
             matcher = self._topics
             rails.append(self._guarded("topics", cfg.topics, lambda: topic_rail(normalized, matcher, cfg.topics),
                                        timings))
+        checker = self._self_check
+        if cfg.self_check.enabled and checker is not None and not any(r.fired and r.action == "block" for r in rails):
+            # the LLM sees the redacted text, and only when the local rails let it through
+            rails.append(self._guarded("self_check", cfg.self_check,
+                                       lambda: self_check_rail(text, checker, cfg.self_check), timings))
         return rails, text
 
     def _start_vector(self, classifier: InjectionClassifier, normalized: str) -> Callable[[], Matrix] | None:

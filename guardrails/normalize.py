@@ -14,7 +14,8 @@ __all__ = ["compose_jamo", "korean_stems", "language_of", "normalize"]
 
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 _HANGUL_SEP = re.compile(r"(?<=[\uac00-\ud7a3\u3131-\u318e])[*·.\-_/|~^+]{1,2}(?=[\uac00-\ud7a3\u3131-\u318e])")
-_HANGUL_SPACED = re.compile(r"(?<![\uac00-\ud7a3])(?:[\uac00-\ud7a3][ \t\u3000]{1,3}){3,}[\uac00-\ud7a3](?![\uac00-\ud7a3])")
+_HANGUL_SPACED = re.compile(
+    r"(?<![\uac00-\ud7a3])(?:[\uac00-\ud7a3][ \t\u3000]{1,3}){3,}[\uac00-\ud7a3](?![\uac00-\ud7a3])")
 _LATIN_SPACED = re.compile(r"\b(?:[A-Za-z][ .*_\-]){3,}[A-Za-z]\b")
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
 # Cyrillic and Greek letters that look Latin (``уоu`` with Cyrillic у/о).

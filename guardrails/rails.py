@@ -15,12 +15,14 @@ from guardrails.heuristics import (
 )
 from guardrails.output_checks import grounding_score, leak_score
 from guardrails.pii import PiiDetector
-from guardrails.policy import PiiRail, RailPolicy, TopicRail
+from guardrails.policy import PiiRail, RailPolicy, SelfCheckRail, TopicRail
+from guardrails.self_check import SelfCheck
 from guardrails.semantic import Matrix
 from guardrails.topics import TopicMatcher
 from services.contracts import RailResult
 
-__all__ = ["attack_rails", "grounding_rail", "leak_rail", "pii_rail", "scores_classifier", "topic_rail"]
+__all__ = ["attack_rails", "grounding_rail", "leak_rail", "pii_rail", "scores_classifier", "self_check_rail",
+           "topic_rail"]
 
 # Words that make a classifier hit an extraction attempt rather than an injection.
 _EXTRACTION_CUES = ("prompt", "instruction", "password", "secret", "system", "initial", "hidden", "reveal",
@@ -92,6 +94,12 @@ def topic_rail(text: str, matcher: TopicMatcher, policy: TopicRail) -> RailResul
     match = matcher.match(text, policy.threshold)
     return _result("topics", policy, match.topic is not None, match.score,
                    f"topic: {match.topic}" if match.topic else (f"nearest: {match.nearest}" if match.nearest else ""))
+
+
+def self_check_rail(text: str, checker: SelfCheck, policy: SelfCheckRail) -> RailResult:
+    """The LLM's verdict on the (redacted) text; raises when it cannot be had (the caller applies fail_open)."""
+    blocked = checker.should_block(text)
+    return _result("self_check", policy, blocked, 1.0 if blocked else 0.0, "llm: yes" if blocked else "llm: no")
 
 
 def leak_rail(text: str, system_prompt: str | None, policy: RailPolicy) -> RailResult:

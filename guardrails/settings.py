@@ -49,3 +49,8 @@ class GuardrailsSettings(ServiceSettings):
                     "n-gram features: 2 took the whole input check from p50 7.3 / p95 12.3 ms to 5.9 / 10.7 ms on "
                     "these 2 cores; 1 costs less CPU per check when many checks run at once.")
     max_text_chars: int = Field(32_000, ge=1, description="Longest text one check accepts, characters.")
+    generator_url: str | None = Field(
+        None, description="OpenAI-compatible base URL of an LLM for the optional self-check input rail "
+                          "(policy input.self_check); none: that rail cannot be enabled.")
+    generator_model: str = Field("ragd-llm", description="Model name sent to that LLM.")
+    generator_api_key: str = Field("none", description="API key for that LLM, if it wants one.")
