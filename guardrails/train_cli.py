@@ -31,12 +31,14 @@ def _run(args: argparse.Namespace) -> int:
               f"ko {classifier.meta['turn_model_vetoed_attacks_ko']} -> {args.out}")
         return 0
     semantic = None if args.no_semantic else SemanticSpec(layers=args.semantic_layers, tokens=args.semantic_tokens)
-    classifier = train_classifier(examples, c=args.c, target_fpr=args.target_fpr, semantic=semantic, note=note)
+    classifier = train_classifier(examples, c=args.c, target_fpr=args.target_fpr, target_fpr_ko=args.target_fpr_ko,
+                                  semantic=semantic, note=note)
     out = Path(args.out)
     classifier.save(out)
     attacks = sum(e.label == "attack" for e in examples)
     print(f"trained on {len(examples)} examples ({attacks} attacks; {note}) in "
-          f"{time.perf_counter() - start:.1f}s; classifier alone, out-of-fold, at {args.target_fpr:.1%} FPR: "
+          f"{time.perf_counter() - start:.1f}s; classifier alone, out-of-fold, at {args.target_fpr:.1%} / "
+          f"{args.target_fpr_ko:.1%} FPR (en / ko): "
           f"recall en {classifier.meta['oof_recall_at_target_en']}, ko {classifier.meta['oof_recall_at_target_ko']}; "
           f"chat turns blocked en {classifier.meta['oof_conversation_fpr_en']}, "
           f"ko {classifier.meta['oof_conversation_fpr_ko']}; semantic block: {classifier.meta['semantic']} -> {out}")
@@ -48,7 +50,12 @@ def add_classifier(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="Shared data directory (default: ../shared/data).")
     parser.add_argument("--c", type=float, default=64.0, help="Inverse regularisation strength.")
     parser.add_argument("--target-fpr", type=float, default=0.015,
-                        help="Out-of-fold benign false-positive rate that p = 0.5 is calibrated to.")
+                        help="Out-of-fold benign false-positive rate that p = 0.5 is calibrated to (English and "
+                             "any other non-Korean text).")
+    parser.add_argument("--target-fpr-ko", type=float, default=0.015,
+                        help="The same for Korean. 2.5 %% raised Korean recall on the dev protocol (group A on group "
+                             "B's training texts, 0.763 -> 0.819) but blocks more everyday Korean requests "
+                             "('...을 알려주세요'), so the default stays at 1.5 %%.")
     parser.add_argument("--group", choices=("all", "a"), default="all",
                         help="all: every source (the shipped model); a: group A only (unseen-source measurement).")
     parser.add_argument("--turn-model-only", action="store_true",

@@ -120,22 +120,24 @@ def semantic_vectors(texts: Sequence[str], spec: SemanticSpec) -> Matrix:
 
 
 def train_classifier(examples: Sequence[Example], *, c: float = 64.0, seed: int = 0, folds: int = 5,
-                     repeats: int = 3, target_fpr: float = 0.015, semantic: SemanticSpec | None = DEFAULT_SEMANTIC,
-                     note: str = "") -> InjectionClassifier:
+                     repeats: int = 3, target_fpr: float = 0.015, target_fpr_ko: float | None = None,
+                     semantic: SemanticSpec | None = DEFAULT_SEMANTIC, note: str = "") -> InjectionClassifier:
     """Fit a class-balanced logistic regression on hashed n-grams (and the semantic block unless
     ``semantic`` is None) and calibrate its 0.5 point."""
     return train_with_oof(examples, c=c, seed=seed, folds=folds, repeats=repeats, target_fpr=target_fpr,
-                          semantic=semantic, note=note).classifier
+                          target_fpr_ko=target_fpr_ko, semantic=semantic, note=note).classifier
 
 
 def train_with_oof(examples: Sequence[Example], *, c: float = 64.0, seed: int = 0, folds: int = 5,
-                   repeats: int = 3, target_fpr: float = 0.015, semantic: SemanticSpec | None = DEFAULT_SEMANTIC,
-                   vectors: Matrix | None = None, note: str = "") -> Trained:
+                   repeats: int = 3, target_fpr: float = 0.015, target_fpr_ko: float | None = None,
+                   semantic: SemanticSpec | None = DEFAULT_SEMANTIC, vectors: Matrix | None = None,
+                   note: str = "") -> Trained:
     """:func:`train_classifier`, also returning every example's out-of-fold score (of the first
     repeat). The cut is the ``target_fpr`` quantile of the benign out-of-fold logits of ``repeats``
     differently seeded fold assignments pooled: one assignment's quantile moves by a point or two of
-    recall from seed to seed. ``vectors``: the examples' semantic vectors when already computed
-    (:func:`semantic_vectors`)."""
+    recall from seed to seed. ``target_fpr_ko``: Korean's own target (default: ``target_fpr``); Korean
+    benign training texts are mostly hard negatives, so the same share is a stricter cut there.
+    ``vectors``: the examples' semantic vectors when already computed (:func:`semantic_vectors`)."""
     labels = np.array([e.label == "attack" for e in examples])
     korean = np.array([e.lang == "ko" for e in examples])
     turn = np.array([is_conversation(e) for e in examples])
@@ -158,14 +160,16 @@ def train_with_oof(examples: Sequence[Example], *, c: float = 64.0, seed: int = 
     logits = runs[0]
     fold = _fold_of([e.text for e in examples], folds, seed)
     meta = {"examples": str(len(examples)), "attacks": str(int(labels.sum())), "c": str(c),
-            "target_fpr": str(target_fpr), "sources": ",".join(sorted(Counter(e.source for e in examples))),
+            "target_fpr": str(target_fpr), "target_fpr_ko": str(target_fpr if target_fpr_ko is None else target_fpr_ko),
+            "sources": ",".join(sorted(Counter(e.source for e in examples))),
             "conversation_turns": str(int(turn.sum())), "calibration_repeats": str(repeats), "note": note,
             "semantic": "none" if semantic is None else
             f"e5 layers {semantic.layers}, {semantic.tokens} tokens, scale {semantic.scale}"}
     biases: dict[str, float] = {}
     p_main = np.zeros(len(examples))
     for lang, mask in (("en", ~korean), ("ko", korean)):
-        cut = float(np.quantile(runs[:, ~labels & mask & ~turn], 1.0 - target_fpr))
+        share = target_fpr_ko if lang == "ko" and target_fpr_ko is not None else target_fpr
+        cut = float(np.quantile(runs[:, ~labels & mask & ~turn], 1.0 - share))
         biases[lang] = float(model.intercept_[0]) - cut
         p_main[mask] = _sigmoid(logits[mask] - cut)
     short, turn_model, p_turn = _turn_model(x, examples, labels, fold, c, seed)
