@@ -7,14 +7,17 @@ configured, and only on texts the local rails let through.
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from guardrails.policy import SelfCheckRail
 
 __all__ = ["SelfCheck", "SelfCheckError", "parse_answer"]
 
-_YES = ("yes", "예", "네")
-_NO = ("no", "아니")
+# The answer's first word: "Yes." / "**No**" / "예" / "아니요" ("Not sure" and "Nothing" are neither).
+_YES = re.compile(r"(?:yes|예|네)(?![a-z])")
+_NO = re.compile(r"(?:no|아니)(?![a-z])")
 
 
 class SelfCheckError(RuntimeError):
@@ -24,9 +27,9 @@ class SelfCheckError(RuntimeError):
 def parse_answer(answer: str) -> bool:
     """True when the LLM says the text should be blocked."""
     word = answer.strip().strip("\"'*.:").lower()
-    if word.startswith(_YES):
+    if _YES.match(word):
         return True
-    if word.startswith(_NO):
+    if _NO.match(word):
         return False
     raise SelfCheckError(f"self-check answer is neither yes nor no: {answer[:40]!r}")
 

@@ -114,5 +114,6 @@ def test_enabling_it_without_an_llm_or_without_the_placeholder_is_a_clear_error(
                                                  ("아니요", False)])
 def test_answers_are_read_in_both_languages(answer: str, blocked: bool) -> None:
     assert parse_answer(answer) is blocked
-    with pytest.raises(SelfCheckError):
-        parse_answer("I am not sure")
+    for unclear in ("I am not sure", "Not sure", "Nothing to add", "Yesterday"):
+        with pytest.raises(SelfCheckError):
+            parse_answer(unclear)
