@@ -182,6 +182,7 @@ class InjectionClassifier:
         if vectors is None:
             vectors = self.vectors(texts)
         return np.asarray(vectors, dtype=np.float32) @ self._semantic_w * self.semantic.scale
+
     def _bias(self, text: str) -> float:
         return self._biases.get(language_of(text), self._biases["en"])
 

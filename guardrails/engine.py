@@ -44,6 +44,11 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
         timings[name] = timings.get(name, 0.0) + (time.perf_counter() - start) * 1000
 
 
+def _blocking(rails: list[RailResult]) -> list[RailResult]:
+    """The rails that fired with action ``block``."""
+    return [r for r in rails if r.fired and r.action == "block"]
+
+
 def _failed(rail: str, policy: RailPolicy, exc: BaseException) -> RailResult:
     """A rail that raised: passes when the policy says fail-open, blocks otherwise."""
     _log.error("rail failed", extra={"ragd": {"rail": rail, "error": type(exc).__name__}})
@@ -136,7 +141,7 @@ class LocalGuard:
         language = request.language or language_of(request.text)
         run = self._input_rails if request.kind == "input" else self._output_rails
         rails, text = run(request, timings if timings is not None else {})
-        blocking = [r for r in rails if r.fired and r.action == "block"]
+        blocking = _blocking(rails)
         if blocking:
             action = "block"
         elif any(r.fired and r.action == "redact" for r in rails):
@@ -185,13 +190,12 @@ class LocalGuard:
             except Exception as exc:
                 rails.extend(_failed(name, p, exc) for name, p in
                              (("injection", cfg.injection), ("extraction", cfg.extraction)) if p.enabled)
-        already_blocked = any(r.fired and r.action == "block" for r in rails)
-        if cfg.topics.enabled and self._topics is not None and not already_blocked:
+        if cfg.topics.enabled and self._topics is not None and not _blocking(rails):
             matcher = self._topics
             rails.append(self._guarded("topics", cfg.topics, lambda: topic_rail(normalized, matcher, cfg.topics),
                                        timings))
         checker = self._self_check
-        if cfg.self_check.enabled and checker is not None and not any(r.fired and r.action == "block" for r in rails):
+        if cfg.self_check.enabled and checker is not None and not _blocking(rails):
             # the LLM sees the redacted text, and only when the local rails let it through
             rails.append(self._guarded("self_check", cfg.self_check,
                                        lambda: self_check_rail(text, checker, cfg.self_check), timings))

@@ -90,7 +90,7 @@ def minilm_embedder(path: Path | None = None) -> Embed:
         from services.e5_onnx import E5OnnxSettings
         from services.minilm_onnx import MiniLMOnnxEmbedder
 
-        return MiniLMOnnxEmbedder(E5OnnxSettings().models_dir, threads=1).embed_queries
+        return MiniLMOnnxEmbedder.shared(E5OnnxSettings().models_dir, threads=1).embed_queries
 
     import torch
     from sentence_transformers import SentenceTransformer

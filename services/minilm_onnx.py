@@ -25,6 +25,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,13 @@ class MiniLMOnnxEmbedder:
         self.name = "minilm-onnx"
         self._state: tuple[Any, Any] | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    @cache
+    def shared(cls, models_dir: Path, threads: int = 1) -> MiniLMOnnxEmbedder:
+        """One embedder of the packaged model per process and options: every guard in a process (tests
+        make many) uses the same ONNX session (~90 MB) instead of loading its own."""
+        return cls(models_dir, threads=threads)
 
     def _loaded(self) -> tuple[Any, Any]:
         with self._lock:
