@@ -2,7 +2,7 @@
 concept tags, plus (when the model has one) a semantic block, the text's vector from the first layers
 of the packaged e5 (:mod:`guardrails.semantic`), into a logistic regression. Inference is a sparse
 dot product (well under a millisecond) plus one dot product with the vector; the weights are a
-~0.5 MB ``.npz`` committed with ragd and rebuilt by ``ragd train guardrails``.
+~0.75 MB ``.npz`` committed with ragd and rebuilt by ``ragd train guardrails``.
 """
 
 from __future__ import annotations
