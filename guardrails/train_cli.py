@@ -52,10 +52,11 @@ def add_classifier(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-fpr", type=float, default=0.015,
                         help="Out-of-fold benign false-positive rate that p = 0.5 is calibrated to (English and "
                              "any other non-Korean text).")
-    parser.add_argument("--target-fpr-ko", type=float, default=0.015,
-                        help="The same for Korean. 2.5 %% raised Korean recall on the dev protocol (group A on group "
-                             "B's training texts, 0.763 -> 0.819) but blocks more everyday Korean requests "
-                             "('...을 알려주세요'), so the default stays at 1.5 %%.")
+    parser.add_argument("--target-fpr-ko", type=float, default=0.02,
+                        help="The same for Korean, whose benign training texts are mostly hard negatives. 2 %% was "
+                             "chosen on the dev protocol (group A on group B's training texts: recall 0.735 -> "
+                             "0.756 at FPR 0.0075) with at most 2 %% of the everyday-request probe blocked; 2.5 %% "
+                             "read 0.801 but at FPR 0.015 and 2 of 70 everyday requests blocked.")
     parser.add_argument("--group", choices=("all", "a"), default="all",
                         help="all: every source (the shipped model); a: group A only (unseen-source measurement).")
     parser.add_argument("--turn-model-only", action="store_true",
