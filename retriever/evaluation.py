@@ -29,7 +29,7 @@ from retriever.metrics import mean_metrics, percentile
 from retriever.service import LocalRetriever
 from retriever.settings import RetrieverSettings
 from retriever.text import analyze, detect_language
-from services.contracts import CollectionConfig, DocumentIn, RetrieveRequest, RetrieveResponse
+from services.contracts import CollectionConfig, DocumentIn, RetrieveRequest, ScoredChunk
 from services.epochs import MemoryEpochStore
 from services.errors import NotFoundError
 
@@ -214,12 +214,9 @@ async def open_index(dataset: Dataset, settings: RetrieverSettings, cache_root: 
 # ---------------------------------------------------------------- queries
 
 
-def ranked_doc_ids(response: RetrieveResponse) -> list[str]:
+def ranked_doc_ids(chunks: Sequence[ScoredChunk]) -> list[str]:
     """Documents in the order of their best chunk."""
-    seen: dict[str, None] = {}
-    for chunk in response.chunks:
-        seen.setdefault(chunk.doc_id, None)
-    return list(seen)
+    return list(dict.fromkeys(chunk.doc_id for chunk in chunks))
 
 
 async def run_queries(retriever: LocalRetriever, queries: Mapping[str, str], *, top_k: int = TOP_K,
@@ -233,7 +230,7 @@ async def run_queries(retriever: LocalRetriever, queries: Mapping[str, str], *, 
         response = await retriever.retrieve(
             RetrieveRequest(tenant=TENANT, collection=COLLECTION, query=text, top_k=top_k))
         run.latencies_ms.append((time.perf_counter() - started) * 1000)
-        run.rankings[qid] = ranked_doc_ids(response)
+        run.rankings[qid] = ranked_doc_ids(response.chunks)
         run.degraded += bool(response.degraded)
         for name, ms in response.timings_ms.items():
             run.stage_ms.setdefault(name, []).append(ms)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from retriever.embedders import Embedder
 from retriever.fusion import Ranked, reciprocal_rank_fusion, weighted_fusion
 from retriever.ingest import passage_text
-from retriever.rerank import CrossEncoderReranker
+from retriever.rerank import CrossEncoderReranker, blend_scores
 from retriever.settings import RetrieverSettings
 from retriever.store import ChromaStore
 from retriever.text import analyze, detect_language
@@ -124,7 +124,8 @@ class HybridSearch:
         except Exception as exc:
             _fail("rerank", exc, degraded)
             return fused
-        reranked = sorted(zip((cid for cid, _ in head), scores, strict=True), key=lambda kv: -kv[1])
+        final = blend_scores([score for _, score in head], scores, reranker.blend)
+        reranked = sorted(zip((cid for cid, _ in head), final, strict=True), key=lambda kv: -kv[1])
         return reranked + fused[len(head):]
 
     def _scored(self, view: CorpusView, cid: str, score: float, rankings: dict[str, Ranked]) -> ScoredChunk:

@@ -1,19 +1,59 @@
-"""Cross-encoder reranking of the fused candidates (off unless ``reranker_model`` is set)."""
+"""Cross-encoder reranking of the fused candidates (off unless ``reranker_model`` is set).
+
+The head's final score blends the cross-encoder with the fusion it reorders: ``w * z(cross) + (1 - w) *
+z(fused)``, z-scores over the head. A public reranker trained on millions of pairs earns ``w = 1`` (its own
+order); one that ``ragd train reranker`` fitted on a few hundred queries knows less than the hybrid
+retrieval it reorders, and its training picks ``w`` on held-out queries (0 when it does not help), so a
+weak reranker cannot lower the ranking it was given.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["CrossEncoderReranker"]
+__all__ = ["METADATA_FILE", "CrossEncoderReranker", "blend_scores", "trained_blend"]
+
+METADATA_FILE = "ragd_training.json"
+
+
+def _z(values: Sequence[float]) -> list[float]:
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return [(v - mean) / std if std > 0 else 0.0 for v in values]
+
+
+def blend_scores(fused: Sequence[float], cross: Sequence[float], weight: float) -> list[float]:
+    """``weight * z(cross) + (1 - weight) * z(fused)``; ``weight`` 1 keeps the cross-encoder's raw scores."""
+    if len(fused) != len(cross):
+        raise ValueError("one cross-encoder score per fused candidate")
+    if weight >= 1.0 or not cross:
+        return [float(c) for c in cross]
+    return [weight * c + (1.0 - weight) * f for f, c in zip(_z(fused), _z(cross), strict=True)]
+
+
+def trained_blend(model_path_or_id: str) -> float | None:
+    """The blend weight ``ragd train reranker`` chose for this model, if it made it."""
+    meta = Path(model_path_or_id) / METADATA_FILE
+    try:
+        value = json.loads(meta.read_text(encoding="utf-8"))["scores"]["blend"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
 
 
 class CrossEncoderReranker:
     """``sentence_transformers.CrossEncoder`` scoring (query, passage) pairs; loads lazily, once."""
 
-    def __init__(self, model_path_or_id: str, *, batch_size: int = 32, max_length: int = 512) -> None:
+    def __init__(self, model_path_or_id: str, *, batch_size: int = 32, max_length: int | None = None,
+                 blend: float | None = None) -> None:
         self.model_path_or_id = model_path_or_id
+        chosen = trained_blend(model_path_or_id) if blend is None else blend
+        self.blend = 1.0 if chosen is None else chosen
         self.batch_size = batch_size
         self.max_length = max_length
         self._model: Any = None

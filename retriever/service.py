@@ -78,7 +78,9 @@ class LocalRetriever:
         self.store = ChromaStore(settings)
         self.embedder: Embedder = build_embedder(settings)
         self.english: Embedder | None = build_english_embedder(settings)
-        self.reranker = CrossEncoderReranker(settings.reranker_model) if settings.reranker_model else None
+        self.reranker = (CrossEncoderReranker(settings.reranker_model, max_length=settings.rerank_max_length,
+                                              blend=settings.rerank_blend)
+                         if settings.reranker_model else None)
         self._views: dict[str, CorpusView] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._warm = False

@@ -66,6 +66,15 @@ class RetrieverSettings(ServiceSettings):
     candidates: int = Field(100, ge=1, le=1000, description="Candidates taken from each side before fusion.")
     reranker_model: str | None = Field(None, description="Cross-encoder path or id; None: reranking off.")
     rerank_top_n: int = Field(20, ge=1, le=500, description="Fused candidates the cross-encoder rescores.")
+    rerank_max_length: int | None = Field(
+        None, ge=16, le=4096,
+        description="Tokens of one (query, passage) pair for the cross-encoder; None: the model's own limit (a "
+                    "model of `ragd train reranker`: the length it was trained at).")
+    rerank_blend: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Weight of the cross-encoder in the reranked head: w * z(cross-encoder) + (1 - w) * z(fused "
+                    "score), z-scores over the head. None: the weight `ragd train reranker` chose on its dev queries "
+                    "(ragd_training.json next to the model), else 1 (the cross-encoder's order).")
     top_k: int = Field(5, ge=1, le=100, description="Chunks returned when a request does not say.")
     max_document_bytes: int = Field(10_000_000, ge=1, description="Largest accepted document or upload, bytes.")
     max_documents_per_request: int = Field(1000, ge=1, description="Most documents in one add_documents call.")

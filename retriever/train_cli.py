@@ -13,7 +13,8 @@ from pathlib import Path
 from retriever.e5_torch import E5TorchSettings, ensure_converted
 from retriever.eval_cli import settings_from_args
 from retriever.evaluation import load_beir
-from retriever.training import METADATA_FILE, TrainConfig, default_backbone, train_embedder, train_reranker
+from retriever.rerank import METADATA_FILE
+from retriever.training import TrainConfig, default_backbone, train_embedder, train_reranker
 
 __all__ = ["add_embedder", "add_reranker"]
 

@@ -25,21 +25,24 @@ from typing import Any, Literal
 
 from tqdm import tqdm
 
-from retriever.evaluation import Dataset, open_index, run_queries
+from retriever.evaluation import COLLECTION, TENANT, Dataset, open_index, ranked_doc_ids, run_queries
 from retriever.ingest import passage_text
 from retriever.metrics import mean_metrics
+from retriever.rerank import METADATA_FILE, blend_scores
 from retriever.settings import RetrieverSettings
+from services.contracts import RetrieveRequest, ScoredChunk
 
 __all__ = [
+    "BLEND_GRID",
     "Example",
     "TrainConfig",
+    "choose_blend",
     "default_backbone",
     "mine_examples",
     "train_embedder",
     "train_reranker",
 ]
 
-METADATA_FILE = "ragd_training.json"
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,47 @@ def _dev_scores(cross: Any, dev: Sequence[Example]) -> dict[str, float]:
     return {"dev_examples": len(dev), "dev_mrr_positive_vs_negatives": metrics["mrr@10"]}
 
 
+BLEND_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def _fused_heads(dataset: Dataset, settings: RetrieverSettings, cache_root: Path, qids: Sequence[str],
+                 depth: int, progress: bool) -> dict[str, list[ScoredChunk]]:
+    """Each query's fused candidates (no reranker), as the search path hands them to one."""
+    plain = settings.model_copy(update={"reranker_model": None})
+
+    async def run() -> dict[str, list[ScoredChunk]]:
+        retriever = await open_index(dataset, plain, cache_root, progress=progress)
+        try:
+            out: dict[str, list[ScoredChunk]] = {}
+            for qid in tqdm(qids, desc="dev candidates", unit="q", disable=not progress):
+                response = await retriever.retrieve(RetrieveRequest(tenant=TENANT, collection=COLLECTION,
+                                                                    query=dataset.queries[qid], top_k=depth))
+                out[qid] = response.chunks
+            return out
+        finally:
+            await retriever.aclose()
+
+    return asyncio.run(run())
+
+
+def choose_blend(heads: dict[str, list[ScoredChunk]], cross_scores: dict[str, list[float]], top_n: int,
+                 qrels: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """nDCG@10 of the dev queries for each blend weight of :data:`BLEND_GRID`, and the best weight (the
+    smallest among equals: the fused order unless the cross-encoder adds to it)."""
+    by_weight: dict[float, float] = {}
+    for weight in BLEND_GRID:
+        rankings: dict[str, list[str]] = {}
+        for qid, chunks in heads.items():
+            head, rest = chunks[:top_n], chunks[top_n:]
+            final = blend_scores([c.score for c in head], cross_scores[qid], weight)
+            order = [c for _, c in sorted(zip(final, head, strict=True), key=lambda p: -p[0])] + rest
+            rankings[qid] = ranked_doc_ids(order)
+        by_weight[weight] = mean_metrics(rankings, {q: qrels.get(q, {}) for q in heads})["ndcg@10"]
+    best = max(BLEND_GRID, key=lambda w: (round(by_weight[w], 6), -w))
+    return {"blend": best, "dev_queries_blend": len(heads),
+            "dev_ndcg@10_by_blend": {str(w): round(v, 4) for w, v in by_weight.items()}}
+
+
 def train_reranker(dataset: Dataset, settings: RetrieverSettings, out: Path, *, cache_root: Path,
                    config: TrainConfig, base: str | None = None, progress: bool = True) -> Path:
     """Fine-tune a cross-encoder from ``base`` (default: the packaged MiniLM) and save it to ``out``."""
@@ -195,6 +239,15 @@ def train_reranker(dataset: Dataset, settings: RetrieverSettings, out: Path, *, 
     scores = {"steps": steps, "first_loss": losses[0] if losses else None,
               "last_loss": sum(losses[-10:]) / max(len(losses[-10:]), 1) if losses else None,
               **_dev_scores(cross, dev)}
+    dev_qids = sorted({e.query_id for e in dev})
+    if dev_qids:
+        top_n = settings.rerank_top_n
+        heads = _fused_heads(dataset, settings, cache_root, dev_qids, max(top_n, 10), progress)
+        cross_scores = {qid: [float(s) for s in cross.predict(
+            [(dataset.queries[qid], passage_text(c.title, c.text)) for c in chunks[:top_n]],
+            show_progress_bar=False)] for qid, chunks in heads.items()}
+        scores.update(choose_blend(heads, cross_scores, top_n, dataset.qrels))
+        scores["rerank_top_n"] = top_n
     _write_metadata(out, "reranker", base, dataset, config, len(train), scores)
     return out
 

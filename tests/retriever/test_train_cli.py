@@ -24,11 +24,21 @@ def common(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 def test_train_reranker_writes_a_cross_encoder(tmp_path: Path, common: list[str]) -> None:
     from sentence_transformers import CrossEncoder
 
+    from retriever.rerank import CrossEncoderReranker
+    from retriever.training import BLEND_GRID
+
     out = tmp_path / "reranker"
-    assert main(["train", "reranker", "--out", str(out), "--negatives", "3", *common]) == 0
+    assert main(["train", "reranker", "--out", str(out), "--negatives", "3", "--dev-fraction", "0.5",
+                 *common]) == 0
     meta = json.loads((out / "ragd_training.json").read_text())
     assert meta["kind"] == "reranker" and meta["scores"]["steps"] == 2
     assert meta["data"]["queries"] == 6 and meta["settings"]["negatives"] == 3
+    # the blend weight is chosen on the held-out training queries and read back with the model
+    assert meta["scores"]["dev_queries_blend"] == 3
+    assert len(meta["scores"]["dev_ndcg@10_by_blend"]) == len(BLEND_GRID)
+    assert meta["scores"]["blend"] in BLEND_GRID
+    assert CrossEncoderReranker(str(out)).blend == meta["scores"]["blend"]
+    assert CrossEncoderReranker(str(out), blend=0.3).blend == 0.3
     scores = CrossEncoder(str(out), device="cpu").predict([("coffee and diabetes", "Coffee lowers diabetes risk."),
                                                            ("coffee and diabetes", "Malaria and mosquitoes.")])
     assert np.asarray(scores).shape == (2,) and np.all(np.isfinite(scores))
