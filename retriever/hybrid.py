@@ -112,7 +112,7 @@ class HybridSearch:
 
     async def _rerank(self, request: RetrieveRequest, view: CorpusView, fused: list[tuple[str, float]],
                       degraded: list[str], timings: dict[str, float]) -> list[tuple[str, float]]:
-        if self.reranker is None or not fused:
+        if self.reranker is None or not fused or not self.reranker.serves(request.query):
             return fused
         head = fused[: self.settings.rerank_top_n]
         passages = [passage_text(view.docs[view.chunks[cid].doc_id].title, view.chunks[cid].text)

@@ -4,7 +4,8 @@ The head's final score blends the cross-encoder with the fusion it reorders: ``w
 z(fused)``, z-scores over the head. A public reranker trained on millions of pairs earns ``w = 1`` (its own
 order); one that ``ragd train reranker`` fitted on a few hundred queries knows less than the hybrid
 retrieval it reorders, and its training picks ``w`` on held-out queries (0 when it does not help), so a
-weak reranker cannot lower the ranking it was given.
+weak reranker cannot lower the ranking it was given. Such a model also records the languages of its
+training queries, and queries in other languages keep the fused order.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["METADATA_FILE", "CrossEncoderReranker", "blend_scores", "trained_blend"]
+from retriever.text import detect_language
+
+__all__ = ["METADATA_FILE", "CrossEncoderReranker", "blend_scores", "trained_blend", "trained_languages"]
 
 METADATA_FILE = "ragd_training.json"
 
@@ -36,14 +39,24 @@ def blend_scores(fused: Sequence[float], cross: Sequence[float], weight: float) 
     return [weight * c + (1.0 - weight) * f for f, c in zip(_z(fused), _z(cross), strict=True)]
 
 
-def trained_blend(model_path_or_id: str) -> float | None:
-    """The blend weight ``ragd train reranker`` chose for this model, if it made it."""
-    meta = Path(model_path_or_id) / METADATA_FILE
+def _training_meta(model_path_or_id: str, section: str, key: str) -> Any:
+    """One entry of the ``ragd_training.json`` next to a model ``ragd train reranker`` made (else None)."""
     try:
-        value = json.loads(meta.read_text(encoding="utf-8"))["scores"]["blend"]
+        return json.loads((Path(model_path_or_id) / METADATA_FILE).read_text(encoding="utf-8"))[section][key]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def trained_blend(model_path_or_id: str) -> float | None:
+    """The blend weight ``ragd train reranker`` chose for this model, if it made it."""
+    value = _training_meta(model_path_or_id, "scores", "blend")
     return float(value) if isinstance(value, int | float) else None
+
+
+def trained_languages(model_path_or_id: str) -> frozenset[str] | None:
+    """The query languages a model of ``ragd train reranker`` was trained on (None: not recorded, any)."""
+    value = _training_meta(model_path_or_id, "data", "query_languages")
+    return frozenset(str(v) for v in value) if isinstance(value, list) and value else None
 
 
 class CrossEncoderReranker:
@@ -54,6 +67,7 @@ class CrossEncoderReranker:
         self.model_path_or_id = model_path_or_id
         chosen = trained_blend(model_path_or_id) if blend is None else blend
         self.blend = 1.0 if chosen is None else chosen
+        self.languages = trained_languages(model_path_or_id)
         self.batch_size = batch_size
         self.max_length = max_length
         self._model: Any = None
@@ -65,6 +79,11 @@ class CrossEncoderReranker:
                 from sentence_transformers import CrossEncoder
 
                 self._model = CrossEncoder(self.model_path_or_id, device="cpu", max_length=self.max_length)
+
+    def serves(self, query: str) -> bool:
+        """False for a query in a language the model was not trained on (its scores would be noise: the
+        packaged MiniLM backbone has no Korean vocabulary); such a query keeps the fused order."""
+        return self.languages is None or detect_language(query) in self.languages
 
     @property
     def loaded(self) -> bool:

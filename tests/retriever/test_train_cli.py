@@ -39,6 +39,13 @@ def test_train_reranker_writes_a_cross_encoder(tmp_path: Path, common: list[str]
     assert meta["scores"]["blend"] in BLEND_GRID
     assert CrossEncoderReranker(str(out)).blend == meta["scores"]["blend"]
     assert CrossEncoderReranker(str(out), blend=0.3).blend == 0.3
+    # the languages of its training queries: queries in other languages keep the fused order
+    from retriever.evaluation import load_beir
+    from retriever.text import detect_language
+
+    trained_on = {detect_language(q) for q in load_beir(FIXTURE, "train").queries.values()}
+    assert meta["data"]["query_languages"] == sorted(trained_on)
+    assert CrossEncoderReranker(str(out)).languages == frozenset(trained_on)
     scores = CrossEncoder(str(out), device="cpu").predict([("coffee and diabetes", "Coffee lowers diabetes risk."),
                                                            ("coffee and diabetes", "Malaria and mosquitoes.")])
     assert np.asarray(scores).shape == (2,) and np.all(np.isfinite(scores))
