@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from retriever.embedders import Embedder
 from retriever.fusion import Ranked, reciprocal_rank_fusion, weighted_fusion
 from retriever.ingest import passage_text
-from retriever.rerank import CrossEncoderReranker, blend_scores
+from retriever.rerank import CrossEncoderReranker, rerank_head
 from retriever.settings import RetrieverSettings
 from retriever.store import ChromaStore
 from retriever.text import analyze, detect_language
@@ -50,7 +50,8 @@ class HybridSearch:
         bm25_task = _timed("retrieve_bm25", timings, lambda: asyncio.to_thread(self._bm25, view, request, depth))
         dense_task = _timed("retrieve_dense", timings, lambda: self._dense(view, request, depth, timings))
         tasks = {"bm25": bm25_task, "dense": dense_task}
-        if self.english is not None and detect_language(request.query) == "en":
+        language = detect_language(request.query)
+        if self.english is not None and language == "en":
             english = self.english
             tasks["english"] = _timed("retrieve_english", timings,
                                       lambda: self._english(english, view, request, depth, timings))
@@ -71,7 +72,7 @@ class HybridSearch:
         with stage("fuse"):
             fused = self._fuse(rankings)
         timings["fuse"] = round((time.perf_counter() - started) * 1000, 3)
-        ordered = await self._rerank(request, view, fused, degraded, timings)
+        ordered = await self._rerank(request, language, view, fused, degraded, timings)
         chunks = [self._scored(view, cid, score, rankings) for cid, score in ordered[:request.top_k]]
         return RetrieveResponse(chunks=chunks, epoch=view.epoch, degraded=degraded, timings_ms=timings)
 
@@ -110,9 +111,10 @@ class HybridSearch:
     def _fuse(self, rankings: dict[str, Ranked]) -> list[tuple[str, float]]:
         return fuse(rankings, self.settings)
 
-    async def _rerank(self, request: RetrieveRequest, view: CorpusView, fused: list[tuple[str, float]],
-                      degraded: list[str], timings: dict[str, float]) -> list[tuple[str, float]]:
-        if self.reranker is None or not fused or not self.reranker.serves(request.query):
+    async def _rerank(self, request: RetrieveRequest, language: str, view: CorpusView,
+                      fused: list[tuple[str, float]], degraded: list[str],
+                      timings: dict[str, float]) -> list[tuple[str, float]]:
+        if self.reranker is None or not fused or not self.reranker.serves(language):
             return fused
         head = fused[: self.settings.rerank_top_n]
         passages = [passage_text(view.docs[view.chunks[cid].doc_id].title, view.chunks[cid].text)
@@ -124,9 +126,7 @@ class HybridSearch:
         except Exception as exc:
             _fail("rerank", exc, degraded)
             return fused
-        final = blend_scores([score for _, score in head], scores, reranker.blend)
-        reranked = sorted(zip((cid for cid, _ in head), final, strict=True), key=lambda kv: -kv[1])
-        return reranked + fused[len(head):]
+        return rerank_head(head, scores, reranker.blend) + fused[len(head):]
 
     def _scored(self, view: CorpusView, cid: str, score: float, rankings: dict[str, Ranked]) -> ScoredChunk:
         chunk = view.chunks[cid]

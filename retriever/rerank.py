@@ -15,13 +15,13 @@ import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from retriever.text import detect_language
-
-__all__ = ["METADATA_FILE", "CrossEncoderReranker", "blend_scores", "trained_blend", "trained_languages"]
+__all__ = ["METADATA_FILE", "CrossEncoderReranker", "blend_scores", "rerank_head", "trained_blend",
+           "trained_languages"]
 
 METADATA_FILE = "ragd_training.json"
+T = TypeVar("T")
 
 
 def _z(values: Sequence[float]) -> list[float]:
@@ -37,6 +37,12 @@ def blend_scores(fused: Sequence[float], cross: Sequence[float], weight: float) 
     if weight >= 1.0 or not cross:
         return [float(c) for c in cross]
     return [weight * c + (1.0 - weight) * f for f, c in zip(_z(fused), _z(cross), strict=True)]
+
+
+def rerank_head(head: Sequence[tuple[T, float]], cross: Sequence[float], weight: float) -> list[tuple[T, float]]:
+    """``head`` (item, fused score) reordered by :func:`blend_scores`, each item with its final score."""
+    final = blend_scores([score for _, score in head], cross, weight)
+    return sorted(zip((item for item, _ in head), final, strict=True), key=lambda pair: -pair[1])
 
 
 def _training_meta(model_path_or_id: str, section: str, key: str) -> Any:
@@ -80,10 +86,10 @@ class CrossEncoderReranker:
 
                 self._model = CrossEncoder(self.model_path_or_id, device="cpu", max_length=self.max_length)
 
-    def serves(self, query: str) -> bool:
-        """False for a query in a language the model was not trained on (its scores would be noise: the
+    def serves(self, language: str) -> bool:
+        """False for a query language the model was not trained on (its scores would be noise: the
         packaged MiniLM backbone has no Korean vocabulary); such a query keeps the fused order."""
-        return self.languages is None or detect_language(query) in self.languages
+        return self.languages is None or language in self.languages
 
     @property
     def loaded(self) -> bool:

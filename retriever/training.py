@@ -28,7 +28,7 @@ from tqdm import tqdm
 from retriever.evaluation import COLLECTION, TENANT, Dataset, open_index, ranked_doc_ids, run_queries
 from retriever.ingest import passage_text
 from retriever.metrics import mean_metrics
-from retriever.rerank import METADATA_FILE, blend_scores
+from retriever.rerank import METADATA_FILE, rerank_head
 from retriever.settings import RetrieverSettings
 from retriever.text import detect_language
 from services.contracts import RetrieveRequest, ScoredChunk
@@ -43,7 +43,6 @@ __all__ = [
     "train_embedder",
     "train_reranker",
 ]
-
 
 
 @dataclass(frozen=True)
@@ -200,9 +199,8 @@ def choose_blend(heads: dict[str, list[ScoredChunk]], cross_scores: dict[str, li
     for weight in BLEND_GRID:
         rankings: dict[str, list[str]] = {}
         for qid, chunks in heads.items():
-            head, rest = chunks[:top_n], chunks[top_n:]
-            final = blend_scores([c.score for c in head], cross_scores[qid], weight)
-            order = [c for _, c in sorted(zip(final, head, strict=True), key=lambda p: -p[0])] + rest
+            head = [(c, c.score) for c in chunks[:top_n]]
+            order = [c for c, _ in rerank_head(head, cross_scores[qid], weight)] + chunks[top_n:]
             rankings[qid] = ranked_doc_ids(order)
         by_weight[weight] = mean_metrics(rankings, {q: qrels.get(q, {}) for q in heads})["ndcg@10"]
     best = max(BLEND_GRID, key=lambda w: (round(by_weight[w], 6), -w))

@@ -153,7 +153,7 @@ def test_a_reranker_trained_on_english_queries_leaves_korean_ones_alone(
     assert trained_languages(str(english_only)) == frozenset({"en"})
     assert trained_languages(tiny_cross_encoder) is None  # not recorded: every language
     scorer = CrossEncoderReranker(str(english_only))
-    assert scorer.serves("what causes tides") and not scorer.serves("조수의 원인은 무엇인가?")
+    assert scorer.serves("en") and not scorer.serves("ko")
 
     async def run() -> None:
         plain = ingested()
