@@ -17,7 +17,7 @@ from gateway.fastpath import ExactHitFastPath
 from gateway.limits import AdmissionMiddleware, BodyLimitMiddleware
 from gateway.pipeline import Pipeline
 from gateway.ratelimit import MemoryCounters, RateLimiter, RedisCounters
-from gateway.routes import chat, corpus
+from gateway.routes import chat, corpus, embeddings
 from gateway.settings import GatewaySettings
 from services.app import install_common
 from services.contracts import CollectionConfig
@@ -90,6 +90,7 @@ def create_app(settings: GatewaySettings | None = None,
 
     app.include_router(chat.router)
     app.include_router(corpus.router)
+    app.include_router(embeddings.router)
     app.add_middleware(ExactHitFastPath, state=lambda: app.state)  # innermost: beneath every limit
     app.add_middleware(BodyLimitMiddleware, max_json_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)

@@ -14,6 +14,7 @@ __all__ = [
     "CollectionCreate",
     "ContentPart",
     "DocumentsCreate",
+    "EmbeddingsRequest",
     "MessageIn",
     "SearchRequest",
     "StreamOptions",
@@ -61,6 +62,21 @@ class ChatCompletionRequest(_Permissive):
     n: int | None = Field(None, ge=1, le=1)
     ragd: RagdOptions | None = None
     collection: str | None = Field(None, description="Shorthand of ragd.collection.")
+
+
+class EmbeddingsRequest(_Permissive):
+    """``POST /v1/embeddings``; ``input_type`` and ``truncate`` are ragd's documented extensions."""
+
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+    input_type: Literal["query", "passage"] = Field(
+        "query", description="e5's prefix: 'query' (questions, and symmetric similarity, as e5 advises) or "
+                             "'passage' (texts to be found; what the retriever indexes).")
+    truncate: bool = Field(False, description="Embed the first tokens of a text longer than the model reads "
+                                              "instead of refusing the request.")
 
 
 class Citation(BaseModel):

@@ -56,6 +56,9 @@ class GatewaySettings(ServiceSettings):
     max_tokens_limit: int = Field(1024, ge=1, description="Largest max_tokens a client may ask for.")
     default_max_tokens: int = Field(256, ge=1, description="max_tokens when the client gives none.")
     max_documents_per_request: int = Field(256, ge=1, description="Most documents in one ingest request.")
+    max_embedding_inputs: int = Field(
+        256, ge=1, le=2048,
+        description="Most texts in one /v1/embeddings request (OpenAI allows 2,048; a CPU embeds ~20-60 a second).")
     max_in_flight: int = Field(64, ge=1, description="Admission: requests served at once before a fast 429.")
     rate_limit_rpm: int = Field(0, ge=0, description="Requests per minute per key (0: unlimited).")
     rate_limit_tpm: int = Field(0, ge=0, description="Tokens per minute per key (0: unlimited).")

@@ -18,6 +18,8 @@ from services.contracts import (
     CONTRACT_VERSION,
     CollectionInfo,
     DocumentOut,
+    EmbedRequest,
+    EmbedResponse,
     IngestReport,
     RetrieveRequest,
     RetrieveResponse,
@@ -83,6 +85,10 @@ def create_app(settings: RetrieverSettings, *, retriever: LocalRetriever | None 
     @app.post("/internal/v1/retrieve", response_model=RetrieveResponse)
     async def retrieve(body: RetrieveRequest, service: ServiceDep) -> RetrieveResponse:
         return await service.retrieve(body)
+
+    @app.post("/internal/v1/embed", response_model=EmbedResponse)
+    async def embed(body: EmbedRequest, service: ServiceDep) -> EmbedResponse:
+        return await service.embed(body)
 
     @app.get("/internal/v1/collections", response_model=list[CollectionInfo])
     async def list_collections(tenant: Tenant, service: ServiceDep) -> list[CollectionInfo]:

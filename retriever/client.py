@@ -12,6 +12,8 @@ from services.contracts import (
     CollectionInfo,
     DocumentIn,
     DocumentOut,
+    EmbedRequest,
+    EmbedResponse,
     IngestReport,
     RetrieveRequest,
     RetrieveResponse,
@@ -32,6 +34,10 @@ class HttpRetriever(ServiceClient):
         data = await self.request("POST", "/internal/v1/retrieve", idempotent=True,
                                   json=request.model_dump(mode="json"))
         return RetrieveResponse.model_validate(data)
+
+    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+        data = await self.request("POST", "/internal/v1/embed", idempotent=True, json=request.model_dump(mode="json"))
+        return EmbedResponse.model_validate(data)
 
     async def create_collection(self, tenant: str, name: str, config: CollectionConfig) -> CollectionInfo:
         body = CreateCollectionRequest(tenant=tenant, name=name, config=config)

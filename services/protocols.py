@@ -13,6 +13,8 @@ from services.contracts import (
     Delta,
     DocumentIn,
     DocumentOut,
+    EmbedRequest,
+    EmbedResponse,
     GenerationParams,
     GuardCheckRequest,
     GuardDecision,
@@ -26,9 +28,10 @@ __all__ = ["Corpus", "EpochStore", "Generator", "Guard", "Retriever"]
 
 @runtime_checkable
 class Retriever(Protocol):
-    """Hybrid search over one tenant's collection."""
+    """Hybrid search over one tenant's collection, and the vectors of its dense embedder."""
 
     async def retrieve(self, request: RetrieveRequest) -> RetrieveResponse: ...
+    async def embed(self, request: EmbedRequest) -> EmbedResponse: ...
 
 
 @runtime_checkable

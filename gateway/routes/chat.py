@@ -16,6 +16,7 @@ from cache.eligibility import cache_directives
 from gateway.deps import ChatContextDep, ComponentsDep, PrincipalDep
 from gateway.openai_schema import ChatCompletionRequest, MessageIn
 from gateway.pipeline import Answer, ChatTurn, Pipeline, Prepared
+from gateway.routes.embeddings import EMBEDDING_MODEL
 from gateway.settings import GatewaySettings
 from gateway.sse import ChunkWriter, completion_body
 from services import telemetry
@@ -183,6 +184,6 @@ async def _sse(pipeline: Pipeline, prepared: Prepared, model: str, include_usage
 @router.get("/v1/models")
 async def list_models(principal: PrincipalDep, components: ComponentsDep) -> Any:
     collections = await components.corpus.list_collections(principal.tenant)
-    names = [MODEL_PREFIX] + [f"{MODEL_PREFIX}:{c.name}" for c in collections]
+    names = [MODEL_PREFIX] + [f"{MODEL_PREFIX}:{c.name}" for c in collections] + [EMBEDDING_MODEL]
     return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "ragd"}
                                        for n in names]}

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import numpy as np
 import openai
 import pytest
 
@@ -86,7 +87,52 @@ def test_raw_sse_shape(server: Server) -> None:
 
 def test_models_lists_the_default_collection(server: Server) -> None:
     ids = [m.id for m in _client(server).models.list()]
-    assert "ragd" in ids and "ragd:default" in ids
+    assert "ragd" in ids and "ragd:default" in ids and "ragd-embed" in ids
+
+
+def test_embeddings_with_the_official_client(server: Server) -> None:
+    client = _client(server)
+    texts = ["The lighthouse was built in 1871.", "등대는 1871년에 세워졌다.", "Copperleaf tea is dried in the sun."]
+    # the client asks for base64 unless told otherwise, and decodes it
+    result = client.embeddings.create(model="ragd-embed", input=texts)
+    assert result.model == "ragd-embed" and [d.index for d in result.data] == [0, 1, 2]
+    vectors = np.asarray([d.embedding for d in result.data])
+    assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert result.usage.prompt_tokens == result.usage.total_tokens > 10
+    # multilingual: the Korean sentence is nearer its English translation than the unrelated English one
+    assert vectors[1] @ vectors[0] > vectors[1] @ vectors[2]
+    plain = client.embeddings.create(model="ragd-embed", input=texts[0], encoding_format="float")
+    assert np.allclose(plain.data[0].embedding, vectors[0], atol=1e-5)
+    passage = client.embeddings.create(model="ragd-embed", input=texts[0], extra_body={"input_type": "passage"})
+    assert not np.allclose(passage.data[0].embedding, vectors[0], atol=1e-3)
+
+
+@pytest.mark.parametrize(("body", "status", "param", "code"), [
+    ({"model": "text-embedding-3-small", "input": "hi"}, 404, "model", "model_not_found"),
+    ({"model": "ragd-embed", "input": [1, 2, 3]}, 400, "input", None),
+    ({"model": "ragd-embed", "input": ["ok", " "]}, 400, "input", None),
+    ({"model": "ragd-embed", "input": []}, 400, "input", None),
+    ({"model": "ragd-embed", "input": "word " * 600}, 400, "input", "context_length_exceeded"),
+    ({"model": "ragd-embed", "input": "hi", "dimensions": 1536}, 400, "dimensions", None),
+    ({"model": "ragd-embed", "input": "hi", "encoding_format": "int8"}, 400, None, None),
+])
+def test_embeddings_refuse_bad_input_in_openai_format(server: Server, body: dict[str, object], status: int,
+                                                      param: str | None, code: str | None) -> None:
+    response = httpx.post(server.openai_base + "/embeddings", json=body, timeout=60)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["message"] and error["type"]
+    if param is not None:
+        assert error["param"] == param
+    if code is not None:
+        assert error["code"] == code
+
+
+def test_embeddings_truncate_on_request(server: Server) -> None:
+    body = {"model": "ragd-embed", "input": "word " * 600, "truncate": True}
+    response = httpx.post(server.openai_base + "/embeddings", json=body, timeout=60)
+    assert response.status_code == 200
+    assert response.json()["usage"]["prompt_tokens"] == 256
 
 
 def test_metrics_show_retrieve_and_generate_stages(server: Server) -> None:

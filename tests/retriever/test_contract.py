@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
+import numpy as np
 import pytest
 
 from retriever.app import create_app
 from retriever.client import HttpRetriever
 from retriever.service import LocalRetriever
-from services.contracts import CollectionConfig, DocumentIn, RetrieveRequest
+from services.contracts import CollectionConfig, DocumentIn, EmbedRequest, RetrieveRequest
 from services.errors import ConflictError, InvalidRequestError, NotFoundError, PayloadTooLargeError
 from services.protocols import Corpus, Retriever
 
@@ -54,6 +55,45 @@ def test_retrieve(check: Callable[[Scenario], None]) -> None:
         assert result.chunks[0].doc_id == "ko-jeju" and len(result.chunks) == 2
         assert result.epoch and result.chunks[0].title == "제주도" and result.chunks[0].ranks
         assert {"retrieve_bm25", "retrieve_dense", "embed", "fuse"} <= set(result.timings_ms)
+
+    check(scenario)
+
+
+def test_embed_gives_the_vectors_the_index_searches_with(check: Callable[[Scenario], None]) -> None:
+    passages = ["제주도\n한라산은 제주도 중앙에 있는 화산으로 높이는 1,947미터이다.",
+                "김치\n김치는 배추와 무를 소금에 절인 뒤 양념하여 발효시킨 한국의 전통 음식이다.",
+                "Photosynthesis\nPlants turn light, water and carbon dioxide into sugar and oxygen."]
+
+    async def scenario(impl: Both) -> None:
+        assert isinstance(impl, Retriever)
+        found = await impl.embed(EmbedRequest(texts=passages, input_type="passage"))
+        vectors = np.asarray(found.vectors)
+        assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+        assert found.model.startswith("e5-torch:") and all(t > 5 for t in found.tokens)
+        for question, best in (("한라산의 높이는 얼마인가요?", 0), ("How do plants make sugar from light?", 2)):
+            query = np.asarray((await impl.embed(EmbedRequest(texts=[question]))).vectors[0])
+            assert int(np.argmax(vectors @ query)) == best
+        # the prefix matters: the same text as a query is another vector
+        as_query = np.asarray((await impl.embed(EmbedRequest(texts=passages[:1]))).vectors[0])
+        assert float(as_query @ vectors[0]) < 0.999
+
+    check(scenario)
+
+
+def test_embed_refuses_what_it_cannot_embed_whole(check: Callable[[Scenario], None]) -> None:
+    long_text = "retrieval " * 400
+
+    async def scenario(impl: Both) -> None:
+        assert isinstance(impl, Retriever)
+        with pytest.raises(InvalidRequestError) as refused:
+            await impl.embed(EmbedRequest(texts=["short", long_text]))
+        assert refused.value.code == "context_length_exceeded" and "Input 1" in refused.value.message
+        cut = await impl.embed(EmbedRequest(texts=["short", long_text], truncate=True))
+        assert cut.tokens[1] == 256 and cut.tokens[0] < 10 and len(cut.vectors) == 2
+        with pytest.raises(InvalidRequestError) as wrong_size:
+            await impl.embed(EmbedRequest(texts=["short"], dimensions=128))
+        assert wrong_size.value.param == "dimensions"
+        assert len((await impl.embed(EmbedRequest(texts=["short"], dimensions=384))).vectors[0]) == 384
 
     check(scenario)
 

@@ -1,0 +1,59 @@
+"""POST /v1/embeddings (OpenAI-compatible): the retriever's dense embedder, the vectors the index holds."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+
+from gateway.deps import ComponentsDep, LimitedPrincipalDep, SettingsDep
+from gateway.openai_schema import EmbeddingsRequest
+from services.contracts import EmbedRequest
+from services.errors import InvalidRequestError, NotFoundError
+
+__all__ = ["EMBEDDING_MODEL", "router"]
+
+router = APIRouter()
+EMBEDDING_MODEL = "ragd-embed"
+
+
+def texts_of(body: EmbeddingsRequest, max_inputs: int) -> list[str]:
+    """The request's texts, or a 400: ragd takes text, not token arrays, and no empty text."""
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if not texts:
+        raise InvalidRequestError("input must not be empty.", param="input")
+    if not all(isinstance(text, str) for text in texts):
+        raise InvalidRequestError(f"{EMBEDDING_MODEL} takes text: send strings, not token arrays.", param="input")
+    if len(texts) > max_inputs:
+        raise InvalidRequestError(f"Too many inputs: {len(texts)} (at most {max_inputs} per request).",
+                                  param="input")
+    strings = [str(text) for text in texts]
+    for index, text in enumerate(strings):
+        if not text.strip():
+            raise InvalidRequestError(f"Input {index} is empty.", param="input")
+    return strings
+
+
+def _encoded(vector: list[float], encoding_format: str) -> list[float] | str:
+    if encoding_format == "base64":  # little-endian float32, as OpenAI sends it
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    return vector
+
+
+@router.post("/v1/embeddings")
+async def embeddings(body: EmbeddingsRequest, request: Request, principal: LimitedPrincipalDep,
+                     components: ComponentsDep, settings: SettingsDep) -> Any:
+    if body.model != EMBEDDING_MODEL:
+        raise NotFoundError(f"The model '{body.model[:100]}' does not exist. Use '{EMBEDDING_MODEL}' for embeddings.",
+                            param="model", code="model_not_found")
+    texts = texts_of(body, settings.max_embedding_inputs)
+    result = await components.retriever.embed(EmbedRequest(texts=texts, input_type=body.input_type,
+                                                           truncate=body.truncate, dimensions=body.dimensions))
+    tokens = sum(result.tokens)
+    await request.app.state.limiter.spend_tokens(principal, tokens)
+    data = [{"object": "embedding", "index": i, "embedding": _encoded(vector, body.encoding_format)}
+            for i, vector in enumerate(result.vectors)]
+    return {"object": "list", "data": data, "model": EMBEDDING_MODEL,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
