@@ -81,6 +81,9 @@ def add_retrieval(parser: argparse.ArgumentParser) -> None:
                              "(train/dev splits only, e.g. scifact:train, KorQuAD.json:tune; repeatable)")
     parser.add_argument("--plot", type=Path, default=None,
                         help="bar chart (PNG) of this run and its ablation next to published baselines")
+    parser.add_argument("--plot-with", type=Path, action="append", default=[], metavar="REPORT_JSON",
+                        help="also draw these saved reports of the same dataset as bars, e.g. runs with a "
+                             "reranker (repeatable)")
     parser.add_argument("--ablate", action="store_true",
                         help="also report BM25 alone, dense alone and RRF k=60 on the same candidates")
     parser.set_defaults(run=_run_retrieval)
@@ -107,7 +110,8 @@ def _run_retrieval(args: argparse.Namespace) -> int:
         for name, metrics in report["ablation"].items():
             print(f"  {name:>10}: nDCG@10 {metrics['ndcg@10']:.4f}  Recall@100 {metrics['recall@100']:.4f}")
     if args.plot is not None:
-        plot_against_baselines(report, args.plot)
+        saved = [json.loads(path.read_text(encoding="utf-8")) for path in args.plot_with]
+        plot_against_baselines(report, args.plot, saved)
     _write(report, args.json)
     return 0
 
@@ -121,8 +125,17 @@ PUBLISHED: dict[str, dict[str, float]] = {
 }
 
 
-def plot_against_baselines(report: dict[str, Any], path: Path) -> None:
-    """Horizontal bars: published baselines (grey) and this run with its ablation (blue)."""
+def _saved_label(report: Mapping[str, Any]) -> str:
+    settings = report.get("settings", {})
+    latency = f"p50 {report['latency_ms_p50']:.0f} ms"
+    if settings.get("reranker_model"):
+        return f"ragd + reranker, top {settings.get('rerank_top_n')} ({latency})"
+    return f"ragd, saved run ({latency})"
+
+
+def plot_against_baselines(report: dict[str, Any], path: Path, saved: Sequence[Mapping[str, Any]] = ()) -> None:
+    """Horizontal bars: published baselines (grey), this run with its ablation (blue) and ``saved`` reports
+    of the same dataset (green; e.g. runs with a reranker)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,7 +146,11 @@ def plot_against_baselines(report: dict[str, Any], path: Path) -> None:
     for label, metrics in report.get("ablation", {}).items():
         if label != "configured":
             bars.append((f"ragd {label} (same candidates)", metrics["ndcg@10"], "tab:cyan"))
-    bars.append(("ragd default (API path)", report["ndcg@10"], "tab:blue"))
+    bars.append((f"ragd default (API path, p50 {report['latency_ms_p50']:.0f} ms)", report["ndcg@10"], "tab:blue"))
+    for other in saved:
+        if str(other.get("dataset")) != str(report["dataset"]):
+            raise SystemExit(f"--plot-with: a report of {other.get('dataset')}, not of {report['dataset']}")
+        bars.append((_saved_label(other), float(other["ndcg@10"]), "tab:green"))
     fig, ax = plt.subplots(figsize=(7.0, 0.35 * len(bars) + 1.2))
     ax.barh([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
     for i, (_, value, _) in enumerate(bars):

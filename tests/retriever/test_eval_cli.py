@@ -72,3 +72,16 @@ def test_eval_hnsw_measures_recall_and_plots(tmp_path: Path, cache_dir: Path) ->
     assert all(0.0 <= p["recall@10"] <= 1.0 for p in report["points"])
     assert report["points"][-1]["recall@10"] == 1.0  # 12 vectors: a wide beam finds the exact top 10
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_retrieval_plot_draws_saved_reports_of_the_same_dataset(tmp_path: Path, cache_dir: Path) -> None:
+    args = ["eval", "retrieval", "--dataset", str(FIXTURE), "--cache-dir", str(cache_dir), *MINILM]
+    saved = tmp_path / "saved.json"
+    assert main([*args, "--set", "fusion=rrf", "--json", str(saved)]) == 0
+    plot = tmp_path / "plot.png"
+    assert main([*args, "--plot", str(plot), "--plot-with", str(saved)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    other = json.loads(saved.read_text()) | {"dataset": "scifact:test"}
+    saved.write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="not of beir_tiny"):
+        main([*args, "--plot", str(tmp_path / "no.png"), "--plot-with", str(saved)])
