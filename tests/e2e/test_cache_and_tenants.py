@@ -109,6 +109,11 @@ def test_auth_is_required_and_checked(keyed: Server) -> None:
     forbidden = httpx.post(keyed.openai_base + "/admin/keys", json={"tenant": "x"},
                            headers={"authorization": f"Bearer {KEY_A}"}, timeout=10)
     assert forbidden.status_code == 403
+    embed = {"model": "ragd-embed", "input": "harbor"}
+    assert httpx.post(keyed.openai_base + "/embeddings", json=embed, timeout=10).status_code == 401
+    allowed = httpx.post(keyed.openai_base + "/embeddings", json=embed,
+                         headers={"authorization": f"Bearer {KEY_A}"}, timeout=60)
+    assert allowed.status_code == 200 and len(allowed.json()["data"][0]["embedding"]) == 384
 
 
 def test_identical_question_is_never_served_across_tenants(keyed: Server) -> None:
@@ -166,7 +171,7 @@ def test_other_tenants_collections_are_absent(keyed: Server) -> None:
     for_b = httpx.get(keyed.openai_base + "/collections/docs/documents/ferry", headers=headers, timeout=10)
     assert for_b.status_code == 404  # tenant A has 'ferry'; B's collection of the same name does not
     models = httpx.get(keyed.openai_base + "/models", headers=headers, timeout=10).json()
-    assert {m["id"] for m in models["data"]} == {"ragd", "ragd:docs"}
+    assert {m["id"] for m in models["data"]} == {"ragd", "ragd:docs", "ragd-embed"}
 
 
 def test_ingest_bumps_epoch_and_the_same_question_misses(keyed: Server) -> None:
