@@ -90,6 +90,14 @@ def test_train_query_side_adapts_queries_without_reembedding(tmp_path: Path, com
     report = asyncio.run(evaluate(load_beir(FIXTURE, "test"), settings, cache_root=cache, progress=False))
     assert sorted(p.name for p in cache.iterdir()) == indexes
     assert report["queries"] == 6 and 0.0 < report["ndcg@10"] <= 1.0
+    # a query in a language the model was not trained on keeps the base's query side
+    meta["data"]["query_languages"] = ["en"]
+    (out / "ragd_training.json").write_text(json.dumps(meta))
+    english_only = build_embedder(settings)
+    korean = ["조선의 수도는 어디였나?"]
+    assert np.allclose(english_only.embed_queries(korean), base.embed_queries(korean), atol=1e-6)
+    mixed = english_only.embed_queries([question[0], korean[0]])
+    assert np.allclose(mixed, np.vstack([adapted.embed_queries(question), base.embed_queries(korean)]), atol=1e-5)
     # a query side trained against other passages is refused at start
     with pytest.raises(ValueError, match="trained against the passages of"):
         build_embedder(RetrieverSettings(query_embedder_model=str(out)))
