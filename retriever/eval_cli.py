@@ -129,6 +129,8 @@ def _saved_label(report: Mapping[str, Any]) -> str:
     latency = f"p50 {report['latency_ms_p50']:.0f} ms"
     if settings.get("reranker_model"):
         return f"ragd + reranker, top {settings.get('rerank_top_n')} ({latency})"
+    if settings.get("query_embedder_model"):
+        return f"ragd + trained query side ({latency})"
     return f"ragd, saved run ({latency})"
 
 
