@@ -1,4 +1,4 @@
-"""``ragd bench {gateway,cache,retrieval,guardrails,all} [--out DIR] [--quick]``: measured latencies.
+"""``ragd bench {gateway,cache,retrieval,guardrails,embeddings,all} [--out DIR] [--quick]``: measured latencies.
 
 Every benchmark is bounded in count and time, runs on loopback only, shows progress and writes
 ``DIR/<name>.json`` (machine info with the load average, p50/p95/p99 and the runs behind each
@@ -44,6 +44,7 @@ BENCHES: dict[str, Bench] = {
     "cache": _piece("cache"),
     "retrieval": _piece("retrieval"),
     "guardrails": _piece("guardrails"),
+    "embeddings": _piece("embeddings"),
 }
 
 
@@ -75,6 +76,11 @@ def headline(name: str, result: dict[str, Any]) -> list[tuple[str, str, str]]:
                          (f"AnswerCache semantic hit p50 incl. embedding, {backend} (ms)",
                           _fmt(r["semantic_hit"]["p50_ms"]), "<= 25")]
         return rows
+    if name == "embeddings":
+        return [("embed one question p50 / p95 (ms)", f"{result['query']['p50_ms']} / {result['query']['p95_ms']}", ""),
+                ("embed one 500-char passage p50 / p95 (ms)",
+                 f"{result['passage']['p50_ms']} / {result['passage']['p95_ms']}", ""),
+                ("32 passages in one call (passages/s)", _fmt(result["passages_per_second"]), "")]
     if name == "retrieval":
         return [(f"retrieve p50 / p95, {r['config']} (ms)", f"{_fmt(r.get('p50_ms'))} / {_fmt(r.get('p95_ms'))}", "")
                 for r in result["configs"]]

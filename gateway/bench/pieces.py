@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from gateway.bench.common import summarize
 
-__all__ = ["GUARD_INPUTS", "bench_cache", "bench_guardrails", "bench_retrieval"]
+__all__ = ["GUARD_INPUTS", "bench_cache", "bench_embeddings", "bench_guardrails", "bench_retrieval"]
 
 
 
@@ -196,3 +196,49 @@ async def _input_checks(guard: Any, rounds: int) -> dict[str, Any]:
             for rail, ms in timings.items():
                 rails.setdefault(rail, []).append(ms / 1000)
     return {"input_check": summarize(whole), "input_rail": {k: summarize(v) for k, v in sorted(rails.items())}}
+
+
+# ---------------------------------------------------------------- embeddings (/v1/embeddings)
+
+_BATCH = 32
+
+
+def bench_embeddings(opts: argparse.Namespace) -> dict[str, Any]:
+    """``LocalRetriever.embed`` as ``/v1/embeddings`` calls it: one question (query), one ~500-character text
+    (passage), and a call of 32 such texts."""
+    return asyncio.run(_embeddings(opts))
+
+
+async def _embeddings(opts: argparse.Namespace) -> dict[str, Any]:
+    import tempfile
+
+    from retriever.service import LocalRetriever
+    from retriever.settings import RetrieverSettings
+    from services.contracts import EmbedRequest
+    from services.epochs import MemoryEpochStore
+
+    questions = list(GUARD_INPUTS)
+    passages = [" ".join([q] * 6)[:500] for q in questions]
+    batch = [passages[i % len(passages)] for i in range(_BATCH)]
+    with tempfile.TemporaryDirectory(prefix="ragd-bench-embed-") as tmp:
+        retriever = LocalRetriever(RetrieverSettings(data_dir=Path(tmp), redis_url=None), MemoryEpochStore())
+        await retriever.warm_up()
+        try:
+            async def timed(texts: list[str], kind: str) -> float:
+                start = time.perf_counter()
+                await retriever.embed(EmbedRequest(texts=texts, input_type=kind, truncate=True))
+                return time.perf_counter() - start
+
+            await timed(questions[:1], "query")  # first calls load lazily built parts
+            await timed(passages[:1], "passage")
+            query, passage, calls = [], [], []
+            for _ in tqdm(range(opts.rounds), desc="embeddings", unit="round"):
+                query += [await timed([q], "query") for q in questions]
+                passage += [await timed([p], "passage") for p in passages]
+                calls.append(await timed(batch, "passage"))
+            per_call = statistics.median(calls)
+            return {"embedder": retriever.embedder.name, "query": summarize(query), "passage": summarize(passage),
+                    "batch_of_32_passages": summarize(calls),
+                    "passages_per_second": round(_BATCH / per_call, 1) if per_call else None}
+        finally:
+            await retriever.aclose()

@@ -69,10 +69,24 @@ def _guardrails(result: Mapping[str, Any], ax: Any) -> None:
     right.legend(fontsize=8)
 
 
+def _embeddings(result: Mapping[str, Any], ax: Any) -> None:
+    rows = {"one question": result["query"], "one passage": result["passage"],
+            "32 passages, one call": result["batch_of_32_passages"]}
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [r.get("p50_ms", 0) for r in rows.values()], width=0.4, label="p50")
+    ax.bar([x + 0.2 for x in xs], [r.get("p95_ms", 0) for r in rows.values()], width=0.4, label="p95")
+    ax.set_xticks(list(xs), list(rows), fontsize=8)
+    ax.set_ylabel("LocalRetriever.embed (ms)")
+    ax.set_yscale("log")
+    ax.set_title(f"{result['embedder']}: {result['passages_per_second']} passages/s in calls of 32", fontsize=9)
+    ax.legend()
+
+
 PLOTS: dict[str, tuple[Callable[[Mapping[str, Any], Any], None], int]] = {
     "gateway": (_gateway, 2),
     "retrieval": (_retrieval, 1),
     "guardrails": (_guardrails, 2),
+    "embeddings": (_embeddings, 1),
 }
 
 
