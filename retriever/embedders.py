@@ -238,8 +238,9 @@ class QuerySideEmbedder:
         import torch
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        trained = [i for i, text in enumerate(texts) if detect_language(text) in self.languages]
-        others = [i for i in range(len(texts)) if i not in set(trained)]
+        languages = [detect_language(text) for text in texts]
+        trained = [i for i, language in enumerate(languages) if language in self.languages]
+        others = [i for i, language in enumerate(languages) if language not in self.languages]
         if trained:
             torch.set_num_threads(self._threads)  # OpenMP: the calling thread only, as e5's query path does
             vectors = self._loaded().encode([self._prefix + texts[i] for i in trained], normalize_embeddings=True,
