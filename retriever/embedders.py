@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -13,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retriever.e5_torch import E5TorchSettings, e5_torch_embedder
-from retriever.rerank import METADATA_FILE
+from retriever.rerank import METADATA_FILE, meta_languages, read_training_meta
 from retriever.settings import RetrieverSettings
 from retriever.text import detect_language
 from services.minilm_onnx import MiniLMOnnxEmbedder
@@ -198,11 +197,9 @@ class QuerySideEmbedder:
     """
 
     def __init__(self, base: Embedder, model_dir: Path, *, threads: int = 1) -> None:
-        meta_file = model_dir / METADATA_FILE
-        try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{model_dir}: no {METADATA_FILE} of ragd train embedder --query-side") from exc
+        meta = read_training_meta(model_dir)
+        if meta is None:
+            raise ValueError(f"{model_dir}: no {METADATA_FILE} of ragd train embedder --query-side")
         extra = meta.get("settings", {}).get("extra", {})
         if meta.get("kind") != QUERY_SIDE_KIND or "passage_embedder" not in extra:
             raise ValueError(f"{model_dir} is not a query-side model of ragd train embedder --query-side")
@@ -213,7 +210,7 @@ class QuerySideEmbedder:
         self.name = base.name
         self.model_dir = model_dir
         self._prefix = str(extra.get("query_prefix", ""))
-        self.languages = frozenset(meta.get("data", {}).get("query_languages", []))
+        self.languages = meta_languages(meta)  # None: not recorded, any
         self._threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
@@ -237,10 +234,10 @@ class QuerySideEmbedder:
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
         import torch
 
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        languages = [detect_language(text) for text in texts]
-        trained = [i for i, language in enumerate(languages) if language in self.languages]
-        others = [i for i, language in enumerate(languages) if language not in self.languages]
+        out = np.zeros((len(texts), self.base.dim), dtype=np.float32)
+        served = [self.serves(detect_language(text)) for text in texts]
+        trained = [i for i, yes in enumerate(served) if yes]
+        others = [i for i, yes in enumerate(served) if not yes]
         if trained:
             torch.set_num_threads(self._threads)  # OpenMP: the calling thread only, as e5's query path does
             vectors = self._loaded().encode([self._prefix + texts[i] for i in trained], normalize_embeddings=True,
@@ -249,6 +246,10 @@ class QuerySideEmbedder:
         if others:
             out[others] = self.base.embed_queries([texts[i] for i in others])
         return out
+
+    def serves(self, language: str) -> bool:
+        """True for a query language the model was trained on (or any, when none is recorded)."""
+        return self.languages is None or language in self.languages
 
     def embed_passages(self, texts: Sequence[str]) -> Vectors:
         return self.base.embed_passages(texts)

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["METADATA_FILE", "CrossEncoderReranker", "blend_scores", "rerank_head", "trained_blend",
-           "trained_languages"]
+__all__ = ["METADATA_FILE", "CrossEncoderReranker", "blend_scores", "meta_blend", "meta_languages",
+           "read_training_meta", "rerank_head", "trained_blend", "trained_languages"]
 
 METADATA_FILE = "ragd_training.json"
 T = TypeVar("T")
@@ -45,24 +45,40 @@ def rerank_head(head: Sequence[tuple[T, float]], cross: Sequence[float], weight:
     return sorted(zip((item for item, _ in head), final, strict=True), key=lambda pair: -pair[1])
 
 
-def _training_meta(model_path_or_id: str, section: str, key: str) -> Any:
-    """One entry of the ``ragd_training.json`` next to a model ``ragd train reranker`` made (else None)."""
+def read_training_meta(model_path_or_id: str | Path) -> dict[str, Any] | None:
+    """The ``ragd_training.json`` a ragd trainer wrote next to a model (None: none there, or unreadable)."""
     try:
-        return json.loads((Path(model_path_or_id) / METADATA_FILE).read_text(encoding="utf-8"))[section][key]
-    except (OSError, ValueError, KeyError, TypeError):
+        meta = json.loads((Path(model_path_or_id) / METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _entry(meta: dict[str, Any] | None, section: str, key: str) -> Any:
+    part = (meta or {}).get(section)
+    return part.get(key) if isinstance(part, dict) else None
+
+
+def meta_blend(meta: dict[str, Any] | None) -> float | None:
+    """The blend weight ``ragd train reranker`` chose, from its metadata."""
+    value = _entry(meta, "scores", "blend")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def meta_languages(meta: dict[str, Any] | None) -> frozenset[str] | None:
+    """The query languages a ragd-trained model saw (None: not recorded, so any)."""
+    value = _entry(meta, "data", "query_languages")
+    return frozenset(str(v) for v in value) if isinstance(value, list) and value else None
 
 
 def trained_blend(model_path_or_id: str) -> float | None:
     """The blend weight ``ragd train reranker`` chose for this model, if it made it."""
-    value = _training_meta(model_path_or_id, "scores", "blend")
-    return float(value) if isinstance(value, int | float) else None
+    return meta_blend(read_training_meta(model_path_or_id))
 
 
 def trained_languages(model_path_or_id: str) -> frozenset[str] | None:
     """The query languages a model of ``ragd train reranker`` was trained on (None: not recorded, any)."""
-    value = _training_meta(model_path_or_id, "data", "query_languages")
-    return frozenset(str(v) for v in value) if isinstance(value, list) and value else None
+    return meta_languages(read_training_meta(model_path_or_id))
 
 
 class CrossEncoderReranker:
@@ -71,9 +87,10 @@ class CrossEncoderReranker:
     def __init__(self, model_path_or_id: str, *, batch_size: int = 32, max_length: int | None = None,
                  blend: float | None = None) -> None:
         self.model_path_or_id = model_path_or_id
-        chosen = trained_blend(model_path_or_id) if blend is None else blend
+        meta = read_training_meta(model_path_or_id)  # read once: blend and languages
+        chosen = meta_blend(meta) if blend is None else blend
         self.blend = 1.0 if chosen is None else chosen
-        self.languages = trained_languages(model_path_or_id)
+        self.languages = meta_languages(meta)
         self.batch_size = batch_size
         self.max_length = max_length
         self._model: Any = None
