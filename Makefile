@@ -40,7 +40,8 @@ test-all: install redis tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check services gateway retriever generator cache guardrails tests
+	$(BIN)/ruff check services gateway retriever generator cache guardrails lab tests
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 
 bench: install redis bench-tools

@@ -20,28 +20,38 @@ Entry = tuple[str, str]
 COMMANDS: dict[str, Entry] = {
     "serve": ("gateway.cli", "add_serve"),
     "ingest": ("retriever.cli", "add_ingest"),
-    "up": ("gateway.topology", "add_up"),
-    "bench": ("gateway.bench", "add_bench"),
+    "up": ("lab.topology", "add_up"),
+    "bench": ("lab.bench", "add_bench"),
 }
 
 GROUPS: dict[str, dict[str, Entry]] = {
     "eval": {
-        "retrieval": ("retriever.eval_cli", "add_retrieval"),
-        "hnsw": ("retriever.eval_cli", "add_hnsw"),
+        "retrieval": ("lab.retriever.eval_cli", "add_retrieval"),
+        "hnsw": ("lab.retriever.eval_cli", "add_hnsw"),
         "cache": ("cache.eval_cli", "add_cache"),
         "guardrails": ("guardrails.eval_cli", "add_guardrails"),
     },
     "train": {
-        "reranker": ("retriever.train_cli", "add_reranker"),
-        "embedder": ("retriever.train_cli", "add_embedder"),
+        "reranker": ("lab.retriever.train_cli", "add_reranker"),
+        "embedder": ("lab.retriever.train_cli", "add_embedder"),
         "guardrails": ("guardrails.train_cli", "add_classifier"),
     },
 }
 
 
+def _unavailable(parser: argparse.ArgumentParser) -> None:
+    """A subcommand whose module is not installed (the tooling tree ``lab`` is not in the images)."""
+
+
 def _load(entry: Entry) -> Callable[[argparse.ArgumentParser], None]:
     module, func = entry
-    add: Callable[[argparse.ArgumentParser], None] = getattr(importlib.import_module(module), func)
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):  # a dependency is missing, not the module
+            raise
+        return _unavailable
+    add: Callable[[argparse.ArgumentParser], None] = getattr(loaded, func)
     return add
 
 

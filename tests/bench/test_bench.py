@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.bench.common import BARE_BODY_ENV, Load, Server, free_port, run_load, serve, summarize
-from gateway.bench.http import REPO_ROOT, paraphrases, profile_layers
+from lab.bench.common import BARE_BODY_ENV, Load, Server, free_port, run_load, serve, summarize
+from lab.bench.http import REPO_ROOT, paraphrases, profile_layers
 
 BODY = {"id": "chatcmpl-1", "object": "chat.completion", "choices": [
     {"index": 0, "message": {"role": "assistant", "content": "An answer [1]."}, "finish_reason": "stop"}]}
@@ -73,7 +73,7 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     (work / "body.json").write_text(json.dumps(BODY))
     port = free_port()
     env = {**os.environ, BARE_BODY_ENV: str(work / "body.json")}
-    server = serve("bare", ["-m", "uvicorn", "--factory", "gateway.bench.common:bare_app", "--port", str(port),
+    server = serve("bare", ["-m", "uvicorn", "--factory", "lab.bench.common:bare_app", "--port", str(port),
                             "--log-level", "warning"], env, work, port=port, ready_path="/health", timeout_s=60)
     yield server
     server.stop()

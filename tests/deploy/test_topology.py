@@ -17,7 +17,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.topology import PORT_OFFSETS, Topology, TopologyError, TopologySettings, redis_answers
+from lab.topology import PORT_OFFSETS, Topology, TopologyError, TopologySettings, redis_answers
 from tests.deploy.layout import RAGD_SERVICES, ROOT, compose, unknown_settings
 from tests.deploy.promql import ALWAYS_AVAILABLE, exported_names, used_names
 
@@ -210,7 +210,7 @@ def test_pieces_die_with_a_killed_parent(tmp_path: Path) -> None:
     script = f"""
 import sys, time
 from pathlib import Path
-from gateway.topology import Topology, TopologySettings
+from lab.topology import Topology, TopologySettings
 t = Topology(TopologySettings(base_port={free_base_port()}, data_dir=Path({str(tmp_path)!r}), private_redis=True))
 redis = t.pieces()[0]
 t.log_dir.mkdir(parents=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.topology import Topology, TopologySettings
+from lab.topology import Topology, TopologySettings
 from tests.deploy.test_topology import free_base_port
 from tests.e2e.conftest import FIXTURE_CORPUS
 

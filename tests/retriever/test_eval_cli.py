@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from retriever.evaluation import load_beir, load_dataset, load_korquad
+from lab.retriever.evaluation import load_beir, load_dataset, load_korquad
 from services.cli import main
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "beir_tiny"

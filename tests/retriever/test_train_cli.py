@@ -24,8 +24,8 @@ def common(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 def test_train_reranker_writes_a_cross_encoder(tmp_path: Path, common: list[str]) -> None:
     from sentence_transformers import CrossEncoder
 
+    from lab.retriever.training import BLEND_GRID
     from retriever.rerank import CrossEncoderReranker
-    from retriever.training import BLEND_GRID
 
     out = tmp_path / "reranker"
     assert main(["train", "reranker", "--out", str(out), "--negatives", "3", "--dev-fraction", "0.5",
@@ -40,7 +40,7 @@ def test_train_reranker_writes_a_cross_encoder(tmp_path: Path, common: list[str]
     assert CrossEncoderReranker(str(out)).blend == meta["scores"]["blend"]
     assert CrossEncoderReranker(str(out), blend=0.3).blend == 0.3
     # the languages of its training queries: queries in other languages keep the fused order
-    from retriever.evaluation import load_beir
+    from lab.retriever.evaluation import load_beir
     from retriever.text import detect_language
 
     trained_on = {detect_language(q) for q in load_beir(FIXTURE, "train").queries.values()}
@@ -65,8 +65,8 @@ def test_train_embedder_writes_a_sentence_transformer(tmp_path: Path, common: li
 def test_train_query_side_adapts_queries_without_reembedding(tmp_path: Path, common: list[str]) -> None:
     import asyncio
 
+    from lab.retriever.evaluation import evaluate, load_beir
     from retriever.embedders import QuerySideEmbedder, build_embedder
-    from retriever.evaluation import evaluate, load_beir
     from retriever.settings import RetrieverSettings
 
     out = tmp_path / "query-side"

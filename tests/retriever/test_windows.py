@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from lab.retriever.evaluation import COLLECTION, TENANT, load_beir, open_index
 from retriever.bm25 import BM25Index
 from retriever.chunking import chunk_text, dense_length
-from retriever.evaluation import COLLECTION, TENANT, load_beir, open_index
 from retriever.ingest import dense_windows
 from retriever.service import LocalRetriever
 from retriever.settings import RetrieverSettings

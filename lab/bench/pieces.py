@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from gateway.bench.common import summarize
+from lab.bench.common import summarize
 
 __all__ = ["GUARD_INPUTS", "bench_cache", "bench_embeddings", "bench_guardrails", "bench_retrieval"]
 
@@ -49,7 +49,7 @@ def bench_retrieval(opts: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _retrieval(opts: argparse.Namespace) -> dict[str, Any]:
-    from retriever.evaluation import eval_settings, load_dataset, open_index
+    from lab.retriever.evaluation import eval_settings, load_dataset, open_index
     from retriever.settings import RetrieverSettings
 
     dataset = load_dataset(Path(opts.scifact))
@@ -87,7 +87,7 @@ def _embedder(opts: argparse.Namespace) -> str | None:
 
 
 async def _indexed_documents(settings: Any) -> int:
-    from retriever.evaluation import COLLECTION, TENANT
+    from lab.retriever.evaluation import COLLECTION, TENANT
     from retriever.service import LocalRetriever
     from services.epochs import MemoryEpochStore
 
@@ -112,7 +112,7 @@ def _reranker(settings: Any, opts: argparse.Namespace) -> tuple[str | None, bool
 
 
 async def _retrieve_config(name: str, settings: Any, queries: Sequence[str]) -> dict[str, Any]:
-    from retriever.evaluation import COLLECTION, TENANT
+    from lab.retriever.evaluation import COLLECTION, TENANT
     from retriever.service import LocalRetriever
     from services.contracts import RetrieveRequest
     from services.epochs import MemoryEpochStore

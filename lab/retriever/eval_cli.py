@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from retriever.evaluation import (
+from lab.retriever.evaluation import (
     COLLECTION,
     TENANT,
     Dataset,
@@ -30,7 +30,7 @@ from retriever.evaluation import (
     open_index,
     tune_fusion,
 )
-from retriever.metrics import percentile
+from lab.retriever.metrics import percentile
 from retriever.settings import RetrieverSettings
 from services.contracts import CollectionConfig
 from services.epochs import partition_id

@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 from tqdm import tqdm
 
-from retriever.evaluation import COLLECTION, TENANT, Dataset, open_index, ranked_doc_ids, run_queries
+from lab.retriever.evaluation import COLLECTION, TENANT, Dataset, open_index, ranked_doc_ids, run_queries
+from lab.retriever.metrics import mean_metrics
 from retriever.ingest import passage_text
-from retriever.metrics import mean_metrics
 from retriever.rerank import METADATA_FILE, rerank_head
 from retriever.settings import RetrieverSettings
 from retriever.text import detect_language

@@ -10,12 +10,12 @@ import argparse
 import json
 from pathlib import Path
 
+from lab.retriever.eval_cli import settings_from_args
+from lab.retriever.evaluation import load_beir
+from lab.retriever.query_training import train_query_side
+from lab.retriever.training import TrainConfig, default_backbone, train_embedder, train_reranker
 from retriever.e5_torch import E5TorchSettings, ensure_converted
-from retriever.eval_cli import settings_from_args
-from retriever.evaluation import load_beir
-from retriever.query_training import train_query_side
 from retriever.rerank import METADATA_FILE
-from retriever.training import TrainConfig, default_backbone, train_embedder, train_reranker
 
 __all__ = ["add_embedder", "add_reranker"]
 

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from gateway.bench.common import BARE_BODY_ENV, Load, Server, free_port, median_of, run_load, serve, summarize
+from lab.bench.common import BARE_BODY_ENV, Load, Server, free_port, median_of, run_load, serve, summarize
 
 __all__ = ["PROFILE_LAYERS", "QUESTION", "REPO_ROOT", "TARGETS", "bench_gateway", "paraphrases", "profile_layers",
            "semantic_candidates"]
@@ -148,7 +148,7 @@ def bench_gateway(opts: argparse.Namespace) -> dict[str, Any]:
             body_file = work / "bare-body.json"
             body_file.write_text(json.dumps(_prime(url)))
             bare_port = free_port()
-            bare = serve("bare", ["-m", "uvicorn", "--factory", "gateway.bench.common:bare_app", "--port",
+            bare = serve("bare", ["-m", "uvicorn", "--factory", "lab.bench.common:bare_app", "--port",
                                   str(bare_port), "--log-level", "warning", "--no-access-log"],
                          {**env, BARE_BODY_ENV: str(body_file)}, work, port=bare_port, ready_path="/health")
             try:

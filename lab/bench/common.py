@@ -112,7 +112,7 @@ def serve(name: str, argv: Sequence[str], env: dict[str, str], workdir: Path, *,
 def bare_app() -> FastAPI:
     """A bare FastAPI endpoint answering ``POST /v1/chat/completions`` with a fixed JSON body (the
     gateway's cached answer, read from the file named by ``RAGD_BENCH_BARE_BODY``): the floor the
-    gateway's exact hit is compared to. Run with ``uvicorn --factory gateway.bench:bare_app``."""
+    gateway's exact hit is compared to. Run with ``uvicorn --factory lab.bench:bare_app``."""
     body = json.loads(Path(os.environ[BARE_BODY_ENV]).read_text())
     app = FastAPI()
 

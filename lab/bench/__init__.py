@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.bench.common import machine_info, write_json
+from lab.bench.common import machine_info, write_json
 
 __all__ = ["BENCHES", "add_bench", "headline", "run"]
 
@@ -24,14 +24,14 @@ Bench = Callable[[argparse.Namespace], dict[str, Any]]
 
 
 def _gateway(opts: argparse.Namespace) -> dict[str, Any]:
-    from gateway.bench.http import bench_gateway
+    from lab.bench.http import bench_gateway
 
     return bench_gateway(opts)
 
 
 def _piece(name: str) -> Bench:
     def bench(opts: argparse.Namespace) -> dict[str, Any]:
-        from gateway.bench import pieces
+        from lab.bench import pieces
 
         result: dict[str, Any] = getattr(pieces, f"bench_{name}")(opts)
         return result
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                   "loadavg_after": [round(x, 2) for x in os.getloadavg()],
                   "wall_s": round(time.perf_counter() - started, 1), **result}
         write_json(out, name, result)
-        from gateway.bench.plots import plot
+        from lab.bench.plots import plot
 
         plot(name, result, out / f"{name}.png")
         results[name] = result

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from lab.retriever.metrics import mean_metrics, percentile
 from retriever.e5_torch import E5TorchSettings
 from retriever.hybrid import fuse
-from retriever.metrics import mean_metrics, percentile
 from retriever.service import LocalRetriever
 from retriever.settings import RetrieverSettings
 from retriever.text import analyze, detect_language
