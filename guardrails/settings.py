@@ -25,8 +25,8 @@ def default_model_path() -> Path:
 
 
 def default_topics_path() -> Path:
-    """The NeMo Guardrails config (config.yml + Colang) that defines the off-limits topics."""
-    return _PACKAGE / "config"
+    """The topic rail's intents (YAML: intent name -> example utterances)."""
+    return _PACKAGE / "topics.yaml"
 
 
 class GuardrailsSettings(ServiceSettings):
@@ -39,7 +39,7 @@ class GuardrailsSettings(ServiceSettings):
     model_path: Path = Field(default_factory=default_model_path,
                              description="Injection classifier weights (.npz written by `ragd train guardrails`).")
     topics_path: Path = Field(default_factory=default_topics_path,
-                              description="NeMo Guardrails config directory with the off-limits topics (Colang).")
+                              description="YAML file of the topic rail's intents and their example utterances.")
     embedder_path: Path | None = Field(None, description="Sentence-transformers dir for the topic rail; "
                                        "none: the packaged all-MiniLM-L6-v2.")
     threads: int = Field(2, ge=1, le=64, description="Worker threads for CPU-bound checks.")

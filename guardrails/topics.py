@@ -1,10 +1,9 @@
-"""Off-limits topics from the NeMo Guardrails config (Colang user intents), matched by embeddings.
+"""Off-limits topics: user intents with example utterances (``topics.yaml``), matched by embeddings.
 
-NeMo's own runtime needs ~1 s per turn on these CPUs (its embedding index plus the dialog engine),
-so ragd reads the same config with :class:`nemoguardrails.RailsConfig`, embeds the intent examples
-once with the packaged all-MiniLM-L6-v2 (NeMo's FastEmbed default downloads and fails offline), and
-does the nearest-neighbour match itself. A question fires when its nearest example belongs to an
-off-limits intent with cosine >= the policy threshold. The embedder only runs when a cheap
+The intent examples are embedded once with the packaged all-MiniLM-L6-v2 and a question is matched
+to its nearest example (an embeddings-only dialog rail, without a dialog engine or an LLM call).
+A question fires when its nearest example belongs to an off-limits intent with cosine >= the
+policy threshold. The embedder only runs when a cheap
 bilingual gate sees a political word *and* a request for a stance (opinion, support, better/worse),
 which keeps ordinary and factual questions at sub-millisecond cost.
 
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 from sklearn.feature_extraction.text import HashingVectorizer
 
 _CHARS = HashingVectorizer(analyzer="char_wb", ngram_range=(1, 3), n_features=2**16, alternate_sign=False,
@@ -74,12 +74,14 @@ def topic_key(intent: str) -> str:
     return re.sub(r"\s+", "_", name)
 
 
-def load_intents(config_dir: Path) -> dict[str, list[str]]:
-    """The user intents (name -> example utterances) of a NeMo Guardrails config directory."""
-    from nemoguardrails import RailsConfig  # heavy import, only when the topic rail loads
-
-    config = RailsConfig.from_path(str(config_dir))
-    return {topic_key(name): list(examples) for name, examples in config.user_messages.items()}
+def load_intents(path: Path) -> dict[str, list[str]]:
+    """The user intents (name -> example utterances) of a topics YAML file."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    intents = document.get("intents") if isinstance(document, dict) else None
+    if not isinstance(intents, dict) or not all(
+            isinstance(examples, list) and all(isinstance(e, str) for e in examples) for examples in intents.values()):
+        raise ValueError(f"{path}: expected 'intents: {{name: [example, ...]}}'")
+    return {topic_key(str(name)): list(examples) for name, examples in intents.items()}
 
 
 def minilm_embedder(path: Path | None = None) -> Embed:
@@ -111,7 +113,7 @@ class TopicMatcher:
     def __init__(self, intents: dict[str, list[str]], off_limits: Sequence[str], embed: Embed) -> None:
         missing = set(off_limits) - set(intents)
         if missing:
-            raise ValueError(f"policy topics {sorted(missing)} are not defined in the Colang config "
+            raise ValueError(f"policy topics {sorted(missing)} are not defined in the topic intents "
                              f"(defined: {sorted(intents)})")
         self._embed = embed
         self._off_limits = frozenset(off_limits)
