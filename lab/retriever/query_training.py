@@ -19,10 +19,10 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from embeddings.e5_torch import E5TorchSettings, ensure_converted
 from lab.retriever.evaluation import COLLECTION, TENANT, Dataset, open_index
 from lab.retriever.metrics import mean_metrics
 from lab.retriever.training import TrainConfig, write_metadata
-from retriever.e5_torch import E5TorchSettings, ensure_converted
 from retriever.embedders import QUERY_SIDE_KIND
 from retriever.settings import RetrieverSettings
 from retriever.store import chunk_of_row

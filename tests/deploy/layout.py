@@ -22,9 +22,9 @@ BUILT_SERVICES = (*RAGD_SERVICES, "chroma")
 # the guardrails classifier's semantic block reads where the e5 graphs are kept).
 SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
     "gateway": (("gateway.settings", "GatewaySettings"), ("cache.settings", "CacheSettings"),
-                ("services.e5_onnx", "E5OnnxSettings")),
+                ("embeddings.e5_onnx", "E5OnnxSettings")),
     "retriever": (("retriever.settings", "RetrieverSettings"),),
-    "guardrails": (("guardrails.settings", "GuardrailsSettings"), ("services.e5_onnx", "E5OnnxSettings")),
+    "guardrails": (("guardrails.settings", "GuardrailsSettings"), ("embeddings.e5_onnx", "E5OnnxSettings")),
     "generator": (("generator.settings", "GeneratorSettings"),),
 }
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.deploy.layout import ROOT
 
-PACKAGES = ("services", "gateway", "cache", "retriever", "guardrails", "generator")
+PACKAGES = ("services", "embeddings", "gateway", "cache", "retriever", "guardrails", "generator")
 
 
 def _tracked_files() -> list[str]:

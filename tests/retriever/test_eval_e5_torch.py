@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retriever.e5_torch import E5TorchEmbedder, ensure_converted, quantize_int8
+from embeddings.e5_torch import E5TorchEmbedder, ensure_converted, quantize_int8
 from retriever.embedders import EMBEDDERS
 from retriever.settings import RetrieverSettings
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from services.minilm_onnx import MiniLMOnnxEmbedder, minilm_model_path
+from embeddings.minilm_onnx import MiniLMOnnxEmbedder, minilm_model_path
 
 TEXTS = [
     "What is the capital of France?",

