@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 
 from tests.deploy.layout import ROOT, pyproject
 
-PROJECT = {"services", "gateway", "cache", "retriever", "guardrails", "generator"}
+PROJECT = {"services", "embeddings", "gateway", "cache", "retriever", "guardrails", "generator"}
 # The command line every image runs first: only its module-level imports are on every image's path
 # (``ragd serve <piece>`` imports the piece's own modules inside functions).
 CLI = ("services/cli.py", "gateway/cli.py")
