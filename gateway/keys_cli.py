@@ -41,6 +41,8 @@ def _settings(args: argparse.Namespace) -> Any:
         overrides["data_dir"] = Path(args.data_dir)
     if args.store is not None:
         overrides["key_store"] = args.store
+    if args.prefix is not None:
+        overrides["key_store_prefix"] = args.prefix
     return GatewaySettings(**overrides)
 
 
@@ -135,6 +137,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis-url", default=None,
                         help="Redis of the key store (default: RAGD_REDIS_URL; '' for none)")
     parser.add_argument("--data-dir", default=None, help="data dir of the file store (default: RAGD_DATA_DIR)")
+    parser.add_argument("--prefix", default=None,
+                        help="Redis key prefix of the store (default: RAGD_GATEWAY_KEY_STORE_PREFIX)")
     parser.add_argument("--store", choices=("auto", "redis", "file"), default=None,
                         help="key store (default: RAGD_GATEWAY_KEY_STORE, auto)")
     parser.add_argument("--json", action="store_true", help="print JSON")
