@@ -12,6 +12,7 @@ mode every request is the default tenant, and admin routes answer 403 saying how
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -107,9 +108,11 @@ class KeyRing:
         return self._by_hash.get(digest)
 
 
-async def resolve_mode(setting: str, ring: KeyRing, store: KeyStore | None, *, now: float | None = None) -> Mode:
+async def resolve_mode(setting: str, ring: KeyRing, store: KeyStore | None, *, now: float | None = None,
+                       attempts: int = 4, backoff_s: float = 0.5) -> Mode:
     """The auth mode for this run: ``open``/``keys`` as set; ``auto``: keys when any key is configured
-    or an active one is stored, else open. ``auto`` with an unreadable store refuses to guess."""
+    or an active one is stored, else open. ``auto`` with a store unreadable after ``attempts`` tries
+    (backing off from ``backoff_s``) refuses to guess."""
     if setting == "open":
         if len(ring):
             raise AuthConfigError("RAGD_GATEWAY_AUTH=open, but API keys are configured (keys file or inline keys).")
@@ -118,12 +121,16 @@ async def resolve_mode(setting: str, ring: KeyRing, store: KeyStore | None, *, n
         return "keys"
     if store is None:
         return "open"
+    for attempt in range(attempts):
+        try:
+            stored = await store.list()
+            break
+        except KeyStoreUnavailableError as exc:
+            if attempt == attempts - 1:
+                raise AuthConfigError("RAGD_GATEWAY_AUTH=auto cannot read the API key store to choose the auth "
+                                      "mode; make it reachable or set RAGD_GATEWAY_AUTH=open or keys.") from exc
+            await asyncio.sleep(backoff_s * 2**attempt)
     at = time.time() if now is None else now
-    try:
-        stored = await store.list()
-    except KeyStoreUnavailableError as exc:
-        raise AuthConfigError("RAGD_GATEWAY_AUTH=auto cannot read the API key store to choose the auth mode; "
-                          "make it reachable or set RAGD_GATEWAY_AUTH=open or keys.") from exc
     return "keys" if any(r.state(at) == "active" for r in stored) else "open"
 
 

@@ -38,6 +38,7 @@ class GatewaySettings(ServiceSettings):
         "auto", description="Where stored keys live: redis (RAGD_REDIS_URL), file (keys/keys.json under "
                             "RAGD_DATA_DIR), auto: redis when a Redis URL is set, else file.")
     key_store_prefix: str = Field("ragd:keys:", min_length=1, description="Prefix of the key store's Redis keys.")
+    key_store_timeout_s: float = Field(1.0, gt=0, le=30, description="Timeout of one key-store call to Redis, seconds.")
     key_cache_ttl_s: float = Field(
         0.5, ge=0, le=1, description="Seconds a replica reuses a stored key's lookup (revocation delay), at most 1.")
     key_touch_interval_s: float = Field(

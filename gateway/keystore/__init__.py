@@ -38,7 +38,8 @@ def key_file_path(data_dir: Path) -> Path:
 def _redis(settings: GatewaySettings) -> KeyStore:
     if not settings.redis_url:
         raise ValueError("RAGD_GATEWAY_KEY_STORE=redis needs RAGD_REDIS_URL.")
-    return RedisKeyStore.from_url(settings.redis_url, prefix=settings.key_store_prefix)
+    return RedisKeyStore.from_url(settings.redis_url, prefix=settings.key_store_prefix,
+                                  timeout_s=settings.key_store_timeout_s)
 
 
 def _file(settings: GatewaySettings) -> KeyStore:

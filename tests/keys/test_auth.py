@@ -218,7 +218,7 @@ def test_the_auth_mode_rule(make_store: StoreFactory) -> None:
         await store.aclose()
         unreachable = RedisKeyStore.from_url("redis://127.0.0.1:1/0", prefix="ragd:test:nowhere:", timeout_s=0.3)
         with pytest.raises(AuthConfigError, match="RAGD_GATEWAY_AUTH"):
-            await resolve_mode("auto", empty, unreachable)
+            await resolve_mode("auto", empty, unreachable, backoff_s=0.01)
         assert await resolve_mode("keys", empty, unreachable) == "keys"  # an explicit mode needs no read
         await unreachable.aclose()
 
