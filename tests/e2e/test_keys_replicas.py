@@ -66,17 +66,26 @@ def _bootstrap_admin(redis_url: str) -> str:
 def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     redis = RedisProcess(tmp_path_factory.mktemp("keys-redis"))
     redis.start()
-    admin_key = _bootstrap_admin(redis.url)
+    tmp = tmp_path_factory.mktemp("keys-replicas")
     # auth stays at its default (auto): the store's admin key makes both replicas keyed
     env = {"RAGD_REDIS_URL": redis.url, "RAGD_GATEWAY_DEMO_CORPUS": ""}
-    tmp = tmp_path_factory.mktemp("keys-replicas")
-    with ThreadPoolExecutor(2) as pool:
-        a, b = pool.map(lambda name: _start(tmp / name, env), ["a", "b"])
-    group = Replicas(a, b, redis, admin_key, env, tmp)
-    yield group
-    for server in group.both():
-        stop_server(server.process)
-    redis.kill()
+    started: list[Server] = []
+    try:
+        admin_key = _bootstrap_admin(redis.url)
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(_start, tmp / name, env) for name in ("a", "b")]
+            for future in futures:
+                if future.exception() is None:
+                    started.append(future.result())
+            for future in futures:
+                future.result()  # raise the first start's failure, once every started one is known
+        group = Replicas(started[0], started[1], redis, admin_key, env, tmp)
+        yield group
+        started[1] = group.b  # a test may restart a replica
+    finally:
+        for server in started:
+            stop_server(server.process)
+        redis.kill()
 
 
 def _client(server: Server, key: str) -> openai.OpenAI:
