@@ -188,7 +188,7 @@ class Authenticator:
         """The caller; ``audit=False`` for a first look whose refusal the route repeats (the fast path)."""
         if self.mode == "open":
             return self._open
-        if not authorization or not authorization[:7].lower() == "bearer " or not authorization[7:].strip():
+        if not authorization or authorization[:7].lower() != "bearer " or not authorization[7:].strip():
             raise _refuse("missing", "Missing API key: send 'Authorization: Bearer <key>'.", audit=audit)
         digest = hash_key(authorization[7:].strip())
         principal = self._ring.lookup(digest)
@@ -198,8 +198,8 @@ class Authenticator:
         now = self._clock()
         state = record.state(now)
         if state != "active":
-            raise _refuse(state, f"This API key has {state}." if state == "expired" else
-                          "This API key has been revoked.", audit=audit, key_id=record.key_id)
+            message = "This API key has expired." if state == "expired" else "This API key has been revoked."
+            raise _refuse(state, message, audit=audit, key_id=record.key_id)
         await self._touch(record, now)
         return Principal(tenant=record.tenant, role=record.role, key_id=record.key_id, rpm=record.rpm,
                          tpm=record.tpm)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,13 +71,8 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     started: list[Server] = []
     try:
         admin_key = _bootstrap_admin(redis.url)
-        with ThreadPoolExecutor(2) as pool:
-            futures = [pool.submit(_start, tmp / name, env) for name in ("a", "b")]
-            for future in futures:
-                if future.exception() is None:
-                    started.append(future.result())
-            for future in futures:
-                future.result()  # raise the first start's failure, once every started one is known
+        for name in ("a", "b"):  # one after the other: a first start converts model files both would write
+            started.append(_start(tmp / name, env))
         group = Replicas(started[0], started[1], redis, admin_key, env, tmp)
         yield group
         started[1] = group.b  # a test may restart a replica
