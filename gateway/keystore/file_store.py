@@ -72,11 +72,11 @@ class FileKeyStore:
         if stamp is not None:
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
+                records = {r.key_id: r for r in map(KeyRecord.from_json, data.get("keys", []))}
             except FileNotFoundError:
-                data = {"keys": []}
-            except (OSError, ValueError) as exc:
+                records = {}
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
                 raise KeyStoreUnavailableError(f"The API key file {self.path} cannot be read.") from exc
-            records = {r.key_id: r for r in map(KeyRecord.from_json, data.get("keys", []))}
         snap = _Snapshot(records, {r.key_sha256: r.key_id for r in records.values()}, stamp, time.monotonic())
         self._snapshot = snap
         return snap

@@ -189,9 +189,10 @@ def test_the_file_store_writes_whole_files_only_for_its_owner(tmp_path: Path) ->
 
 def test_a_broken_key_file_is_an_unavailable_store(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
-    path.write_text("{not json")
-    with pytest.raises(KeyStoreUnavailableError):
-        asyncio.run(FileKeyStore(path).find(hash_key("rk-anything")))
+    for broken in ("{not json", '{"keys": [{"key_id": "k"}]}', '{"keys": 3}', "[]"):
+        path.write_text(broken)
+        with pytest.raises(KeyStoreUnavailableError):
+            asyncio.run(FileKeyStore(path).find(hash_key("rk-anything")))
     path.write_text('{"version": 1, "keys": []}')  # the control: a valid file answers
     assert asyncio.run(FileKeyStore(path).find(hash_key("rk-anything"))) is None
 
