@@ -1,5 +1,5 @@
 """A small builder for ONNX graphs written op by op, and the BERT encoder both ragd graphs share
-(``services/e5_onnx.py``, ``services/minilm_onnx.py``)."""
+(``embeddings/e5_onnx.py``, ``embeddings/minilm_onnx.py``)."""
 
 from __future__ import annotations
 

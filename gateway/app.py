@@ -11,13 +11,14 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from gateway.access import open_auth
 from gateway.auth import KeyRing
 from gateway.components import Components, build_components
 from gateway.fastpath import ExactHitFastPath
 from gateway.limits import AdmissionMiddleware, BodyLimitMiddleware
 from gateway.pipeline import Pipeline
 from gateway.ratelimit import MemoryCounters, RateLimiter, RedisCounters
-from gateway.routes import chat, corpus, embeddings
+from gateway.routes import chat, corpus, embeddings, keys
 from gateway.settings import GatewaySettings
 from services.app import install_common
 from services.contracts import CollectionConfig
@@ -51,14 +52,14 @@ async def _seed(components: Components, settings: GatewaySettings, tenant: str) 
 def create_app(settings: GatewaySettings | None = None,
                components_factory: ComponentsFactory = build_components) -> FastAPI:
     settings = settings or GatewaySettings()
-    keys = KeyRing.load(file=settings.api_keys_file, inline=settings.api_keys,
-                        default_tenant=settings.default_tenant)
+    ring = KeyRing.load(file=settings.api_keys_file, inline=settings.api_keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)  # process-wide; see the setting
-        async with components_factory(settings) as components:
-            if keys.is_open:
+        async with open_auth(settings, ring) as (auth, key_store), components_factory(settings) as components:
+            app.state.keys, app.state.key_store = auth, key_store
+            if auth.is_open:
                 await _seed(components, settings, settings.default_tenant)
             app.state.components = components
             counters = RedisCounters(components.redis) if components.redis is not None else MemoryCounters()
@@ -80,7 +81,6 @@ def create_app(settings: GatewaySettings | None = None,
                   telemetry={"tracing": False, "metrics": False, "logs": False},
                   description="ragd: retrieval-augmented answers over your documents, OpenAI-compatible.")
     app.state.settings = settings
-    app.state.keys = keys
 
     async def ready() -> dict[str, bool]:
         components: Components | None = getattr(app.state, "components", None)
@@ -91,6 +91,7 @@ def create_app(settings: GatewaySettings | None = None,
     app.include_router(chat.router)
     app.include_router(corpus.router)
     app.include_router(embeddings.router)
+    app.include_router(keys.router)
     app.add_middleware(ExactHitFastPath, state=lambda: app.state)  # innermost: beneath every limit
     app.add_middleware(BodyLimitMiddleware, max_json_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)

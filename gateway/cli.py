@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import ipaddress
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,15 +17,6 @@ __all__ = ["PIECES", "add_serve", "demo_corpus_path"]
 
 def demo_corpus_path() -> Path:
     return Path(__file__).resolve().parent / "demo_corpus"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _serve_app(module: str, settings_module: str, settings_class: str, args: argparse.Namespace) -> int:
@@ -49,14 +39,7 @@ def _serve_gateway(args: argparse.Namespace) -> int:
     if args.demo:
         overrides["demo_corpus"] = demo_corpus_path()
     settings = GatewaySettings(**overrides)
-    app = create_app(settings)
-    if app.state.keys.is_open:
-        if not _is_loopback(settings.host):
-            print(f"ragd: refusing to listen on {settings.host} with no API keys configured; set "
-                  "RAGD_GATEWAY_API_KEYS_FILE or listen on 127.0.0.1.", file=sys.stderr)
-            return 2
-        print("ragd: no API keys configured: serving on loopback only, every request is tenant "
-              f"'{settings.default_tenant}'.", file=sys.stderr)
+    app = create_app(settings)  # the auth mode is chosen at start (gateway.access): open mode only on loopback
     print(f"ragd: gateway on http://{settings.host}:{settings.port} (OpenAI base URL "
           f"http://{settings.host}:{settings.port}/v1)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gateway.auth import KeyRing, Principal
+from gateway.auth import Authenticator, Principal
 from gateway.components import Components
 from gateway.pipeline import Pipeline
 from gateway.settings import GatewaySettings
@@ -26,21 +26,21 @@ def bind_principal(principal: Principal) -> None:
         ctx.fields["key_id"] = principal.key_id
 
 
-def _authenticate(request: Request) -> Principal:
-    keys: KeyRing = request.app.state.keys
+async def _authenticate(request: Request) -> Principal:
+    keys: Authenticator = request.app.state.keys
     with stage("auth"):
-        principal = keys.authenticate(request.headers.get("authorization"))
+        principal = await keys.authenticate(request.headers.get("authorization"))
     bind_principal(principal)
     return principal
 
 
 # The dependencies are async on purpose: FastAPI runs plain-def ones in its thread pool, a hop per request.
 async def _principal(request: Request) -> Principal:
-    return _authenticate(request)
+    return await _authenticate(request)
 
 
 async def _limited_principal(request: Request) -> Principal:
-    principal = _authenticate(request)
+    principal = await _authenticate(request)
     await request.app.state.limiter.admit(principal)
     return principal
 

@@ -1,8 +1,9 @@
 """Per-key rate limits (requests and tokens per minute), shared by every gateway replica via Redis.
 
-Fixed one-minute windows keyed by the key's hash prefix. Cache hits count like any request. When
-Redis is unreachable the limiter lets the request through and counts a degradation: a limiter
-outage must not take the API down.
+Fixed one-minute windows keyed by the key's id (a stored key keeps its id, and its counts, when
+rotated). A stored key's own ``rpm``/``tpm`` replace the gateway's limits for that key. Cache hits
+count like any request. When Redis is unreachable the limiter lets the request through and counts
+a degradation: a limiter outage must not take the API down.
 """
 
 from __future__ import annotations
@@ -74,17 +75,24 @@ class RateLimiter:
         now = int(time.time())
         return now // 60, 60 - now % 60
 
+    def limits(self, principal: Principal) -> tuple[int, int]:
+        """(rpm, tpm) for this key: its own stored limits where set, else the gateway's (0: unlimited)."""
+        rpm = self.rpm if principal.rpm is None else principal.rpm
+        tpm = self.tpm if principal.tpm is None else principal.tpm
+        return rpm, tpm
+
     async def admit(self, principal: Principal) -> None:
         """Count one request; raise 429 with Retry-After when over the request or token budget."""
-        if not self.rpm and not self.tpm:
+        rpm, tpm = self.limits(principal)
+        if not rpm and not tpm:
             return
         window, retry_after = self._window()
         try:
-            if self.tpm and await self.counters.peek(f"t:{principal.key_id}:{window}") >= self.tpm:
+            if tpm and await self.counters.peek(f"t:{principal.key_id}:{window}") >= tpm:
                 RATE_LIMITED.labels("tpm").inc()
                 raise RateLimitError("Token rate limit reached for this API key.",
                                      headers={"retry-after": str(retry_after)})
-            if self.rpm and await self.counters.incr(f"r:{principal.key_id}:{window}", 1, 120) > self.rpm:
+            if rpm and await self.counters.incr(f"r:{principal.key_id}:{window}", 1, 120) > rpm:
                 RATE_LIMITED.labels("rpm").inc()
                 raise RateLimitError("Request rate limit reached for this API key.",
                                      headers={"retry-after": str(retry_after)})
@@ -92,7 +100,7 @@ class RateLimiter:
             DEGRADATIONS.labels("ratelimit").inc()
 
     async def spend_tokens(self, principal: Principal, tokens: int) -> None:
-        if not self.tpm or tokens <= 0:
+        if not self.limits(principal)[1] or tokens <= 0:
             return
         window, _ = self._window()
         try:

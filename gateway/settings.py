@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -30,6 +31,18 @@ class GatewaySettings(ServiceSettings):
     )
     api_keys: str = Field("", description="Inline keys 'key:tenant:role,...' (dev only; prefer api_keys_file).")
     default_tenant: str = Field("default", description="Tenant of requests when no API keys are configured.")
+    auth: Literal["auto", "open", "keys"] = Field(
+        "auto", description="open: no keys, loopback only, one tenant; keys: every request needs a key; auto: "
+                            "keys when a keys file, inline keys or an active stored key exist at start, else open.")
+    key_store: Literal["auto", "redis", "file"] = Field(
+        "auto", description="Where stored keys live: redis (RAGD_REDIS_URL), file (keys/keys.json under "
+                            "RAGD_DATA_DIR), auto: redis when a Redis URL is set, else file.")
+    key_store_prefix: str = Field("ragd:keys:", min_length=1, description="Prefix of the key store's Redis keys.")
+    key_store_timeout_s: float = Field(1.0, gt=0, le=30, description="Timeout of one key-store call to Redis, seconds.")
+    key_cache_ttl_s: float = Field(
+        0.5, ge=0, le=1, description="Seconds a replica reuses a stored key's lookup (revocation delay), at most 1.")
+    key_touch_interval_s: float = Field(
+        60.0, ge=1, description="Seconds between writes of a stored key's last-used time.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: CORS off.")
 
     # corpus

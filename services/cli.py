@@ -22,6 +22,7 @@ COMMANDS: dict[str, Entry] = {
     "ingest": ("retriever.cli", "add_ingest"),
     "up": ("lab.topology", "add_up"),
     "bench": ("lab.bench", "add_bench"),
+    "keys": ("gateway.keys_cli", "add_keys"),
 }
 
 GROUPS: dict[str, dict[str, Entry]] = {

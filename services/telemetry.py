@@ -29,6 +29,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from services.contracts import GuardDecision
 
 __all__ = [
+    "AUTH_FAILURES",
     "CACHE_EVICTIONS",
     "CACHE_LOOKUPS",
     "CACHE_STORES",
@@ -36,6 +37,7 @@ __all__ = [
     "GENERATION_TOKENS_PER_SECOND",
     "GUARDRAIL_DECISIONS",
     "IN_FLIGHT",
+    "KEY_EVENTS",
     "RATE_LIMITED",
     "REQUESTS",
     "REQUEST_SECONDS",
@@ -89,6 +91,11 @@ DEGRADATIONS = Counter(
     "ragd_degradations", "Requests served degraded, by dependency (cache, bm25, dense, rerank, guardrails, "
     "generator).", ["dependency"],
 )
+AUTH_FAILURES = Counter(
+    "ragd_auth_failures", "Requests refused at authentication, by reason (missing, unknown, revoked, expired, "
+    "store_unavailable).", ["reason"],
+)
+KEY_EVENTS = Counter("ragd_key_events", "Stored API keys created, revoked and rotated, by event.", ["event"])
 RATE_LIMITED = Counter("ragd_rate_limited", "Requests refused with 429, by reason (rpm, tpm, admission).",
                        ["reason"])
 

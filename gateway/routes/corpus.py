@@ -1,4 +1,4 @@
-"""REST for the corpus: collections, documents (JSON and file upload), search; admin keys."""
+"""REST for the corpus: collections, documents (JSON and file upload), search."""
 
 from __future__ import annotations
 
@@ -31,18 +31,6 @@ class SearchResults(BaseModel):
     object: Literal["list"] = "list"
     data: list[ScoredChunk]
     degraded: list[str] = Field(default_factory=list)
-
-
-class KeyCreate(BaseModel):
-    tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    role: Literal["user", "admin"] = "user"
-
-
-class KeyCreated(BaseModel):
-    key: str = Field(description="The new API key; shown once, stored only as a hash.")
-    tenant: str
-    role: str
-    key_id: str
 
 
 async def _reclaim(components: Components, tenant: str, collection: str, report: IngestReport) -> None:
@@ -122,9 +110,3 @@ async def search(name: str, body: SearchRequest, principal: LimitedPrincipalDep,
     headers = {"x-ragd-degraded": ",".join(result.degraded)} if result.degraded else None
     return JSONResponse(response.model_dump(mode="json"), headers=headers)
 
-
-@router.post("/admin/keys", status_code=201, response_model=KeyCreated)
-async def create_key(body: KeyCreate, request: Request, principal: PrincipalDep) -> Any:
-    principal.require("admin")
-    key, created = request.app.state.keys.add(body.tenant, body.role)
-    return KeyCreated(key=key, tenant=created.tenant, role=created.role, key_id=created.key_id)

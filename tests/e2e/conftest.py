@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 FIXTURE_CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "e2e_corpus"
 STARTUP_TIMEOUT_S = 300
+README_QUESTION = "What is reciprocal rank fusion?"
 
 
 def free_port() -> int:
@@ -66,6 +68,51 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def ask_like_the_readme(server: Server) -> tuple[str, list[dict[str, object]]]:
+    """The README's first example as written there (official client, ``api_key="none"``, streamed):
+    the answer's text and its citations."""
+    client = openai.OpenAI(base_url=server.openai_base, api_key="none", max_retries=0, timeout=180)
+    stream = client.chat.completions.create(model="ragd", stream=True,
+                                            messages=[{"role": "user", "content": README_QUESTION}])
+    text, citations = "", []
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+        if (chunk.model_extra or {}).get("citations"):
+            citations = chunk.model_extra["citations"]  # type: ignore[index]
+    return text, citations
+
+
+class RedisProcess:
+    """A private redis-server on a free port (no persistence), to kill and restart at will."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.tmp = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True)
+            if ping.stdout.strip() == b"PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("private redis did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
 
 
 @pytest.fixture(scope="session")

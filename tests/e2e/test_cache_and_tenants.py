@@ -4,16 +4,14 @@ a private Redis (killed and restarted mid-run) and two tenants with overlapping 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import Server, free_port, start_server, stop_server
+from tests.e2e.conftest import RedisProcess, Server, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -29,34 +27,6 @@ DOCS_B = [
     {"id": "harbor", "title": "Harbor rules (tenant B)",
      "text": "The Zentra harbor of tenant B opens at noon and is closed on Sundays."},
 ]
-
-
-class RedisProcess:
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.tmp = tmp
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True)
-            if ping.stdout.strip() == b"PONG":
-                return
-            time.sleep(0.05)
-        raise RuntimeError("private redis did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
 
 
 @pytest.fixture(scope="module")

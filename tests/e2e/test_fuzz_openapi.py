@@ -1,4 +1,5 @@
-"""Bounded fuzzing of the public API from its own OpenAPI schema: no 5xx, responses match the schema.
+"""Bounded fuzzing of the public API from its own OpenAPI schema: no 5xx, responses match the schema,
+and afterwards the server still answers the README's example (no request can lock open mode).
 
 Each operation gets a fixed number of generated cases (derandomized, so a failure reproduces).
 """
@@ -13,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from tests.e2e.conftest import start_server, stop_server
+from tests.e2e.conftest import Server, ask_like_the_readme, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -21,12 +22,17 @@ EXAMPLES_PER_OPERATION = 12
 
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("ragd-fuzz")
     # a small max_tokens limit keeps valid random chat requests quick on the CPU model
     srv = start_server(tmp, {"RAGD_GATEWAY_MAX_TOKENS_LIMIT": "4", "RAGD_GATEWAY_DEFAULT_MAX_TOKENS": "4"})
-    yield schemathesis.openapi.from_url(srv.base_url + "/openapi.json")
+    yield srv
     stop_server(srv.process)
+
+
+@pytest.fixture(scope="module")
+def api_schema(fuzz_server: Server) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(fuzz_server.base_url + "/openapi.json")
 
 
 def _fuzz(operation: Any, calls: dict[str, int]) -> Callable[[], None]:
@@ -42,7 +48,8 @@ def _fuzz(operation: Any, calls: dict[str, int]) -> Callable[[], None]:
     return run
 
 
-def test_api_never_answers_5xx_and_matches_its_schema(api_schema: schemathesis.BaseSchema) -> None:
+def test_api_never_answers_5xx_and_matches_its_schema(api_schema: schemathesis.BaseSchema,
+                                                      fuzz_server: Server) -> None:
     operations = [result.ok() for result in api_schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) >= 10
     calls: dict[str, int] = {}
@@ -50,3 +57,5 @@ def test_api_never_answers_5xx_and_matches_its_schema(api_schema: schemathesis.B
         _fuzz(operation, calls)()
     assert len(calls) == len(operations), calls  # every operation was exercised
     assert sum(calls.values()) >= 6 * len(operations), calls
+    text, citations = ask_like_the_readme(fuzz_server)  # still open mode: the README's client is answered
+    assert text.strip() and citations

@@ -17,7 +17,7 @@ import yaml
 from starlette.types import Message, Receive, Scope, Send
 
 from cache import AnswerCache, CachedAnswer, CacheScope, CacheSettings
-from gateway.auth import KeyRing
+from gateway.auth import Authenticator, KeyRing
 from gateway.components import cache_scope_factory
 from gateway.fastpath import CHAT_PATH, ExactHitFastPath
 from gateway.pipeline import ChatTurn, Pipeline
@@ -72,8 +72,8 @@ async def _setup(rpm: int = 0) -> tuple[ExactHitFastPath, RouteRecorder]:
                 "snippet": "The harbor opens at six."}
     assert await cache.store(scope, QUESTION, CachedAnswer(content=ANSWER, citations=[citation],
                                                            prompt_tokens=40, completion_tokens=8))
-    state = SimpleNamespace(settings=settings, pipeline=pipeline, keys=KeyRing.load(
-        file=None, inline=f"{KEY}:t1:user", default_tenant="default"),
+    state = SimpleNamespace(settings=settings, pipeline=pipeline, keys=Authenticator(
+        KeyRing.load(file=None, inline=f"{KEY}:t1:user"), None, mode="keys"),
         limiter=RateLimiter(MemoryCounters(), rpm=rpm, tpm=0))
     route = RouteRecorder()
     return ExactHitFastPath(route, state=lambda: state), route

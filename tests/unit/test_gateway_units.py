@@ -10,7 +10,7 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from gateway.auth import KeyRing, Principal, hash_key
+from gateway.auth import Authenticator, KeyRing, Principal
 from gateway.openai_schema import ChatCompletionRequest
 from gateway.pipeline import attach_citations
 from gateway.ratelimit import MemoryCounters, RateLimiter, RedisCounters
@@ -76,27 +76,33 @@ def test_cache_control_directives() -> None:
     assert turn.cache_read and not turn.cache_write  # type: ignore[attr-defined]
 
 
-def test_keyring_hashes_and_checks_roles() -> None:
-    ring = KeyRing.load(file=None, inline="sk-aaaaaaaaaaaaaaaaaaaa:acme:admin,sk-bbbbbbbbbbbbbbbbbbbb:beta",
-                        default_tenant="default")
-    assert not ring.is_open
-    admin = ring.authenticate("Bearer sk-aaaaaaaaaaaaaaaaaaaa")
-    assert (admin.tenant, admin.role) == ("acme", "admin")
-    user = ring.authenticate("bearer sk-bbbbbbbbbbbbbbbbbbbb")
-    with pytest.raises(PermissionDeniedError):
-        user.require("admin")
-    for bad in (None, "", "Basic abc", "Bearer wrong"):
-        with pytest.raises(AuthenticationError):
-            ring.authenticate(bad)
+def test_configured_keys_are_hashed_and_roles_checked() -> None:
+    ring = KeyRing.load(file=None, inline="sk-aaaaaaaaaaaaaaaaaaaa:acme:admin,sk-bbbbbbbbbbbbbbbbbbbb:beta")
+    auth = Authenticator(ring, None, mode="keys")
+
+    async def run() -> None:
+        admin = await auth.authenticate("Bearer sk-aaaaaaaaaaaaaaaaaaaa")
+        assert (admin.tenant, admin.role) == ("acme", "admin")
+        admin.require("admin")
+        user = await auth.authenticate("bearer sk-bbbbbbbbbbbbbbbbbbbb")
+        with pytest.raises(PermissionDeniedError):
+            user.require("admin")
+        for bad in (None, "", "Basic abc", "Bearer ", "Bearer wrong"):
+            with pytest.raises(AuthenticationError):
+                await auth.authenticate(bad)
+
+    asyncio.run(run())
     assert "sk-aaaa" not in repr(ring.__dict__)
-    new_key, principal = ring.add("gamma", "user")
-    assert ring.authenticate(f"Bearer {new_key}") == principal
-    assert principal.key_id == hash_key(new_key)[:8]
 
 
-def test_open_mode_is_one_default_tenant() -> None:
-    ring = KeyRing.load(file=None, inline="", default_tenant="default")
-    assert ring.is_open and ring.authenticate(None).tenant == "default"
+def test_open_mode_is_one_default_tenant_and_no_admin() -> None:
+    auth = Authenticator(KeyRing.load(file=None, inline=""), None, mode="open", default_tenant="default")
+    principal = asyncio.run(auth.authenticate(None))
+    assert auth.is_open and principal.tenant == "default"
+    assert asyncio.run(auth.authenticate("Bearer sk-anything-at-all-000")) == principal
+    with pytest.raises(PermissionDeniedError, match="ragd keys create") as info:
+        principal.require("admin")
+    assert info.value.code == "open_mode"
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
