@@ -117,7 +117,7 @@ async def delete_document(name: str, doc_id: str, principal: PrincipalDep, compo
 async def search(name: str, body: SearchRequest, principal: LimitedPrincipalDep, components: ComponentsDep) -> Any:
     with stage("retrieve"):
         result = await components.retriever.retrieve(RetrieveRequest(
-            tenant=principal.tenant, collection=name, query=body.query, top_k=body.top_k))
+            tenant=principal.tenant, collection=name, query=body.query, top_k=body.top_k, filter=body.filter))
     response = SearchResults(data=list(result.chunks), degraded=list(result.degraded))
     headers = {"x-ragd-degraded": ",".join(result.degraded)} if result.degraded else None
     return JSONResponse(response.model_dump(mode="json"), headers=headers)
