@@ -117,7 +117,7 @@ def test_korean_question_filtered_by_korean_metadata(server: Server, collection:
     assert {c["doc_id"] for c in found(server, collection, question, {"tags": "여름"})} == {"ko-summer"}
     client = openai.OpenAI(base_url=server.openai_base, api_key="none", max_retries=0, timeout=180)
     completion = client.chat.completions.create(
-        model=f"ragd:{collection}", max_tokens=48, messages=[{"role": "user", "content": question}],
+        model=f"ragd:{collection}", max_tokens=24, messages=[{"role": "user", "content": question}],
         extra_body={"ragd": {"filter": {"$and": [{"language": "ko"}, {"published": {"$gte": "2024-01-01"}}]}}})
     citations = (completion.model_extra or {}).get("citations") or []
     assert citations and {c["document_id"] for c in citations} == {"ko-summer"}, citations
@@ -126,7 +126,7 @@ def test_korean_question_filtered_by_korean_metadata(server: Server, collection:
 def test_english_chat_cites_only_filtered_documents(server: Server, collection: str) -> None:
     client = openai.OpenAI(base_url=server.openai_base, api_key="none", max_retries=0, timeout=180)
     completion = client.chat.completions.create(
-        model=f"ragd:{collection}", max_tokens=48,
+        model=f"ragd:{collection}", max_tokens=24,
         messages=[{"role": "user", "content": "How often does the Marlow ferry leave the harbour?"}],
         extra_body={"ragd": {"filter": {"tags": {"$in": ["winter"]}}}})
     citations = (completion.model_extra or {}).get("citations") or []

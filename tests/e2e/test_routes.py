@@ -99,7 +99,7 @@ def test_models_through_the_sdk(server: Server) -> None:
 @covers("POST", "/v1/chat/completions")
 def test_chat_through_the_sdk(server: Server) -> None:
     completion = _sdk(server).chat.completions.create(
-        model="ragd", max_tokens=48, messages=[{"role": "user", "content": "When was the Aurora Lighthouse built?"}])
+        model="ragd", max_tokens=24, messages=[{"role": "user", "content": "When was the Aurora Lighthouse built?"}])
     assert completion.object == "chat.completion" and completion.choices[0].message.content
     assert (completion.model_extra or {}).get("citations")
 
@@ -107,7 +107,7 @@ def test_chat_through_the_sdk(server: Server) -> None:
 @covers("POST", "/v1/chat/completions")
 def test_streamed_chat_through_the_sdk(server: Server) -> None:
     stream = _sdk(server).chat.completions.create(
-        model="ragd:default", max_tokens=48, stream=True,
+        model="ragd:default", max_tokens=24, stream=True,
         messages=[{"role": "user", "content": "What does the Aurora Lighthouse guide?"}])
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
     assert "".join(pieces).strip()
