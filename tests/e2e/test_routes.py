@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import uuid
+from typing import Any
 
 import httpx
 import openai
@@ -159,9 +160,10 @@ def test_collection_lifecycle_over_rest(server: Server) -> None:
         created = http.post(api + "/collections", json={"name": name, "config": {"hnsw_m": 12}})
         assert created.status_code == 201 and created.json()["name"] == name, created.text
         assert created.json()["config"]["hnsw_m"] == 12
-        docs = [{"id": "kettle", "title": "Kettle", "text": "The copper kettle in Vanta hall whistles at dawn.",
-                 "metadata": {"room": "hall"}},
-                {"id": "clock", "title": "Clock", "text": "The Vanta tower clock chimes thirteen times at noon."}]
+        docs: list[dict[str, Any]] = [
+            {"id": "kettle", "title": "Kettle", "text": "The copper kettle in Vanta hall whistles at dawn.",
+             "metadata": {"room": "hall"}},
+            {"id": "clock", "title": "Clock", "text": "The Vanta tower clock chimes thirteen times at noon."}]
         added = http.post(api + f"/collections/{name}/documents", json={"documents": docs})
         assert added.status_code == 200 and sorted(added.json()["added"]) == ["clock", "kettle"], added.text
         listed = {c["name"]: c for c in http.get(api + "/collections").json()["data"]}

@@ -144,6 +144,7 @@ HOSTILE: dict[str, Hostile] = {
     "windows path traversal": Hostile(lambda: [_file("..\\..\\boot.ini", b"[boot loader]")], 400, "invalid_filename"),
     "absolute path name": Hostile(lambda: [_file("/etc/hosts", b"127.0.0.1 localhost")], 400, "invalid_filename"),
     "NUL in the name": Hostile(lambda: [_file("evil\x00.txt", b"hidden")], 400, "invalid_filename"),
+    "escape character in the name": Hostile(lambda: [_file("evil\x1b[31m.txt", b"hidden")], 400, "invalid_filename"),
     "very long name": Hostile(lambda: [_file("n" * 300 + ".txt", b"A note with a long name.")], 400,
                               "invalid_filename", "255"),
     "over the file count limit": Hostile(lambda: [_file(f"f{i}.txt", f"Note number {i}.".encode()) for i in range(5)],
@@ -159,11 +160,25 @@ HOSTILE: dict[str, Hostile] = {
 }
 
 
+def _multipart(parts: list[Part], boundary: bytes) -> bytes:
+    """The body a hostile client writes byte for byte (httpx would percent-encode a NUL in a file name)."""
+    out = b""
+    for field_name, value in parts:
+        out += b"--" + boundary + b'\r\nContent-Disposition: form-data; name="' + field_name.encode() + b'"'
+        if isinstance(value, tuple):
+            filename, data, content_type = value
+            out += b'; filename="' + filename.encode() + b'"\r\nContent-Type: ' + content_type.encode()
+            out += b"\r\n\r\n" + data + b"\r\n"
+        else:
+            out += b"\r\n\r\n" + value.encode() + b"\r\n"
+    return out + b"--" + boundary + b"--\r\n"
+
+
 def _post(server: Server, name: str, parts: list[Part]) -> httpx.Response:
-    files = [(f, v) for f, v in parts if isinstance(v, tuple)]
-    data = {f: v for f, v in parts if isinstance(v, str)}
-    return httpx.post(server.openai_base + f"/collections/{name}/files", files=files, data=data, headers=AUTH,
-                      timeout=300)
+    boundary = b"ragd-test-boundary-7d1f"
+    headers = {**AUTH, "content-type": f"multipart/form-data; boundary={boundary.decode()}"}
+    return httpx.post(server.openai_base + f"/collections/{name}/files", content=_multipart(parts, boundary),
+                      headers=headers, timeout=300)
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
