@@ -1,9 +1,10 @@
 """Cache scopes and keys. A key is a hash: it never reveals the tenant, the collection or the question.
 
 The *scope* is everything that changes an answer except the question: tenant, collection, the
-collection's corpus epoch, the guardrail policy version, the model and every generation
-parameter. Its hash is the *partition*, the only neighbourhood the semantic cache searches, so an
-entry of another tenant, another epoch or other parameters is never even a candidate.
+collection's corpus epoch, the guardrail policy version, the model, every generation parameter and
+the metadata filter the sources were searched with. Its hash is the *partition*, the only
+neighbourhood the semantic cache searches, so an entry of another tenant, another epoch, other
+parameters or another filter is never even a candidate.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class CacheScope:
     policy_version: str
     model: str
     params: GenerationParams = field(default_factory=lambda: GenerationParams.model_validate({}))
+    filter: str = ""  # digest of the metadata filter the answer's sources were searched with; "" for none
 
     def canonical(self) -> str:
         """A stable serialisation of the scope (the hash input; never stored or returned)."""
@@ -44,16 +46,19 @@ class CacheScope:
 def _canonical(scope: CacheScope) -> str:
     """Memoised: a hot scope (one tenant, collection, epoch, parameters) is serialised once, not on
     every lookup (it was a tenth of an exact hit's time)."""
+    parts = [
+        _KEY_VERSION,
+        scope.tenant,
+        scope.collection,
+        scope.epoch,
+        scope.policy_version,
+        scope.model,
+        scope.params.model_dump(mode="json"),
+    ]
+    if scope.filter:  # appended only when set: unfiltered scopes keep the keys they always had
+        parts.append({"filter": scope.filter})
     return json.dumps(
-        [
-            _KEY_VERSION,
-            scope.tenant,
-            scope.collection,
-            scope.epoch,
-            scope.policy_version,
-            scope.model,
-            scope.params.model_dump(mode="json"),
-        ],
+        parts,
         ensure_ascii=False,
         sort_keys=True,
         separators=(",", ":"),

@@ -148,13 +148,14 @@ async def _cache(settings: GatewaySettings, redis_url: str | None, stack: AsyncE
 
 def cache_scope_factory(scope_class: Any) -> ScopeFactory:
     """Cache scopes for the pipeline. A follow-up's conversation digest joins the policy part of the
-    scope: the partition then holds only entries of the same conversation prefix."""
+    scope: the partition then holds only entries of the same conversation prefix. A metadata filter's
+    digest is its own part of the scope, so filtered and unfiltered answers never share a partition."""
 
     def make(*, tenant: str, collection: str, epoch: str, policy_version: str, model: str,
-             params: GenerationParams, context: str) -> Any:
+             params: GenerationParams, context: str, filter: str = "") -> Any:
         policy = f"{policy_version}|conversation:{context}" if context else policy_version
         return scope_class(tenant=tenant, collection=collection, epoch=epoch, policy_version=policy,
-                           model=model, params=params)
+                           model=model, params=params, filter=filter)
 
     return make
 

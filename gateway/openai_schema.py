@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.contracts import CollectionConfig, DocumentIn
+from services.filters import MetadataFilter
 
 __all__ = [
     "ChatCompletionRequest",
@@ -45,6 +46,8 @@ class RagdOptions(_Permissive):
 
     collection: str | None = Field(None, description="Collection to search (overrides the model name).")
     top_k: int | None = Field(None, ge=1, le=20, description="Sources given to the generator.")
+    filter: MetadataFilter | None = Field(None, description="Search only documents whose metadata match this "
+                                                            "(Chroma's where vocabulary; see the README).")
 
 
 class ChatCompletionRequest(_Permissive):
@@ -102,6 +105,8 @@ class DocumentsCreate(_Permissive):
 class SearchRequest(_Permissive):
     query: str = Field(min_length=1, max_length=4000)
     top_k: int = Field(5, ge=1, le=100)
+    filter: MetadataFilter | None = Field(None, description="Search only documents whose metadata match this "
+                                                            "(Chroma's where vocabulary; see the README).")
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

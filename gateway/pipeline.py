@@ -33,6 +33,7 @@ from services.contracts import (
     Usage,
 )
 from services.errors import ContentPolicyError, DependencyError, DependencyUnavailableError, RagdError
+from services.filters import filter_digest
 from services.protocols import EpochStore, Generator, Guard, Retriever
 from services.telemetry import DEGRADATIONS, stage
 
@@ -53,6 +54,7 @@ class ChatTurn:
     instructions: str | None = None
     params: GenerationParams = field(default_factory=GenerationParams)
     top_k: int = 4
+    filter: dict[str, Any] | None = None  # metadata filter (services/filters.py), validated at the edge
     cache_read: bool = True
     cache_write: bool = True
 
@@ -92,7 +94,7 @@ class AnswerCacheLike(Protocol):
 
 class ScopeFactory(Protocol):
     def __call__(self, *, tenant: str, collection: str, epoch: str, policy_version: str, model: str,
-                 params: GenerationParams, context: str) -> Any: ...
+                 params: GenerationParams, context: str, filter: str = "") -> Any: ...
 
 
 def citation_of(number: int, chunk: ScoredChunk, snippet_chars: int = 240) -> Citation:
@@ -181,7 +183,8 @@ class Pipeline:
             return prepared
         with stage("retrieve"):
             result = await self.retriever.retrieve(RetrieveRequest(
-                tenant=turn.tenant, collection=turn.collection, query=standalone, top_k=turn.top_k))
+                tenant=turn.tenant, collection=turn.collection, query=standalone, top_k=turn.top_k,
+                filter=turn.filter))
         for part in result.degraded:
             degraded.append(part)
             DEGRADATIONS.labels(part).inc()
@@ -248,7 +251,7 @@ class Pipeline:
         assert self.scope_factory is not None
         return self.scope_factory(tenant=turn.tenant, collection=turn.collection, epoch=epoch,
                                   policy_version=self.guard.policy_version, model=turn.model, params=turn.params,
-                                  context=_conversation_digest(turn.history))
+                                  context=_conversation_digest(turn.history), filter=filter_digest(turn.filter))
 
     def _decision_key(self, turn: ChatTurn) -> tuple[str, str, str]:
         return (self.guard.policy_version, turn.tenant, turn.question)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +40,19 @@ class BM25Index:
     def __len__(self) -> int:
         return len(self.chunk_ids)
 
-    def search(self, query_terms: Sequence[str], k: int) -> list[tuple[str, float]]:
+    def search(self, query_terms: Sequence[str], k: int,
+               allowed: Collection[str] | None = None) -> list[tuple[str, float]]:
+        """The best ``k`` chunks; with ``allowed``, only chunks in it are candidates (a metadata filter
+        applied before ranking, so a selective filter still gets ``k`` results)."""
         if self._model is None or k <= 0:
             return []
         known = [t for t in query_terms if t and t in self._vocab]
         if not known:
             return []
         scores = np.asarray(self._model.get_scores(known), dtype=np.float32)
+        if allowed is not None:
+            scores = np.where(np.fromiter((c in allowed for c in self.chunk_ids), dtype=bool,
+                                          count=len(self.chunk_ids)), scores, np.float32(0.0))
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]

@@ -20,7 +20,7 @@ from retriever.rerank import CrossEncoderReranker, rerank_head
 from retriever.settings import RetrieverSettings
 from retriever.store import ChromaStore
 from retriever.text import analyze, detect_language
-from retriever.view import CorpusView
+from retriever.view import CorpusView, FilterScope
 from services.contracts import RetrieveRequest, RetrieveResponse, ScoredChunk
 from services.errors import DependencyUnavailableError
 from services.telemetry import DEGRADATIONS, stage
@@ -47,14 +47,18 @@ class HybridSearch:
     async def run(self, request: RetrieveRequest, view: CorpusView) -> RetrieveResponse:
         timings: dict[str, float] = {}
         depth = max(self.settings.candidates, request.top_k)
-        bm25_task = _timed("retrieve_bm25", timings, lambda: asyncio.to_thread(self._bm25, view, request, depth))
-        dense_task = _timed("retrieve_dense", timings, lambda: self._dense(view, request, depth, timings))
+        scope = view.scope(request.filter)
+        if scope is not None and not scope.docs:  # nothing matches the filter: no side has anything to find
+            return RetrieveResponse(chunks=[], epoch=view.epoch, timings_ms=timings)
+        bm25_task = _timed("retrieve_bm25", timings,
+                           lambda: asyncio.to_thread(self._bm25, view, request, depth, scope))
+        dense_task = _timed("retrieve_dense", timings, lambda: self._dense(view, request, depth, timings, scope))
         tasks = {"bm25": bm25_task, "dense": dense_task}
         language = detect_language(request.query)
         if self.english is not None and language == "en":
             english = self.english
             tasks["english"] = _timed("retrieve_english", timings,
-                                      lambda: self._english(english, view, request, depth, timings))
+                                      lambda: self._english(english, view, request, depth, timings, scope))
         results = await asyncio.gather(*tasks.values(), return_exceptions=True)
         rankings: dict[str, Ranked] = {}
         degraded: list[str] = []
@@ -76,37 +80,43 @@ class HybridSearch:
         chunks = [self._scored(view, cid, score, rankings) for cid, score in ordered[:request.top_k]]
         return RetrieveResponse(chunks=chunks, epoch=view.epoch, degraded=degraded, timings_ms=timings)
 
-    def _bm25(self, view: CorpusView, request: RetrieveRequest, depth: int) -> list[tuple[str, float]]:
-        return view.bm25().search(analyze(request.query), depth)
+    def _bm25(self, view: CorpusView, request: RetrieveRequest, depth: int,
+              scope: FilterScope | None) -> list[tuple[str, float]]:
+        return view.bm25().search(analyze(request.query), depth, allowed=scope.chunks if scope else None)
 
-    async def _dense(self, view: CorpusView, request: RetrieveRequest, depth: int,
-                     timings: dict[str, float]) -> list[tuple[str, float]]:
+    async def _dense(self, view: CorpusView, request: RetrieveRequest, depth: int, timings: dict[str, float],
+                     scope: FilterScope | None) -> list[tuple[str, float]]:
         if view.embedder and view.embedder != self.embedder.name:
             raise DenseIndexMismatchError(f"collection embedded with {view.embedder}, not {self.embedder.name}")
-        return await self._nearest(self.embedder, "embed", view, request, depth, timings,
-                                   lambda vector, n: self.store.query(request.tenant, request.collection, vector, n))
+        where = scope.where if scope else None
+        return await self._nearest(
+            self.embedder, "embed", view, request, depth, timings, scope,
+            lambda vector, n: self.store.query(request.tenant, request.collection, vector, n, where=where))
 
     async def _english(self, english: Embedder, view: CorpusView, request: RetrieveRequest, depth: int,
-                       timings: dict[str, float]) -> list[tuple[str, float]]:
+                       timings: dict[str, float], scope: FilterScope | None) -> list[tuple[str, float]]:
+        where = scope.where if scope else None
         return await self._nearest(
-            english, "embed_english", view, request, depth, timings,
-            lambda vector, n: self.store.query_english(request.tenant, request.collection, vector, n, english.name))
+            english, "embed_english", view, request, depth, timings, scope,
+            lambda vector, n: self.store.query_english(request.tenant, request.collection, vector, n, english.name,
+                                                       where=where))
 
     async def _nearest(self, embedder: Embedder, stage_name: str, view: CorpusView, request: RetrieveRequest,
-                       depth: int, timings: dict[str, float],
+                       depth: int, timings: dict[str, float], scope: FilterScope | None,
                        search: Callable[[Any, int], list[tuple[str, float]]]) -> list[tuple[str, float]]:
         """The query embedded by ``embedder`` (timed as ``stage_name``), then ``search(vector, n)`` in a
-        thread, keeping only the view's chunks."""
-        if not view.chunks:
+        thread, keeping only the view's chunks (and, under a filter, only the allowed ones)."""
+        visible = scope.chunks if scope is not None else view.chunks
+        if not visible:
             return []
         started = time.perf_counter()
         with stage(stage_name):
             vector = (await asyncio.to_thread(embedder.embed_queries, [request.query]))[0]
         timings[stage_name] = round((time.perf_counter() - started) * 1000, 3)
         # Chroma may still hold chunks of uncommitted or just-deleted documents: ask for a few more.
-        n = min(len(view.chunks) + 16, depth + 16)
+        n = min(len(visible) + 16, depth + 16)
         hits = await asyncio.to_thread(search, vector, n)
-        return [(cid, score) for cid, score in hits if cid in view.chunks][:depth]
+        return [(cid, score) for cid, score in hits if cid in visible][:depth]
 
     def _fuse(self, rankings: dict[str, Ranked]) -> list[tuple[str, float]]:
         return fuse(rankings, self.settings)

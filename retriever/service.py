@@ -216,14 +216,15 @@ class LocalRetriever:
                 lambda: embed_passages(self.embedder, titles, chunks, self.settings.embed_batch_size,
                                        window=self.settings.dense_window,
                                        overlap=self.settings.dense_window_overlap))
-        await _stored(self.store.write_chunks, tenant, name, chunks, vectors)
+        metadata = {p.record.id: p.record.metadata for p in prepared}
+        await _stored(self.store.write_chunks, tenant, name, chunks, vectors, metadata)
         if self.english is not None:
             english = self.english
             en_chunks, en_texts = english_passages(titles, chunks)
             with stage("embed"):
                 en_vectors = await asyncio.to_thread(embed_batched, english, en_texts,
                                                      self.settings.embed_batch_size)
-            await _stored(self.store.write_english, tenant, name, en_chunks, en_vectors, english.name)
+            await _stored(self.store.write_english, tenant, name, en_chunks, en_vectors, english.name, metadata)
         records: list[tuple[DocRecord, str]] = [(p.record, p.text) for p in prepared]
         await _stored(self.store.commit_docs, tenant, name, records)
 

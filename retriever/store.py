@@ -4,14 +4,16 @@
 Chroma is the shared source of truth (every replica reads the same server):
 
 * ``ragd-<pid>-c`` holds chunks: id, embedding (cosine HNSW), text, and metadata ``doc_id``, ``ord``,
-  ``terms`` (the BM25 terms, space-separated, so another replica can rebuild BM25 without re-analysis)
-  and ``ts``. Its collection metadata is the registry entry (hashed tenant, name, embedder, created).
+  ``terms`` (the BM25 terms, space-separated, so another replica can rebuild BM25 without re-analysis),
+  ``ts`` and the document's user metadata under ``meta.<key>``. Its collection metadata is the registry
+  entry (hashed tenant, name, embedder, created).
   A chunk embedded as several dense windows keeps its first window's vector on its own row; the others
-  are extra rows ``<chunk id>#<n>`` with metadata ``win_of`` (the chunk id), ``win`` (n >= 1) and ``ts``
-  and no text. They are written with their chunk, deleted with it, never listed as chunks, and a
-  query maps them back to their chunk (a chunk scores its best window).
+  are extra rows ``<chunk id>#<n>`` with metadata ``win_of`` (the chunk id), ``win`` (n >= 1), ``doc_id``,
+  ``ts`` and the user metadata, and no text. They are written with their chunk, deleted with it, never
+  listed as chunks, and a query maps them back to their chunk (a chunk scores its best window).
 * ``ragd-<pid>-e`` holds the English side (``english_dense``): one row per English chunk, id = chunk id,
-  the English embedder's vector of the chunk (cosine HNSW) and metadata ``doc_id`` and ``ts``; no text.
+  the English embedder's vector of the chunk (cosine HNSW) and metadata ``doc_id``, ``ts`` and the user
+  metadata; no text.
   Its collection metadata names that embedder. Rows are written with their chunk, before the commit
   point below, and deleted with it. Collections made before it existed get it on their next write.
 * ``ragd-<pid>-d`` holds one record per document: full text, title, content hash, user metadata (JSON)
@@ -28,7 +30,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -43,7 +45,7 @@ from chromadb.errors import NotFoundError as ChromaNotFound
 from retriever.settings import RetrieverSettings
 from services.contracts import CollectionConfig, MetadataValue
 from services.epochs import partition_id
-from services.errors import ConflictError, NotFoundError
+from services.errors import CollectionNotFoundError, ConflictError, NotFoundError
 
 __all__ = ["ChromaStore", "ChunkRecord", "DocRecord", "EnglishIndexMismatchError", "StoredCollection", "chunk_of_row"]
 
@@ -51,6 +53,7 @@ _PAGE = 2000
 _WINDOW_SEP = "#"
 # Nearest rows asked of Chroma per distinct chunk wanted: windows of one chunk take several rows.
 _WINDOW_FANOUT = 3
+_USER_PREFIX = "meta."  # user metadata keys on chunk rows
 _DOC_VECTOR = [1.0]  # record collections need a vector; records are only ever fetched by id
 
 
@@ -201,7 +204,7 @@ class ChromaStore:
         chunks = self._find(chunks_name)
         docs = self._find(docs_name) if chunks is not None else None
         if chunks is None or docs is None or (chunks.metadata or {}).get("ragd_tenant") != tenant_hash(tenant):
-            raise NotFoundError(f"Collection '{name}' not found.", param="collection")
+            raise CollectionNotFoundError(name)
         return chunks, docs
 
     # ------------------------------------------------------------------ reading
@@ -249,21 +252,24 @@ class ChromaStore:
             return None
         return _doc_record(doc_id, got["metadatas"][0]), got["documents"][0] or ""
 
-    def query(self, tenant: str, name: str, vector: npt.NDArray[np.float32], n: int) -> list[tuple[str, float]]:
-        """Nearest chunks by cosine similarity (1 - distance) of their best window, best first, at most ``n``."""
+    def query(self, tenant: str, name: str, vector: npt.NDArray[np.float32], n: int, *,
+              where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """Nearest chunks by cosine similarity (1 - distance) of their best window, best first, at most ``n``;
+        ``where`` (a Chroma filter on row metadata) restricts the rows searched."""
         chunks, _ = self._require(tenant, name)
         if n <= 0:
             return []
-        got = chunks.query(query_embeddings=vector[None, :], n_results=n * _WINDOW_FANOUT, include=["distances"])
+        got = chunks.query(query_embeddings=vector[None, :], n_results=n * _WINDOW_FANOUT, include=["distances"],
+                           where=where)
         best: dict[str, float] = {}
         for row_id, distance in zip(got["ids"][0], got["distances"][0], strict=True):
             best.setdefault(chunk_of_row(row_id), 1.0 - float(distance))
         return list(best.items())[:n]
 
     def query_english(self, tenant: str, name: str, vector: npt.NDArray[np.float32], n: int,
-                      embedder: str) -> list[tuple[str, float]]:
+                      embedder: str, *, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """Nearest chunks of the English side by cosine similarity, best first, at most ``n``; none when the
-        collection has no English side yet."""
+        collection has no English side yet. ``where`` restricts the rows searched, as in :meth:`query`."""
         self._require(tenant, name)
         english = self._find(_english_name(tenant, name))
         if english is None or n <= 0:
@@ -271,15 +277,17 @@ class ChromaStore:
         made_by = (english.metadata or {}).get("ragd_embedder")
         if made_by != embedder:
             raise EnglishIndexMismatchError(f"English side embedded with {made_by}, not {embedder}")
-        got = english.query(query_embeddings=vector[None, :], n_results=n, include=["distances"])
+        got = english.query(query_embeddings=vector[None, :], n_results=n, include=["distances"], where=where)
         return [(row_id, 1.0 - float(distance))
                 for row_id, distance in zip(got["ids"][0], got["distances"][0], strict=True)]
 
     # ------------------------------------------------------------------ writing
 
     def write_english(self, tenant: str, name: str, chunks: Sequence[ChunkRecord],
-                      vectors: npt.NDArray[np.float32], embedder: str) -> None:
-        """Upsert the English side's rows of ``chunks`` (``vectors[i]`` is chunk i's)."""
+                      vectors: npt.NDArray[np.float32], embedder: str,
+                      metadata: Mapping[str, Mapping[str, MetadataValue]] | None = None) -> None:
+        """Upsert the English side's rows of ``chunks`` (``vectors[i]`` is chunk i's), with their
+        documents' user metadata as :meth:`write_chunks` stores it."""
         if not chunks:
             return
         self._require(tenant, name)
@@ -289,7 +297,8 @@ class ChromaStore:
         for start in range(0, len(chunks), step):
             part = chunks[start:start + step]
             english.upsert(ids=[c.id for c in part], embeddings=vectors[start:start + step],
-                           metadatas=[{"doc_id": c.doc_id, "ts": now} for c in part])
+                           metadatas=[{**_row_metadata((metadata or {}).get(c.doc_id, {})),
+                                       "doc_id": c.doc_id, "ts": now} for c in part])
 
     def _english(self, tenant: str, name: str, embedder: str) -> Any:
         chunks, _ = self._require(tenant, name)
@@ -310,16 +319,20 @@ class ChromaStore:
         return english
 
     def write_chunks(self, tenant: str, name: str, chunks: Sequence[ChunkRecord],
-                     vectors: Sequence[npt.NDArray[np.float32]]) -> None:
-        """Upsert chunks; ``vectors[i]`` holds chunk i's window vectors (a 1-d vector or rows)."""
+                     vectors: Sequence[npt.NDArray[np.float32]],
+                     metadata: Mapping[str, Mapping[str, MetadataValue]] | None = None) -> None:
+        """Upsert chunks; ``vectors[i]`` holds chunk i's window vectors (a 1-d vector or rows).
+        ``metadata`` maps a document id to its user metadata, copied onto each of its rows."""
         collection, _ = self._require(tenant, name)
         now = time.time()
         rows: list[tuple[str, Any, str, dict[str, Any]]] = []
         for chunk, vecs in zip(chunks, vectors, strict=True):
             windows = np.atleast_2d(vecs)
-            rows.append((chunk.id, windows[0], chunk.text, {"doc_id": chunk.doc_id, "ord": chunk.ordinal,
+            user = _row_metadata((metadata or {}).get(chunk.doc_id, {}))
+            rows.append((chunk.id, windows[0], chunk.text, {**user, "doc_id": chunk.doc_id, "ord": chunk.ordinal,
                                                              "terms": " ".join(chunk.terms), "ts": now}))
-            rows.extend((f"{chunk.id}{_WINDOW_SEP}{n}", windows[n], "", {"win_of": chunk.id, "win": n, "ts": now})
+            rows.extend((f"{chunk.id}{_WINDOW_SEP}{n}", windows[n], "",
+                         {**user, "doc_id": chunk.doc_id, "win_of": chunk.id, "win": n, "ts": now})
                         for n in range(1, len(windows)))
         step = self._batch_size()
         for start in range(0, len(rows), step):
@@ -373,6 +386,12 @@ def _pages(collection: Any, include: list[str]) -> Iterator[tuple[list[str], lis
         texts = list(got.get("documents") or [""] * len(ids))
         yield ids, metas, texts
         offset += len(ids)
+
+
+def _row_metadata(metadata: Mapping[str, MetadataValue]) -> dict[str, Any]:
+    """A document's user metadata as chunk-row metadata: keys under ``meta.`` (apart from ragd's own row
+    keys), empty lists left out (Chroma stores no empty array)."""
+    return {f"{_USER_PREFIX}{key}": value for key, value in metadata.items() if value != []}
 
 
 def _doc_meta(record: DocRecord) -> dict[str, Any]:

@@ -9,16 +9,30 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from retriever.bm25 import BM25Index
 from retriever.store import ChunkRecord, DocRecord
+from services.filters import filter_digest, matches
 
-__all__ = ["CorpusView"]
+__all__ = ["CorpusView", "FilterScope"]
 
 _log = logging.getLogger("ragd.retriever")
+_SCOPES_KEPT = 64  # filter scopes remembered per view (a view lives for one epoch)
+
+
+@dataclass(frozen=True, slots=True)
+class FilterScope:
+    """What a metadata filter leaves of a view: the allowed documents and their chunks, and the Chroma
+    ``where`` that restricts a dense query to them (None when every document passes)."""
+
+    docs: frozenset[str]
+    chunks: frozenset[str]
+    where: dict[str, Any] | None
 
 
 @dataclass
@@ -32,6 +46,7 @@ class CorpusView:
     _bm25: BM25Index | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fingerprint: str | None = field(default=None, repr=False)
+    _scopes: OrderedDict[str, FilterScope] = field(default_factory=OrderedDict, repr=False)
 
     @classmethod
     def from_records(cls, epoch: str, docs: Mapping[str, DocRecord], chunks: Iterable[ChunkRecord], *,
@@ -72,6 +87,27 @@ class CorpusView:
         return CorpusView(epoch=epoch, docs=self.docs, chunks=self.chunks, embedder=self.embedder,
                           bm25_dir=self.bm25_dir, bm25_params=self.bm25_params, _bm25=self._bm25,
                           _fingerprint=self._fingerprint)
+
+    def scope(self, where: Mapping[str, Any] | None) -> FilterScope | None:
+        """The documents a (validated) metadata filter allows, evaluated once over the document records
+        and shared by the BM25 and the dense side; None for no filter."""
+        if not where:
+            return None
+        key = filter_digest(where)
+        with self._lock:
+            known = self._scopes.get(key)
+            if known is not None:
+                self._scopes.move_to_end(key)
+                return known
+        docs = frozenset(doc_id for doc_id, record in self.docs.items() if matches(where, record.metadata))
+        chunks = frozenset(cid for doc_id in docs for cid in self.docs[doc_id].chunk_ids if cid in self.chunks)
+        chroma_where = None if len(docs) == len(self.docs) else {"doc_id": {"$in": sorted(docs)}}
+        made = FilterScope(docs=docs, chunks=chunks, where=chroma_where)
+        with self._lock:
+            self._scopes[key] = made
+            if len(self._scopes) > _SCOPES_KEPT:
+                self._scopes.popitem(last=False)
+        return made
 
     def bm25(self) -> BM25Index:
         """The BM25 index of this view: loaded from disk when saved for this corpus, else built and saved."""

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.filters import MetadataFilter
+
 __all__ = [
     "CONTRACT_VERSION",
     "ChatMessage",
@@ -34,7 +36,7 @@ __all__ = [
 
 CONTRACT_VERSION = "1"
 
-MetadataValue = str | int | float | bool
+MetadataValue = str | int | float | bool | list[str]
 
 
 class _Wire(BaseModel):
@@ -106,6 +108,8 @@ class RetrieveRequest(_Wire):
     collection: str
     query: str = Field(min_length=1)
     top_k: int = Field(5, ge=1, le=100)
+    filter: MetadataFilter | None = Field(
+        None, description="Search only documents whose metadata match this (services/filters.py grammar).")
 
 
 class RetrieveResponse(_Wire):

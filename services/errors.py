@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthenticationError",
+    "CollectionNotFoundError",
     "ConflictError",
     "ContentPolicyError",
     "DependencyError",
@@ -24,6 +25,7 @@ __all__ = [
     "RagdError",
     "RateLimitError",
     "UnprocessableError",
+    "UnsupportedMediaTypeError",
     "error_body",
 ]
 
@@ -106,6 +108,20 @@ class NotFoundError(RagdError):
     default_code = "not_found"
 
 
+class CollectionNotFoundError(NotFoundError):
+    """The named collection does not exist for this tenant (404); the message says how to create it."""
+
+    default_code = "collection_not_found"
+
+    def __init__(self, name: str, *, param: str | None = "collection", **kwargs: Any) -> None:
+        shown = name[:100]
+        super().__init__(f"The collection '{shown}' does not exist (not found for this API key's tenant). "
+                         f"Create it with POST /v1/collections "
+                         f"{{\"name\": \"{shown}\"}} (or `ragd ingest --create`), then add documents.",
+                         param=param, **kwargs)
+        self.name = name
+
+
 class ConflictError(RagdError):
     """The resource already exists or is in a conflicting state (409)."""
 
@@ -128,6 +144,13 @@ class UnprocessableError(RagdError):
     status = 422
     type = "invalid_request_error"
     default_code = "unprocessable_entity"
+
+
+class UnsupportedMediaTypeError(UnprocessableError):
+    """A file of a type or text encoding ragd does not read (415)."""
+
+    status = 415
+    default_code = "unsupported_media_type"
 
 
 class RateLimitError(RagdError):

@@ -24,6 +24,7 @@ from services.errors import (
     RagdError,
     RateLimitError,
     UnprocessableError,
+    UnsupportedMediaTypeError,
 )
 from services.middleware import DEADLINE_HEADER, REQUEST_ID_HEADER
 
@@ -31,7 +32,8 @@ __all__ = ["CircuitBreaker", "ServiceClient"]
 
 _CLIENT_ERRORS: dict[int, type[RagdError]] = {
     400: InvalidRequestError, 401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
-    409: ConflictError, 413: PayloadTooLargeError, 422: UnprocessableError, 429: RateLimitError,
+    409: ConflictError, 413: PayloadTooLargeError, 415: UnsupportedMediaTypeError, 422: UnprocessableError,
+    429: RateLimitError,
 }
 
 

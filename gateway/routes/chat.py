@@ -22,7 +22,7 @@ from gateway.sse import ChunkWriter, completion_body
 from services import telemetry
 from services.app import sse_error_event
 from services.contracts import ChatMessage, GenerationParams
-from services.errors import DependencyTimeoutError, InvalidRequestError, NotFoundError
+from services.errors import CollectionNotFoundError, DependencyTimeoutError, InvalidRequestError, NotFoundError
 
 __all__ = ["MODEL_PREFIX", "answer_headers", "log_answer", "router", "to_turn"]
 
@@ -94,6 +94,7 @@ def to_turn(body: ChatCompletionRequest, *, tenant: str, settings: GatewaySettin
     return ChatTurn(tenant=tenant, collection=collection_of(body.model, body, settings), model=body.model,
                     question=history[-1].content, history=tuple(history[:-1]),
                     instructions="\n".join(instructions) or None, params=params, top_k=top_k,
+                    filter=body.ragd.filter if body.ragd else None,
                     cache_read="no-cache" not in directives, cache_write="no-store" not in directives)
 
 
@@ -121,9 +122,11 @@ async def _prepare(pipeline: Pipeline, turn: ChatTurn) -> Prepared:
     try:
         async with _within_deadline():
             return await pipeline.prepare(turn)
-    except NotFoundError as exc:
-        raise NotFoundError(f"The model '{turn.model[:100]}' does not exist.", param="model",
-                            code="model_not_found") from exc
+    except NotFoundError as exc:  # a ragd model id (or ragd.collection) naming a collection that is not there
+        if exc.code != CollectionNotFoundError.default_code:
+            raise
+        from_model = turn.model == f"{MODEL_PREFIX}:{turn.collection}"
+        raise CollectionNotFoundError(turn.collection, param="model" if from_model else "ragd.collection") from exc
 
 
 def log_answer(answer: Answer, prepared: Prepared, settings: GatewaySettings) -> None:

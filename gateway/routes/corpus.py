@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gateway.components import Components
 from gateway.deps import ComponentsDep, LimitedPrincipalDep, PrincipalDep, SettingsDep
 from gateway.openai_schema import CollectionCreate, DocumentsCreate, SearchRequest
+from gateway.uploads import read_documents
 from services.contracts import CollectionInfo, DocumentOut, IngestReport, RetrieveRequest, ScoredChunk
-from services.errors import InvalidRequestError, PayloadTooLargeError
+from services.errors import CollectionNotFoundError, InvalidRequestError
 from services.telemetry import stage
 
 __all__ = ["router"]
@@ -70,19 +69,12 @@ async def add_documents(name: str, body: DocumentsCreate, principal: PrincipalDe
 @router.post("/collections/{name}/files", response_model=IngestReport)
 async def upload_files(name: str, request: Request, principal: PrincipalDep, components: ComponentsDep,
                        settings: SettingsDep) -> Any:
-    """Multipart upload of txt, md, html or pdf files (field name ``files``)."""
-    loaders = importlib.import_module("retriever.loaders")  # parsing lives with the retriever's extra
-    form = await request.form(max_files=settings.max_documents_per_request, max_fields=16)
-    uploads = [v for v in form.getlist("files") if isinstance(v, UploadFile)] if "files" in form else []
-    if not uploads:
-        raise InvalidRequestError("Send one or more files in the multipart field 'files'.", param="files")
-    documents = []
-    for upload in uploads:
-        data = await upload.read(settings.max_upload_bytes + 1)
-        if len(data) > settings.max_upload_bytes:
-            raise PayloadTooLargeError(f"File '{upload.filename}' is larger than {settings.max_upload_bytes} bytes.")
-        documents.append(await asyncio.to_thread(loaders.load_upload, upload.filename or "upload", data,
-                                                 upload.content_type, max_bytes=settings.max_upload_bytes))
+    """Multipart upload of txt, md, html or pdf files (field ``files``, repeated; optional field
+    ``metadata``: a JSON object given to every file). All or nothing: one refused file refuses the request."""
+    collections = await components.corpus.list_collections(principal.tenant)
+    if name not in {c.name for c in collections}:  # before reading (and parsing) what may be megabytes
+        raise CollectionNotFoundError(name)
+    documents = await read_documents(request, settings)
     with stage("ingest"):
         report = await components.corpus.add_documents(principal.tenant, name, documents)
     await _reclaim(components, principal.tenant, name, report)
@@ -105,7 +97,7 @@ async def delete_document(name: str, doc_id: str, principal: PrincipalDep, compo
 async def search(name: str, body: SearchRequest, principal: LimitedPrincipalDep, components: ComponentsDep) -> Any:
     with stage("retrieve"):
         result = await components.retriever.retrieve(RetrieveRequest(
-            tenant=principal.tenant, collection=name, query=body.query, top_k=body.top_k))
+            tenant=principal.tenant, collection=name, query=body.query, top_k=body.top_k, filter=body.filter))
     response = SearchResults(data=list(result.chunks), degraded=list(result.degraded))
     headers = {"x-ragd-degraded": ",".join(result.degraded)} if result.degraded else None
     return JSONResponse(response.model_dump(mode="json"), headers=headers)

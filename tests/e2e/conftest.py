@@ -121,3 +121,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(tmp)
     yield srv
     stop_server(srv.process)
+
+
+ADMIN_KEY = "sk-routes-admin-0123456789abcdef"
+LIMITED_TENANT = "uploads"
+LIMITED_ENV = {"RAGD_GATEWAY_API_KEYS": f"{ADMIN_KEY}:{LIMITED_TENANT}:admin", "RAGD_GATEWAY_DEMO_CORPUS": "",
+               "RAGD_GATEWAY_MAX_UPLOAD_BYTES": "200000", "RAGD_GATEWAY_MAX_DOCUMENTS_PER_REQUEST": "4"}
+
+
+@pytest.fixture(scope="session")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with an admin API key (tenant ``uploads``), uploads of at most 200 kB and 4 files."""
+    tmp = tmp_path_factory.mktemp("ragd-limited")
+    srv = start_server(tmp, LIMITED_ENV)
+    yield srv
+    stop_server(srv.process)

@@ -150,3 +150,47 @@ def test_errors_cross_the_wire_with_their_class(check: Callable[[Scenario], None
             await impl.add_documents("acme", "kb", [DocumentIn(text=f"doc {i}") for i in range(31)])
 
     check(scenario)
+
+
+FILTERED_DOCS = [
+    DocumentIn(id="f-north-old", title="Vellum barges", text="Vellum river barges carry salt to the northern mills.",
+               metadata={"region": "north", "year": 2021, "tags": ["river", "salt"]}),
+    DocumentIn(id="f-south", title="Vellum barges south", text="Vellum river barges carry salt to the southern port.",
+               metadata={"region": "south", "year": 2023, "tags": ["river"]}),
+    DocumentIn(id="f-north-ko", title="벨룸 강 바지선", text="벨룸 강의 바지선은 북쪽 방앗간으로 소금을 나른다.",
+               metadata={"region": "north", "year": 2024, "tags": ["강", "소금"]}),
+]
+
+
+def test_retrieve_with_a_metadata_filter(check: Callable[[Scenario], None]) -> None:
+    async def scenario(impl: Both) -> None:
+        assert isinstance(impl, Retriever)
+        await impl.add_documents("acme", "kb", FILTERED_DOCS)
+
+        async def ids(query: str, where: dict[str, object] | None) -> set[str]:
+            result = await impl.retrieve(RetrieveRequest(tenant="acme", collection="kb", query=query, top_k=10,
+                                                         filter=where))
+            return {c.doc_id for c in result.chunks}
+
+        assert {"f-north-old", "f-south"} <= await ids("Vellum river barges salt", None)
+        assert await ids("Vellum river barges salt", {"region": "north"}) == {"f-north-old", "f-north-ko"}
+        assert await ids("벨룸 강 바지선 소금", {"year": {"$gte": 2023}}) == {"f-south", "f-north-ko"}
+        assert await ids("벨룸 강 바지선 소금", {"tags": "소금", "region": {"$ne": "south"}}) == {"f-north-ko"}
+        assert await ids("Vellum river barges salt", {"region": "nowhere"}) == set()
+
+    check(scenario)
+
+
+def test_user_metadata_is_on_every_chunk_row_in_chroma(ingested: Callable[..., LocalRetriever]) -> None:
+    async def go() -> None:
+        local = ingested()
+        await local.warm_up()
+        await local.add_documents("acme", "kb", FILTERED_DOCS)
+        chunks, _ = local.store._require("acme", "kb")
+        rows = chunks.get(where={"meta.region": "north"}, include=["metadatas"])
+        assert {m["doc_id"] for m in rows["metadatas"]} == {"f-north-old", "f-north-ko"}
+        assert all(m["meta.year"] in (2021, 2024) for m in rows["metadatas"])
+        tagged = chunks.get(where={"meta.tags": {"$contains": "소금"}}, include=["metadatas"])
+        assert {m["doc_id"] for m in tagged["metadatas"]} == {"f-north-ko"}
+
+    asyncio.run(go())

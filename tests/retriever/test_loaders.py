@@ -11,7 +11,7 @@ import pytest
 from pypdf import PdfWriter
 
 from retriever.loaders import load_path, load_upload, sniff
-from services.errors import PayloadTooLargeError, UnprocessableError
+from services.errors import PayloadTooLargeError, UnprocessableError, UnsupportedMediaTypeError
 from tests.retriever.conftest import CORPUS
 
 MB = 1_000_000
@@ -52,8 +52,17 @@ def test_text_markdown_and_encodings() -> None:
     assert load_upload("k.txt", "한국어 문서".encode("cp949"), None, max_bytes=MB).text == "한국어 문서"
     assert load_upload("u.txt", "\ufeffBOM text".encode(), None, max_bytes=MB).text == "BOM text"
     assert load_upload("w.txt", "wide".encode("utf-16"), None, max_bytes=MB).text == "wide"
-    broken = load_upload("b.txt", b"caf\xc3 ok \xff\xfe\x80 end", None, max_bytes=MB)
-    assert broken.text.startswith("caf") and broken.text.endswith("end") and "\ufffd" in broken.text
+    with pytest.raises(UnsupportedMediaTypeError, match="neither UTF-8") as refused:
+        load_upload("b.txt", b"caf\xc3 ok \xff\xfe\x80 end", None, max_bytes=MB)
+    assert refused.value.status == 415 and refused.value.code == "unsupported_encoding"
+    latin = "café crème".encode("latin-1")
+    assert load_upload("l.txt", latin, "text/plain; charset=iso-8859-1", max_bytes=MB).text == "café crème"
+    with pytest.raises(UnsupportedMediaTypeError, match="not valid utf-8"):
+        load_upload("l.txt", latin, "text/plain; charset=utf-8", max_bytes=MB)
+    with pytest.raises(UnsupportedMediaTypeError, match="declared as image/png"):
+        load_upload("notes.txt", b"plain words", "image/png", max_bytes=MB)
+    with pytest.raises(UnsupportedMediaTypeError, match="binary"):
+        load_upload("ctl.txt", bytes(range(1, 32)) * 50, "text/plain", max_bytes=MB)
     md = load_upload("guide.md", b"Intro line\n\n## Getting started\n\nRun it.", None, max_bytes=MB)
     assert md.title == "Getting started" and md.metadata["kind"] == "markdown"
 
