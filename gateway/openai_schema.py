@@ -12,6 +12,7 @@ __all__ = [
     "ChatCompletionRequest",
     "Citation",
     "CollectionCreate",
+    "CompletionRequest",
     "ContentPart",
     "DocumentsCreate",
     "EmbeddingsRequest",
@@ -60,6 +61,28 @@ class ChatCompletionRequest(_Permissive):
     seed: int | None = None
     user: str | None = None
     n: int | None = Field(None, ge=1, le=1)
+    ragd: RagdOptions | None = None
+    collection: str | None = Field(None, description="Shorthand of ragd.collection.")
+
+
+class CompletionRequest(_Permissive):
+    """Legacy ``POST /v1/completions`` (as vLLM and LiteLLM serve it): the prompt is the question."""
+
+    model: str
+    prompt: str | list[str]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    user: str | None = None
+    n: int | None = Field(None, ge=1, le=1)
+    best_of: int | None = Field(None, ge=1, le=1)
+    echo: bool = False
+    logprobs: int | None = None
+    suffix: str | None = None
     ragd: RagdOptions | None = None
     collection: str | None = Field(None, description="Shorthand of ragd.collection.")
 
