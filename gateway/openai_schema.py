@@ -95,11 +95,13 @@ class EmbeddingsRequest(_Permissive):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
     user: str | None = None
-    input_type: Literal["query", "passage"] = Field(
-        "query", description="e5's prefix: 'query' (questions, and symmetric similarity, as e5 advises) or "
-                             "'passage' (texts to be found; what the retriever indexes).")
-    truncate: bool = Field(False, description="Embed the first tokens of a text longer than the model reads "
-                                              "instead of refusing the request.")
+    input_type: Literal["query", "passage"] | None = Field(
+        None, description="e5's prefix: 'query' (questions, and symmetric similarity, as e5 advises) or "
+                          "'passage' (texts to be found; what the retriever indexes). Default: the model id's "
+                          "('ragd-embed:passage' is passage), else query.")
+    truncate: bool | None = Field(
+        None, description="Embed the first tokens of a text longer than the model reads instead of refusing "
+                          "the request. Default: on for passages (documents), off for queries.")
 
 
 class Citation(BaseModel):
