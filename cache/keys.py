@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from services.contracts import GenerationParams
 
-__all__ = ["CacheScope", "exact_key", "group_key", "normalize_question", "partition_key"]
+__all__ = ["CacheScope", "exact_key", "group_key", "key_params", "normalize_question", "partition_key"]
 
 _KEY_VERSION = "v1"
 _SPACES = re.compile(r"\s+")
@@ -53,7 +53,7 @@ def _canonical(scope: CacheScope) -> str:
         scope.epoch,
         scope.policy_version,
         scope.model,
-        scope.params.model_dump(mode="json"),
+        key_params(scope.params).model_dump(mode="json"),
     ]
     if scope.filter:  # appended only when set: unfiltered scopes keep the keys they always had
         parts.append({"filter": scope.filter})
@@ -63,6 +63,16 @@ def _canonical(scope: CacheScope) -> str:
         sort_keys=True,
         separators=(",", ":"),
     )
+
+
+def key_params(params: GenerationParams) -> GenerationParams:
+    """The generation parameters that change an answer. Greedy decoding (temperature 0) reads neither
+    ``top_p`` nor the seed, so at temperature 0 they leave the key: a client sending ``top_p=0.9`` or a
+    seed with temperature 0 shares the entries of one that sends neither. A sampled answer keeps all of
+    them (another temperature, nucleus or seed is another distribution of answers)."""
+    if params.temperature > 0:
+        return params
+    return params.model_copy(update={"top_p": 1.0, "seed": None})
 
 
 def normalize_question(question: str) -> str:

@@ -45,7 +45,11 @@ class CacheSettings(BaseSettings):
     )
     verifier_min_score: float = Field(0.5, description="Verifier score at or above which a borderline neighbour hits.")
     max_temperature: float = Field(
-        0.0, ge=0.0, le=2.0, description="Highest sampling temperature whose answers are cached and served."
+        0.3,
+        ge=0.0,
+        le=2.0,
+        description="Highest sampling temperature whose answers are cached and served (to requests with the same "
+        "temperature and the other parameters that change an answer); hotter requests bypass the cache.",
     )
     embedder: Literal["e5-onnx", "e5", "minilm"] = Field(
         "e5-onnx",

@@ -12,13 +12,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from gateway.access import open_auth
+from gateway.admission import AdmissionSettings, GeneratorAdmission
 from gateway.auth import KeyRing
 from gateway.components import Components, build_components
 from gateway.fastpath import ExactHitFastPath
 from gateway.limits import AdmissionMiddleware, BodyLimitMiddleware
 from gateway.pipeline import Pipeline
 from gateway.ratelimit import MemoryCounters, RateLimiter, RedisCounters
-from gateway.routes import chat, corpus, embeddings, keys
+from gateway.routes import chat, completions, corpus, embeddings, keys
 from gateway.settings import GatewaySettings
 from services.app import install_common
 from services.contracts import CollectionConfig
@@ -72,7 +73,8 @@ def create_app(settings: GatewaySettings | None = None,
                 guard_input_fail_open=components.knobs.input_fail_open,
                 guard_output_fail_open=components.knobs.output_fail_open,
                 holdback_chars=components.knobs.window_chars,
-                on_block_error=components.knobs.on_block_error)
+                on_block_error=components.knobs.on_block_error,
+                admission=GeneratorAdmission(AdmissionSettings()))
             yield
 
     # ragd's metrics are Prometheus (/metrics) and its traces the request id: FastAPI's built-in
@@ -89,6 +91,7 @@ def create_app(settings: GatewaySettings | None = None,
         return {"started": True, **await components.ready()}
 
     app.include_router(chat.router)
+    app.include_router(completions.router)
     app.include_router(corpus.router)
     app.include_router(embeddings.router)
     app.include_router(keys.router)

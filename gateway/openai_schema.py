@@ -13,6 +13,7 @@ __all__ = [
     "ChatCompletionRequest",
     "Citation",
     "CollectionCreate",
+    "CompletionRequest",
     "ContentPart",
     "DocumentsCreate",
     "EmbeddingsRequest",
@@ -67,6 +68,28 @@ class ChatCompletionRequest(_Permissive):
     collection: str | None = Field(None, description="Shorthand of ragd.collection.")
 
 
+class CompletionRequest(_Permissive):
+    """Legacy ``POST /v1/completions`` (as vLLM and LiteLLM serve it): the prompt is the question."""
+
+    model: str
+    prompt: str | list[str]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    user: str | None = None
+    n: int | None = Field(None, ge=1, le=1)
+    best_of: int | None = Field(None, ge=1, le=1)
+    echo: bool = False
+    logprobs: int | None = None
+    suffix: str | None = None
+    ragd: RagdOptions | None = None
+    collection: str | None = Field(None, description="Shorthand of ragd.collection.")
+
+
 class EmbeddingsRequest(_Permissive):
     """``POST /v1/embeddings``; ``input_type`` and ``truncate`` are ragd's documented extensions."""
 
@@ -75,11 +98,13 @@ class EmbeddingsRequest(_Permissive):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
     user: str | None = None
-    input_type: Literal["query", "passage"] = Field(
-        "query", description="e5's prefix: 'query' (questions, and symmetric similarity, as e5 advises) or "
-                             "'passage' (texts to be found; what the retriever indexes).")
-    truncate: bool = Field(False, description="Embed the first tokens of a text longer than the model reads "
-                                              "instead of refusing the request.")
+    input_type: Literal["query", "passage"] | None = Field(
+        None, description="e5's prefix: 'query' (questions, and symmetric similarity, as e5 advises) or "
+                          "'passage' (texts to be found; what the retriever indexes). Default: the model id's "
+                          "('ragd-embed:passage' is passage), else query.")
+    truncate: bool | None = Field(
+        None, description="Embed the first tokens of a text longer than the model reads instead of refusing "
+                          "the request. Default: on for passages (documents), off for queries.")
 
 
 class Citation(BaseModel):

@@ -82,6 +82,7 @@ class Prepared:
     messages: list[ChatMessage] = field(default_factory=list)
     cache_scope: Any = None
     epoch: str = ""
+    ticket: Any = None  # the generator admission's Ticket, held from admission to the end of generation
 
 
 class AnswerCacheLike(Protocol):
@@ -90,6 +91,12 @@ class AnswerCacheLike(Protocol):
                      early: Awaitable[Any] | None = None) -> Any: ...
     async def lookup_exact(self, scope: Any, question: str) -> Any: ...
     async def store(self, scope: Any, question: str, answer: Any) -> bool: ...
+
+
+class Admission(Protocol):
+    """Decides, before retrieval, whether a generation can finish within the request's deadline."""
+
+    def admit(self, remaining_s: float | None) -> Any: ...
 
 
 class ScopeFactory(Protocol):
@@ -132,7 +139,9 @@ class Pipeline:
         holdback_chars: int = 64,
         on_block_error: bool = False,
         input_decision_cache: int = 4096,
+        admission: Admission | None = None,
     ) -> None:
+        self.admission = admission
         self.holdback_chars = holdback_chars
         self.on_block_error = on_block_error
         self._decisions: OrderedDict[tuple[str, str, str], GuardDecision] = OrderedDict()
@@ -181,6 +190,9 @@ class Pipeline:
         await self._lookup(prepared, early if standalone == turn.question else None)
         if prepared.answer is not None:
             return prepared
+        if self.admission is not None:  # only work that needs the generator waits for it: never a hit
+            ctx = telemetry.current()
+            prepared.ticket = self.admission.admit(ctx.remaining() if ctx is not None else None)
         with stage("retrieve"):
             result = await self.retriever.retrieve(RetrieveRequest(
                 tenant=turn.tenant, collection=turn.collection, query=standalone, top_k=turn.top_k,
@@ -355,6 +367,8 @@ class Pipeline:
         first = True
         text: list[str] = []
         final = Delta(finish_reason="stop", usage=Usage())
+        if prepared.ticket is not None:
+            prepared.ticket.generating()
         try:
             with stage("generate"):
                 async for delta in self._guarded(self.generator.stream(prepared.messages, turn.params), prepared):
@@ -373,6 +387,9 @@ class Pipeline:
             exc.headers.setdefault("x-ragd-degraded", exc.dependency or "generator")
             DEGRADATIONS.labels(exc.dependency or "generator").inc()
             raise
+        finally:  # done with the generator, whichever way (a cancelled one measures nothing)
+            if prepared.ticket is not None:
+                prepared.ticket.release(completed=final.usage is not None and final.usage.completion_tokens > 0)
         content = "".join(text)
         finish = final.finish_reason or "stop"
         citations: list[Citation] = []

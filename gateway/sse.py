@@ -1,16 +1,20 @@
-"""OpenAI chat-completion shapes: the JSON body and the SSE chunks, citations included."""
+"""OpenAI response shapes, citations included: chat completions and legacy text completions, as one JSON
+body and as SSE chunks. :data:`WIRE_FORMATS` names the two, so one serving path writes either."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from gateway.openai_schema import Citation
 from services import telemetry
 from services.contracts import Usage
 
-__all__ = ["ChunkWriter", "completion_body", "usage_body"]
+__all__ = ["CHAT", "TEXT", "WIRE_FORMATS", "ChunkWriter", "StreamWriter", "TextChunkWriter", "WireFormat",
+           "completion_body", "text_completion_body", "usage_body"]
 
 
 def usage_body(usage: Usage) -> dict[str, int]:
@@ -32,6 +36,30 @@ def completion_body(*, model: str, content: str, finish_reason: str, usage: Usag
     }
 
 
+def text_completion_body(*, model: str, content: str, finish_reason: str, usage: Usage,
+                         citations: list[Citation]) -> dict[str, Any]:
+    """A legacy ``text_completion`` body (``choices[].text``), as vLLM and LiteLLM send it."""
+    return {
+        "id": f"cmpl-{telemetry.new_request_id()}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "text": content, "logprobs": None, "finish_reason": finish_reason}],
+        "usage": usage_body(usage),
+        "citations": [c.model_dump() for c in citations],
+    }
+
+
+class StreamWriter(Protocol):
+    """Formats one stream's SSE events."""
+
+    def start(self) -> bytes: ...
+    def content(self, text: str) -> bytes: ...
+    def finish(self, finish_reason: str, citations: list[Citation]) -> bytes: ...
+    def usage(self, usage: Usage) -> bytes: ...
+    def done(self) -> bytes: ...
+
+
 class ChunkWriter:
     """Formats one stream's ``chat.completion.chunk`` events (same id and created throughout)."""
 
@@ -44,7 +72,8 @@ class ChunkWriter:
         base = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
         return f"data: {json.dumps({**base, **payload}, ensure_ascii=False)}\n\n".encode()
 
-    def role(self) -> bytes:
+    def start(self) -> bytes:
+        """The first chunk: the assistant's role."""
         return self._event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                          "logprobs": None, "finish_reason": None}]})
 
@@ -64,3 +93,47 @@ class ChunkWriter:
     @staticmethod
     def done() -> bytes:
         return b"data: [DONE]\n\n"
+
+
+class TextChunkWriter:
+    """Formats one stream's legacy ``text_completion`` events (``choices[].text``; no role chunk)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.id = f"cmpl-{telemetry.new_request_id()}"
+        self.created = int(time.time())
+
+    def _event(self, payload: dict[str, Any]) -> bytes:
+        base = {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model}
+        return f"data: {json.dumps({**base, **payload}, ensure_ascii=False)}\n\n".encode()
+
+    def start(self) -> bytes:
+        return b""
+
+    def content(self, text: str) -> bytes:
+        return self._event({"choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": None}]})
+
+    def finish(self, finish_reason: str, citations: list[Citation]) -> bytes:
+        """The last choice chunk; carries the ``citations`` extension field."""
+        return self._event({"choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": finish_reason}],
+                            "citations": [c.model_dump() for c in citations]})
+
+    def usage(self, usage: Usage) -> bytes:
+        return self._event({"choices": [], "usage": usage_body(usage)})
+
+    @staticmethod
+    def done() -> bytes:
+        return b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True)
+class WireFormat:
+    """One OpenAI response family: its JSON body and its stream's writer."""
+
+    body: Callable[..., dict[str, Any]]
+    writer: Callable[[str], StreamWriter]
+
+
+CHAT = WireFormat(body=completion_body, writer=ChunkWriter)
+TEXT = WireFormat(body=text_completion_body, writer=TextChunkWriter)
+WIRE_FORMATS: dict[str, WireFormat] = {"chat": CHAT, "text": TEXT}

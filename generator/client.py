@@ -18,7 +18,17 @@ from services.errors import (
     RagdError,
 )
 
-__all__ = ["OpenAIGenerator"]
+__all__ = ["OpenAIGenerator", "without_invalid_bytes"]
+
+REPLACEMENT = "\ufffd"
+
+
+def without_invalid_bytes(text: str) -> str:
+    """The model's text without U+FFFD. A byte-level model can sample a byte sequence that is not UTF-8
+    (the first bytes of a Hangul syllable, then a token that does not complete it); llama.cpp and vLLM
+    hold back a character split across tokens until it is complete, but encode such invalid bytes as
+    U+FFFD in their JSON. The bytes carry no character, so the answer drops them rather than show one."""
+    return text.replace(REPLACEMENT, "") if REPLACEMENT in text else text
 
 
 def _mapped(exc: openai.OpenAIError) -> RagdError:
@@ -67,8 +77,8 @@ class OpenAIGenerator:
         usage = Usage(prompt_tokens=response.usage.prompt_tokens if response.usage else 0,
                       completion_tokens=response.usage.completion_tokens if response.usage else 0)
         _record(usage, time.perf_counter() - start)
-        return Completion(text=choice.message.content or "", finish_reason=choice.finish_reason or "stop",
-                          usage=usage)
+        return Completion(text=without_invalid_bytes(choice.message.content or ""),
+                          finish_reason=choice.finish_reason or "stop", usage=usage)
 
     async def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> AsyncIterator[Delta]:
         start = time.perf_counter()
@@ -87,8 +97,9 @@ class OpenAIGenerator:
                 for choice in chunk.choices:
                     if choice.finish_reason:
                         finish = choice.finish_reason
-                    if choice.delta.content:
-                        yield Delta(text=choice.delta.content)
+                    text = without_invalid_bytes(choice.delta.content or "")
+                    if text:
+                        yield Delta(text=text)
         except openai.OpenAIError as exc:
             raise _mapped(exc) from exc
         finally:

@@ -119,9 +119,15 @@ _TOKEN = re.compile(r"[A-Za-z0-9_\-+/=]{32,}")
 
 # Bounded parts and a start anchor keep every pattern linear on long runs (no quadratic rescans).
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-*])[A-Za-z0-9._%+\-*]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,24}")
+# An address spelled out: "name [at] host [dot] com", "name at host dot com", "name at host.com".
+# A plain "." counts as the dot only inside the host name (no space around it): "He works at
+# Halden. It opened" (or "at Halden.It") is prose, a word, " at ", a word and the end of a sentence,
+# not an address; so is a plain-dot label in sentence case.
 _EMAIL_OBFUSCATED = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}\s{0,3}(?:\[at\]|\(at\)|\{at\}| at |골뱅이)\s{0,3}"
-    r"[A-Za-z0-9\-]{1,63}(?:\s{0,3}(?:\[dot\]|\(dot\)|\{dot\}| dot |닷|\.)\s{0,3}[A-Za-z]{2,24}){1,4}", re.I)
+    r"[A-Za-z0-9\-]{1,63}(?:\s{0,3}(?:\[dot\]|\(dot\)|\{dot\}| dot |닷)\s{0,3}[A-Za-z]{2,24}"
+    r"|\.(?-i:[a-z]{2,24}|[A-Z]{2,24})){1,4}"
+    r"(?![A-Za-z0-9])", re.I)
 _RRN = re.compile(r"(?<![\d-])\d{6}\s?[-–]\s?[1-8]\d{6}(?![\d-])|(?<![\d-])\d{6}[1-8]\d{6}(?![\d-])")
 _RRN_MASKED = re.compile(r"(?<![\d-])\d{6}\s?-\s?[1-8][*xX●]{6}")
 _CARD_MASKED = re.compile(r"(?<![\d-])\d{4}[ -][\d*xX]{4}[ -][\d*xX]{4}[ -]\d{4}(?![\d-])")

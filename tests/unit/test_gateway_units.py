@@ -147,7 +147,7 @@ def test_citations_follow_the_answer_or_list_all_sources() -> None:
 
 def test_chunk_writer_shapes() -> None:
     writer = ChunkWriter("ragd")
-    events = [writer.role(), writer.content("hi"), writer.finish("stop", []), writer.usage(Usage(prompt_tokens=3))]
+    events = [writer.start(), writer.content("hi"), writer.finish("stop", []), writer.usage(Usage(prompt_tokens=3))]
     payloads = [json.loads(e.decode().removeprefix("data: ")) for e in events]
     assert {p["id"] for p in payloads} == {writer.id}
     assert payloads[2]["choices"][0]["finish_reason"] == "stop" and payloads[2]["citations"] == []

@@ -1,0 +1,115 @@
+"""Generator admission: refuse early, with 429 and ``Retry-After``, the work the generator cannot finish in time.
+
+The generator serves a few sequences at once and queues the rest. A request admitted behind a long
+queue ends as a 504 after its whole deadline, having spent the generator's time for nothing.
+:class:`GeneratorAdmission` estimates, before retrieval and generation start, when a new request
+would be answered: the generator's *cost per request* (an EWMA of each generation's wall time
+divided by the generations running beside it, i.e. the generator time one request takes) times the
+requests already admitted plus this one. When that estimate exceeds the request's remaining deadline
+(times ``headroom``), the request is refused at once.
+
+Only requests that need the generator meet it: the pipeline asks after the cache lookup missed, so a
+cache hit is never refused here. An admitted request holds a :class:`Ticket` until its generation ends
+(or it is abandoned); tickets expire at their request's deadline, so one that is never released
+cannot hold the queue forever.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.errors import RateLimitError
+from services.telemetry import RATE_LIMITED
+
+__all__ = ["AdmissionSettings", "GeneratorAdmission", "Ticket"]
+
+Clock = Callable[[], float]
+
+
+class AdmissionSettings(BaseSettings):
+    """Env prefix ``RAGD_ADMISSION_``."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGD_ADMISSION_", extra="ignore", frozen=True)
+
+    enabled: bool = Field(True, description="Refuse generations that the queue estimate says cannot finish in time.")
+    initial_cost_s: float = Field(
+        4.0, gt=0, description="Generator seconds per request assumed before any generation was measured.")
+    ewma_alpha: float = Field(0.3, gt=0, le=1, description="Weight of the newest measurement in the cost EWMA.")
+    headroom: float = Field(
+        0.8, gt=0, le=1, description="Share of the remaining deadline the estimate may fill (the rest is margin).")
+    max_retry_after_s: int = Field(60, ge=1, description="Largest Retry-After sent, seconds.")
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One admitted request's place in the generator's queue."""
+
+    owner: GeneratorAdmission
+    expires: float
+    started: float | None = None
+    beside: int = 1  # generations running when this one started, itself included
+    released: bool = field(default=False)
+
+    def generating(self) -> None:
+        """The generation starts now (its wall time is measured from here)."""
+        self.started = self.owner.clock()
+        self.beside = max(1, sum(1 for t in self.owner.live() if t.started is not None))
+
+    def release(self, *, completed: bool) -> None:
+        """The request is done with the generator; a completed generation updates the cost estimate."""
+        if self.released:
+            return
+        self.released = True
+        self.owner.tickets.discard(self)
+        if completed and self.started is not None:
+            self.owner.observe((self.owner.clock() - self.started) / self.beside)
+
+
+class GeneratorAdmission:
+    """Admits a generation only when the queue estimate says it finishes within its deadline."""
+
+    def __init__(self, settings: AdmissionSettings, *, clock: Clock = time.monotonic) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.cost_s = settings.initial_cost_s
+        self.measured = 0
+        self.tickets: set[Ticket] = set()
+
+    def live(self) -> list[Ticket]:
+        now = self.clock()
+        expired = [t for t in self.tickets if t.expires <= now]
+        for ticket in expired:
+            self.tickets.discard(ticket)
+        return list(self.tickets)
+
+    def estimate_s(self) -> float:
+        """Seconds until a request admitted now would be answered."""
+        return self.cost_s * (len(self.live()) + 1)
+
+    def observe(self, cost_s: float) -> None:
+        alpha = self.settings.ewma_alpha if self.measured else 1.0  # the first measurement replaces the guess
+        self.cost_s = (1 - alpha) * self.cost_s + alpha * max(cost_s, 1e-3)
+        self.measured += 1
+
+    def admit(self, remaining_s: float | None) -> Ticket:
+        """A ticket for a request with ``remaining_s`` left before its deadline, or a 429 with Retry-After."""
+        now = self.clock()
+        deadline = remaining_s if remaining_s is not None else math.inf
+        estimate = self.estimate_s()
+        if self.settings.enabled and estimate > deadline * self.settings.headroom:
+            RATE_LIMITED.labels("generator_queue").inc()
+            wait = estimate - deadline * self.settings.headroom
+            retry = min(self.settings.max_retry_after_s, max(1, math.ceil(wait)))
+            raise RateLimitError(
+                f"The generator is busy: an answer would take about {estimate:.0f} s, longer than this request's "
+                f"deadline allows. Retry in {retry} s.", code="server_overloaded",
+                headers={"retry-after": str(retry)})
+        ticket = Ticket(self, expires=now + (deadline if math.isfinite(deadline) else 3600.0))
+        self.tickets.add(ticket)
+        return ticket

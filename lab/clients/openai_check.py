@@ -1,0 +1,104 @@
+"""The official openai SDK against a running ragd, over every route it covers: models, chat completions
+(plain and streamed, citations in the body and in headers), legacy completions (plain and streamed),
+embeddings (questions and passages) and errors in the OpenAI envelope.
+
+Run: ``python -m lab.clients.openai_check --base-url http://127.0.0.1:8080/v1`` (exit status 0 when all hold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+
+import openai
+
+QUESTION_EN = "What does hybrid retrieval combine?"
+QUESTION_KO = "하이브리드 검색은 무엇을 결합하나요?"
+
+
+def _client(base_url: str, api_key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=300)
+
+
+def check_models(client: openai.OpenAI) -> None:
+    ids = {m.id for m in client.models.list()}
+    assert "ragd" in ids and "ragd-embed" in ids, ids
+
+
+def check_chat(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="ragd", messages=[{"role": "user", "content": QUESTION_EN}], max_tokens=64)
+    completion = raw.parse()
+    assert completion.choices[0].message.content, completion
+    citations = (completion.model_extra or {}).get("citations")
+    assert citations, "no citations in the body"
+    assert json.loads(raw.headers["x-ragd-citations"]), "no citations in the headers"
+
+
+def check_chat_stream(client: openai.OpenAI) -> None:
+    text, citations = "", None
+    for chunk in client.chat.completions.create(model="ragd", messages=[{"role": "user", "content": QUESTION_KO}],
+                                                max_tokens=64, stream=True):
+        citations = (chunk.model_extra or {}).get("citations") or citations
+        text += "".join(c.delta.content or "" for c in chunk.choices)
+    assert text.strip() and "\ufffd" not in text, text
+    assert citations, "no citations in the stream"
+
+
+def check_completions(client: openai.OpenAI) -> None:
+    completion = client.completions.create(model="ragd", prompt=QUESTION_EN, max_tokens=64)
+    assert completion.choices[0].text.strip() and (completion.model_extra or {}).get("citations")
+    text = "".join(c.choices[0].text for c in client.completions.create(
+        model="ragd", prompt=QUESTION_KO, max_tokens=64, stream=True) if c.choices)
+    assert text.strip(), "empty streamed completion"
+
+
+def check_embeddings(client: openai.OpenAI) -> None:
+    query = client.embeddings.create(model="ragd-embed", input=QUESTION_EN)
+    passages = client.embeddings.create(model="ragd-embed:passage", input=["Hybrid retrieval fuses BM25. " * 200])
+    assert len(query.data[0].embedding) == len(passages.data[0].embedding) > 0
+
+
+def check_errors(client: openai.OpenAI) -> None:
+    try:
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+    except openai.NotFoundError as exc:
+        assert isinstance(exc.body, dict) and exc.body.get("code") == "model_not_found"
+    else:
+        raise AssertionError("an unknown model was served")
+    try:
+        client.completions.create(model="ragd", prompt="")
+    except openai.BadRequestError as exc:
+        assert isinstance(exc.body, dict) and exc.body.get("param") == "prompt"
+    else:
+        raise AssertionError("an empty prompt was served")
+
+
+CHECKS: dict[str, Callable[[openai.OpenAI], None]] = {
+    "models": check_models, "chat": check_chat, "chat_stream": check_chat_stream,
+    "completions": check_completions, "embeddings": check_embeddings, "errors": check_errors,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base-url", default=os.environ.get("RAGD_BASE_URL", "http://127.0.0.1:8080/v1"))
+    parser.add_argument("--api-key", default=os.environ.get("RAGD_API_KEY", "none"))
+    args = parser.parse_args(argv)
+    client = _client(args.base_url, args.api_key)
+    failed = 0
+    for name, check in CHECKS.items():
+        try:
+            check(client)
+            print(f"ok   openai {name}")
+        except Exception as exc:  # report every check, then fail
+            failed += 1
+            print(f"FAIL openai {name}: {type(exc).__name__}: {exc}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

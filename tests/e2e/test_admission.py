@@ -1,0 +1,100 @@
+"""Overload through a real ragd process whose generator is a fake that takes 4 s per answer (it cannot be
+made slow on purpose otherwise): work the generator cannot finish within the deadline is refused at once
+with 429 and Retry-After, a cache hit is served all the same, a request after the burst succeeds, no
+request ends as 504; a non-streaming client that hangs up cancels its generation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Server, start_server, stop_server
+from tests.e2e.fake_generator import FakeGeneratorStats, running_fake_generator
+
+pytestmark = pytest.mark.e2e
+
+STEP_S = 0.5  # the fake's 8 pieces: 4 s per answer
+NO_CACHE = {"cache-control": "no-cache"}
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, FakeGeneratorStats]]:
+    with running_fake_generator(STEP_S) as (url, stats):
+        srv = start_server(tmp_path_factory.mktemp("ragd-admission"), {
+            "RAGD_GATEWAY_GENERATOR_URL": url, "RAGD_REQUEST_TIMEOUT_S": "10",
+            "RAGD_ADMISSION_INITIAL_COST_S": "4", "RAGD_GATEWAY_STREAM_HOLDBACK_CHARS": "16"})
+        try:
+            yield srv, stats
+        finally:
+            stop_server(srv.process)
+
+
+def _chat(question: str, **extra: object) -> dict[str, object]:
+    return {"model": "ragd", "max_tokens": 64, "messages": [{"role": "user", "content": question}], **extra}
+
+
+def test_overload_is_refused_early_and_hits_and_later_requests_are_served(
+        slow: tuple[Server, FakeGeneratorStats]) -> None:
+    server, _ = slow
+    url = server.openai_base + "/chat/completions"
+    cached = "When was the Aurora Lighthouse built?"
+    first = httpx.post(url, json=_chat(cached), timeout=60)
+    assert first.status_code == 200 and first.json()["choices"][0]["finish_reason"] == "stop"
+
+    async def burst() -> tuple[list[tuple[int, float, httpx.Response]], httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            order: list[tuple[int, float, httpx.Response]] = []
+            refused = asyncio.Event()
+
+            async def one(i: int) -> None:
+                response = await client.post(url, json=_chat(f"Tell me fact number {i} about tea."),
+                                             headers=NO_CACHE)
+                order.append((i, time.monotonic(), response))
+                if response.status_code == 429:
+                    refused.set()
+
+            tasks = [asyncio.create_task(one(i)) for i in range(8)]
+            await asyncio.wait_for(refused.wait(), timeout=60)
+            # overloaded now: the cached question is still answered (streamed: through the route)
+            hit = await client.post(url, json=_chat(cached, stream=True))
+            await asyncio.gather(*tasks)
+            return order, hit
+
+    order, hit = asyncio.run(burst())
+    statuses = [r.status_code for _, _, r in order]
+    assert 504 not in statuses and set(statuses) <= {200, 429}, statuses
+    assert 200 in statuses and 429 in statuses, statuses
+    first_answer = min(t for _, t, r in order if r.status_code == 200)
+    for _, at, response in order:
+        if response.status_code == 429:
+            assert at < first_answer  # refused before any admitted answer was done: not queued, then dropped
+            assert int(response.headers["retry-after"]) >= 1
+            error = response.json()["error"]
+            assert error["type"] == "rate_limit_error" and error["code"] == "server_overloaded"
+    assert hit.status_code == 200 and hit.headers["x-ragd-cache"] == "exact"
+    after = httpx.post(url, json=_chat("What is Copperleaf tea?"), headers=NO_CACHE, timeout=60)
+    assert after.status_code == 200 and after.json()["choices"][0]["message"]["content"]
+    metrics = httpx.get(server.base_url + "/metrics", timeout=10).text
+    assert 'ragd_rate_limited_total{reason="generator_queue"}' in metrics
+
+
+def test_a_non_streaming_client_that_hangs_up_cancels_its_generation(
+        slow: tuple[Server, FakeGeneratorStats]) -> None:
+    server, stats = slow
+    time.sleep(5)  # let every earlier generation end
+    finished, abandoned = stats.finished, stats.abandoned
+    started = stats.started
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.openai_base + "/chat/completions", json=_chat("Describe the Quillon Bridge."),
+                   headers=NO_CACHE, timeout=httpx.Timeout(60, read=2.0))
+    assert stats.started == started + 1  # the generation had begun when the client left
+    deadline = time.monotonic() + 8  # the fake's whole answer takes 4 s: it must not reach its end
+    while time.monotonic() < deadline and stats.abandoned == abandoned:
+        time.sleep(0.1)
+    assert stats.abandoned == abandoned + 1
+    time.sleep(3)
+    assert stats.finished == finished
