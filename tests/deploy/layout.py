@@ -23,7 +23,8 @@ BUILT_SERVICES = (*RAGD_SERVICES, "chroma")
 SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
     "gateway": (("gateway.settings", "GatewaySettings"), ("cache.settings", "CacheSettings"),
                 ("services.e5_onnx", "E5OnnxSettings")),
-    "retriever": (("retriever.settings", "RetrieverSettings"),),
+    "retriever": (("retriever.settings", "RetrieverSettings"), ("retriever.e5_torch", "E5TorchSettings"),
+                  ("services.e5_onnx", "E5OnnxSettings")),
     "guardrails": (("guardrails.settings", "GuardrailsSettings"), ("services.e5_onnx", "E5OnnxSettings")),
     "generator": (("generator.settings", "GeneratorSettings"),),
 }

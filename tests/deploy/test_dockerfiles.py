@@ -141,3 +141,26 @@ def test_the_legacy_builder_context_matches_the_buildkit_one() -> None:
                if line.startswith("!")}
         assert own <= allowed, f"{service}: {sorted(own - allowed)} missing from .dockerignore"
     assert "!.venv/" not in allowed and "**" in (ROOT / ".dockerignore").read_text().splitlines()
+
+
+MODEL_DIR_SETTINGS = {
+    "gateway": ("RAGD_E5_ONNX_MODELS_DIR",),
+    "guardrails": ("RAGD_E5_ONNX_MODELS_DIR",),
+    "retriever": ("RAGD_E5_TORCH_MODELS_DIR", "RAGD_E5_ONNX_MODELS_DIR"),
+}
+
+
+@pytest.mark.parametrize("service", sorted(MODEL_DIR_SETTINGS))
+def test_derived_models_are_baked_or_on_the_volume(service: str) -> None:
+    """Derived models (ONNX graphs, e5's torch directory) never land in the writable layer under the home
+    directory (the settings' default): each image points them at a directory its build fills, or at the
+    data volume compose mounts."""
+    env = dockerfile_env(service)
+    build_runs = " ".join(ins.args for ins in dockerfile(service) if ins.keyword == "RUN")
+    mounts = {v.split(":")[1] for v in compose()["services"][service].get("volumes", [])}
+    for name in MODEL_DIR_SETTINGS[service]:
+        assert name in env, f"{service}: {name} unset, models go under the home directory"
+        where = env[name]
+        baked = f"Path('{where}')" in build_runs
+        on_volume = any(where == m or where.startswith(m.rstrip("/") + "/") for m in mounts)
+        assert baked or on_volume, f"{service}: {name}={where} is neither built into the image nor a volume"
