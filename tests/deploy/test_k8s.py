@@ -145,7 +145,25 @@ def test_every_environment_variable_is_a_real_setting_and_matches_compose(docs: 
             continue
         names = _env_names(deployments[name], config_maps)
         assert not unknown_settings(name, names), f"{name}: not settings: {sorted(unknown_settings(name, names))}"
-        assert names == set(services[name]["environment"]), f"{name}: k8s and compose set different settings"
+        # set from the pod's CPU request (no limit, so no cgroup quota to size from); compose leaves them to it
+        sized = _from_pod_resources(deployments[name])
+        assert names - sized == set(services[name]["environment"]), f"{name}: k8s and compose set different settings"
+
+
+def _from_pod_resources(deployment: dict[str, Any]) -> set[str]:
+    env = pod_spec(deployment)["containers"][0].get("env", [])
+    return {e["name"] for e in env if "resourceFieldRef" in e.get("valueFrom", {})}
+
+
+def test_llama_cpp_threads_follow_the_cpu_request(docs: list[dict[str, Any]]) -> None:
+    deployments = by_kind(docs, "Deployment")
+    if "generator" not in deployments:  # gpu overlay
+        return
+    container = pod_spec(deployments["generator"])["containers"][0]
+    threads = next(e for e in container["env"] if e["name"] == "RAGD_GENERATOR_THREADS")
+    assert threads["valueFrom"]["resourceFieldRef"]["resource"] == "requests.cpu"
+    assert "cpu" in container["resources"]["requests"]
+    assert "RAGD_GENERATOR_THREADS" not in compose()["services"]["generator"]["environment"]
 
 
 def test_internal_urls_name_existing_services_and_ports(docs: list[dict[str, Any]]) -> None:

@@ -23,9 +23,8 @@ from tests.deploy.promql import ALWAYS_AVAILABLE, exported_names, used_names
 
 FIXTURE_CORPUS = ROOT / "tests" / "fixtures" / "e2e_corpus"
 # Set in compose but not by `ragd up`: the API keys come from the user's own environment there, and
-# llama.cpp's sizing follows the container's CPUs in compose and the settings' defaults locally.
-COMPOSE_ONLY = {"RAGD_GATEWAY_API_KEYS", "RAGD_GENERATOR_THREADS", "RAGD_GENERATOR_N_PARALLEL",
-                "RAGD_GENERATOR_N_CTX"}
+# llama.cpp's context and slots are set in compose and follow the settings' defaults locally.
+COMPOSE_ONLY = {"RAGD_GATEWAY_API_KEYS", "RAGD_GENERATOR_N_PARALLEL", "RAGD_GENERATOR_N_CTX"}
 
 
 def _port_free(port: int) -> bool:
