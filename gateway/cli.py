@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import ipaddress
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,15 +17,6 @@ __all__ = ["PIECES", "add_serve", "demo_corpus_path"]
 
 def demo_corpus_path() -> Path:
     return Path(__file__).resolve().parent / "demo_corpus"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _serve_app(module: str, settings_module: str, settings_class: str, args: argparse.Namespace) -> int:
@@ -40,9 +30,8 @@ def _serve_app(module: str, settings_module: str, settings_class: str, args: arg
 
 
 def _serve_gateway(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from gateway.app import create_app
+    from gateway.ops import is_loopback, serve
     from gateway.settings import GatewaySettings
 
     overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -51,7 +40,7 @@ def _serve_gateway(args: argparse.Namespace) -> int:
     settings = GatewaySettings(**overrides)
     app = create_app(settings)
     if app.state.keys.is_open:
-        if not _is_loopback(settings.host):
+        if not is_loopback(settings.host):
             print(f"ragd: refusing to listen on {settings.host} with no API keys configured; set "
                   "RAGD_GATEWAY_API_KEYS_FILE or listen on 127.0.0.1.", file=sys.stderr)
             return 2
@@ -59,7 +48,10 @@ def _serve_gateway(args: argparse.Namespace) -> int:
               f"'{settings.default_tenant}'.", file=sys.stderr)
     print(f"ragd: gateway on http://{settings.host}:{settings.port} (OpenAI base URL "
           f"http://{settings.host}:{settings.port}/v1)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    if settings.metrics_port is not None:
+        print(f"ragd: metrics on http://{settings.host}:{settings.metrics_port}/metrics (internal)",
+              file=sys.stderr, flush=True)
+    serve(app, settings)
     return 0
 
 

@@ -197,3 +197,15 @@ def test_in_cluster_prometheus_names_jobs_as_the_alerts_expect(docs: list[dict[s
         component = deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
         assert component in RAGD_SERVICES, name
         assert component in alerts.split('up{job=~"')[1].split('"')[0].split("|")
+
+
+def test_the_gateway_is_scraped_on_its_internal_port_which_the_service_does_not_expose(
+        docs: list[dict[str, Any]]) -> None:
+    gateway = by_kind(docs, "Deployment")["gateway"]
+    port = gateway["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]
+    assert by_kind(docs, "ConfigMap")["ragd-gateway"]["data"]["RAGD_GATEWAY_METRICS_PORT"] == port
+    service_ports = {str(p["port"]) for p in by_kind(docs, "Service")["gateway"]["spec"]["ports"]}
+    assert port not in service_ports and service_ports == {"8000"}
+    probes = pod_spec(gateway)["containers"][0]
+    assert probes["readinessProbe"]["httpGet"]["path"] == "/ready"  # shallow: dependencies never unready it
+    assert probes["livenessProbe"]["httpGet"]["path"] == "/health"
