@@ -165,3 +165,11 @@ def test_the_serving_path_follows_imports_but_not_tools() -> None:
     assert {"services/app.py", "guardrails/engine.py", "guardrails/topics.py"} <= names
     assert not {"guardrails/train_cli.py", "gateway/app.py"} & names
     assert "torch" in imports
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_no_image_extra_carries_tooling(image: str) -> None:
+    """Plots and evaluation helpers belong to the tooling (the dev extra), not to a runtime image."""
+    extra = pyproject()["project"]["optional-dependencies"][IMAGES[image][1]]
+    names = {_normalise(Requirement(r).name) for r in extra}
+    assert not names & {"matplotlib", "llama-index-core", "pytest"}, names
