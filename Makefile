@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all lint bench redis tools bench-tools clean
+.PHONY: install run test test-all lint bench redis tools bench-tools clean containers compose-smoke
 
 install: $(STAMP)
 
@@ -46,6 +46,13 @@ lint: install
 
 bench: install redis bench-tools
 	$(BIN)/ragd bench all --out bench-results --redis-url redis://127.0.0.1:6379/0
+
+# Container images and the compose smoke test (docs/deploy.md); not part of `make test`.
+containers:
+	scripts/containers/build.sh
+
+compose-smoke: install
+	PYTHON=$(BIN)/python scripts/containers/compose-smoke.sh
 
 clean:
 	rm -rf $(VENV) .ragd .pytest_cache .mypy_cache .ruff_cache

@@ -17,8 +17,8 @@ from typing import Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from cache.backends import CacheBackend, MemoryBackend, Placement
 from cache.embedders import EMBEDDERS, QuestionEmbedder

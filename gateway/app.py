@@ -15,8 +15,10 @@ from gateway.access import open_auth
 from gateway.admission import AdmissionSettings, GeneratorAdmission
 from gateway.auth import KeyRing
 from gateway.components import Components, build_components
+from gateway.dependencies import dependency_view
 from gateway.fastpath import ExactHitFastPath
 from gateway.limits import AdmissionMiddleware, BodyLimitMiddleware
+from gateway.ops import OpsPortMiddleware, ops_access
 from gateway.pipeline import Pipeline
 from gateway.ratelimit import MemoryCounters, RateLimiter, RedisCounters
 from gateway.routes import chat, completions, corpus, embeddings, keys
@@ -90,6 +92,9 @@ def create_app(settings: GatewaySettings | None = None,
             return {"started": False}
         return {"started": True, **await components.ready()}
 
+    async def dependencies() -> dict[str, dict[str, object]]:
+        return await dependency_view(getattr(app.state, "components", None), settings)
+
     app.include_router(chat.router)
     app.include_router(completions.router)
     app.include_router(corpus.router)
@@ -102,5 +107,8 @@ def create_app(settings: GatewaySettings | None = None,
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["authorization", "content-type", "x-request-id"])
-    install_common(app, service="gateway", settings=settings, ready_check=ready)
+    if settings.metrics_port is not None:
+        app.add_middleware(OpsPortMiddleware, port=settings.metrics_port)
+    install_common(app, service="gateway", settings=settings, ready_check=ready, dependencies=dependencies,
+                   ops_access=ops_access(settings))
     return app

@@ -30,9 +30,8 @@ def _serve_app(module: str, settings_module: str, settings_class: str, args: arg
 
 
 def _serve_gateway(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from gateway.app import create_app
+    from gateway.ops import serve
     from gateway.settings import GatewaySettings
 
     overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -42,7 +41,10 @@ def _serve_gateway(args: argparse.Namespace) -> int:
     app = create_app(settings)  # the auth mode is chosen at start (gateway.access): open mode only on loopback
     print(f"ragd: gateway on http://{settings.host}:{settings.port} (OpenAI base URL "
           f"http://{settings.host}:{settings.port}/v1)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    if settings.metrics_port is not None:
+        print(f"ragd: metrics on http://{settings.host}:{settings.metrics_port}/metrics (internal)",
+              file=sys.stderr, flush=True)
+    serve(app, settings)
     return 0
 
 

@@ -75,6 +75,11 @@ class GatewaySettings(ServiceSettings):
     max_in_flight: int = Field(64, ge=1, description="Admission: requests served at once before a fast 429.")
     rate_limit_rpm: int = Field(0, ge=0, description="Requests per minute per key (0: unlimited).")
     rate_limit_tpm: int = Field(0, ge=0, description="Tokens per minute per key (0: unlimited).")
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535,
+        description="Internal TCP port of /metrics and /ready?deep=1 (Prometheus, operators), on the same interface "
+                    "as the API; the API port then answers them with 404. None: they answer on the API port only "
+                    "while it listens on loopback.")
     gil_switch_interval_ms: float = Field(
         1.0, gt=0, le=100,
         description="The gateway process's GIL switch interval, ms (CPython's default is 5): how long a thread "

@@ -48,6 +48,7 @@ class OpenAIGenerator:
 
     def __init__(self, base_url: str, *, model: str, api_key: str = "none", timeout_s: float = 120.0) -> None:
         self.model = model
+        self.base_url = base_url.rstrip("/")
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
 
     async def aclose(self) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.cpus import capped_threads
 from services.settings import ServiceSettings
 
 __all__ = ["GeneratorSettings", "packaged_gguf"]
@@ -38,7 +39,9 @@ class GeneratorSettings(ServiceSettings):
     gguf_path: Path | None = Field(None, description="GGUF for the local llama.cpp server; default: packaged SmolLM2.")
     n_ctx: int = Field(8192, ge=512, description="Context window of the local llama.cpp server, tokens (all slots).")
     n_parallel: int = Field(2, ge=1, le=64, description="Concurrent sequences of the local llama.cpp server.")
-    threads: int = Field(2, ge=1, description="CPU threads of the local llama.cpp server.")
+    threads: int = Field(default_factory=capped_threads, ge=1,
+                         description="CPU threads of the local llama.cpp server; default: the CPUs this process "
+                                     "may use (the container's cgroup quota, then its CPU affinity).")
     startup_timeout_s: float = Field(60.0, gt=0, description="How long to wait for the local server to answer.")
     supervise_interval_s: float = Field(1.0, gt=0, description="How often a dead local llama.cpp is noticed, seconds.")
     timeout_s: float = Field(120.0, gt=0, description="Deadline of one generation call, seconds.")

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.cpus import capped_threads
 from services.settings import ServiceSettings
 
 __all__ = ["GuardrailsSettings", "default_model_path", "default_policy_path", "default_topics_path"]
@@ -44,8 +45,9 @@ class GuardrailsSettings(ServiceSettings):
                                        "none: the packaged all-MiniLM-L6-v2.")
     threads: int = Field(2, ge=1, le=64, description="Worker threads for CPU-bound checks.")
     semantic_threads: int = Field(
-        2, ge=1, le=64,
-        description="ONNX Runtime threads of the classifier's semantic encoder, which runs beside the patterns and "
+        default_factory=lambda: capped_threads(2), ge=1, le=64,
+        description="ONNX Runtime threads of the classifier's semantic encoder (default 2, fewer when the container "
+                    "has fewer CPUs), which runs beside the patterns and "
                     "n-gram features: 2 took the whole input check from p50 7.3 / p95 12.3 ms to 5.9 / 10.7 ms on "
                     "these 2 cores; 1 costs less CPU per check when many checks run at once.")
     max_text_chars: int = Field(32_000, ge=1, description="Longest text one check accepts, characters.")

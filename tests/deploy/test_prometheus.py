@@ -36,7 +36,10 @@ def test_every_ragd_service_is_scraped_where_it_listens() -> None:
     for name in RAGD_SERVICES:
         targets = jobs[name]["static_configs"][0]["targets"]
         host = "llm" if name == "generator" else name
-        assert targets == [f"{host}:{cli_port(services[name]['command'])}"], name
+        # a piece with an internal metrics port is scraped there, never on its API port
+        port = services[name]["environment"].get(f"RAGD_{name.upper()}_METRICS_PORT") or cli_port(
+            services[name]["command"])
+        assert targets == [f"{host}:{port}"], name
         assert jobs[name].get("metrics_path", "/metrics") == "/metrics"
 
 

@@ -23,9 +23,10 @@ from tests.deploy.promql import ALWAYS_AVAILABLE, exported_names, used_names
 
 FIXTURE_CORPUS = ROOT / "tests" / "fixtures" / "e2e_corpus"
 # Set in compose but not by `ragd up`: the API keys come from the user's own environment there, and
-# llama.cpp's sizing follows the container's CPUs in compose and the settings' defaults locally.
-COMPOSE_ONLY = {"RAGD_GATEWAY_API_KEYS", "RAGD_GENERATOR_THREADS", "RAGD_GENERATOR_N_PARALLEL",
-                "RAGD_GENERATOR_N_CTX"}
+# llama.cpp's context and slots are set in compose and follow the settings' defaults locally, and a gateway
+# on loopback serves its metrics on its own port (no internal metrics port needed).
+COMPOSE_ONLY = {"RAGD_GATEWAY_API_KEYS", "RAGD_GENERATOR_N_PARALLEL", "RAGD_GENERATOR_N_CTX",
+                "RAGD_GATEWAY_METRICS_PORT"}
 
 
 def _port_free(port: int) -> bool:
@@ -148,6 +149,16 @@ def test_a_streamed_answer_with_citations_crosses_the_processes(topology: Topolo
         served = [s for f in families if f.name == "ragd_requests" for s in f.samples
                   if s.name == "ragd_requests_total" and s.labels["method"] == "POST" and s.value > 0]
         assert served and all(s.labels["service"] == name for s in served), name
+
+
+@pytest.mark.e2e
+def test_the_gateway_dependency_view_sees_every_piece_up(topology: Topology) -> None:
+    response = httpx.get(topology.urls["gateway"] + "/ready", params={"deep": "1"}, timeout=30)
+    assert response.status_code == 200, response.text
+    deps = response.json()["dependencies"]
+    assert {name: d["state"] for name, d in deps.items()} == {
+        "retriever": "up", "guardrails": "up", "generator": "up", "redis": "up", "chroma": "up"}
+    assert deps["retriever"]["mode"] == "http" and deps["chroma"]["mode"] == "http"
 
 
 @pytest.mark.e2e
