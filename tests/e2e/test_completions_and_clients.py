@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import FIXTURE_CORPUS, Server
+from tests.e2e.route_registry import covers
 
 pytestmark = pytest.mark.e2e
 
@@ -21,6 +22,7 @@ def _client(server: Server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.openai_base, api_key="none", max_retries=0, timeout=120)
 
 
+@covers("POST", "/v1/completions")
 def test_completions_answer_with_citations(server: Server) -> None:
     completion = _client(server).completions.create(model="ragd", prompt="When was the Aurora Lighthouse built?",
                                                     max_tokens=48)

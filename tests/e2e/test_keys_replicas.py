@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import RedisProcess, Server, start_server, stop_server
+from tests.e2e.route_registry import covers
 
 pytestmark = pytest.mark.e2e
 
@@ -107,6 +108,8 @@ def _works(server: Server, key: str) -> bool:
     return True
 
 
+@covers("GET", "/v1/admin/keys")
+@covers("GET", "/v1/admin/keys/{key_id}")
 def test_a_key_created_on_one_replica_works_on_the_other(replicas: Replicas) -> None:
     assert not _works(replicas.a, "rk-not-a-key") and not _works(replicas.b, "rk-not-a-key")  # keyed, both
     created = _create(replicas.a, replicas.admin_key, name="app")
@@ -127,8 +130,11 @@ def test_a_key_created_on_one_replica_works_on_the_other(replicas: Replicas) -> 
     listed = _admin(replicas.b, replicas.admin_key, "GET", "")
     assert created["key_id"] in {k["key_id"] for k in listed.json()["data"]}
     assert created["key"] not in listed.text
+    one = _admin(replicas.a, replicas.admin_key, "GET", f"/{created['key_id']}")
+    assert one.status_code == 200 and one.json()["key_id"] == created["key_id"] and created["key"] not in one.text
 
 
+@covers("POST", "/v1/admin/keys/{key_id}/revoke")
 def test_a_revoked_key_fails_on_both_within_two_seconds(replicas: Replicas) -> None:
     doomed = _create(replicas.b, replicas.admin_key)
     control = _create(replicas.b, replicas.admin_key)
@@ -144,6 +150,7 @@ def test_a_revoked_key_fails_on_both_within_two_seconds(replicas: Replicas) -> N
         assert _works(server, control["key"])
 
 
+@covers("POST", "/v1/admin/keys/{key_id}/rotate")
 def test_a_rotated_key_changes_on_both(replicas: Replicas) -> None:
     old = _create(replicas.a, replicas.admin_key)
     assert _works(replicas.b, old["key"])

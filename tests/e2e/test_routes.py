@@ -21,7 +21,8 @@ from tests.e2e.route_registry import COVERED, covers, public_routes
 pytestmark = pytest.mark.e2e
 
 # the modules holding @covers tests (imported here so the registry is complete in any test selection)
-COVERING_MODULES = ("tests.e2e.test_routes", "tests.e2e.test_uploads", "tests.e2e.test_filters")
+COVERING_MODULES = ("tests.e2e.test_routes", "tests.e2e.test_uploads", "tests.e2e.test_filters",
+                    "tests.e2e.test_keys_replicas", "tests.e2e.test_completions_and_clients")
 
 
 def _sdk(server: Server, key: str = "none") -> openai.OpenAI:
