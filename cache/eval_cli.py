@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from cache.embedders import EMBEDDERS
 from cache.evaluation import PAIRS_PATH, evaluate, load_pairs
+from cache.settings import CacheSettings
 
 __all__ = ["add_cache", "plot"]
 
@@ -22,7 +24,11 @@ def add_cache(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = evaluate(EMBEDDERS[args.embedder](), load_pairs(args.pairs))
+    pairs = load_pairs(args.pairs)
+    if not pairs:
+        print(f"ragd eval cache: {args.pairs} holds no pairs", file=sys.stderr)
+        return 2
+    report = evaluate(EMBEDDERS[args.embedder](), pairs, CacheSettings().semantic_threshold)
     report["embedder"] = args.embedder
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -35,8 +41,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _summary(report: dict[str, Any]) -> str:
     t = report["chosen_threshold"]
+    source = (
+        "chosen on dev (false hits <= 1%, pairwise and crowded)"
+        if report["threshold_source"] == "dev"
+        else "the configured RAGD_CACHE_SEMANTIC_THRESHOLD (the pairs have no dev split to choose one on)"
+    )
     lines = [
-        f"embedder {report['embedder']}; threshold chosen on dev (false hits <= 1%, pairwise and crowded): {t}",
+        f"embedder {report['embedder']}; threshold {t}: {source}",
         f"embedding latency p50 ms: {report['embed_latency_ms_p50']}",
         f"{'subset':<14}{'pairs':>12}{'hit':>8}{'false':>8}{'crowd hit':>11}{'crowd false':>13}{'raw hit':>9}"
         f"{'raw false':>11}",
@@ -59,7 +70,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n in ("dev", "holdout") if n in report["sweeps"]]
+    names = [n for n in report["sweeps"] if not n.endswith(("_en", "_ko"))][:3]
     fig, axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 4.5), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         rows = report["sweeps"][name]

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from cache.embedders import QuestionEmbedder
 from cache.guards import reject_reason
 
-__all__ = ["PAIRS_PATH", "THRESHOLDS", "Pair", "choose_threshold", "evaluate", "load_pairs"]
+__all__ = ["PAIRS_PATH", "THRESHOLDS", "Pair", "choose_threshold", "evaluate", "load_pairs", "subsets_of"]
 
 PAIRS_PATH = Path(__file__).parent / "data" / "pairs.jsonl"
 THRESHOLDS = tuple(round(0.70 + 0.005 * i, 3) for i in range(60))
@@ -108,9 +108,9 @@ def _rates(pairs: Sequence[Pair], good: set[str], wrong: list[str], *, per_looku
     }
 
 
-def sweep(pairs: Sequence[Pair], vectors: Vectors) -> list[dict[str, Any]]:
+def sweep(pairs: Sequence[Pair], vectors: Vectors, thresholds: Sequence[float] = THRESHOLDS) -> list[dict[str, Any]]:
     rows = []
-    for t in tqdm(THRESHOLDS, desc="thresholds", unit="t", leave=False):
+    for t in tqdm(thresholds, desc="thresholds", unit="t", leave=False):
         rows.append(
             {
                 "threshold": t,
@@ -145,20 +145,33 @@ def embed_latency_ms(embedder: QuestionEmbedder, questions: Sequence[str], round
     return round(statistics.median(timings), 2)
 
 
-def evaluate(embedder: QuestionEmbedder, pairs: Sequence[Pair]) -> dict[str, Any]:
-    """The report: sweeps per subset, the threshold chosen on ``dev``, and the numbers at it."""
+def subsets_of(pairs: Sequence[Pair]) -> dict[str, list[Pair]]:
+    """``dev``, then every other split in the order it first appears, then each non-dev split by language
+    (``holdout_en``, ``holdout_ko``, ...); empty subsets are left out."""
+    splits = ["dev"] + [s for s in dict.fromkeys(p.split for p in pairs) if s != "dev"]
+    subsets = {name: [p for p in pairs if p.split == name] for name in splits}
+    for name in splits[1:]:
+        subsets.update({f"{name}_{lang}": [p for p in subsets[name] if p.lang == lang] for lang in ("en", "ko")})
+    return {name: rows for name, rows in subsets.items() if rows}
+
+
+def evaluate(embedder: QuestionEmbedder, pairs: Sequence[Pair], default_threshold: float) -> dict[str, Any]:
+    """The report: sweeps per subset, the threshold chosen on ``dev`` (``default_threshold``, the
+    configured one, when the pairs have no ``dev`` split), and the numbers at it."""
+    if not pairs:
+        raise ValueError("the pair set is empty")
     vectors = embed_all(pairs, embedder)
-    subsets = {name: [p for p in pairs if p.split == name] for name in ("dev", "holdout")}
-    subsets.update({f"holdout_{lang}": [p for p in subsets["holdout"] if p.lang == lang] for lang in ("en", "ko")})
-    subsets = {name: rows for name, rows in subsets.items() if rows}
-    sweeps = {name: sweep(rows, vectors) for name, rows in subsets.items()}
-    chosen = choose_threshold(sweeps["dev"])
+    subsets = subsets_of(pairs)
+    grid = sorted(set(THRESHOLDS) | {round(default_threshold, 3)})
+    sweeps = {name: sweep(rows, vectors, grid) for name, rows in subsets.items()}
+    chosen = choose_threshold(sweeps["dev"]) if "dev" in sweeps else round(default_threshold, 3)
     return {
         "pairs": {
             name: {"paraphrase": sum(p.hit for p in r), "near_miss": sum(not p.hit for p in r)}
             for name, r in subsets.items()
         },
         "chosen_threshold": chosen,
+        "threshold_source": "dev" if "dev" in sweeps else "configured",
         "at_chosen": {name: next(r for r in rows if r["threshold"] == chosen) for name, rows in sweeps.items()},
         "embed_latency_ms_p50": {
             lang: embed_latency_ms(embedder, questions)
@@ -167,3 +180,4 @@ def evaluate(embedder: QuestionEmbedder, pairs: Sequence[Pair]) -> dict[str, Any
         },
         "sweeps": sweeps,
     }
+
