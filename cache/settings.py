@@ -44,6 +44,15 @@ class CacheSettings(BaseSettings):
         0.03, ge=0.0, le=0.5, description="Width of the borderline band just above the threshold, in cosine units."
     )
     verifier_min_score: float = Field(0.5, description="Verifier score at or above which a borderline neighbour hits.")
+    evidence: bool = Field(
+        True, description="Serve a semantic candidate only if the question's own retrieval agrees with the "
+                          "cached answer's evidence (needs the caller's retrieval; exact hits never pay for it).")
+    evidence_min_cited: float = Field(
+        1.0, ge=0.0, le=1.0, description="Fraction of the cached answer's cited chunks that must be in the new "
+                                         "question's top-k (0 to 1).")
+    evidence_min_overlap: float = Field(
+        0.0, ge=0.0, le=1.0, description="Fraction of the cached answer's top-k chunk ids that must be in the new "
+                                         "question's top-k (0 to 1).")
     max_temperature: float = Field(
         0.0, ge=0.0, le=2.0, description="Highest sampling temperature whose answers are cached and served."
     )
