@@ -243,7 +243,7 @@ class AnswerCache:
     async def _refusal(self, question: str, candidate: str, similarity: float) -> RejectReason | None:
         """Why the guards or the verifier refuse ``candidate`` (counted), or None when they accept it."""
         reason: RejectReason | None = None
-        if self.settings.guards and reject_reason(question, candidate) is not None:
+        if self.settings.guards and reject_reason(question, candidate, self.settings.guards_off) is not None:
             reason = "guard"
         elif self._verifier is not None and similarity < self.settings.semantic_threshold + self.settings.verifier_band:
             score = await asyncio.to_thread(self._verifier.score, question, candidate)

@@ -28,7 +28,7 @@ from cache.lexicon import (
     TEMPORAL,
 )
 
-__all__ = ["GUARDS", "reject_reason"]
+__all__ = ["GUARDS", "fired_guards", "reject_reason"]
 
 # Digits, Latin words (with an inner apostrophe or hyphen) and Hangul runs are separate tokens, so
 # "TCP와" is "TCP" + "와" and "E42" stays one code.
@@ -263,9 +263,14 @@ GUARDS: dict[str, Callable[[str, str], bool]] = {
 }
 
 
-def reject_reason(query: str, candidate: str) -> str | None:
-    """The name of the first guard that tells the two questions apart, or None when none does."""
+def reject_reason(query: str, candidate: str, skip: frozenset[str] = frozenset()) -> str | None:
+    """The name of the first guard (not in ``skip``) that tells the two questions apart, or None."""
     for name, differs in GUARDS.items():
-        if differs(query, candidate):
+        if name not in skip and differs(query, candidate):
             return name
     return None
+
+
+def fired_guards(query: str, candidate: str) -> frozenset[str]:
+    """Every guard that tells the two questions apart (for evaluating guard choices)."""
+    return frozenset(name for name, differs in GUARDS.items() if differs(query, candidate))

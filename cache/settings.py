@@ -39,6 +39,9 @@ class CacheSettings(BaseSettings):
     )
     semantic_candidates: int = Field(3, ge=1, le=20, description="Nearest neighbours examined per semantic lookup.")
     guards: bool = Field(True, description="Reject neighbours that differ in numbers, negation, entities or roles.")
+    guards_off: frozenset[str] = Field(
+        frozenset(), description="Names of guards not applied (see cache.guards.GUARDS), e.g. where the evidence "
+                                 "check already catches what they catch at a cost in paraphrase hits.")
     verifier: bool = Field(False, description="Ask the verifier about neighbours inside the borderline band.")
     verifier_band: float = Field(
         0.03, ge=0.0, le=0.5, description="Width of the borderline band just above the threshold, in cosine units."

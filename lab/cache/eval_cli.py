@@ -1,4 +1,5 @@
-"""``ragd eval cache [--json OUT] [--plot PNG]``: semantic-cache precision over thresholds."""
+"""``ragd eval cache [--pairs FILE ...] [--json OUT] [--plot PNG]``: semantic-cache precision over
+thresholds, guarded and, for pairs about a corpus, evidence-checked (the question's own retrieval)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,25 @@ from pathlib import Path
 from typing import Any
 
 from cache.embedders import EMBEDDERS
-from cache.evaluation import PAIRS_PATH, evaluate, load_pairs
+from cache.evaluation import PAIRS_PATH, Agrees, Pair, evaluate, load_pairs
+from cache.evidence import EvidenceCheck
 from cache.settings import CacheSettings
+from guardrails.data import default_data_dir
 
-__all__ = ["add_cache", "plot"]
+__all__ = ["DEFAULT_PAIRS", "add_cache", "plot"]
+
+DATA = Path(__file__).parent / "data"
+DEFAULT_PAIRS = (PAIRS_PATH, DATA / "grounded_pairs.jsonl", DATA / "style_pairs.jsonl")
 
 
 def add_cache(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pairs", type=Path, default=PAIRS_PATH, help="Pair set (JSONL, see docs/cache.md).")
+    parser.add_argument("--pairs", type=Path, action="append", default=None,
+                        help="Pair set (JSONL, see docs/cache.md); repeat to join several. Default: the project's "
+                             "pairs, the pairs about a corpus and the style pairs.")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="Shared data directory holding the corpora the pairs name (default: ../shared/data).")
+    parser.add_argument("--no-evidence", action="store_true",
+                        help="Skip the retrieval, and with it the evidence-checked rows.")
     parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="e5-onnx", help="Question embedder.")
     parser.add_argument("--json", type=Path, default=None, help="Write the full report (all sweeps) here.")
     parser.add_argument("--plot", type=Path, default=None, help="Write a PNG of hit and false-hit rates here.")
@@ -24,11 +36,15 @@ def add_cache(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    pairs = load_pairs(args.pairs)
+    paths = args.pairs or DEFAULT_PAIRS
+    pairs = load_pairs(*paths)
     if not pairs:
-        print(f"ragd eval cache: {args.pairs} holds no pairs", file=sys.stderr)
+        print(f"ragd eval cache: {', '.join(map(str, paths))} holds no pairs", file=sys.stderr)
         return 2
-    report = evaluate(EMBEDDERS[args.embedder](), pairs, CacheSettings().semantic_threshold)
+    settings = CacheSettings()
+    agrees = None if args.no_evidence else _evidence(pairs, args.data_dir or default_data_dir(), settings)
+    report = evaluate(EMBEDDERS[args.embedder](), pairs, settings.semantic_threshold, agrees, settings.guards_off)
+    report["evidence_rule"] = {"min_cited": settings.evidence_min_cited, "min_overlap": settings.evidence_min_overlap}
     report["embedder"] = args.embedder
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -37,6 +53,16 @@ def run(args: argparse.Namespace) -> int:
         plot(report, args.plot)
     print(_summary(report))
     return 0
+
+
+def _evidence(pairs: list[Pair], data_dir: Path, settings: CacheSettings) -> Agrees | None:
+    """The evidence check over the retrieval of the pairs about a corpus; None when none is."""
+    if not any(p.corpus for p in pairs):
+        return None
+    from lab.cache.grounding import agreement_check, retrieve_pairs  # loads the retriever: only when needed
+
+    retrieved = retrieve_pairs(pairs, data_dir)
+    return agreement_check(retrieved, EvidenceCheck(settings.evidence_min_cited, settings.evidence_min_overlap))
 
 
 def _summary(report: dict[str, Any]) -> str:
@@ -61,6 +87,17 @@ def _summary(report: dict[str, Any]) -> str:
         )
         if p["false_hits"] or c["false_hits"]:
             lines.append(f"{'':<14}false hits: {sorted(set(p['false_hits']) | set(c['false_hits']))}")
+    evidenced = {n: r for n, r in report["at_chosen"].items() if "pairwise_evidence" in r}
+    if evidenced:
+        lines.append("evidence-checked (pairs about a corpus; the question's own top-k must hold the cached answer's "
+                     f"evidence: {report['evidence_rule']}):")
+        lines.append(f"{'subset':<14}{'pairs':>7}{'hit':>8}{'false':>8}{'crowd hit':>11}{'crowd false':>13}")
+        for name, row in evidenced.items():
+            p, c = row["pairwise_evidence"], row["crowded_evidence"]
+            lines.append(f"{name:<14}{p['pairs']:>7}{p['hit_rate']:>8.1%}{p['false_hit_rate']:>8.1%}"
+                         f"{c['hit_rate']:>11.1%}{c['false_hit_rate']:>13.1%}")
+            if p["false_hits"] or c["false_hits"]:
+                lines.append(f"{'':<14}false hits: {sorted(set(p['false_hits']) | set(c['false_hits']))}")
     return "\n".join(lines)
 
 
