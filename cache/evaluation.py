@@ -152,6 +152,7 @@ def _rates(pairs: Sequence[Pair], good: set[str], wrong: list[str], *, per_looku
     negatives = len(pairs) if per_lookup else len(pairs) - positives
     return {
         "pairs": len(pairs),
+        "hits": len(good),
         "hit_rate": round(len(good) / max(positives, 1), 4),
         "false_hit_rate": round(len(wrong) / max(negatives, 1), 4),
         "false_hits": wrong,
@@ -224,26 +225,36 @@ def evaluate(
     default_threshold: float,
     agrees: Agrees | None = None,
     guards_off: frozenset[str] = frozenset(),
+    *,
+    vectors: Vectors | None = None,
+    chosen: tuple[float, str] | None = None,
 ) -> dict[str, Any]:
     """The report: sweeps per subset, the threshold chosen on ``dev`` (``default_threshold``, the
-    configured one, when the pairs have no ``dev`` split), and the numbers at it. With ``agrees``,
-    the rows also hold the evidence-checked rates of the pairs about a corpus."""
+    configured one, when the pairs have no ``dev`` split; ``chosen``: a threshold the caller chose and
+    how), and the numbers at it. With ``agrees``, the rows also hold the evidence-checked rates of the
+    pairs about a corpus."""
     if not pairs:
         raise ValueError("the pair set is empty")
-    vectors = embed_all(pairs, embedder)
+    vectors = vectors if vectors is not None else embed_all(pairs, embedder)
     subsets = subsets_of(pairs)
-    grid = sorted(set(THRESHOLDS) | {round(default_threshold, 3)})
+    extra = {round(default_threshold, 3)} | ({chosen[0]} if chosen else set())
+    grid = sorted(set(THRESHOLDS) | extra)
     sweeps = {name: sweep(rows, vectors, grid, agrees, guards_off) for name, rows in subsets.items()}
-    chosen = choose_threshold(sweeps["dev"]) if "dev" in sweeps else round(default_threshold, 3)
+    if chosen is not None:
+        threshold, source = chosen
+    elif "dev" in sweeps:
+        threshold, source = choose_threshold(sweeps["dev"]), "dev"
+    else:
+        threshold, source = round(default_threshold, 3), "configured"
     return {
         "pairs": {
             name: {"paraphrase": sum(p.hit for p in r), "near_miss": sum(not p.hit for p in r)}
             for name, r in subsets.items()
         },
-        "chosen_threshold": chosen,
-        "threshold_source": "dev" if "dev" in sweeps else "configured",
+        "chosen_threshold": threshold,
+        "threshold_source": source,
         "guards_off": sorted(guards_off),
-        "at_chosen": {name: next(r for r in rows if r["threshold"] == chosen) for name, rows in sweeps.items()},
+        "at_chosen": {name: next(r for r in rows if r["threshold"] == threshold) for name, rows in sweeps.items()},
         "embed_latency_ms_p50": {
             lang: embed_latency_ms(embedder, questions)
             for lang in ("en", "ko")

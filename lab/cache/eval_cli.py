@@ -6,14 +6,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cache.embedders import EMBEDDERS
+import numpy as np
+import numpy.typing as npt
+
+from cache.embedders import EMBEDDERS, QuestionEmbedder
 from cache.evaluation import PAIRS_PATH, Agrees, Pair, evaluate, load_pairs
 from cache.evidence import EvidenceCheck
 from cache.settings import CacheSettings
 from guardrails.data import default_data_dir
+from lab.cache.protocol import leave_kind_out
+from lab.cache.vectors import cached_vectors
 
 __all__ = ["DEFAULT_PAIRS", "add_cache", "plot"]
 
@@ -30,6 +36,13 @@ def add_cache(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-evidence", action="store_true",
                         help="Skip the retrieval, and with it the evidence-checked rows.")
     parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="e5-onnx", help="Question embedder.")
+    parser.add_argument("--choose", choices=("leave-kind-out", "dev", "configured"), default="leave-kind-out",
+                        help="How the threshold (and the guards switched off) are chosen on the dev pairs: the "
+                             "leave-kind-out protocol (lab/cache/protocol.py; threshold and guards), the lowest "
+                             "threshold with <= 1%% false hits (threshold only), or the configured settings. "
+                             "Pairs without a dev split are scored at the configured settings.")
+    parser.add_argument("--cache-root", type=Path, default=Path(".ragd") / "eval-cache",
+                        help="Where question vectors, indexes and retrievals are kept for reruns.")
     parser.add_argument("--json", type=Path, default=None, help="Write the full report (all sweeps) here.")
     parser.add_argument("--plot", type=Path, default=None, help="Write a PNG of hit and false-hit rates here.")
     parser.set_defaults(run=run)
@@ -43,8 +56,24 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = CacheSettings()
     agrees = None if args.no_evidence else _evidence(pairs, args.data_dir or default_data_dir(), settings)
-    report = evaluate(EMBEDDERS[args.embedder](), pairs, settings.semantic_threshold, agrees, settings.guards_off)
+    embedder = _LazyEmbedder(args.embedder)
+    vectors = cached_vectors(pairs, args.embedder, embedder.get, args.cache_root)
+    dev = [p for p in pairs if p.split == "dev"]
+    protocol: dict[str, Any] | None = None
+    chosen: tuple[float, str] | None = (settings.semantic_threshold, "configured")
+    guards_off = settings.guards_off
+    if dev and args.choose == "leave-kind-out":
+        protocol = leave_kind_out(dev, vectors, agrees)
+        chosen = (protocol["shipped"]["threshold"], "leave-kind-out")
+        guards_off = frozenset(protocol["shipped"]["guards_off"])
+    elif dev and args.choose == "dev":
+        chosen = None
+    report = evaluate(embedder, pairs, settings.semantic_threshold, agrees, guards_off, vectors=vectors,
+                      chosen=chosen)
     report["evidence_rule"] = {"min_cited": settings.evidence_min_cited, "min_overlap": settings.evidence_min_overlap}
+    report["configured"] = {"threshold": settings.semantic_threshold, "guards_off": sorted(settings.guards_off)}
+    if protocol is not None:
+        report["leave_kind_out"] = protocol
     report["embedder"] = args.embedder
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -53,6 +82,29 @@ def run(args: argparse.Namespace) -> int:
         plot(report, args.plot)
     print(_summary(report))
     return 0
+
+
+class _LazyEmbedder:
+    """The named embedder, built on first use (the vectors of known questions come from disk)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._embedder: QuestionEmbedder | None = None
+
+    def get(self) -> QuestionEmbedder:
+        if self._embedder is None:
+            self._embedder = EMBEDDERS[self.name]()
+        return self._embedder
+
+    @property
+    def dim(self) -> int:
+        return self.get().dim
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return self.get().embed(texts)
+
+    def prepare(self, texts: Sequence[str]) -> Callable[[], npt.NDArray[np.float32]]:
+        return self.get().prepare(texts)
 
 
 def _evidence(pairs: list[Pair], data_dir: Path, settings: CacheSettings) -> Agrees | None:
@@ -67,13 +119,12 @@ def _evidence(pairs: list[Pair], data_dir: Path, settings: CacheSettings) -> Agr
 
 def _summary(report: dict[str, Any]) -> str:
     t = report["chosen_threshold"]
-    source = (
-        "chosen on dev (false hits <= 1%, pairwise and crowded)"
-        if report["threshold_source"] == "dev"
-        else "the configured RAGD_CACHE_SEMANTIC_THRESHOLD (the pairs have no dev split to choose one on)"
-    )
+    source = {
+        "dev": "chosen on dev (false hits <= 1%, pairwise and crowded)",
+        "leave-kind-out": "chosen on dev by the leave-kind-out protocol (lab/cache/protocol.py)",
+    }.get(report["threshold_source"], "the configured RAGD_CACHE_SEMANTIC_THRESHOLD and RAGD_CACHE_GUARDS_OFF")
     lines = [
-        f"embedder {report['embedder']}; threshold {t}: {source}",
+        f"embedder {report['embedder']}; threshold {t}, guards off {report['guards_off']}: {source}",
         f"embedding latency p50 ms: {report['embed_latency_ms_p50']}",
         f"{'subset':<14}{'pairs':>12}{'hit':>8}{'false':>8}{'crowd hit':>11}{'crowd false':>13}{'raw hit':>9}"
         f"{'raw false':>11}",

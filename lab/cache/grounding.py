@@ -23,11 +23,12 @@ from retriever.evaluation import COLLECTION, TENANT, Dataset, eval_settings, loa
 from retriever.settings import RetrieverSettings
 from services.contracts import RetrieveRequest
 
-__all__ = ["CORPORA", "DEFAULT_CACHE_ROOT", "Retrieved", "agreement_check", "retrieve_pairs"]
+__all__ = ["CORPORA", "DEFAULT_CACHE_ROOT", "Retrieved", "agreement_check", "load_corpus", "retrieve_pairs"]
 
-CORPORA: dict[str, str] = {
-    "xquad_en": "xquad_en",
-    "korquad_v1_dev": "korquad_v1_dev/KorQuAD_v1.0_dev.json",
+CORPORA: dict[str, tuple[str, int | None]] = {
+    # name: (path under the data directory, articles kept: the first N, None for all)
+    "xquad_en": ("xquad_en", None),  # 240 paragraphs of 48 Wikipedia articles
+    "korquad_v1_dev": ("korquad_v1_dev/KorQuAD_v1.0_dev.json", 40),  # 192 passages: bounds the ingest here
 }
 DEFAULT_CACHE_ROOT = Path(".ragd") / "eval-cache"
 TOP_K = 4  # the gateway's default sources per question (RAGD_GATEWAY_TOP_K)
@@ -53,10 +54,20 @@ def retrieve_pairs(
             wanted.setdefault(p.corpus, set()).update((p.a, p.b))
     base = settings or RetrieverSettings(redis_url=None)
     return {
-        corpus: asyncio.run(_retrieve(load_dataset(data_dir / CORPORA[corpus]), sorted(questions), base,
-                                      cache_root, top_k))
+        corpus: asyncio.run(_retrieve(load_corpus(corpus, data_dir), sorted(questions), base, cache_root, top_k))
         for corpus, questions in wanted.items()
     }
+
+
+def load_corpus(name: str, data_dir: Path) -> Dataset:
+    """The corpus ``name`` of :data:`CORPORA` (its first N articles where it says so)."""
+    path, articles = CORPORA[name]
+    dataset = load_dataset(data_dir / path)
+    if articles is None:
+        return dataset
+    titles = list(dict.fromkeys(doc.title for doc in dataset.docs))[:articles]
+    keep = set(titles)
+    return Dataset(f"{dataset.name}:first{articles}", [d for d in dataset.docs if d.title in keep], {}, {})
 
 
 async def _retrieve(dataset: Dataset, questions: Sequence[str], settings: RetrieverSettings, cache_root: Path,
