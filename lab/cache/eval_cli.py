@@ -24,7 +24,9 @@ from lab.cache.vectors import cached_vectors
 __all__ = ["DEFAULT_PAIRS", "add_cache", "plot"]
 
 DATA = Path(__file__).parent / "data"
-DEFAULT_PAIRS = (PAIRS_PATH, DATA / "grounded_pairs.jsonl", DATA / "style_pairs.jsonl")
+DEFAULT_PAIRS = (
+    PAIRS_PATH, DATA / "grounded_pairs.jsonl", DATA / "style_pairs.jsonl", DATA / "style_holdout_pairs.jsonl",
+)
 
 
 def add_cache(parser: argparse.ArgumentParser) -> None:
