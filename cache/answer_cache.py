@@ -62,7 +62,9 @@ class AnswerCache:
         self._embedder = embedder if settings.semantic else None
         self._verifier = verifier if settings.verifier else None
         self._evidence = (
-            EvidenceCheck(settings.evidence_min_cited, settings.evidence_min_overlap) if settings.evidence else None
+            EvidenceCheck(settings.evidence_min_cited, settings.evidence_min_overlap, settings.evidence_cited_rank)
+            if settings.evidence
+            else None
         )
         self._broken_until = 0.0
         self._vectors: OrderedDict[str, Vector] = OrderedDict()

@@ -36,31 +36,35 @@ class Agreement:
     overlap: float
 
 
-def agreement(answer: CachedAnswer, retrieved: Sequence[str]) -> Agreement | None:
-    """The cited fraction (cited chunks found in ``retrieved``; an answer that named no particular source
-    stands on its best-ranked chunk) and the top-k overlap (the cached top-k found in ``retrieved``, over
-    the shorter of the two lists); None when the entry has no evidence."""
+def agreement(answer: CachedAnswer, retrieved: Sequence[str], cited_rank: int = 0) -> Agreement | None:
+    """The cited fraction (cited chunks found among the first ``cited_rank`` of ``retrieved``, all of
+    them when 0; an answer that named no particular source stands on its best-ranked chunk) and the
+    top-k overlap (the cached top-k found in ``retrieved``, over the shorter of the two lists); None
+    when the entry has no evidence."""
     if not answer.retrieved_chunks:
         return None
     found = set(retrieved)
+    leading = set(retrieved[:cited_rank]) if cited_rank else found
     cited = answer.cited_chunks or answer.retrieved_chunks[:1]
     depth = min(len(answer.retrieved_chunks), len(retrieved)) or 1
     return Agreement(
-        cited=sum(c in found for c in cited) / len(cited),
+        cited=sum(c in leading for c in cited) / len(cited),
         overlap=sum(c in found for c in answer.retrieved_chunks[:depth]) / depth,
     )
 
 
 class EvidenceCheck:
-    """Accepts a candidate when the cited fraction and the top-k overlap reach their minimums."""
+    """Accepts a candidate when the cited fraction (within the first ``cited_rank`` results; 0: the
+    whole top-k) and the top-k overlap reach their minimums."""
 
-    def __init__(self, min_cited: float, min_overlap: float) -> None:
+    def __init__(self, min_cited: float, min_overlap: float, cited_rank: int = 0) -> None:
         self.min_cited = min_cited
         self.min_overlap = min_overlap
+        self.cited_rank = cited_rank
 
     def reason(self, answer: CachedAnswer, retrieved: Sequence[str]) -> RejectReason | None:
         """None when the evidence agrees; otherwise why the candidate is refused."""
-        found = agreement(answer, retrieved)
+        found = agreement(answer, retrieved, self.cited_rank)
         if found is None:
             return "no_evidence"
         if found.cited < self.min_cited or found.overlap < self.min_overlap:

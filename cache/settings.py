@@ -53,6 +53,10 @@ class CacheSettings(BaseSettings):
     evidence_min_cited: float = Field(
         1.0, ge=0.0, le=1.0, description="Fraction of the cached answer's cited chunks that must be in the new "
                                          "question's top-k (0 to 1).")
+    evidence_cited_rank: int = Field(
+        0, ge=0, le=100, description="The cited chunks count only among the new question's first this many "
+                                     "results (1: its best chunk must be the one the answer stood on); 0: its "
+                                     "whole top-k.")
     evidence_min_overlap: float = Field(
         0.0, ge=0.0, le=1.0, description="Fraction of the cached answer's top-k chunk ids that must be in the new "
                                          "question's top-k (0 to 1).")

@@ -57,23 +57,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"ragd eval cache: {', '.join(map(str, paths))} holds no pairs", file=sys.stderr)
         return 2
     settings = CacheSettings()
-    agrees = None if args.no_evidence else _evidence(pairs, args.data_dir or default_data_dir(), settings)
+    checks = None if args.no_evidence else _evidence(pairs, args.data_dir or default_data_dir(), settings)
     embedder = _LazyEmbedder(args.embedder)
     vectors = cached_vectors(pairs, args.embedder, embedder.get, args.cache_root)
     dev = [p for p in pairs if p.split == "dev"]
     protocol: dict[str, Any] | None = None
     chosen: tuple[float, str] | None = (settings.semantic_threshold, "configured")
     guards_off = settings.guards_off
+    rank = settings.evidence_cited_rank
     if dev and args.choose == "leave-kind-out":
-        protocol = leave_kind_out(dev, vectors, agrees)
+        protocol = leave_kind_out(dev, vectors, checks)
         chosen = (protocol["shipped"]["threshold"], "leave-kind-out")
         guards_off = frozenset(protocol["shipped"]["guards_off"])
+        rank = protocol["shipped"]["cited_rank"]
     elif dev and args.choose == "dev":
         chosen = None
+    agrees = checks.get(rank) if checks else None
     report = evaluate(embedder, pairs, settings.semantic_threshold, agrees, guards_off, vectors=vectors,
                       chosen=chosen)
-    report["evidence_rule"] = {"min_cited": settings.evidence_min_cited, "min_overlap": settings.evidence_min_overlap}
-    report["configured"] = {"threshold": settings.semantic_threshold, "guards_off": sorted(settings.guards_off)}
+    report["evidence_rule"] = {"min_cited": settings.evidence_min_cited, "min_overlap": settings.evidence_min_overlap,
+                               "cited_rank": rank}
+    report["configured"] = {"threshold": settings.semantic_threshold, "guards_off": sorted(settings.guards_off),
+                            "cited_rank": settings.evidence_cited_rank}
     if protocol is not None:
         report["leave_kind_out"] = protocol
     report["embedder"] = args.embedder
@@ -109,14 +114,20 @@ class _LazyEmbedder:
         return self.get().prepare(texts)
 
 
-def _evidence(pairs: list[Pair], data_dir: Path, settings: CacheSettings) -> Agrees | None:
-    """The evidence check over the retrieval of the pairs about a corpus; None when none is."""
+RANKS = (1, 2, 0)  # the evidence ranks the leave-kind-out protocol considers (0: the whole top-k)
+
+
+def _evidence(pairs: list[Pair], data_dir: Path, settings: CacheSettings) -> dict[int, Agrees] | None:
+    """The evidence check over the retrieval of the pairs about a corpus, at each cited rank considered
+    and the configured one; None when no pair is about a corpus."""
     if not any(p.corpus for p in pairs):
         return None
     from lab.cache.grounding import agreement_check, retrieve_pairs  # loads the retriever: only when needed
 
     retrieved = retrieve_pairs(pairs, data_dir)
-    return agreement_check(retrieved, EvidenceCheck(settings.evidence_min_cited, settings.evidence_min_overlap))
+    return {rank: agreement_check(retrieved, EvidenceCheck(settings.evidence_min_cited,
+                                                           settings.evidence_min_overlap, rank))
+            for rank in dict.fromkeys((*RANKS, settings.evidence_cited_rank))}
 
 
 def _summary(report: dict[str, Any]) -> str:
@@ -140,6 +151,14 @@ def _summary(report: dict[str, Any]) -> str:
         )
         if p["false_hits"] or c["false_hits"]:
             lines.append(f"{'':<14}false hits: {sorted(set(p['false_hits']) | set(c['false_hits']))}")
+    if "leave_kind_out" in report:
+        lko = report["leave_kind_out"]
+        lines.append("leave-kind-out (choose on dev without one near-miss kind, score that kind):")
+        for kind, fold in lko["folds"].items():
+            lines.append(f"  {kind:<10} threshold {fold['threshold']} guards off {fold['guards_off']} cited rank "
+                         f"{fold['cited_rank']}: held-out false hits {fold['held_out_false_hit_rate']:.1%} of "
+                         f"{fold['held_out_near_misses']} {fold['held_out_false_hits'] or ''}")
+        lines.append(f"  shipped (no looser than any fold): {lko['shipped']}")
     evidenced = {n: r for n, r in report["at_chosen"].items() if "pairwise_evidence" in r}
     if evidenced:
         lines.append("evidence-checked (pairs about a corpus; the question's own top-k must hold the cached answer's "

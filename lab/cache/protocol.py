@@ -1,6 +1,7 @@
 """Leave-kind-out choice of the semantic threshold and the guards, with the evidence check on.
 
-The choices (a cosine threshold and which guards to switch off) are made by one rule, :func:`choose`:
+The choices (a cosine threshold, which guards to switch off and how strict the evidence check is:
+the rank within which the cached answer's chunk must come back) are made by one rule, :func:`choose`:
 the most paraphrase hits whose near-miss false hits stay within the bounds (pairwise none, crowded
 <= 1 %). Each pair is decided as the gateway would decide it: threshold, guards and, for pairs about
 a corpus, the evidence check; a pair about no corpus has no retrieval to check, so it is decided by
@@ -9,25 +10,30 @@ threshold and guards alone (what the cache does for it is then at least as stric
 Leave-kind-out: for each near-miss kind, :func:`choose` runs on every pair but that kind's near misses
 and the held-out kind is scored at its choice, the false hits of a kind the choice never saw. The
 shipped choice is the one on all kinds, made no looser than any fold: the highest threshold any fold
-chose, and only the guards every fold switched off.
+chose, only the guards every fold switched off, and the strictest evidence rank any fold chose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
 
 from cache.evaluation import Agrees, Pair, Rule, Vectors, crowded, pairwise
-from cache.guards import GUARDS
+from cache.guards import GUARDS, fired_guards
 
-__all__ = ["Choice", "choose", "leave_kind_out"]
+__all__ = ["Checks", "Choice", "choose", "leave_kind_out"]
 
 THRESHOLDS = tuple(round(0.85 + 0.005 * i, 3) for i in range(25))
 MAX_PAIRWISE = 0.0
 MAX_CROWDED = 0.01
+
+
+Checks = Mapping[int, Agrees]
+"""The evidence check at each cited rank considered (1: the cached answer's chunk must come back first;
+0: anywhere in the top-k)."""
 
 
 @dataclass(frozen=True)
@@ -35,9 +41,14 @@ class Choice:
     threshold: float
     guards_off: frozenset[str]
     hit_rate: float
+    cited_rank: int = 0
 
-    def rule(self, agrees: Agrees | None) -> Rule:
-        return Rule(self.threshold, guards_off=self.guards_off, agrees=agrees)
+    def rule(self, checks: Checks | None) -> Rule:
+        return Rule(self.threshold, guards_off=self.guards_off, agrees=checks[self.cited_rank] if checks else None)
+
+
+def _strictness(rank: int) -> int:
+    return rank or 1_000_000
 
 
 def _decide(pairs: Sequence[Pair], vectors: Vectors, rule: Rule, view: str) -> dict[str, Any]:
@@ -76,11 +87,22 @@ def _lowest_safe(pairs: Sequence[Pair], vectors: Vectors, agrees: Agrees | None,
     return best
 
 
-def choose(pairs: Sequence[Pair], vectors: Vectors, agrees: Agrees | None, candidates: Sequence[str] = ()) -> Choice:
+def _guard_candidates(pairs: Sequence[Pair], vectors: Vectors) -> list[str]:
+    """Guards that refuse at least two paraphrases within reach of the thresholds: only switching off
+    one of these can gain hits."""
+    costs: dict[str, int] = {}
+    for p in pairs:
+        if p.hit and float(vectors[p.a] @ vectors[p.b]) >= THRESHOLDS[0]:
+            for name in fired_guards(p.b, p.a):
+                costs[name] = costs.get(name, 0) + 1
+    return [name for name in GUARDS if costs.get(name, 0) >= 2]
+
+
+def _choose_at(pairs: Sequence[Pair], vectors: Vectors, agrees: Agrees | None, rank: int) -> Choice:
     """Greedy: the best threshold with every guard on, then switch off one guard at a time while that
     gains paraphrase hits at a safe threshold."""
     best = _lowest_safe(pairs, vectors, agrees, frozenset())
-    remaining = list(candidates or GUARDS)
+    remaining = _guard_candidates(pairs, vectors)
     while remaining:
         tries = [_lowest_safe(pairs, vectors, agrees, best.guards_off | {g}) for g in remaining]
         top = max(tries, key=lambda c: (c.hit_rate, c.threshold))
@@ -88,26 +110,44 @@ def choose(pairs: Sequence[Pair], vectors: Vectors, agrees: Agrees | None, candi
             break
         best = top
         remaining = [g for g in remaining if g not in top.guards_off]
-    return best
+    return Choice(best.threshold, best.guards_off, best.hit_rate, rank)
 
 
-def leave_kind_out(pairs: Sequence[Pair], vectors: Vectors, agrees: Agrees | None) -> dict[str, Any]:
+def choose(pairs: Sequence[Pair], vectors: Vectors, checks: Checks | None) -> Choice:
+    """The best choice over the evidence ranks considered (the stricter rank on a tie)."""
+    options: list[Choice] = (
+        [_choose_at(pairs, vectors, agrees, rank) for rank, agrees in checks.items()]
+        if checks else [_choose_at(pairs, vectors, None, 0)]
+    )
+    return max(options, key=lambda c: (c.hit_rate, c.threshold, -_strictness(c.cited_rank)))
+
+
+def leave_kind_out(pairs: Sequence[Pair], vectors: Vectors, checks: Checks | None) -> dict[str, Any]:
     """Folds (one per near-miss kind), the choice on all kinds and the shipped, no-looser choice."""
     kinds = sorted({p.kind for p in pairs if not p.hit})
     folds: dict[str, Any] = {}
     for kind in tqdm(kinds, desc="leave-kind-out folds", unit="kind"):
         train = [p for p in pairs if p.hit or p.kind != kind]
         held = [p for p in pairs if not p.hit and p.kind == kind]
-        made = choose(train, vectors, agrees)
-        scored = _decide(held, vectors, made.rule(agrees), "pairwise")
+        made = choose(train, vectors, checks)
+        scored = _decide(held, vectors, made.rule(checks), "pairwise")
         folds[kind] = {"threshold": made.threshold, "guards_off": sorted(made.guards_off),
-                       "train_hit_rate": made.hit_rate, "held_out_near_misses": len(held),
-                       "held_out_false_hit_rate": scored["false_hit_rate"],
+                       "cited_rank": made.cited_rank, "train_hit_rate": made.hit_rate,
+                       "held_out_near_misses": len(held), "held_out_false_hit_rate": scored["false_hit_rate"],
                        "held_out_false_hits": scored["false_hits"]}
-    full = choose(pairs, vectors, agrees)
-    shipped_threshold = max([full.threshold, *(f["threshold"] for f in folds.values())])
-    shipped_off = frozenset.intersection(full.guards_off, *(frozenset(f["guards_off"]) for f in folds.values()))
+    full = choose(pairs, vectors, checks)
+    ranks = [full.cited_rank, *(f["cited_rank"] for f in folds.values())]
+    shipped = Choice(
+        threshold=max([full.threshold, *(f["threshold"] for f in folds.values())]),
+        guards_off=frozenset.intersection(full.guards_off, *(frozenset(f["guards_off"]) for f in folds.values())),
+        hit_rate=0.0,
+        cited_rank=min(ranks, key=_strictness),
+    )
+    at_shipped = _decide(pairs, vectors, shipped.rule(checks), "pairwise")
     return {"folds": folds,
             "all_kinds": {"threshold": full.threshold, "guards_off": sorted(full.guards_off),
-                          "hit_rate": full.hit_rate},
-            "shipped": {"threshold": shipped_threshold, "guards_off": sorted(shipped_off)}}
+                          "cited_rank": full.cited_rank, "hit_rate": full.hit_rate},
+            "shipped": {"threshold": shipped.threshold, "guards_off": sorted(shipped.guards_off),
+                        "cited_rank": shipped.cited_rank, "dev_hit_rate": at_shipped["hit_rate"],
+                        "dev_false_hit_rate": at_shipped["false_hit_rate"]},
+            "bounds": {"pairwise": MAX_PAIRWISE, "crowded": MAX_CROWDED}}
