@@ -260,6 +260,12 @@ def evaluate(
             for lang in ("en", "ko")
             if (questions := [p.b for p in pairs if p.lang == lang][:10])
         },
-        "sweeps": sweeps,
+        "sweeps": {name: [_without_ids(row) for row in rows] for name, rows in sweeps.items()},
     }
+
+
+def _without_ids(row: dict[str, Any]) -> dict[str, Any]:
+    """A sweep row without its lists of false-hit ids (the chosen threshold's rows keep them)."""
+    return {k: ({m: n for m, n in v.items() if m != "false_hits"} if isinstance(v, dict) else v)
+            for k, v in row.items()}
 
