@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -23,6 +23,7 @@ from redis.backoff import NoBackoff
 from cache.backends import CacheBackend, MemoryBackend, Placement
 from cache.embedders import EMBEDDERS, QuestionEmbedder
 from cache.entries import CachedAnswer, CacheLookup, Outcome
+from cache.evidence import EvidenceCheck, EvidenceSource, RejectReason, count_rejection
 from cache.guards import reject_reason
 from cache.index import pack_record
 from cache.keys import CacheScope, exact_key, group_key, partition_key
@@ -60,6 +61,11 @@ class AnswerCache:
         self._backend = backend
         self._embedder = embedder if settings.semantic else None
         self._verifier = verifier if settings.verifier else None
+        self._evidence = (
+            EvidenceCheck(settings.evidence_min_cited, settings.evidence_min_overlap, settings.evidence_cited_rank)
+            if settings.evidence
+            else None
+        )
         self._broken_until = 0.0
         self._vectors: OrderedDict[str, Vector] = OrderedDict()
         self._decoded: OrderedDict[bytes, CachedAnswer] = OrderedDict()
@@ -117,16 +123,20 @@ class AnswerCache:
         return self._embed(question)
 
     async def lookup(self, scope: CacheScope, question: str, *, read: bool = True,
-                     early: Awaitable[Vector] | None = None) -> CacheLookup:
+                     early: Awaitable[Vector] | None = None, evidence: EvidenceSource | None = None) -> CacheLookup:
         """The cached answer to ``question`` in ``scope``: exact, else the nearest guarded paraphrase.
-        ``early``: the embedding of exactly ``question`` started by :meth:`embed_early`."""
+        ``early``: the embedding of exactly ``question`` started by :meth:`embed_early`.
+        ``evidence``: the question's own retrieval (top-k chunk ids). With ``settings.evidence`` on, it
+        starts beside the embedding once the exact lookup missed (a miss needs it anyway, so the caller
+        memoises it and reuses it), and a semantic candidate is served only if it agrees with the
+        evidence the cached answer was built from (:mod:`cache.evidence`). An exact hit never calls it."""
         if not (read and self._cacheable(scope.params)):
             return self._count(CacheLookup("bypass"))
         with stage("cache_lookup"):
             if time.monotonic() < self._broken_until:
                 return self._degraded()
             try:
-                result = await self._lookup(scope, question, early)
+                result = await self._lookup(scope, question, early, evidence)
             except Exception as exc:  # a cache failure must never fail the request
                 return self._degraded(exc)
         return self._count(result)
@@ -189,24 +199,34 @@ class AnswerCache:
 
     # ------------------------------------------------------------------ internals
 
-    async def _lookup(self, scope: CacheScope, question: str, early: Awaitable[Vector] | None) -> CacheLookup:
+    async def _lookup(self, scope: CacheScope, question: str, early: Awaitable[Vector] | None,
+                      evidence: EvidenceSource | None) -> CacheLookup:
         raw = await self._io(self._backend.get(exact_key(scope, question)))
         if raw is not None:
             return CacheLookup("exact", self._decode(raw), 1.0)
         if self._embedder is None:
             return CacheLookup("miss")
-        # the embedding (a thread) and the index catch-up (a Redis round trip) overlap
+        retrieved = (
+            asyncio.ensure_future(_chunk_ids(evidence)) if evidence is not None and self._evidence else None
+        )
+        # the embedding (a thread), the index catch-up (a Redis round trip) and the retrieval overlap
         vector, index = await asyncio.gather(
             self._vector(question, early), self._io(self._backend.index(partition_key(scope), self._embedder.dim))
         )
         for neighbour in index.nearest(vector, self.settings.semantic_candidates):
             if neighbour.similarity < self.settings.semantic_threshold:
                 break
-            if not await self._accept(question, neighbour.question, neighbour.similarity):
+            reason = await self._refusal(question, neighbour.question, neighbour.similarity)
+            raw = None if reason is not None else await self._io(self._backend.get(neighbour.key))
+            if raw is None:
                 continue
-            raw = await self._io(self._backend.get(neighbour.key))
-            if raw is not None:
-                return CacheLookup("semantic", self._decode(raw), neighbour.similarity)
+            answer = self._decode(raw)
+            if retrieved is not None and self._evidence is not None:
+                ids = await retrieved
+                reason = "retrieval" if ids is None else self._evidence.reason(answer, ids)
+            if reason is None:
+                return CacheLookup("semantic", answer, neighbour.similarity)
+            count_rejection(reason, question, neighbour.question, neighbour.similarity)
         return CacheLookup("miss")
 
     def _decode(self, raw: bytes) -> CachedAnswer:
@@ -222,14 +242,17 @@ class AnswerCache:
             self._decoded.move_to_end(raw)
         return answer
 
-    async def _accept(self, question: str, candidate: str, similarity: float) -> bool:
-        if self.settings.guards and reject_reason(question, candidate) is not None:
-            return False
-        borderline = similarity < self.settings.semantic_threshold + self.settings.verifier_band
-        if self._verifier is None or not borderline:
-            return True
-        score = await asyncio.to_thread(self._verifier.score, question, candidate)
-        return score >= self.settings.verifier_min_score
+    async def _refusal(self, question: str, candidate: str, similarity: float) -> RejectReason | None:
+        """Why the guards or the verifier refuse ``candidate`` (counted), or None when they accept it."""
+        reason: RejectReason | None = None
+        if self.settings.guards and reject_reason(question, candidate, self.settings.guards_off) is not None:
+            reason = "guard"
+        elif self._verifier is not None and similarity < self.settings.semantic_threshold + self.settings.verifier_band:
+            score = await asyncio.to_thread(self._verifier.score, question, candidate)
+            reason = None if score >= self.settings.verifier_min_score else "verifier"
+        if reason is not None:
+            count_rejection(reason, question, candidate, similarity)
+        return reason
 
     async def _store(self, scope: CacheScope, question: str, answer: CachedAnswer) -> int:
         stored = answer.model_copy(update={"question": question})
@@ -290,3 +313,12 @@ class AnswerCache:
         outcome: Outcome = result.outcome
         child(CACHE_LOOKUPS, outcome).inc()
         return result
+
+
+async def _chunk_ids(evidence: EvidenceSource) -> Sequence[str] | None:
+    """The question's top-k chunk ids, or None when its retrieval failed (the caller meets the failure
+    again when it awaits the same retrieval for generation)."""
+    try:
+        return await evidence()
+    except Exception:
+        return None

@@ -26,6 +26,10 @@ class CachedAnswer(BaseModel):
     created: float = Field(default_factory=time.time, description="Unix time the answer was generated.")
     model: str = ""
     question: str = Field("", description="The standalone question the answer was stored under.")
+    cited_chunks: list[str] = Field(
+        default_factory=list, description="Chunk ids the answer named (empty: it named none in particular).")
+    retrieved_chunks: list[str] = Field(
+        default_factory=list, description="Chunk ids retrieved for the question, best first (the answer's top-k).")
 
 
 @dataclass(frozen=True, slots=True)

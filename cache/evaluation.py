@@ -18,7 +18,7 @@ import functools
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,12 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from cache.embedders import QuestionEmbedder
-from cache.guards import reject_reason
+from cache.guards import fired_guards
 
-__all__ = ["PAIRS_PATH", "THRESHOLDS", "Pair", "choose_threshold", "evaluate", "load_pairs"]
+__all__ = [
+    "PAIRS_PATH", "THRESHOLDS", "Agrees", "Pair", "Rule", "choose_threshold", "crowded", "evaluate", "load_pairs",
+    "pairwise", "subsets_of",
+]
 
 PAIRS_PATH = Path(__file__).parent / "data" / "pairs.jsonl"
 THRESHOLDS = tuple(round(0.70 + 0.005 * i, 3) for i in range(60))
@@ -40,6 +43,10 @@ Vectors = dict[str, npt.NDArray[np.float32]]
 
 @dataclass(frozen=True, slots=True)
 class Pair:
+    """``a`` is the cached question, ``b`` the incoming one. ``corpus`` names the corpus both are about
+    (where the evidence check can be measured; empty: none); ``style`` and ``writer`` say how and by
+    whom ``b`` was written, so held-out checks can leave out a style or a writer."""
+
     id: str
     lang: str
     kind: str
@@ -47,11 +54,23 @@ class Pair:
     split: str
     a: str
     b: str
+    corpus: str = ""
+    style: str = ""
+    writer: str = ""
 
 
-def load_pairs(path: Path = PAIRS_PATH) -> list[Pair]:
-    with path.open(encoding="utf-8") as f:
-        return [Pair(**json.loads(line)) for line in f if line.strip()]
+Agrees = Callable[[str, str, str], bool]
+"""``agrees(question, candidate, corpus)``: the question's own retrieval agrees with the evidence of
+the entry cached for ``candidate`` (see :mod:`cache.evidence`)."""
+
+
+def load_pairs(*paths: Path) -> list[Pair]:
+    """The pairs of every file in order (the project's pair set when none is named)."""
+    pairs: list[Pair] = []
+    for path in paths or (PAIRS_PATH,):
+        with path.open(encoding="utf-8") as f:
+            pairs.extend(Pair(**json.loads(line)) for line in f if line.strip())
+    return pairs
 
 
 def embed_all(pairs: Sequence[Pair], embedder: QuestionEmbedder, batch: int = 16) -> Vectors:
@@ -64,30 +83,60 @@ def embed_all(pairs: Sequence[Pair], embedder: QuestionEmbedder, batch: int = 16
 
 
 @functools.lru_cache(maxsize=65_536)
-def _rejected(question: str, candidate: str) -> bool:
-    return reject_reason(question, candidate) is not None
+def _fired(question: str, candidate: str) -> frozenset[str]:
+    return fired_guards(question, candidate)
 
 
-def _accepted(question: str, candidate: str, similarity: float, threshold: float, guards: bool) -> bool:
-    return similarity >= threshold and not (guards and _rejected(question, candidate))
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """The decision the cache takes: cosine >= ``threshold``, no guard outside ``guards_off`` fires
+    (when ``guards``), and, with ``agrees``, the question's retrieval agrees with the entry's evidence."""
+
+    threshold: float
+    guards: bool = True
+    guards_off: frozenset[str] = frozenset()
+    agrees: Agrees | None = None
+
+    def accepts(self, question: str, candidate: str, similarity: float, corpus: str) -> bool:
+        if similarity < self.threshold:
+            return False
+        if self.guards and _fired(question, candidate) - self.guards_off:
+            return False
+        return self.agrees is None or self.agrees(question, candidate, corpus)
+
+    def measurable(self, pairs: Sequence[Pair]) -> list[Pair]:
+        """The pairs this rule can be scored on: with an evidence check, those about a corpus."""
+        return list(pairs) if self.agrees is None else [p for p in pairs if p.corpus]
 
 
-def pairwise(pairs: Sequence[Pair], vectors: Vectors, threshold: float, guards: bool = True) -> dict[str, Any]:
-    hits = [p for p in pairs if _accepted(p.b, p.a, float(vectors[p.a] @ vectors[p.b]), threshold, guards)]
+def _rule(threshold: float | Rule, guards: bool) -> Rule:
+    return threshold if isinstance(threshold, Rule) else Rule(threshold, guards)
+
+
+def pairwise(pairs: Sequence[Pair], vectors: Vectors, threshold: float | Rule, guards: bool = True) -> dict[str, Any]:
+    rule = _rule(threshold, guards)
+    pairs = rule.measurable(pairs)
+    hits = [p for p in pairs if rule.accepts(p.b, p.a, float(vectors[p.a] @ vectors[p.b]), p.corpus)]
     return _rates(pairs, {p.id for p in hits if p.hit}, [p.id for p in hits if not p.hit], per_lookup=False)
 
 
 def crowded(
-    pairs: Sequence[Pair], vectors: Vectors, threshold: float, guards: bool = True, candidates: int = 3
+    pairs: Sequence[Pair], vectors: Vectors, threshold: float | Rule, guards: bool = True, candidates: int = 3
 ) -> dict[str, Any]:
-    pool = sorted({p.a for p in pairs})
-    matrix = np.stack([vectors[a] for a in pool])
+    """Every distinct ``a`` in one partition (one per corpus with an evidence check: a collection is
+    a partition), each ``b`` looked up among them."""
+    rule = _rule(threshold, guards)
+    pairs = rule.measurable(pairs)
     good: set[str] = set()
     wrong: list[str] = []
+    pools = {corpus: sorted({p.a for p in pairs if rule.agrees is None or p.corpus == corpus})
+             for corpus in {p.corpus for p in pairs}}
+    matrices = {corpus: np.stack([vectors[a] for a in pool]) for corpus, pool in pools.items()}
     for p in pairs:
-        sims = matrix @ vectors[p.b]
+        pool = pools[p.corpus]
+        sims = matrices[p.corpus] @ vectors[p.b]
         for i in np.argsort(-sims)[:candidates]:
-            if pool[i] == p.b or not _accepted(p.b, pool[i], float(sims[i]), threshold, guards):
+            if pool[i] == p.b or not rule.accepts(p.b, pool[i], float(sims[i]), p.corpus):
                 continue
             if p.hit and pool[i] == p.a:
                 good.add(p.id)
@@ -102,23 +151,38 @@ def _rates(pairs: Sequence[Pair], good: set[str], wrong: list[str], *, per_looku
     positives = sum(p.hit for p in pairs)
     negatives = len(pairs) if per_lookup else len(pairs) - positives
     return {
+        "pairs": len(pairs),
+        "hits": len(good),
         "hit_rate": round(len(good) / max(positives, 1), 4),
         "false_hit_rate": round(len(wrong) / max(negatives, 1), 4),
         "false_hits": wrong,
     }
 
 
-def sweep(pairs: Sequence[Pair], vectors: Vectors) -> list[dict[str, Any]]:
+def sweep(
+    pairs: Sequence[Pair],
+    vectors: Vectors,
+    thresholds: Sequence[float] = THRESHOLDS,
+    agrees: Agrees | None = None,
+    guards_off: frozenset[str] = frozenset(),
+) -> list[dict[str, Any]]:
+    """Per threshold: guarded pairwise and crowded rates, cosine-only rates and, with ``agrees`` and
+    pairs about a corpus, the evidence-checked pairwise and crowded rates (over those pairs only)."""
+    grounded = agrees is not None and any(p.corpus for p in pairs)
     rows = []
-    for t in tqdm(THRESHOLDS, desc="thresholds", unit="t", leave=False):
-        rows.append(
-            {
-                "threshold": t,
-                "pairwise": pairwise(pairs, vectors, t),
-                "pairwise_unguarded": pairwise(pairs, vectors, t, guards=False),
-                "crowded": crowded(pairs, vectors, t),
-            }
-        )
+    for t in tqdm(thresholds, desc="thresholds", unit="t", leave=False):
+        guarded = Rule(t, guards_off=guards_off)
+        row: dict[str, Any] = {
+            "threshold": t,
+            "pairwise": pairwise(pairs, vectors, guarded),
+            "pairwise_unguarded": pairwise(pairs, vectors, Rule(t, guards=False)),
+            "crowded": crowded(pairs, vectors, guarded),
+        }
+        if grounded:
+            checked = Rule(t, guards_off=guards_off, agrees=agrees)
+            row["pairwise_evidence"] = pairwise(pairs, vectors, checked)
+            row["crowded_evidence"] = crowded(pairs, vectors, checked)
+        rows.append(row)
     return rows
 
 
@@ -145,25 +209,63 @@ def embed_latency_ms(embedder: QuestionEmbedder, questions: Sequence[str], round
     return round(statistics.median(timings), 2)
 
 
-def evaluate(embedder: QuestionEmbedder, pairs: Sequence[Pair]) -> dict[str, Any]:
-    """The report: sweeps per subset, the threshold chosen on ``dev``, and the numbers at it."""
-    vectors = embed_all(pairs, embedder)
-    subsets = {name: [p for p in pairs if p.split == name] for name in ("dev", "holdout")}
-    subsets.update({f"holdout_{lang}": [p for p in subsets["holdout"] if p.lang == lang] for lang in ("en", "ko")})
-    subsets = {name: rows for name, rows in subsets.items() if rows}
-    sweeps = {name: sweep(rows, vectors) for name, rows in subsets.items()}
-    chosen = choose_threshold(sweeps["dev"])
+def subsets_of(pairs: Sequence[Pair]) -> dict[str, list[Pair]]:
+    """``dev``, then every other split in the order it first appears, then each non-dev split by language
+    (``holdout_en``, ``holdout_ko``, ...); empty subsets are left out."""
+    splits = ["dev"] + [s for s in dict.fromkeys(p.split for p in pairs) if s != "dev"]
+    subsets = {name: [p for p in pairs if p.split == name] for name in splits}
+    for name in splits[1:]:
+        subsets.update({f"{name}_{lang}": [p for p in subsets[name] if p.lang == lang] for lang in ("en", "ko")})
+    return {name: rows for name, rows in subsets.items() if rows}
+
+
+def evaluate(
+    embedder: QuestionEmbedder,
+    pairs: Sequence[Pair],
+    default_threshold: float,
+    agrees: Agrees | None = None,
+    guards_off: frozenset[str] = frozenset(),
+    *,
+    vectors: Vectors | None = None,
+    chosen: tuple[float, str] | None = None,
+) -> dict[str, Any]:
+    """The report: sweeps per subset, the threshold chosen on ``dev`` (``default_threshold``, the
+    configured one, when the pairs have no ``dev`` split; ``chosen``: a threshold the caller chose and
+    how), and the numbers at it. With ``agrees``, the rows also hold the evidence-checked rates of the
+    pairs about a corpus."""
+    if not pairs:
+        raise ValueError("the pair set is empty")
+    vectors = vectors if vectors is not None else embed_all(pairs, embedder)
+    subsets = subsets_of(pairs)
+    extra = {round(default_threshold, 3)} | ({chosen[0]} if chosen else set())
+    grid = sorted(set(THRESHOLDS) | extra)
+    sweeps = {name: sweep(rows, vectors, grid, agrees, guards_off) for name, rows in subsets.items()}
+    if chosen is not None:
+        threshold, source = chosen
+    elif "dev" in sweeps:
+        threshold, source = choose_threshold(sweeps["dev"]), "dev"
+    else:
+        threshold, source = round(default_threshold, 3), "configured"
     return {
         "pairs": {
             name: {"paraphrase": sum(p.hit for p in r), "near_miss": sum(not p.hit for p in r)}
             for name, r in subsets.items()
         },
-        "chosen_threshold": chosen,
-        "at_chosen": {name: next(r for r in rows if r["threshold"] == chosen) for name, rows in sweeps.items()},
+        "chosen_threshold": threshold,
+        "threshold_source": source,
+        "guards_off": sorted(guards_off),
+        "at_chosen": {name: next(r for r in rows if r["threshold"] == threshold) for name, rows in sweeps.items()},
         "embed_latency_ms_p50": {
             lang: embed_latency_ms(embedder, questions)
             for lang in ("en", "ko")
             if (questions := [p.b for p in pairs if p.lang == lang][:10])
         },
-        "sweeps": sweeps,
+        "sweeps": {name: [_without_ids(row) for row in rows] for name, rows in sweeps.items()},
     }
+
+
+def _without_ids(row: dict[str, Any]) -> dict[str, Any]:
+    """A sweep row without its lists of false-hit ids (the chosen threshold's rows keep them)."""
+    return {k: ({m: n for m, n in v.items() if m != "false_hits"} if isinstance(v, dict) else v)
+            for k, v in row.items()}
+

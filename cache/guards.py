@@ -28,7 +28,7 @@ from cache.lexicon import (
     TEMPORAL,
 )
 
-__all__ = ["GUARDS", "reject_reason"]
+__all__ = ["GUARDS", "fired_guards", "reject_reason"]
 
 # Digits, Latin words (with an inner apostrophe or hyphen) and Hangul runs are separate tokens, so
 # "TCP와" is "TCP" + "와" and "E42" stays one code.
@@ -132,8 +132,14 @@ def _entities(text: str) -> list[str]:
     return found
 
 
+def _words_of(text: str) -> set[str]:
+    return {re.sub(r"'s$", "", w.casefold()) for w in _tokens(text)}
+
+
 def _entity_change(query: str, candidate: str) -> bool:
-    return set(_entities(query)) != set(_entities(candidate))
+    """A name on one side that the other side does not contain at all (in any case: "Tesla death
+    year?" names Tesla as its first word, where it does not read as a name)."""
+    return bool(set(_entities(query)) - _words_of(candidate) or set(_entities(candidate)) - _words_of(query))
 
 
 def _entity_swap(query: str, candidate: str) -> bool:
@@ -231,7 +237,8 @@ def _word_order_swap(query: str, candidate: str) -> bool:
 _EN_ASKS = (
     ("how much", "amount"), ("how many", "count"), ("how long", "duration"), ("how often", "frequency"),
     ("how far", "distance"), ("how old", "age"), ("who", "person"), ("whom", "person"), ("whose", "person"),
-    ("when", "time"), ("what time", "time"), ("where", "place"), ("why", "reason"),
+    ("when", "time"), ("what time", "time"), ("what year", "time"), ("which year", "time"), ("what date", "time"),
+    ("where", "place"), ("why", "reason"),
 )  # "what" and "which" ask for a thing alike ("What is the capital?" = "Which city is the capital?")
 _KO_ASKS = (
     ("얼마", "amount"), ("몇", "count"), ("누구", "person"), ("누가", "person"), ("언제", "time"),
@@ -243,13 +250,45 @@ def _asks(text: str) -> frozenset[str]:
     lowered = f" {_lower(text)} "
     found = {kind for word, kind in _EN_ASKS if re.search(rf"\b{word}\b", lowered)}
     found |= {kind for word, kind in _KO_ASKS if word in lowered}
+    if "몇 년에" in lowered or "몇년에" in lowered:  # "in what year", not "how many"
+        found.add("time")
+        found.discard("count")
     if "amount" in found or "count" in found or "duration" in found:
         found.discard("time")  # "how long ... what time" style overlaps are one ask
     return frozenset(found)
 
 
+def _asks_differ(query: str, candidate: str) -> bool:
+    """Both questions say what they ask for, and not the same thing. A question with no question word
+    ("Tesla death year?", "승리 본명?") asks what its words name and is left to the other guards."""
+    q, c = _asks(query), _asks(candidate)
+    return bool(q and c and q != c)
+
+
+_EN_COUNTED = re.compile(r"\bhow many ([a-z][a-z'-]*)")
+_KO_COUNTED = re.compile(r"몇\s*([\uac00-\ud7a3])")
+
+
+def _counted(text: str) -> str | None:
+    """What a "how many" question counts: the noun after "how many" (singular), or the counter after 몇."""
+    lowered = _lower(text)
+    if found := _EN_COUNTED.search(lowered):
+        return found.group(1).removesuffix("s")
+    if found := _KO_COUNTED.search(lowered):
+        return found.group(1)
+    return None
+
+
+def _count_change(query: str, candidate: str) -> bool:
+    """Both count, and count different things: "How many eggs can one carton hold?" against "How many
+    cartons can one crate hold?"; "노래를 몇 곡" against "재생목록을 몇 개"."""
+    q, c = _counted(query), _counted(candidate)
+    return q is not None and c is not None and q != c
+
+
 GUARDS: dict[str, Callable[[str, str], bool]] = {
-    "asks": lambda q, c: _asks(q) != _asks(c),
+    "asks": _asks_differ,
+    "counted": _count_change,
     "number": lambda q, c: _numbers(q) != _numbers(c),
     "date": lambda q, c: _temporal(q) != _temporal(c),
     "negation": lambda q, c: _negated(q) != _negated(c),
@@ -263,9 +302,14 @@ GUARDS: dict[str, Callable[[str, str], bool]] = {
 }
 
 
-def reject_reason(query: str, candidate: str) -> str | None:
-    """The name of the first guard that tells the two questions apart, or None when none does."""
+def reject_reason(query: str, candidate: str, skip: frozenset[str] = frozenset()) -> str | None:
+    """The name of the first guard (not in ``skip``) that tells the two questions apart, or None."""
     for name, differs in GUARDS.items():
-        if differs(query, candidate):
+        if name not in skip and differs(query, candidate):
             return name
     return None
+
+
+def fired_guards(query: str, candidate: str) -> frozenset[str]:
+    """Every guard that tells the two questions apart (for evaluating guard choices)."""
+    return frozenset(name for name, differs in GUARDS.items() if differs(query, candidate))

@@ -44,13 +44,14 @@ KO_COUNTERS = tuple(_words("개 명 번 살 시 달 가지 시간 권 대 째 �
 # Counters that may fuse with a one-syllable numeral into one word ("한개", "세명", "첫째"); others
 # would read "열차" (train) as ten and "세금" (tax) as three.
 KO_FUSED_COUNTERS = tuple(_words("개 명 가지 번째 째 살"))
-# Slots of time that exclude each other: dates, weekdays, relative days, parts of the day and the
+# Slots of time that exclude each other: dates, weekdays, seasons, relative days, parts of the day and the
 # meals that name them ("점심"/"저녁", "lunch"/"dinner": the same question about another slot).
 TEMPORAL = _pairs(
     "january=m1 february=m2 march=m3 april=m4 may=m5 june=m6 july=m7 august=m8 september=m9 october=m10 "
     "november=m11 december=m12 monday=d1 tuesday=d2 wednesday=d3 thursday=d4 friday=d5 saturday=d6 sunday=d7 "
     "today=t0 tonight=t0 yesterday=t-1 tomorrow=t+1 weekend=we weekday=wd weekdays=wd weekends=we "
     "morning=am afternoon=pm evening=pm night=night noon=noon midnight=night "
+    "spring=s1 summer=s2 autumn=s3 winter=s4 봄=s1 여름=s2 가을=s3 겨울=s4 "
     "breakfast=am brunch=am lunch=noon dinner=pm supper=pm "
     "오늘=t0 어제=t-1 내일=t+1 모레=t+2 작년=y-1 지난해=y-1 올해=y0 금년=y0 내년=y+1 주말=we 평일=wd "
     "오전=am 오후=pm 아침=am 점심=noon 정오=noon 저녁=pm 새벽=dawn 자정=night 심야=night "
@@ -74,12 +75,13 @@ ANTONYMS = [
         "enable/disable start/stop open/close add/remove allowed/forbidden legal/illegal win/lose rise/fall "
         "inbound/outbound north/south east/west hot/cold within/outside inside/outside advantages/disadvantages "
         "encrypt/decrypt inflation/deflation check-in/checkout include/exclude included/excluded "
-        "turn_on/turn_off switch_on/switch_off log_in/log_out sign_in/sign_out "
+        "turn_on/turn_off switch_on/switch_off log_in/log_out sign_in/sign_out indoor/outdoor born/died "
+        "birth/death allowed/banned permitted/banned offense/defense offensive/defensive "
         "이전/이후 전에/후에 최대/최소 최고/최저 증가/감소 이상/이하 초과/미만 처음/마지막 "
         "높은/낮은 많은/적은 비싼/싼 상승/하락 구매/판매 입력/출력 업로드/다운로드 시작/종료 "
         "활성화/비활성화 추가/삭제 합법/불법 "
         "승리/패배 북쪽/남쪽 동쪽/서쪽 입국/출국 수입/수출 장점/단점 내/외 암호화/복호화 체크인/체크아웃 "
-        "켜/끄 켜기/끄기 로그인/로그아웃"
+        "켜/끄 켜기/끄기 로그인/로그아웃 하원/상원 입사/퇴사 찬성/반대 안쪽/바깥쪽 넓은/좁은"
     )
 ]
 # Korean case particles grouped by role; a noun that changes role between two questions swapped places.

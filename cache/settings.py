@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cache.guards import GUARDS
 
 __all__ = ["CacheSettings"]
 
@@ -35,15 +37,40 @@ class CacheSettings(BaseSettings):
     max_answer_chars: int = Field(100_000, ge=1, description="Answers longer than this many characters are not stored.")
     semantic: bool = Field(True, description="Also look up paraphrases by question embedding (needs an embedder).")
     semantic_threshold: float = Field(
-        0.925, gt=0.0, le=1.0, description="Cosine similarity at or above which a guarded neighbour is a hit."
+        0.96, gt=0.0, le=1.0, description="Cosine similarity at or above which a guarded neighbour is a hit."
     )
     semantic_candidates: int = Field(3, ge=1, le=20, description="Nearest neighbours examined per semantic lookup.")
     guards: bool = Field(True, description="Reject neighbours that differ in numbers, negation, entities or roles.")
+    guards_off: frozenset[str] = Field(
+        frozenset({"entity"}),
+        description="Names of guards not applied (see cache.guards.GUARDS): those the leave-kind-out protocol "
+                    "(docs/cache.md) finds cost paraphrase hits without guarding any kind the others miss.")
     verifier: bool = Field(False, description="Ask the verifier about neighbours inside the borderline band.")
     verifier_band: float = Field(
         0.03, ge=0.0, le=0.5, description="Width of the borderline band just above the threshold, in cosine units."
     )
     verifier_min_score: float = Field(0.5, description="Verifier score at or above which a borderline neighbour hits.")
+    evidence: bool = Field(
+        True, description="Serve a semantic candidate only if the question's own retrieval agrees with the "
+                          "cached answer's evidence (needs the caller's retrieval; exact hits never pay for it).")
+    evidence_min_cited: float = Field(
+        1.0, ge=0.0, le=1.0, description="Fraction of the cached answer's cited chunks that must be in the new "
+                                         "question's top-k (0 to 1).")
+    evidence_cited_rank: int = Field(
+        2, ge=0, le=100, description="The cited chunks count only among the new question's first this many "
+                                     "results (1: its best chunk must be the one the answer stood on); 0: its "
+                                     "whole top-k.")
+    evidence_min_overlap: float = Field(
+        0.0, ge=0.0, le=1.0, description="Fraction of the cached answer's top-k chunk ids that must be in the new "
+                                         "question's top-k (0 to 1).")
+    @field_validator("guards_off")
+    @classmethod
+    def _known_guards(cls, value: frozenset[str]) -> frozenset[str]:
+        unknown = value - set(GUARDS)
+        if unknown:
+            raise ValueError(f"unknown guards {sorted(unknown)}; known: {sorted(GUARDS)}")
+        return value
+
     max_temperature: float = Field(
         0.3,
         ge=0.0,

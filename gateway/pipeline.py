@@ -8,7 +8,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ from services.contracts import (
     GuardCheckRequest,
     GuardDecision,
     RetrieveRequest,
+    RetrieveResponse,
     ScoredChunk,
     Usage,
 )
@@ -83,12 +84,13 @@ class Prepared:
     cache_scope: Any = None
     epoch: str = ""
     ticket: Any = None  # the generator admission's Ticket, held from admission to the end of generation
+    retrieval: asyncio.Future[RetrieveResponse] | None = None  # started once: by the cache's evidence check or here
 
 
 class AnswerCacheLike(Protocol):
     def embed_early(self, question: str, params: GenerationParams) -> asyncio.Future[Any] | None: ...
-    async def lookup(self, scope: Any, question: str, *, read: bool = True,
-                     early: Awaitable[Any] | None = None) -> Any: ...
+    async def lookup(self, scope: Any, question: str, *, read: bool = True, early: Awaitable[Any] | None = None,
+                     evidence: Callable[[], Awaitable[Sequence[str]]] | None = None) -> Any: ...
     async def lookup_exact(self, scope: Any, question: str) -> Any: ...
     async def store(self, scope: Any, question: str, answer: Any) -> bool: ...
 
@@ -193,10 +195,7 @@ class Pipeline:
         if self.admission is not None:  # only work that needs the generator waits for it: never a hit
             ctx = telemetry.current()
             prepared.ticket = self.admission.admit(ctx.remaining() if ctx is not None else None)
-        with stage("retrieve"):
-            result = await self.retriever.retrieve(RetrieveRequest(
-                tenant=turn.tenant, collection=turn.collection, query=standalone, top_k=turn.top_k,
-                filter=turn.filter))
+        result = await self._retrieval(prepared)
         for part in result.degraded:
             degraded.append(part)
             DEGRADATIONS.labels(part).inc()
@@ -212,6 +211,23 @@ class Pipeline:
         if ctx is not None:
             ctx.fields["chunk_ids"] = [c.chunk_id for c in prepared.chunks]
         return prepared
+
+    def _retrieval(self, prepared: Prepared) -> asyncio.Future[RetrieveResponse]:
+        """The standalone question's retrieval, started on first use: by the cache's evidence check
+        (a semantic candidate is served only if it agrees) or for generation, never twice."""
+        if prepared.retrieval is None:
+            prepared.retrieval = asyncio.ensure_future(self._retrieve(prepared.turn, prepared.standalone))
+            prepared.retrieval.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return prepared.retrieval
+
+    async def _retrieve(self, turn: ChatTurn, query: str) -> RetrieveResponse:
+        with stage("retrieve"):
+            return await self.retriever.retrieve(RetrieveRequest(
+                tenant=turn.tenant, collection=turn.collection, query=query, top_k=turn.top_k,
+                filter=turn.filter))
+
+    async def _chunk_ids(self, prepared: Prepared) -> list[str]:
+        return [c.chunk_id for c in (await self._retrieval(prepared)).chunks]
 
     async def exact_hit(self, turn: ChatTurn) -> Prepared | None:
         """The answer to a single-turn request that is an exact cache hit, when that is known cheaply:
@@ -333,7 +349,8 @@ class Pipeline:
             prepared.cache = "bypass"
             return
         prepared.cache_scope = self._cache_scope(turn, prepared.epoch)
-        lookup = await self.cache.lookup(prepared.cache_scope, prepared.standalone, read=turn.cache_read, early=early)
+        lookup = await self.cache.lookup(prepared.cache_scope, prepared.standalone, read=turn.cache_read, early=early,
+                                         evidence=lambda: self._chunk_ids(prepared))
         prepared.cache = str(lookup.outcome)
         settings = getattr(self.cache, "settings", None)
         eligible = turn.cache_read and turn.params.temperature <= getattr(settings, "max_temperature", 2.0)
@@ -425,7 +442,10 @@ class Pipeline:
         cached = CachedAnswer(content=answer.content, citations=[c.model_dump() for c in answer.citations],
                               finish_reason=answer.finish_reason, prompt_tokens=answer.usage.prompt_tokens,
                               completion_tokens=answer.usage.completion_tokens, model=turn.model,
-                              question=prepared.standalone, created=int(time.time()))
+                              question=prepared.standalone, created=int(time.time()),
+                              cited_chunks=[c.chunk_id for c in answer.citations]  # all given: none named
+                              if len(answer.citations) < len(prepared.chunks) else [],
+                              retrieved_chunks=[c.chunk_id for c in prepared.chunks])
         await self.cache.store(prepared.cache_scope, prepared.standalone, cached)
 
 

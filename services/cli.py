@@ -29,7 +29,7 @@ GROUPS: dict[str, dict[str, Entry]] = {
     "eval": {
         "retrieval": ("lab.retriever.eval_cli", "add_retrieval"),
         "hnsw": ("lab.retriever.eval_cli", "add_hnsw"),
-        "cache": ("cache.eval_cli", "add_cache"),
+        "cache": ("lab.cache.eval_cli", "add_cache"),
         "guardrails": ("guardrails.eval_cli", "add_guardrails"),
     },
     "train": {

@@ -32,6 +32,7 @@ __all__ = [
     "AUTH_FAILURES",
     "CACHE_EVICTIONS",
     "CACHE_LOOKUPS",
+    "CACHE_SEMANTIC_REJECTED",
     "CACHE_STORES",
     "DEGRADATIONS",
     "GENERATION_TOKENS_PER_SECOND",
@@ -73,6 +74,9 @@ STAGE_SECONDS = Histogram(
 CACHE_LOOKUPS = Counter("ragd_cache_lookups", "Answer-cache lookups by outcome (exact, semantic, miss, bypass).",
                         ["outcome"])
 CACHE_STORES = Counter("ragd_cache_stores", "Answer-cache stores by result (stored, skipped, failed).", ["result"])
+CACHE_SEMANTIC_REJECTED = Counter(
+    "ragd_cache_semantic_rejected", "Semantic-cache candidates above the threshold that were refused, by reason "
+    "(guard, verifier, evidence, no_evidence, retrieval).", ["reason"])
 CACHE_EVICTIONS = Counter("ragd_cache_evictions", "Answer-cache entries evicted (size bound or old epoch).")
 GUARDRAIL_DECISIONS = Counter(
     "ragd_guardrail_decisions", "Guardrail decisions by kind (input/output), rail and action.",

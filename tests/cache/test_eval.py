@@ -6,7 +6,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from cache.evaluation import THRESHOLDS, load_pairs
+from cache.settings import CacheSettings
 from services.cli import main
 
 
@@ -39,3 +42,27 @@ def test_eval_cli_writes_report_and_plot(tmp_path: Path) -> None:
 
 def _row(p: object) -> dict[str, object]:
     return {k: getattr(p, k) for k in ("id", "lang", "kind", "hit", "split", "a", "b")}
+
+
+def test_eval_cli_without_dev_split_uses_the_configured_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pairs = [p for p in load_pairs() if p.split == "holdout"][:4] + [
+        p for p in load_pairs() if p.split == "holdout" and p.lang == "ko"][:4]
+    rows = [{**_row(p), "split": "independent"} for p in pairs]
+    small = tmp_path / "trios.jsonl"
+    small.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+    out = tmp_path / "report.json"
+    assert main(["eval", "cache", "--pairs", str(small), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["threshold_source"] == "configured"
+    assert report["chosen_threshold"] == CacheSettings().semantic_threshold
+    assert set(report["at_chosen"]) == {"independent", "independent_en", "independent_ko"}
+    assert "configured RAGD_CACHE_SEMANTIC_THRESHOLD" in capsys.readouterr().out
+
+
+def test_eval_cli_refuses_an_empty_pair_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    assert main(["eval", "cache", "--pairs", str(empty)]) == 2
+    assert "holds no pairs" in capsys.readouterr().err

@@ -81,6 +81,12 @@ def test_sampled_requests_are_not_cached() -> None:
         ("부산의 인구는 얼마인가요?", "서울의 인구는 얼마인가요?", "substitution"),
         ("How do I reset my password on the website?", "How do I reset my password?", "substitution"),
         ("연간 요금제의 환불 정책은 무엇인가요?", "What is the refund policy for annual plans?", "language"),
+        ("How many cartons can one crate hold?", "How many eggs can one carton hold?", "counted"),
+        ("계정 하나에 재생목록을 몇 개 만들 수 있나요?", "재생목록 하나에 노래를 몇 곡 넣을 수 있나요?", "counted"),
+        ("금강산을 겨울에는 뭐라고 부르나요?", "금강산을 여름에는 뭐라고 부르나요?", "date"),
+        ("When did the first outdoor market open?", "When did the first indoor market open?", "antonym"),
+        ("닉슨은 몇년에 연방상원의원에 당선되었나요?", "닉슨은 몇 년에 연방 하원 의원에 당선되었나요?", "antonym"),
+        ("Who led the committee set up by Seaman?", "When was the committee set up by Seaman established?", "asks"),
     ],
 )
 def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> None:
@@ -96,6 +102,10 @@ def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> No
         ("바나나 하나에는 칼로리가 얼마나 들어 있나요?", "바나나 한 개의 칼로리는 얼마인가요?"),
         ("비밀번호 재설정 방법을 알려주세요.", "비밀번호를 재설정하려면 어떻게 해야 하나요?"),
         ("E42 오류 코드의 의미가 뭔가요?", "오류 코드 E42는 무슨 뜻인가요?"),
+        ("Tesla death year?", "What year did Tesla die?"),  # a name as the first word is still the name
+        ("박형식 데뷔일?", "박형식은 언제 데뷔했나요?"),  # no question word: it asks what its words name
+        ("In what year was the Maastricht Treaty signed?", "When was the Maastricht Treaty signed?"),
+        ("How many eggs fit in a single carton?", "How many eggs can one carton hold?"),
     ],
 )
 def test_guards_let_paraphrases_through(query: str, candidate: str) -> None:
