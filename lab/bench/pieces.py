@@ -28,7 +28,7 @@ __all__ = ["GUARD_INPUTS", "bench_cache", "bench_embeddings", "bench_guardrails"
 
 def bench_cache(opts: argparse.Namespace) -> dict[str, Any]:
     """``cache.AnswerCache`` lookups (exact, semantic incl. the question embedding, miss), memory and Redis."""
-    from cache.bench import bench
+    from lab.cache.bench import bench
 
     result: dict[str, Any] = {"rounds": opts.rounds}
     backends: list[str | None] = [None] + ([opts.redis_url] if opts.redis_url else [])

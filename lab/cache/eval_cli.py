@@ -14,10 +14,10 @@ import numpy as np
 import numpy.typing as npt
 
 from cache.embedders import EMBEDDERS, QuestionEmbedder
-from cache.evaluation import PAIRS_PATH, Agrees, Pair, evaluate, load_pairs
 from cache.evidence import EvidenceCheck
 from cache.settings import CacheSettings
 from guardrails.data import default_data_dir
+from lab.cache.evaluation import PAIRS_PATH, Agrees, Pair, evaluate, load_pairs
 from lab.cache.protocol import leave_kind_out
 from lab.cache.vectors import cached_vectors
 

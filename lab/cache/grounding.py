@@ -17,8 +17,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cache.entries import CachedAnswer
-from cache.evaluation import Agrees, Pair
 from cache.evidence import EvidenceCheck
+from lab.cache.evaluation import Agrees, Pair
 from lab.retriever.evaluation import COLLECTION, TENANT, Dataset, eval_settings, load_dataset, open_index
 from retriever.settings import RetrieverSettings
 from services.contracts import RetrieveRequest

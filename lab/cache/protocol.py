@@ -26,8 +26,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from cache.evaluation import Agrees, Pair, Rule, Vectors, crowded, pairwise
 from cache.guards import GUARDS, fired_guards
+from lab.cache.evaluation import Agrees, Pair, Rule, Vectors, crowded, pairwise
 
 __all__ = ["Checks", "Choice", "choose", "leave_kind_out"]
 

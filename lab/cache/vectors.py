@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cache.embedders import QuestionEmbedder
-from cache.evaluation import Pair, Vectors, embed_all
+from lab.cache.evaluation import Pair, Vectors, embed_all
 
 __all__ = ["cached_vectors"]
 

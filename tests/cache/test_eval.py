@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cache.evaluation import THRESHOLDS, load_pairs
 from cache.settings import CacheSettings
+from lab.cache.evaluation import THRESHOLDS, load_pairs
 from services.cli import main
 
 

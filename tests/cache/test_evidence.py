@@ -206,8 +206,8 @@ def test_agreement_counts_cited_chunks_and_top_k_overlap() -> None:
 
 
 def test_the_packaged_pair_files_parse(tmp_path: Path) -> None:
-    from cache.evaluation import load_pairs
     from lab.cache.eval_cli import DEFAULT_PAIRS
+    from lab.cache.evaluation import load_pairs
 
     pairs = load_pairs(*DEFAULT_PAIRS)
     assert len({p.id for p in pairs}) == len(pairs)

@@ -1,6 +1,6 @@
 """Lookup latency of the answer cache: exact hits, semantic hits (embedding included) and misses.
 
-``python -m cache.bench [--redis-url URL] [--rounds N] [--json OUT]``; numbers go to docs/cache.md.
+``python -m lab.cache.bench [--redis-url URL] [--rounds N] [--json OUT]``; numbers go to docs/cache.md.
 The partition is filled with the pair set's cached questions; semantic hits are the paraphrases
 the guards accept, so every timed semantic lookup really is a semantic hit.
 """
@@ -23,9 +23,9 @@ from tqdm import tqdm
 from cache.answer_cache import AnswerCache
 from cache.embedders import EMBEDDERS
 from cache.entries import CachedAnswer, Outcome
-from cache.evaluation import load_pairs
 from cache.keys import CacheScope
 from cache.settings import CacheSettings
+from lab.cache.evaluation import load_pairs
 
 __all__ = ["bench", "main"]
 
@@ -100,7 +100,7 @@ async def _drop_namespace(redis_url: str, namespace: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cache.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lab.cache.bench", description=__doc__)
     parser.add_argument("--redis-url", default=None, help="Benchmark the Redis backend (default: in-process).")
     parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="e5-onnx")
     parser.add_argument("--rounds", type=int, default=3)
