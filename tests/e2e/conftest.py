@@ -70,11 +70,12 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def ask_like_the_readme(server: Server) -> tuple[str, list[dict[str, object]]]:
-    """The README's first example as written there (official client, ``api_key="none"``, streamed):
-    the answer's text and its citations."""
+def ask_like_the_readme(server: Server, max_tokens: int = 16) -> tuple[str, list[dict[str, object]]]:
+    """The README's first example (official client, ``api_key="none"``, model ``ragd``, streamed), with a
+    bounded ``max_tokens`` so the CPU model answers within the request deadline on a busy machine: the
+    answer's text and its citations."""
     client = openai.OpenAI(base_url=server.openai_base, api_key="none", max_retries=0, timeout=180)
-    stream = client.chat.completions.create(model="ragd", stream=True,
+    stream = client.chat.completions.create(model="ragd", stream=True, max_tokens=max_tokens,
                                             messages=[{"role": "user", "content": README_QUESTION}])
     text, citations = "", []
     for chunk in stream:
