@@ -3,9 +3,10 @@
 The generator serves a few sequences at once and queues the rest. A request admitted behind a long
 queue ends as a 504 after its whole deadline, having spent the generator's time for nothing.
 :class:`GeneratorAdmission` estimates, before retrieval and generation start, when a new request
-would be answered: the generator's *cost per request* (an EWMA of each generation's wall time
-divided by the generations running beside it, i.e. the generator time one request takes) times the
-requests already admitted plus this one. When that estimate exceeds the request's remaining deadline
+would be answered: the generator's *cost per request* times the requests already admitted plus this
+one. A generation's cost is its share of the generator: each moment of its wall time divided by the
+generations running then (processor sharing), so four answers generated together in 8 s cost 2 s
+each; the estimate is an EWMA of measured costs. When that estimate exceeds the request's remaining deadline
 (times ``headroom``), the request is refused at once.
 
 Only requests that need the generator meet it: the pipeline asks after the cache lookup missed, so a
@@ -52,23 +53,25 @@ class Ticket:
 
     owner: GeneratorAdmission
     expires: float
-    started: float | None = None
-    beside: int = 1  # generations running when this one started, itself included
+    generating_now: bool = False
+    share_s: float = 0.0  # the generator time this generation has had so far
     released: bool = field(default=False)
 
     def generating(self) -> None:
-        """The generation starts now (its wall time is measured from here)."""
-        self.started = self.owner.clock()
-        self.beside = max(1, sum(1 for t in self.owner.live() if t.started is not None))
+        """The generation starts now (its share of the generator is counted from here)."""
+        self.owner.account()
+        self.generating_now = True
 
     def release(self, *, completed: bool) -> None:
         """The request is done with the generator; a completed generation updates the cost estimate."""
         if self.released:
             return
+        self.owner.account()
         self.released = True
         self.owner.tickets.discard(self)
-        if completed and self.started is not None:
-            self.owner.observe((self.owner.clock() - self.started) / self.beside)
+        if completed and self.generating_now:
+            self.owner.observe(self.share_s)
+        self.generating_now = False
 
 
 class GeneratorAdmission:
@@ -80,10 +83,21 @@ class GeneratorAdmission:
         self.cost_s = settings.initial_cost_s
         self.measured = 0
         self.tickets: set[Ticket] = set()
+        self._accounted = clock()
+
+    def account(self) -> None:
+        """Gives each running generation its share of the time since the last change."""
+        now = self.clock()
+        running = [t for t in self.tickets if t.generating_now]
+        for ticket in running:
+            ticket.share_s += (now - self._accounted) / len(running)
+        self._accounted = now
 
     def live(self) -> list[Ticket]:
         now = self.clock()
         expired = [t for t in self.tickets if t.expires <= now]
+        if expired:
+            self.account()
         for ticket in expired:
             self.tickets.discard(ticket)
         return list(self.tickets)
