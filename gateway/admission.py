@@ -6,8 +6,10 @@ queue ends as a 504 after its whole deadline, having spent the generator's time 
 would be answered: the generator's *cost per request* times the requests already admitted plus this
 one. A generation's cost is its share of the generator: each moment of its wall time divided by the
 generations running then (processor sharing), so four answers generated together in 8 s cost 2 s
-each; the estimate is an EWMA of measured costs. When that estimate exceeds the request's remaining deadline
-(times ``headroom``), the request is refused at once.
+each; the estimate is an EWMA of measured costs, raised to the share a running generation has already
+taken when that is more (a generator that slowed down shows it before any generation ends). When the
+estimate exceeds the request's remaining deadline (times ``headroom``), the request is refused at
+once. Before the first measurement only ``cold_start_in_flight`` requests are admitted at once.
 
 Only requests that need the generator meet it: the pipeline asks after the cache lookup missed, so a
 cache hit is never refused here. An admitted request holds a :class:`Ticket` until its generation ends
@@ -45,6 +47,8 @@ class AdmissionSettings(BaseSettings):
     headroom: float = Field(
         0.8, gt=0, le=1, description="Share of the remaining deadline the estimate may fill (the rest is margin).")
     max_retry_after_s: int = Field(60, ge=1, description="Largest Retry-After sent, seconds.")
+    cold_start_in_flight: int = Field(
+        2, ge=1, description="Requests admitted at once before any generation was measured (the generator's slots).")
 
 
 @dataclass(eq=False)
@@ -102,9 +106,15 @@ class GeneratorAdmission:
             self.tickets.discard(ticket)
         return list(self.tickets)
 
+    def current_cost_s(self) -> float:
+        """The cost estimate, or more when a running generation has already taken more."""
+        self.account()
+        running = max((t.share_s for t in self.tickets if t.generating_now), default=0.0)
+        return max(self.cost_s, running)
+
     def estimate_s(self) -> float:
         """Seconds until a request admitted now would be answered."""
-        return self.cost_s * (len(self.live()) + 1)
+        return self.current_cost_s() * (len(self.live()) + 1)
 
     def observe(self, cost_s: float) -> None:
         alpha = self.settings.ewma_alpha if self.measured else 1.0  # the first measurement replaces the guess
@@ -116,9 +126,10 @@ class GeneratorAdmission:
         now = self.clock()
         deadline = remaining_s if remaining_s is not None else math.inf
         estimate = self.estimate_s()
-        if self.settings.enabled and estimate > deadline * self.settings.headroom:
+        cold = not self.measured and len(self.tickets) >= self.settings.cold_start_in_flight
+        if self.settings.enabled and (cold or estimate > deadline * self.settings.headroom):
             RATE_LIMITED.labels("generator_queue").inc()
-            wait = estimate - deadline * self.settings.headroom
+            wait = self.current_cost_s() if cold else estimate - deadline * self.settings.headroom
             retry = min(self.settings.max_retry_after_s, max(1, math.ceil(wait)))
             raise RateLimitError(
                 f"The generator is busy: an answer would take about {estimate:.0f} s, longer than this request's "

@@ -19,7 +19,8 @@ class Clock:
 
 def _admission(**kw: object) -> tuple[GeneratorAdmission, Clock]:
     clock = Clock()
-    settings = AdmissionSettings(**{"initial_cost_s": 10.0, "headroom": 0.8, **kw})  # type: ignore[arg-type]
+    settings = AdmissionSettings(**{"initial_cost_s": 10.0, "headroom": 0.8, "cold_start_in_flight": 64,
+                                    **kw})  # type: ignore[arg-type]
     return GeneratorAdmission(settings, clock=clock), clock
 
 
@@ -70,3 +71,25 @@ def test_a_ticket_never_released_expires_at_its_deadline() -> None:
 def test_disabled_admission_admits_everything() -> None:
     admission, _ = _admission(enabled=False)
     assert all(admission.admit(1.0) is not None for _ in range(50))
+
+
+def test_before_any_measurement_only_the_generators_slots_are_admitted() -> None:
+    admission, clock = _admission(cold_start_in_flight=2)
+    first, second = admission.admit(120.0), admission.admit(120.0)
+    with pytest.raises(RateLimitError):
+        admission.admit(120.0)
+    first.generating()
+    clock.now += 3.0
+    first.release(completed=True)  # measured: 3 s; from now on the estimate decides
+    second.release(completed=False)
+    assert [admission.admit(120.0) for _ in range(3)]
+
+
+def test_a_running_generation_that_takes_longer_raises_the_estimate() -> None:
+    admission, clock = _admission(initial_cost_s=2.0)
+    slow = admission.admit(120.0)
+    slow.generating()
+    clock.now += 30.0  # still running after 30 s, far past the 2 s estimate
+    assert admission.estimate_s() == pytest.approx(30.0 * 2)
+    with pytest.raises(RateLimitError):
+        [admission.admit(120.0) for _ in range(3)]
