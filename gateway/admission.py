@@ -73,7 +73,8 @@ class Ticket:
         self.owner.account()
         self.released = True
         self.owner.tickets.discard(self)
-        if completed and self.generating_now:
+        # a cut generation (deadline, hang-up) says only that the cost is at least its share so far
+        if self.generating_now and (completed or self.share_s > self.owner.cost_s):
             self.owner.observe(self.share_s)
         self.generating_now = False
 

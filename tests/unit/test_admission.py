@@ -55,8 +55,8 @@ def test_measured_generations_replace_the_guess_and_share_the_generator() -> Non
     assert admission.cost_s == pytest.approx(0.5 * 2.0 + 0.5 * 4.0)
     cancelled = admission.admit(120.0)
     cancelled.generating()
-    clock.now += 50.0
-    cancelled.release(completed=False)  # a cancelled generation measures nothing
+    clock.now += 1.0
+    cancelled.release(completed=False)  # cut before it outlasted the estimate: it measures nothing
     assert admission.cost_s == pytest.approx(3.0)
 
 
@@ -93,3 +93,16 @@ def test_a_running_generation_that_takes_longer_raises_the_estimate() -> None:
     assert admission.estimate_s() == pytest.approx(30.0 * 2)
     with pytest.raises(RateLimitError):
         [admission.admit(120.0) for _ in range(3)]
+
+
+def test_a_generation_cut_after_outlasting_the_estimate_raises_it() -> None:
+    admission, clock = _admission(initial_cost_s=2.0, ewma_alpha=0.5)
+    done = admission.admit(120.0)
+    done.generating()
+    clock.now += 2.0
+    done.release(completed=True)
+    cut = admission.admit(120.0)
+    cut.generating()
+    clock.now += 100.0  # cut at its deadline, unfinished
+    cut.release(completed=False)
+    assert admission.cost_s == pytest.approx(0.5 * 2.0 + 0.5 * 100.0)
