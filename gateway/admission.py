@@ -3,10 +3,13 @@
 The generator serves a few sequences at once and queues the rest. A request admitted behind a long
 queue ends as a 504 after its whole deadline, having spent the generator's time for nothing.
 :class:`GeneratorAdmission` estimates, before retrieval and generation start, when a new request
-would be answered: the generator's *cost per request* (an EWMA of each generation's wall time
-divided by the generations running beside it, i.e. the generator time one request takes) times the
-requests already admitted plus this one. When that estimate exceeds the request's remaining deadline
-(times ``headroom``), the request is refused at once.
+would be answered: the generator's *cost per request* times the requests already admitted plus this
+one. A generation's cost is its share of the generator: each moment of its wall time divided by the
+generations running then (processor sharing), so four answers generated together in 8 s cost 2 s
+each; the estimate is an EWMA of measured costs, raised to the share a running generation has already
+taken when that is more (a generator that slowed down shows it before any generation ends). When the
+estimate exceeds the request's remaining deadline (times ``headroom``), the request is refused at
+once. Before the first measurement only ``cold_start_in_flight`` requests are admitted at once.
 
 Only requests that need the generator meet it: the pipeline asks after the cache lookup missed, so a
 cache hit is never refused here. An admitted request holds a :class:`Ticket` until its generation ends
@@ -44,6 +47,8 @@ class AdmissionSettings(BaseSettings):
     headroom: float = Field(
         0.8, gt=0, le=1, description="Share of the remaining deadline the estimate may fill (the rest is margin).")
     max_retry_after_s: int = Field(60, ge=1, description="Largest Retry-After sent, seconds.")
+    cold_start_in_flight: int = Field(
+        2, ge=1, description="Requests admitted at once before any generation was measured (the generator's slots).")
 
 
 @dataclass(eq=False)
@@ -52,23 +57,26 @@ class Ticket:
 
     owner: GeneratorAdmission
     expires: float
-    started: float | None = None
-    beside: int = 1  # generations running when this one started, itself included
+    generating_now: bool = False
+    share_s: float = 0.0  # the generator time this generation has had so far
     released: bool = field(default=False)
 
     def generating(self) -> None:
-        """The generation starts now (its wall time is measured from here)."""
-        self.started = self.owner.clock()
-        self.beside = max(1, sum(1 for t in self.owner.live() if t.started is not None))
+        """The generation starts now (its share of the generator is counted from here)."""
+        self.owner.account()
+        self.generating_now = True
 
     def release(self, *, completed: bool) -> None:
         """The request is done with the generator; a completed generation updates the cost estimate."""
         if self.released:
             return
+        self.owner.account()
         self.released = True
         self.owner.tickets.discard(self)
-        if completed and self.started is not None:
-            self.owner.observe((self.owner.clock() - self.started) / self.beside)
+        # a cut generation (deadline, hang-up) says only that the cost is at least its share so far
+        if self.generating_now and (completed or self.share_s > self.owner.cost_s):
+            self.owner.observe(self.share_s)
+        self.generating_now = False
 
 
 class GeneratorAdmission:
@@ -80,17 +88,34 @@ class GeneratorAdmission:
         self.cost_s = settings.initial_cost_s
         self.measured = 0
         self.tickets: set[Ticket] = set()
+        self._accounted = clock()
+
+    def account(self) -> None:
+        """Gives each running generation its share of the time since the last change."""
+        now = self.clock()
+        running = [t for t in self.tickets if t.generating_now]
+        for ticket in running:
+            ticket.share_s += (now - self._accounted) / len(running)
+        self._accounted = now
 
     def live(self) -> list[Ticket]:
         now = self.clock()
         expired = [t for t in self.tickets if t.expires <= now]
+        if expired:
+            self.account()
         for ticket in expired:
             self.tickets.discard(ticket)
         return list(self.tickets)
 
+    def current_cost_s(self) -> float:
+        """The cost estimate, or more when a running generation has already taken more."""
+        self.account()
+        running = max((t.share_s for t in self.tickets if t.generating_now), default=0.0)
+        return max(self.cost_s, running)
+
     def estimate_s(self) -> float:
         """Seconds until a request admitted now would be answered."""
-        return self.cost_s * (len(self.live()) + 1)
+        return self.current_cost_s() * (len(self.live()) + 1)
 
     def observe(self, cost_s: float) -> None:
         alpha = self.settings.ewma_alpha if self.measured else 1.0  # the first measurement replaces the guess
@@ -102,9 +127,10 @@ class GeneratorAdmission:
         now = self.clock()
         deadline = remaining_s if remaining_s is not None else math.inf
         estimate = self.estimate_s()
-        if self.settings.enabled and estimate > deadline * self.settings.headroom:
+        cold = not self.measured and len(self.tickets) >= self.settings.cold_start_in_flight
+        if self.settings.enabled and (cold or estimate > deadline * self.settings.headroom):
             RATE_LIMITED.labels("generator_queue").inc()
-            wait = estimate - deadline * self.settings.headroom
+            wait = self.current_cost_s() if cold else estimate - deadline * self.settings.headroom
             retry = min(self.settings.max_retry_after_s, max(1, math.ceil(wait)))
             raise RateLimitError(
                 f"The generator is busy: an answer would take about {estimate:.0f} s, longer than this request's "

@@ -195,7 +195,12 @@ class Pipeline:
         if self.admission is not None:  # only work that needs the generator waits for it: never a hit
             ctx = telemetry.current()
             prepared.ticket = self.admission.admit(ctx.remaining() if ctx is not None else None)
-        result = await self._retrieval(prepared)
+        try:
+            result = await self._retrieval(prepared)
+        except BaseException:  # no generation follows: its place in the generator's queue is free again
+            if prepared.ticket is not None:
+                prepared.ticket.release(completed=False)
+            raise
         for part in result.degraded:
             degraded.append(part)
             DEGRADATIONS.labels(part).inc()
