@@ -30,6 +30,7 @@ GROUPS: dict[str, dict[str, Entry]] = {
         "hnsw": ("retriever.eval_cli", "add_hnsw"),
         "cache": ("cache.eval_cli", "add_cache"),
         "guardrails": ("guardrails.eval_cli", "add_guardrails"),
+        "rag": ("lab.answers.cli", "add_rag"),
     },
     "train": {
         "reranker": ("retriever.train_cli", "add_reranker"),

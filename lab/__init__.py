@@ -1,0 +1,1 @@
+"""ragd's tooling tree: evaluation, training, benchmarks. Runtime code never imports it."""
