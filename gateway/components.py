@@ -6,7 +6,6 @@ retriever and guardrails packages may be absent there.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 import logging
@@ -19,8 +18,7 @@ from redis.asyncio import Redis
 
 from gateway.pipeline import AnswerCacheLike, ScopeFactory
 from gateway.settings import GatewaySettings
-from generator.client import OpenAIGenerator
-from generator.llamacpp import LlamaCppServer
+from generator.backends import build_generator
 from generator.settings import GeneratorSettings
 from services.contracts import GenerationParams
 from services.epochs import MemoryEpochStore, RedisEpochStore
@@ -115,21 +113,10 @@ async def _guard(settings: GatewaySettings, stack: AsyncExitStack) -> Any:
     return local
 
 
-async def _generator(settings: GatewaySettings, stack: AsyncExitStack) -> OpenAIGenerator:
+async def _generator(settings: GatewaySettings, stack: AsyncExitStack) -> Generator:
     gen_settings = GeneratorSettings()
-    url = settings.generator_url or gen_settings.url
-    if url is None:
-        server = LlamaCppServer(gen_settings)
-        server.start()
-        stack.callback(server.stop)
-        supervisor = asyncio.create_task(server.supervise(gen_settings.supervise_interval_s))
-        stack.callback(supervisor.cancel)
-        url = server.base_url
-        _log.info("local llama.cpp generator started", extra={"ragd": {"url": url}})
-    generator = OpenAIGenerator(url, model=settings.generator_model, api_key=gen_settings.api_key,
-                                timeout_s=gen_settings.timeout_s)
-    stack.push_async_callback(generator.aclose)
-    return generator
+    return await build_generator(gen_settings, url=settings.generator_url, model=settings.generator_model,
+                                 stack=stack)
 
 
 async def _cache(settings: GatewaySettings, redis_url: str | None, stack: AsyncExitStack) -> tuple[Any, Any]:

@@ -21,8 +21,10 @@ from generator.prompt import (
     rewrite_messages,
 )
 from guardrails.streaming import guard_stream
+from retriever.text import detect_language
 from services import telemetry
 from services.contracts import (
+    AnswerContext,
     ChatMessage,
     Delta,
     GenerationParams,
@@ -354,7 +356,8 @@ class Pipeline:
         final = Delta(finish_reason="stop", usage=Usage())
         try:
             with stage("generate"):
-                async for delta in self._guarded(self.generator.stream(prepared.messages, turn.params), prepared):
+                deltas = self.generator.stream(prepared.messages, turn.params, _context(prepared))
+                async for delta in self._guarded(deltas, prepared):
                     if delta.finish_reason is not None:
                         final = delta
                         continue
@@ -407,6 +410,12 @@ class Pipeline:
                               completion_tokens=answer.usage.completion_tokens, model=turn.model,
                               question=prepared.standalone, created=int(time.time()))
         await self.cache.store(prepared.cache_scope, prepared.standalone, cached)
+
+
+def _context(prepared: Prepared) -> AnswerContext:
+    """The question and its numbered sources, for a generator that answers from them directly."""
+    return AnswerContext(question=prepared.standalone, language=detect_language(prepared.standalone),
+                         sources=prepared.chunks)
 
 
 def _answer_of(hit: Any, cache: str, degraded: list[str]) -> Answer:

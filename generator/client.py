@@ -9,7 +9,7 @@ from typing import Any
 import openai
 
 from services import telemetry
-from services.contracts import ChatMessage, Completion, Delta, GenerationParams, Usage
+from services.contracts import AnswerContext, ChatMessage, Completion, Delta, GenerationParams, Usage
 from services.errors import (
     DependencyError,
     DependencyTimeoutError,
@@ -34,7 +34,8 @@ def _mapped(exc: openai.OpenAIError) -> RagdError:
 
 
 class OpenAIGenerator:
-    """Implements services.protocols.Generator over the official ``openai`` client."""
+    """Implements services.protocols.Generator over the official ``openai`` client; the model reads the
+    prompt (``messages``), so ``context`` is not used."""
 
     def __init__(self, base_url: str, *, model: str, api_key: str = "none", timeout_s: float = 120.0) -> None:
         self.model = model
@@ -57,7 +58,8 @@ class OpenAIGenerator:
             kwargs["seed"] = params.seed
         return kwargs
 
-    async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion:
+    async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams,
+                       context: AnswerContext | None = None) -> Completion:
         start = time.perf_counter()
         try:
             response = await self._client.chat.completions.create(**self._kwargs(messages, params))
@@ -70,7 +72,8 @@ class OpenAIGenerator:
         return Completion(text=choice.message.content or "", finish_reason=choice.finish_reason or "stop",
                           usage=usage)
 
-    async def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> AsyncIterator[Delta]:
+    async def stream(self, messages: Sequence[ChatMessage], params: GenerationParams,
+                     context: AnswerContext | None = None) -> AsyncIterator[Delta]:
         start = time.perf_counter()
         try:
             stream = await self._client.chat.completions.create(

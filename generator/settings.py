@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -10,6 +11,8 @@ from pydantic_settings import SettingsConfigDict
 from services.settings import ServiceSettings
 
 __all__ = ["GeneratorSettings", "packaged_gguf"]
+
+RoutedBackend = Literal["llm", "extractive"]
 
 
 def packaged_gguf() -> Path | None:
@@ -26,11 +29,23 @@ def packaged_gguf() -> Path | None:
     return None
 
 
+def _default_routes() -> dict[str, RoutedBackend]:
+    return {"en": "llm", "ko": "extractive"}
+
+
 class GeneratorSettings(ServiceSettings):
     """Env prefix ``RAGD_GENERATOR_``. With no ``url``, embedded mode starts a local llama.cpp server."""
 
     model_config = SettingsConfigDict(env_prefix="RAGD_GENERATOR_", extra="ignore", frozen=True)
 
+    backend: Literal["llm", "extractive", "by-language"] = Field(
+        "llm", description="What writes answers (embedded mode and the gateway): 'llm' (the model at url, or a "
+                           "local llama.cpp), 'extractive' (the sources' best sentences, cited; no model), "
+                           "'by-language' (per question language, see language_backends).")
+    language_backends: dict[str, RoutedBackend] = Field(
+        default_factory=_default_routes,
+        description="backend=by-language: the backend per question language ('en', 'ko'), as JSON; other "
+                    "languages and follow-up rewrites go to 'llm'.")
     port: int = Field(8003, ge=0, le=65535, description="Port of `ragd serve generator` (llama.cpp server).")
     url: str | None = Field(None, description="Base URL of an OpenAI-compatible server (vLLM), e.g. http://vllm:8000/v1.")
     model: str = Field("ragd-llm", description="Model name sent to the server (vLLM's --served-model-name).")

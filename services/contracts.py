@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "CONTRACT_VERSION",
+    "AnswerContext",
     "ChatMessage",
     "CollectionConfig",
     "CollectionInfo",
@@ -157,6 +158,15 @@ class Usage(_Wire):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+class AnswerContext(_Wire):
+    """What a generator gets beside the rendered prompt: the standalone question, its language and the numbered
+    sources in prompt order (source n is ``sources[n - 1]``), for a backend that answers from them directly."""
+
+    question: str
+    language: Literal["en", "ko"] = "en"
+    sources: list[ScoredChunk] = Field(default_factory=list)
 
 
 class Completion(_Wire):
