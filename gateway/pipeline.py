@@ -13,13 +13,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from gateway.openai_schema import Citation
-from generator.prompt import (
-    DEFAULT_SYSTEM_PROMPT,
-    build_messages,
-    cited_numbers,
-    plausible_rewrite,
-    rewrite_messages,
-)
+from generator.abstention import Abstainer
+from generator.packing import ContextPacker
+from generator.prompt import build_messages, cited_numbers, plausible_rewrite, rewrite_messages, template
 from guardrails.streaming import guard_stream
 from retriever.text import detect_language
 from services import telemetry
@@ -82,6 +78,7 @@ class Prepared:
     messages: list[ChatMessage] = field(default_factory=list)
     cache_scope: Any = None
     epoch: str = ""
+    abstention: str | None = None  # set when the evidence does not cover the question: the answer, verbatim
 
 
 class AnswerCacheLike(Protocol):
@@ -132,7 +129,11 @@ class Pipeline:
         holdback_chars: int = 64,
         on_block_error: bool = False,
         input_decision_cache: int = 4096,
+        abstainer: Abstainer | None = None,
+        packer: ContextPacker | None = None,
     ) -> None:
+        self.abstainer = abstainer
+        self.packer = packer
         self.holdback_chars = holdback_chars
         self.on_block_error = on_block_error
         self._decisions: OrderedDict[tuple[str, str, str], GuardDecision] = OrderedDict()
@@ -143,7 +144,7 @@ class Pipeline:
         self.epochs = epochs
         self.cache = cache
         self.scope_factory = scope_factory
-        self.system_prompt = system_prompt or DEFAULT_SYSTEM_PROMPT
+        self.system_prompt = system_prompt
         self.source_chars = source_chars
         self.rewrite_follow_ups = rewrite_follow_ups
         self.guard_input_fail_open = guard_input_fail_open
@@ -188,17 +189,40 @@ class Pipeline:
             degraded.append(part)
             DEGRADATIONS.labels(part).inc()
         prepared.chunks = list(result.chunks)
+        self._abstain(prepared)
         if result.epoch and prepared.epoch and result.epoch != prepared.epoch:
             prepared.cache_scope = None  # the corpus changed under us: do not store this answer
-        system = self.system_prompt
-        if turn.instructions:
-            system += "\n\nInstructions from the application:\n" + turn.instructions
-        prepared.messages = build_messages(standalone, prepared.chunks, system_prompt=system,
-                                           history=history[-4:], max_source_chars=self.source_chars)
+        await self._build_prompt(prepared, history[-4:])
         ctx = telemetry.current()
         if ctx is not None:
             ctx.fields["chunk_ids"] = [c.chunk_id for c in prepared.chunks]
         return prepared
+
+    async def _build_prompt(self, prepared: Prepared, history: Sequence[ChatMessage]) -> None:
+        """The language's template over the sources that fit the model's window (the packer drops the
+        lowest-ranked ones when they do not)."""
+        turn, language = prepared.turn, detect_language(prepared.standalone)
+        system = self.system_prompt or template(language).system
+        if turn.instructions:
+            system += "\n\nInstructions from the application:\n" + turn.instructions
+
+        def build(chunks: Sequence[ScoredChunk]) -> list[ChatMessage]:
+            return build_messages(prepared.standalone, chunks, system_prompt=system, history=history,
+                                  max_source_chars=self.source_chars, language=language)
+
+        if self.packer is None or prepared.abstention is not None:
+            prepared.messages = build(prepared.chunks)
+            return
+        prepared.messages, prepared.chunks = await self.packer.pack(build, prepared.chunks, turn.params.max_tokens)
+
+    def _abstain(self, prepared: Prepared) -> None:
+        """Between retrieval and generation: evidence too weak means a fixed answer, no sources, no model."""
+        if self.abstainer is None:
+            return
+        decision = self.abstainer.decide(prepared.standalone, detect_language(prepared.standalone), prepared.chunks)
+        if decision.abstain:
+            prepared.abstention = decision.text
+            prepared.chunks = []
 
     async def exact_hit(self, turn: ChatTurn) -> Prepared | None:
         """The answer to a single-turn request that is an exact cache hit, when that is known cheaply:
@@ -356,7 +380,8 @@ class Pipeline:
         final = Delta(finish_reason="stop", usage=Usage())
         try:
             with stage("generate"):
-                deltas = self.generator.stream(prepared.messages, turn.params, _context(prepared))
+                deltas = (_said(prepared.abstention) if prepared.abstention is not None
+                          else self.generator.stream(prepared.messages, turn.params, _context(prepared)))
                 async for delta in self._guarded(deltas, prepared):
                     if delta.finish_reason is not None:
                         final = delta
@@ -410,6 +435,12 @@ class Pipeline:
                               completion_tokens=answer.usage.completion_tokens, model=turn.model,
                               question=prepared.standalone, created=int(time.time()))
         await self.cache.store(prepared.cache_scope, prepared.standalone, cached)
+
+
+async def _said(text: str) -> AsyncIterator[Delta]:
+    """A fixed answer as a finished stream (an abstention: no model call)."""
+    yield Delta(text=text)
+    yield Delta(finish_reason="stop", usage=Usage())
 
 
 def _context(prepared: Prepared) -> AnswerContext:

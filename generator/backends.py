@@ -13,24 +13,38 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
-from generator.client import OpenAIGenerator
+from generator.client import Decoding, OpenAIGenerator
 from generator.extractive import ExtractiveGenerator
 from generator.llamacpp import LlamaCppServer
+from generator.packing import ContextPacker, ServerTokenizer
 from generator.settings import GeneratorSettings
 from services.contracts import AnswerContext, ChatMessage, Completion, Delta, GenerationParams
 from services.protocols import Generator
 
-__all__ = ["BACKENDS", "ByLanguageGenerator", "build_generator"]
+__all__ = ["BACKENDS", "Built", "ByLanguageGenerator", "build_generator"]
 
 _log = logging.getLogger("ragd.generator")
 
-Builder = Callable[[GeneratorSettings, str | None, str, AsyncExitStack], Awaitable[Generator]]
 
 
-async def _llm(settings: GeneratorSettings, url: str | None, model: str, stack: AsyncExitStack) -> Generator:
+@dataclass(frozen=True)
+class Built:
+    """A backend, and the packer that fits prompts into its model's window (None: no model, no window)."""
+
+    generator: Generator
+    packer: ContextPacker | None = None
+
+
+Builder = Callable[[GeneratorSettings, str | None, str, AsyncExitStack], Awaitable[Built]]
+
+
+async def _llm(settings: GeneratorSettings, url: str | None, model: str, stack: AsyncExitStack) -> Built:
     url = url or settings.url
+    window = settings.context_window
     if url is None:
+        window = window or settings.n_ctx // settings.n_parallel
         server = LlamaCppServer(settings)
         await asyncio.to_thread(server.start)
         stack.callback(server.stop)
@@ -38,13 +52,18 @@ async def _llm(settings: GeneratorSettings, url: str | None, model: str, stack: 
         stack.callback(supervisor.cancel)
         url = server.base_url
         _log.info("local llama.cpp generator started", extra={"ragd": {"url": url}})
-    generator = OpenAIGenerator(url, model=model, api_key=settings.api_key, timeout_s=settings.timeout_s)
+    decoding = Decoding(stop=tuple(settings.stop_sequences), frequency_penalty=settings.frequency_penalty,
+                        extra_body=dict(settings.extra_body))
+    generator = OpenAIGenerator(url, model=model, api_key=settings.api_key, timeout_s=settings.timeout_s,
+                                decoding=decoding)
     stack.push_async_callback(generator.aclose)
-    return generator
+    tokenizer = ServerTokenizer(url, model=model)
+    stack.push_async_callback(tokenizer.aclose)
+    return Built(generator, ContextPacker(tokenizer, window=window))
 
 
-async def _extractive(settings: GeneratorSettings, url: str | None, model: str, stack: AsyncExitStack) -> Generator:
-    return ExtractiveGenerator()
+async def _extractive(settings: GeneratorSettings, url: str | None, model: str, stack: AsyncExitStack) -> Built:
+    return Built(ExtractiveGenerator())
 
 
 class ByLanguageGenerator:
@@ -67,21 +86,18 @@ class ByLanguageGenerator:
             yield delta
 
 
-async def _by_language(settings: GeneratorSettings, url: str | None, model: str,
-                       stack: AsyncExitStack) -> Generator:
-    built: dict[str, Generator] = {}
+async def _by_language(settings: GeneratorSettings, url: str | None, model: str, stack: AsyncExitStack) -> Built:
+    built: dict[str, Built] = {}
     for name in sorted(set(settings.language_backends.values()) | {"llm"}):
-        if name not in ("llm", "extractive"):
-            raise ValueError(f"language_backends names {name!r}; only 'llm' and 'extractive' can be routed to")
         built[name] = await BACKENDS[name](settings, url, model, stack)
-    routes = {language: built[name] for language, name in settings.language_backends.items()}
-    return ByLanguageGenerator(routes, built["llm"])
+    routes = {language: built[name].generator for language, name in settings.language_backends.items()}
+    return Built(ByLanguageGenerator(routes, built["llm"].generator), built["llm"].packer)
 
 
 BACKENDS: dict[str, Builder] = {"llm": _llm, "extractive": _extractive, "by-language": _by_language}
 
 
 async def build_generator(settings: GeneratorSettings, *, url: str | None, model: str,
-                          stack: AsyncExitStack) -> Generator:
+                          stack: AsyncExitStack) -> Built:
     """The configured backend; servers it starts and clients it opens are closed by ``stack``."""
     return await BACKENDS[settings.backend](settings, url, model, stack)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
@@ -18,7 +19,16 @@ from services.errors import (
     RagdError,
 )
 
-__all__ = ["OpenAIGenerator"]
+__all__ = ["Decoding", "OpenAIGenerator"]
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Server-side decoding defaults sent with every request (on top of the client's parameters)."""
+
+    stop: tuple[str, ...] = ()
+    frequency_penalty: float = 0.0
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _mapped(exc: openai.OpenAIError) -> RagdError:
@@ -37,8 +47,10 @@ class OpenAIGenerator:
     """Implements services.protocols.Generator over the official ``openai`` client; the model reads the
     prompt (``messages``), so ``context`` is not used."""
 
-    def __init__(self, base_url: str, *, model: str, api_key: str = "none", timeout_s: float = 120.0) -> None:
+    def __init__(self, base_url: str, *, model: str, api_key: str = "none", timeout_s: float = 120.0,
+                 decoding: Decoding | None = None) -> None:
         self.model = model
+        self.decoding = decoding or Decoding()
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
 
     async def aclose(self) -> None:
@@ -52,10 +64,15 @@ class OpenAIGenerator:
             "top_p": params.top_p,
             "max_tokens": params.max_tokens,
         }
-        if params.stop:
-            kwargs["stop"] = list(params.stop)
+        stop = list(dict.fromkeys([*params.stop, *self.decoding.stop]))
+        if stop:
+            kwargs["stop"] = stop
         if params.seed is not None:
             kwargs["seed"] = params.seed
+        if self.decoding.frequency_penalty:
+            kwargs["frequency_penalty"] = self.decoding.frequency_penalty
+        if self.decoding.extra_body:
+            kwargs["extra_body"] = dict(self.decoding.extra_body)
         return kwargs
 
     async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams,

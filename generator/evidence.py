@@ -10,14 +10,16 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import Stemmer
 
 from retriever.text import split_sentences
+from services.contracts import ScoredChunk
 
-__all__ = ["Weights", "coverage", "sentences_of", "units"]
+__all__ = ["SentenceScore", "Weights", "coverage", "score_sentences", "sentences_of", "units"]
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -95,4 +97,37 @@ def sentences_of(text: str, *, min_chars: int = 12) -> list[str]:
             continue  # a heading names a topic; it is not a statement
         line = _MARKUP.sub("", line).strip()
         out.extend(s for s in split_sentences(line) if len(s) >= min_chars)
+    return out
+
+
+@dataclass(frozen=True)
+class SentenceScore:
+    number: int  # the source's number (1-based, in the order given)
+    position: int  # the sentence's position in its source
+    text: str
+    coverage: float  # question units in the sentence, plus ``context_weight`` x those only in its context
+
+
+def score_sentences(question: str, sources: Sequence[ScoredChunk], *, context_weight: float) -> list[SentenceScore]:
+    """Every answer-worthy sentence of ``sources`` scored by how much of the question it covers. A sentence's
+    context (its source's title and the sentence before it) counts at ``context_weight``, so "It was built in
+    1871" still answers "When was the Aurora lighthouse built?". Weights are IDF over these sentences: words
+    every retrieved passage shares (the topic) count less than the ones that single out the answer."""
+    wanted = units(question, question=True)
+    found = []
+    for n, chunk in enumerate(sources, 1):
+        title = units(chunk.title)
+        previous = title
+        for i, sentence in enumerate(sentences_of(chunk.text)):
+            own = units(sentence)
+            found.append((n, i, sentence, own, previous))
+            previous = title + own
+    if not found or not wanted:
+        return []
+    weights = Weights(own for _, _, _, own, _ in found)
+    out = []
+    for n, i, sentence, own, around in found:
+        inside = coverage(wanted, own, weights)
+        beside = coverage(wanted, [*own, *around], weights) - inside
+        out.append(SentenceScore(n, i, sentence, inside + context_weight * beside))
     return out

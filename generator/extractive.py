@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from generator.evidence import Weights, coverage, sentences_of, units
+from generator.evidence import score_sentences
 from services.contracts import AnswerContext, ChatMessage, Completion, Delta, GenerationParams, Usage
 
 __all__ = ["Candidate", "ExtractiveGenerator", "ExtractiveOptions", "pick"]
@@ -37,22 +37,10 @@ class Candidate:
 
 def pick(context: AnswerContext, options: ExtractiveOptions) -> list[Candidate]:
     """The best sentences, best first: weighted question coverage plus a small prior for better-ranked sources."""
-    question = units(context.question, question=True)
-    found = []
-    for n, chunk in enumerate(context.sources, 1):
-        previous = units(chunk.title)
-        for i, sentence in enumerate(sentences_of(chunk.text)):
-            own = units(sentence)
-            found.append((n, i, sentence, own, previous))
-            previous = units(chunk.title) + own
-    if not found or not question:
+    found = score_sentences(context.question, context.sources, context_weight=options.context_weight)
+    if not found:
         return []
-    weights = Weights(own for _, _, _, own, _ in found)
-    scored = []
-    for n, i, sentence, own, around in found:
-        inside = coverage(question, own, weights)
-        beside = coverage(question, [*own, *around], weights) - inside
-        scored.append(Candidate(n, i, sentence, inside + options.context_weight * beside + options.rank_weight / n))
+    scored = [Candidate(f.number, f.position, f.text, f.coverage + options.rank_weight / f.number) for f in found]
     scored.sort(key=lambda c: (-c.score, c.number, c.position))
     best = scored[0]
     chosen = [best]

@@ -36,6 +36,7 @@ GROUPS: dict[str, dict[str, Entry]] = {
         "reranker": ("retriever.train_cli", "add_reranker"),
         "embedder": ("retriever.train_cli", "add_embedder"),
         "guardrails": ("guardrails.train_cli", "add_classifier"),
+        "abstention": ("lab.answers.abstention", "add_abstention"),
     },
 }
 

@@ -99,6 +99,9 @@ class ScoredChunk(_Wire):
     text: str
     score: float
     ranks: dict[str, int] = Field(default_factory=dict, description="1-based rank on each side, e.g. bm25, dense.")
+    side_scores: dict[str, float] = Field(
+        default_factory=dict, description="Raw score on each side that ranked it: bm25 (BM25), dense and english "
+                                          "(cosine similarity of the best window).")
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
 

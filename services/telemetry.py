@@ -29,6 +29,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from services.contracts import GuardDecision
 
 __all__ = [
+    "ABSTENTIONS",
     "CACHE_EVICTIONS",
     "CACHE_LOOKUPS",
     "CACHE_STORES",
@@ -88,6 +89,10 @@ GENERATION_TOKENS_PER_SECOND = Histogram(
 DEGRADATIONS = Counter(
     "ragd_degradations", "Requests served degraded, by dependency (cache, bm25, dense, rerank, guardrails, "
     "generator).", ["dependency"],
+)
+ABSTENTIONS = Counter(
+    "ragd_abstentions", "Answers that declined because the retrieved evidence does not cover the question, by "
+    "question language (en, ko, other).", ["language"],
 )
 RATE_LIMITED = Counter("ragd_rate_limited", "Requests refused with 429, by reason (rpm, tpm, admission).",
                        ["reason"])

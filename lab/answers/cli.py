@@ -19,7 +19,7 @@ from typing import Any
 from lab.answers.data import QADataset, load_qa, sample_items, split_heldout
 from lab.answers.metrics import Scored, score, summarize
 from lab.answers.report import markdown, question_rows
-from lab.answers.runner import GatewayRunner, InProcessRunner, Outcome, Runner, run_items
+from lab.answers.runner import GatewayRunner, InProcessRunner, Outcome, Runner, index_dir, run_items
 
 __all__ = ["add_rag", "evaluate_rag"]
 
@@ -38,7 +38,8 @@ def add_rag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", default="none", help="API key for --url")
     parser.add_argument("--collection", default=None, help="collection for --url (default: one per corpus)")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="in process: keep the ingested corpus here and reuse it (default: a fresh temp dir)")
+                        help="in process: keep each ingested corpus in a folder under here and reuse it (default: "
+                             "a fresh temporary data dir)")
     parser.add_argument("--judge-url", default=None, help="OpenAI base URL of an LLM that judges faithfulness")
     parser.add_argument("--judge-model", default="judge", help="model name for --judge-url")
     parser.add_argument("--timeout", type=float, default=120.0, help="deadline of one question, seconds")
@@ -68,7 +69,8 @@ async def _answers(args: argparse.Namespace, docs: Sequence[Any], dataset: QADat
             return await run_items(remote, items, timeout_s=args.timeout, progress=progress)
         finally:
             await remote.aclose()
-    async with InProcessRunner.started(args.data_dir) as local:
+    data_dir = index_dir(args.data_dir, dataset.name, docs) if args.data_dir else None
+    async with InProcessRunner.started(data_dir) as local:
         runner: Runner = local
         await runner.ingest(docs, progress=progress)
         if items:  # the first question loads lazily built parts; it is asked again, timed, below

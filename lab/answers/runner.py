@@ -26,7 +26,7 @@ from tqdm import tqdm
 from lab.answers.data import QAItem
 from services.contracts import DocumentIn
 
-__all__ = ["GatewayRunner", "InProcessRunner", "Outcome", "Runner", "run_items"]
+__all__ = ["GatewayRunner", "InProcessRunner", "Outcome", "Runner", "index_dir", "run_items"]
 
 _INGEST_BATCH = 100
 
@@ -42,6 +42,15 @@ class Outcome:
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     error: str | None = None
+
+
+def index_dir(root: Path, name: str, docs: Sequence[DocumentIn]) -> Path:
+    """A reusable data dir under ``root`` for this corpus as the retriever's settings would index it."""
+    from retriever.evaluation import Dataset, index_fingerprint
+    from retriever.settings import RetrieverSettings
+
+    safe = "".join(ch if ch.isalnum() else "-" for ch in name)[:40]
+    return root / f"{safe}-{index_fingerprint(Dataset(name, list(docs), {}, {}), RetrieverSettings())}"
 
 
 class Runner(Protocol):

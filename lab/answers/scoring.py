@@ -107,7 +107,7 @@ ABSTENTION_MARKERS = (
     "do not know", "don't know", "no information", "not mentioned", "cannot answer", "can't answer",
     "not enough information", "unable to answer", "not in the sources", "not covered",
     "다루지 않", "알 수 없", "정보가 없", "찾을 수 없", "포함되어 있지 않", "모르겠", "답할 수 없", "언급되어 있지 않",
-    "나와 있지 않",
+    "나와 있지 않", "내용이 없",
 )
 
 

@@ -97,4 +97,5 @@ def test_the_registry_builds_the_extractive_backend_without_starting_a_server() 
         async with AsyncExitStack() as stack:
             return await build_generator(GeneratorSettings(backend="extractive"), url=None, model="m", stack=stack)
 
-    assert isinstance(asyncio.run(build()), ExtractiveGenerator)
+    built = asyncio.run(build())
+    assert isinstance(built.generator, ExtractiveGenerator) and built.packer is None  # type: ignore[attr-defined]
