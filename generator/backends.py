@@ -5,6 +5,7 @@
 - ``extractive``: the sources' best sentences, cited (:mod:`generator.extractive`); no model, no server.
 - ``by-language``: per question language, one of the two (``RAGD_GENERATOR_LANGUAGE_BACKENDS``); follow-up
   rewrites go to the model.
+- ``auto`` (the default): ``llm`` when a generator URL is set (a vLLM deployment), else ``extractive``.
 """
 
 from __future__ import annotations
@@ -100,4 +101,7 @@ BACKENDS: dict[str, Builder] = {"llm": _llm, "extractive": _extractive, "by-lang
 async def build_generator(settings: GeneratorSettings, *, url: str | None, model: str,
                           stack: AsyncExitStack) -> Built:
     """The configured backend; servers it starts and clients it opens are closed by ``stack``."""
-    return await BACKENDS[settings.backend](settings, url, model, stack)
+    name = settings.backend
+    if name == "auto":
+        name = "llm" if (url or settings.url) else "extractive"
+    return await BACKENDS[name](settings, url, model, stack)

@@ -38,11 +38,13 @@ def _default_extra_body() -> dict[str, float | int | str | bool]:
 
 
 def _default_abstain_weights() -> dict[str, dict[str, float]]:
-    return {"en": {"coverage": 1.0}, "ko": {"coverage": 1.0}}
+    # chosen by `ragd train abstention` on the calibration split (bench/results/answers/abstention_calibration.json)
+    return {"en": {"bias": -7.4581, "coverage": 4.8468, "dense": 0.8847, "bm25": 2.3586},
+            "ko": {"coverage": 1.0}}
 
 
 def _default_abstain_thresholds() -> dict[str, float]:
-    return {"en": 0.5, "ko": 0.5}
+    return {"en": -1.5195, "ko": 0.3}
 
 
 class GeneratorSettings(ServiceSettings):
@@ -50,10 +52,12 @@ class GeneratorSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="RAGD_GENERATOR_", extra="ignore", frozen=True)
 
-    backend: Literal["llm", "extractive", "by-language"] = Field(
-        "llm", description="What writes answers (embedded mode and the gateway): 'llm' (the model at url, or a "
-                           "local llama.cpp), 'extractive' (the sources' best sentences, cited; no model), "
-                           "'by-language' (per question language, see language_backends).")
+    backend: Literal["auto", "llm", "extractive", "by-language"] = Field(
+        "auto", description="What writes answers: 'llm' (the OpenAI-compatible model at the generator URL, or a "
+                            "local llama.cpp), 'extractive' (the sources' best sentences, cited; no model), "
+                            "'by-language' (per question language, see language_backends); 'auto': 'llm' when a "
+                            "generator URL is set (vLLM), else 'extractive' (what `ragd eval rag` measured best "
+                            "on CPU, see docs/benchmarks.md).")
     language_backends: dict[str, RoutedBackend] = Field(
         default_factory=_default_routes,
         description="backend=by-language: the backend per question language ('en', 'ko'), as JSON; other "

@@ -27,8 +27,10 @@ __all__ = ["add_abstention", "choose", "collect"]
 
 
 def add_abstention(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", type=Path, action="append", required=True,
+    parser.add_argument("--dataset", type=Path, action="append", default=[],
                         help="a dataset as for ragd eval rag (repeatable)")
+    parser.add_argument("--rows-from", type=Path, action="append", default=[],
+                        help="also use the calibration rows saved in this --json of an earlier run (repeatable)")
     parser.add_argument("--limit", type=int, default=300, help="calibration questions per dataset")
     parser.add_argument("--unanswerable-share", type=float, default=0.2, help="share of documents held out")
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out documents and the sample")
@@ -106,8 +108,12 @@ def choose(rows: Sequence[dict[str, Any]], max_false: float) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> int:
     rows = collect(args)
+    for path in args.rows_from:
+        rows += json.loads(path.read_text(encoding="utf-8"))["rows"]
+    if not rows:
+        raise SystemExit("ragd train abstention: give --dataset or --rows-from")
     choice = choose(rows, args.max_false_abstention)
-    choice["config"] = {"datasets": [str(p) for p in args.dataset], "limit": args.limit, "seed": args.seed,
+    choice["config"] = {"datasets": sorted({r["dataset"] for r in rows}), "limit": args.limit, "seed": args.seed,
                         "unanswerable_share": args.unanswerable_share,
                         "max_false_abstention": args.max_false_abstention, "split": "calibration"}
     print(json.dumps({k: choice[k] for k in ("weights", "thresholds", "calibration")}, indent=1))

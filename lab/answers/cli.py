@@ -18,6 +18,7 @@ from typing import Any
 
 from lab.answers.data import QADataset, load_qa, sample_items, split_heldout
 from lab.answers.metrics import Scored, score, summarize
+from lab.answers.plot import plot_reports
 from lab.answers.report import markdown, question_rows
 from lab.answers.runner import GatewayRunner, InProcessRunner, Outcome, Runner, index_dir, run_items
 
@@ -25,7 +26,7 @@ __all__ = ["add_rag", "evaluate_rag"]
 
 
 def add_rag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", type=Path, required=True,
+    parser.add_argument("--dataset", type=Path, default=None,
                         help="BEIR folder with answers.jsonl, or a SQuAD-format JSON (or a folder holding one)")
     parser.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: test)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate N questions, drawn with --seed")
@@ -45,6 +46,11 @@ def add_rag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=120.0, help="deadline of one question, seconds")
     parser.add_argument("--json", type=Path, default=None, help="write the report here as JSON")
     parser.add_argument("--report", type=Path, default=None, help="write the Markdown report here")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="bar chart (PNG) of this run beside the --plot-with reports")
+    parser.add_argument("--plot-with", type=Path, action="append", default=[], metavar="REPORT_JSON",
+                        help="saved reports drawn beside this run (repeatable)")
+    parser.add_argument("--plot-only", action="store_true", help="draw the --plot-with reports; run nothing")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(run=_run)
 
@@ -55,7 +61,11 @@ def _generator_label(url: str | None) -> str:
     from generator.settings import GeneratorSettings
 
     settings = GeneratorSettings()
-    return str(getattr(settings, "backend", "llamacpp"))
+    if settings.backend == "auto":
+        return "llm" if settings.url else "extractive"
+    if settings.backend == "by-language":
+        return "by-language " + ",".join(f"{k}:{v}" for k, v in sorted(settings.language_backends.items()))
+    return settings.backend
 
 
 async def _answers(args: argparse.Namespace, docs: Sequence[Any], dataset: QADataset,
@@ -79,6 +89,8 @@ async def _answers(args: argparse.Namespace, docs: Sequence[Any], dataset: QADat
 
 
 def evaluate_rag(args: argparse.Namespace) -> tuple[dict[str, Any], list[Scored]]:
+    if args.dataset is None:
+        raise SystemExit("ragd eval rag: --dataset is required")
     dataset = load_qa(args.dataset, args.split)
     docs, marked = split_heldout(dataset, args.unanswerable_share, args.seed)
     items = sample_items(marked.items, args.limit, args.seed, calibration=args.calibration)
@@ -111,16 +123,20 @@ def evaluate_rag(args: argparse.Namespace) -> tuple[dict[str, Any], list[Scored]
 
 
 def _abstention_texts() -> list[str]:
-    """The gateway's own abstention sentences, so they are recognised exactly (when the settings exist)."""
-    try:
-        from generator.settings import AnswerSettings  # type: ignore[attr-defined]
-    except ImportError:
-        return []
-    settings = AnswerSettings()
+    """The gateway's own abstention sentences, so they are recognised exactly."""
+    from generator.settings import GeneratorSettings
+
+    settings = GeneratorSettings()
     return [settings.abstain_text_en, settings.abstain_text_ko]
 
 
 def _run(args: argparse.Namespace) -> int:
+    saved = [json.loads(p.read_text(encoding="utf-8")) for p in args.plot_with]
+    if args.plot_only:
+        if args.plot is None or not saved:
+            raise SystemExit("ragd eval rag --plot-only wants --plot and --plot-with")
+        plot_reports(saved, args.plot)
+        return 0
     # a SIGTERM (a timeout) unwinds like Ctrl-C, so the local llama.cpp server started for the run is stopped
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     report, rows = evaluate_rag(args)
@@ -137,4 +153,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.report is not None:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(markdown(report, rows), encoding="utf-8")
+    if args.plot is not None:
+        plot_reports([report, *saved], args.plot)
     return 0

@@ -107,3 +107,14 @@ def test_the_hand_labels_hold_both_languages_and_both_verdicts() -> None:
     result = agreement(lexical_judge, labels)
     assert result["n"] == len(labels) and 0.0 <= result["accuracy"] <= 1.0 and set(result) >= {"en", "ko", "kappa"}
     assert agreement(lambda s, src: True, labels)["kappa"] == 0.0
+
+
+def test_reports_are_drawn_side_by_side(tmp_path: Path) -> None:
+    from lab.answers.plot import plot_reports
+
+    report = {"dataset": "xquad.en", "n": 3, "config": {"generator": "extractive"}, "latency_ms_p50": 12.0,
+              "answer_contains_gold": 0.8, "cited_gold": 0.9, "faithfulness": 1.0, "abstain_unanswerable": 0.5,
+              "abstain_answerable": 0.02, "finish_stop": 1.0}
+    out = tmp_path / "paths.png"
+    plot_reports([report, {**report, "config": {"generator": "llm"}}], out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

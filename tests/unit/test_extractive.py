@@ -99,3 +99,16 @@ def test_the_registry_builds_the_extractive_backend_without_starting_a_server() 
 
     built = asyncio.run(build())
     assert isinstance(built.generator, ExtractiveGenerator) and built.packer is None  # type: ignore[attr-defined]
+
+
+def test_auto_is_the_model_when_a_generator_url_is_set_and_extraction_otherwise() -> None:
+    from generator.client import OpenAIGenerator
+
+    async def build(url: str | None) -> object:
+        async with AsyncExitStack() as stack:
+            return await build_generator(GeneratorSettings(), url=url, model="m", stack=stack)
+
+    assert GeneratorSettings().backend == "auto"
+    assert isinstance(asyncio.run(build(None)).generator, ExtractiveGenerator)  # type: ignore[attr-defined]
+    remote = asyncio.run(build("http://127.0.0.1:9/v1"))
+    assert isinstance(remote.generator, OpenAIGenerator) and remote.packer is not None  # type: ignore[attr-defined]
