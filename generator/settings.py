@@ -39,12 +39,11 @@ def _default_extra_body() -> dict[str, float | int | str | bool]:
 
 def _default_abstain_weights() -> dict[str, dict[str, float]]:
     # chosen by `ragd train abstention` on the calibration split (bench/results/answers/abstention_calibration.json)
-    return {"en": {"bias": -7.4581, "coverage": 4.8468, "dense": 0.8847, "bm25": 2.3586},
-            "ko": {"coverage": 1.0}}
+    return {"en": {"bias": -3.8144, "coverage": 6.1476, "dense": 1.3065}, "ko": {"coverage": 1.0}}
 
 
 def _default_abstain_thresholds() -> dict[str, float]:
-    return {"en": -1.5195, "ko": 0.3}
+    return {"en": -1.2548, "ko": 0.27}
 
 
 class GeneratorSettings(ServiceSettings):

@@ -82,27 +82,43 @@ def _threshold(scores: np.ndarray, answerable: np.ndarray, max_false: float) -> 
     return float(ordered[allowed]) if len(ordered) else 0.0
 
 
-def choose(rows: Sequence[dict[str, Any]], max_false: float) -> dict[str, Any]:
-    """Per language: a logistic regression over the features, its threshold, and single-feature baselines."""
+def _fit(x: np.ndarray, y: np.ndarray, names: Sequence[str], max_false: float) -> dict[str, Any]:
+    """One candidate: a logistic regression over ``names`` (or the single feature as it is), its threshold
+    at ``max_false`` and its rates."""
     from sklearn.linear_model import LogisticRegression
+
+    if len(names) == 1:
+        weights, scores = {names[0]: 1.0}, x[:, 0]
+    else:
+        model = LogisticRegression(class_weight="balanced", C=1.0).fit(x, y)
+        weights = {"bias": round(float(model.intercept_[0]), 4),
+                   **{f: round(float(w), 4) for f, w in zip(names, model.coef_[0], strict=True)}}
+        scores = model.decision_function(x)
+    threshold = _threshold(scores, y, max_false)
+    return {"features": list(names), "weights": weights, "threshold": round(threshold, 4),
+            **_rates(scores, y, threshold)}
+
+
+def choose(rows: Sequence[dict[str, Any]], max_false: float) -> dict[str, Any]:
+    """Per language: every non-empty subset of the features (one alone as it is, more through a logistic
+    regression), each at the threshold that keeps false abstentions at ``max_false``; the subset that declines
+    the most held-out questions there wins (ties: fewer features)."""
+    from itertools import combinations
 
     out: dict[str, Any] = {"weights": {}, "thresholds": {}, "calibration": {}}
     for language in sorted({r["language"] for r in rows}):
         subset = [r for r in rows if r["language"] == language]
-        x = np.array([[r[f] for f in FEATURES] for r in subset], dtype=float)
         y = np.array([r["answerable"] for r in subset], dtype=bool)
-        model = LogisticRegression(class_weight="balanced", C=1.0).fit(x, y)
-        scores = model.decision_function(x)
-        threshold = _threshold(scores, y, max_false)
-        out["weights"][language] = {"bias": round(float(model.intercept_[0]), 4),
-                                    **{f: round(float(w), 4) for f, w in zip(FEATURES, model.coef_[0], strict=True)}}
-        out["thresholds"][language] = round(threshold, 4)
-        single = {}
-        for i, name in enumerate(FEATURES):
-            t = _threshold(x[:, i], y, max_false)
-            single[name] = {"threshold": round(t, 4), **_rates(x[:, i], y, t)}
-        out["calibration"][language] = {"n": len(subset), "n_unanswerable": int((~y).sum()),
-                                        "combined": _rates(scores, y, threshold), "single_feature": single}
+        candidates = []
+        for k in range(1, len(FEATURES) + 1):
+            for names in combinations(FEATURES, k):
+                x = np.array([[r[f] for f in names] for r in subset], dtype=float)
+                candidates.append(_fit(x, y, names, max_false))
+        best = max(candidates, key=lambda c: (c["abstain_unanswerable"], -len(c["features"])))
+        out["weights"][language] = best["weights"]
+        out["thresholds"][language] = best["threshold"]
+        out["calibration"][language] = {"n": len(subset), "n_unanswerable": int((~y).sum()), "chosen": best,
+                                        "candidates": candidates}
     return out
 
 
