@@ -118,3 +118,18 @@ def test_reports_are_drawn_side_by_side(tmp_path: Path) -> None:
     out = tmp_path / "paths.png"
     plot_reports([report, {**report, "config": {"generator": "llm"}}], out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_abstention_calibration_keeps_false_abstentions_at_the_bound_and_picks_the_best_signal() -> None:
+    from lab.answers.abstention import choose
+
+    rows = []
+    for i in range(200):  # coverage separates the classes; dense and bm25 are noise
+        answerable = i % 4 != 0
+        rows.append({"language": "ko", "answerable": answerable, "coverage": (0.6 if answerable else 0.2) + i % 7 / 50,
+                     "dense": 0.8 + i % 5 / 100, "bm25": 1.0 + i % 3})
+    chosen = choose(rows, 0.03)
+    best = chosen["calibration"]["ko"]["chosen"]
+    assert best["features"] == ["coverage"] and chosen["weights"]["ko"] == {"coverage": 1.0}
+    assert best["abstain_answerable"] <= 0.03 and best["abstain_unanswerable"] == 1.0
+    assert 0.2 < chosen["thresholds"]["ko"] <= 0.6
