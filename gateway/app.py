@@ -75,8 +75,8 @@ def create_app(settings: GatewaySettings | None = None,
                 guard_input_fail_open=components.knobs.input_fail_open,
                 guard_output_fail_open=components.knobs.output_fail_open,
                 holdback_chars=components.knobs.window_chars,
-                on_block_error=components.knobs.on_block_error,
-                admission=GeneratorAdmission(AdmissionSettings()))
+                on_block_error=components.knobs.on_block_error, abstainer=components.abstainer,
+                packer=components.packer, admission=GeneratorAdmission(AdmissionSettings()))
             yield
 
     # ragd's metrics are Prometheus (/metrics) and its traces the request id: FastAPI's built-in

@@ -6,7 +6,6 @@ retriever and guardrails packages may be absent there.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 import logging
@@ -19,8 +18,9 @@ from redis.asyncio import Redis
 
 from gateway.pipeline import AnswerCacheLike, ScopeFactory
 from gateway.settings import GatewaySettings
-from generator.client import OpenAIGenerator
-from generator.llamacpp import LlamaCppServer
+from generator.abstention import Abstainer, abstainer_from
+from generator.backends import Built, build_generator
+from generator.packing import ContextPacker
 from generator.settings import GeneratorSettings
 from services.contracts import GenerationParams
 from services.epochs import MemoryEpochStore, RedisEpochStore
@@ -71,6 +71,8 @@ class Components:
     scope_factory: ScopeFactory | None = None
     redis: Redis | None = None
     knobs: GuardKnobs = GuardKnobs()
+    abstainer: Abstainer | None = None
+    packer: ContextPacker | None = None
     checks: dict[str, Callable[[], Awaitable[bool]]] = field(default_factory=dict)
 
     async def ready(self) -> dict[str, bool]:
@@ -115,21 +117,9 @@ async def _guard(settings: GatewaySettings, stack: AsyncExitStack) -> Any:
     return local
 
 
-async def _generator(settings: GatewaySettings, stack: AsyncExitStack) -> OpenAIGenerator:
-    gen_settings = GeneratorSettings()
-    url = settings.generator_url or gen_settings.url
-    if url is None:
-        server = LlamaCppServer(gen_settings)
-        server.start()
-        stack.callback(server.stop)
-        supervisor = asyncio.create_task(server.supervise(gen_settings.supervise_interval_s))
-        stack.callback(supervisor.cancel)
-        url = server.base_url
-        _log.info("local llama.cpp generator started", extra={"ragd": {"url": url}})
-    generator = OpenAIGenerator(url, model=settings.generator_model, api_key=gen_settings.api_key,
-                                timeout_s=gen_settings.timeout_s)
-    stack.push_async_callback(generator.aclose)
-    return generator
+async def _generator(settings: GatewaySettings, stack: AsyncExitStack) -> Built:
+    return await build_generator(GeneratorSettings(), url=settings.generator_url, model=settings.generator_model,
+                                 stack=stack)
 
 
 async def _cache(settings: GatewaySettings, redis_url: str | None, stack: AsyncExitStack) -> tuple[Any, Any]:
@@ -171,13 +161,14 @@ async def build_components(settings: GatewaySettings) -> AsyncIterator[Component
             epochs = RedisEpochStore(redis)
         else:
             epochs = MemoryEpochStore()
-        generator = await _generator(settings, stack)
+        built = await _generator(settings, stack)
         retriever = await _retriever(settings, epochs, stack)
         guard = await _guard(settings, stack)
         cache, scope_factory = await _cache(settings, settings.redis_url, stack)
-        components = Components(retriever=retriever, corpus=retriever, generator=generator, guard=guard,
+        components = Components(retriever=retriever, corpus=retriever, generator=built.generator, guard=guard,
                                 epochs=epochs, cache=cache, scope_factory=scope_factory, redis=redis,
-                                knobs=guard_knobs(guard, settings))
+                                knobs=guard_knobs(guard, settings), abstainer=abstainer_from(GeneratorSettings()),
+                                packer=built.packer)
         for name, piece in (("retriever", retriever), ("guardrails", guard)):
             if hasattr(piece, "ready"):
                 components.checks[name] = _readiness(piece)

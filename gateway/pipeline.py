@@ -13,16 +13,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from gateway.openai_schema import Citation
-from generator.prompt import (
-    DEFAULT_SYSTEM_PROMPT,
-    build_messages,
-    cited_numbers,
-    plausible_rewrite,
-    rewrite_messages,
-)
+from generator.abstention import Abstainer
+from generator.packing import ContextPacker
+from generator.prompt import build_messages, cited_numbers, plausible_rewrite, rewrite_messages, template
 from guardrails.streaming import guard_stream
 from services import telemetry
 from services.contracts import (
+    AnswerContext,
     ChatMessage,
     Delta,
     GenerationParams,
@@ -37,6 +34,7 @@ from services.errors import ContentPolicyError, DependencyError, DependencyUnava
 from services.filters import filter_digest
 from services.protocols import EpochStore, Generator, Guard, Retriever
 from services.telemetry import DEGRADATIONS, stage
+from services.text import detect_language
 
 __all__ = ["Answer", "ChatTurn", "Pipeline", "Prepared"]
 
@@ -85,6 +83,7 @@ class Prepared:
     epoch: str = ""
     ticket: Any = None  # the generator admission's Ticket, held from admission to the end of generation
     retrieval: asyncio.Future[RetrieveResponse] | None = None  # started once: by the cache's evidence check or here
+    abstention: str | None = None  # set when the evidence does not cover the question: the answer, verbatim
 
 
 class AnswerCacheLike(Protocol):
@@ -142,8 +141,12 @@ class Pipeline:
         on_block_error: bool = False,
         input_decision_cache: int = 4096,
         admission: Admission | None = None,
+        abstainer: Abstainer | None = None,
+        packer: ContextPacker | None = None,
     ) -> None:
         self.admission = admission
+        self.abstainer = abstainer
+        self.packer = packer
         self.holdback_chars = holdback_chars
         self.on_block_error = on_block_error
         self._decisions: OrderedDict[tuple[str, str, str], GuardDecision] = OrderedDict()
@@ -154,7 +157,7 @@ class Pipeline:
         self.epochs = epochs
         self.cache = cache
         self.scope_factory = scope_factory
-        self.system_prompt = system_prompt or DEFAULT_SYSTEM_PROMPT
+        self.system_prompt = system_prompt
         self.source_chars = source_chars
         self.rewrite_follow_ups = rewrite_follow_ups
         self.guard_input_fail_open = guard_input_fail_open
@@ -205,13 +208,10 @@ class Pipeline:
             degraded.append(part)
             DEGRADATIONS.labels(part).inc()
         prepared.chunks = list(result.chunks)
+        self._abstain(prepared)
         if result.epoch and prepared.epoch and result.epoch != prepared.epoch:
             prepared.cache_scope = None  # the corpus changed under us: do not store this answer
-        system = self.system_prompt
-        if turn.instructions:
-            system += "\n\nInstructions from the application:\n" + turn.instructions
-        prepared.messages = build_messages(standalone, prepared.chunks, system_prompt=system,
-                                           history=history[-4:], max_source_chars=self.source_chars)
+        await self._build_prompt(prepared, history[-4:])
         ctx = telemetry.current()
         if ctx is not None:
             ctx.fields["chunk_ids"] = [c.chunk_id for c in prepared.chunks]
@@ -233,6 +233,35 @@ class Pipeline:
 
     async def _chunk_ids(self, prepared: Prepared) -> list[str]:
         return [c.chunk_id for c in (await self._retrieval(prepared)).chunks]
+
+    async def _build_prompt(self, prepared: Prepared, history: Sequence[ChatMessage]) -> None:
+        """The language's template over the sources that fit the model's window (the packer drops the
+        lowest-ranked ones when they do not)."""
+        turn, language = prepared.turn, detect_language(prepared.standalone)
+        system = self.system_prompt or template(language).system
+        if turn.instructions:
+            system += "\n\nInstructions from the application:\n" + turn.instructions
+
+        def build(chunks: Sequence[ScoredChunk]) -> list[ChatMessage]:
+            return build_messages(prepared.standalone, chunks, system_prompt=system, history=history,
+                                  max_source_chars=self.source_chars, language=language)
+
+        if self.packer is None or prepared.abstention is not None:
+            prepared.messages = build(prepared.chunks)
+            return
+        prepared.messages, prepared.chunks = await self.packer.pack(build, prepared.chunks, turn.params.max_tokens)
+
+    def _abstain(self, prepared: Prepared) -> None:
+        """Between retrieval and generation: evidence too weak means a fixed answer, no sources, no model."""
+        if self.abstainer is None:
+            return
+        decision = self.abstainer.decide(prepared.standalone, detect_language(prepared.standalone), prepared.chunks)
+        if decision.abstain:
+            prepared.abstention = decision.text
+            prepared.chunks = []
+            if prepared.ticket is not None:  # the answer needs no generator: its queue place is free again
+                prepared.ticket.release(completed=False)
+                prepared.ticket = None
 
     async def exact_hit(self, turn: ChatTurn) -> Prepared | None:
         """The answer to a single-turn request that is an exact cache hit, when that is known cheaply:
@@ -393,7 +422,9 @@ class Pipeline:
             prepared.ticket.generating()
         try:
             with stage("generate"):
-                async for delta in self._guarded(self.generator.stream(prepared.messages, turn.params), prepared):
+                deltas = (_said(prepared.abstention) if prepared.abstention is not None
+                          else self.generator.stream(prepared.messages, turn.params, _context(prepared)))
+                async for delta in self._guarded(deltas, prepared):
                     if delta.finish_reason is not None:
                         final = delta
                         continue
@@ -452,6 +483,18 @@ class Pipeline:
                               if len(answer.citations) < len(prepared.chunks) else [],
                               retrieved_chunks=[c.chunk_id for c in prepared.chunks])
         await self.cache.store(prepared.cache_scope, prepared.standalone, cached)
+
+
+async def _said(text: str) -> AsyncIterator[Delta]:
+    """A fixed answer as a finished stream (an abstention: no model call)."""
+    yield Delta(text=text)
+    yield Delta(finish_reason="stop", usage=Usage())
+
+
+def _context(prepared: Prepared) -> AnswerContext:
+    """The question and its numbered sources, for a generator that answers from them directly."""
+    return AnswerContext(question=prepared.standalone, language=detect_language(prepared.standalone),
+                         sources=prepared.chunks)
 
 
 def _answer_of(hit: Any, cache: str, degraded: list[str]) -> Answer:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 
 from services import telemetry
-from services.contracts import ChatMessage, Completion, Delta, GenerationParams, Usage
+from services.contracts import AnswerContext, ChatMessage, Completion, Delta, GenerationParams, Usage
 from services.errors import (
     DependencyError,
     DependencyTimeoutError,
@@ -18,7 +19,7 @@ from services.errors import (
     RagdError,
 )
 
-__all__ = ["OpenAIGenerator", "without_invalid_bytes"]
+__all__ = ["Decoding", "OpenAIGenerator", "without_invalid_bytes"]
 
 REPLACEMENT = "\ufffd"
 
@@ -29,6 +30,15 @@ def without_invalid_bytes(text: str) -> str:
     hold back a character split across tokens until it is complete, but encode such invalid bytes as
     U+FFFD in their JSON. The bytes carry no character, so the answer drops them rather than show one."""
     return text.replace(REPLACEMENT, "") if REPLACEMENT in text else text
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Server-side decoding defaults sent with every request (on top of the client's parameters)."""
+
+    stop: tuple[str, ...] = ()
+    frequency_penalty: float = 0.0
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _mapped(exc: openai.OpenAIError) -> RagdError:
@@ -44,11 +54,14 @@ def _mapped(exc: openai.OpenAIError) -> RagdError:
 
 
 class OpenAIGenerator:
-    """Implements services.protocols.Generator over the official ``openai`` client."""
+    """Implements services.protocols.Generator over the official ``openai`` client; the model reads the
+    prompt (``messages``), so ``context`` is not used."""
 
-    def __init__(self, base_url: str, *, model: str, api_key: str = "none", timeout_s: float = 120.0) -> None:
+    def __init__(self, base_url: str, *, model: str, api_key: str = "none", timeout_s: float = 120.0,
+                 decoding: Decoding | None = None) -> None:
         self.model = model
         self.base_url = base_url.rstrip("/")
+        self.decoding = decoding or Decoding()
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
 
     async def aclose(self) -> None:
@@ -62,13 +75,19 @@ class OpenAIGenerator:
             "top_p": params.top_p,
             "max_tokens": params.max_tokens,
         }
-        if params.stop:
-            kwargs["stop"] = list(params.stop)
+        stop = list(dict.fromkeys([*params.stop, *self.decoding.stop]))
+        if stop:
+            kwargs["stop"] = stop
         if params.seed is not None:
             kwargs["seed"] = params.seed
+        if self.decoding.frequency_penalty:
+            kwargs["frequency_penalty"] = self.decoding.frequency_penalty
+        if self.decoding.extra_body:
+            kwargs["extra_body"] = dict(self.decoding.extra_body)
         return kwargs
 
-    async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion:
+    async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams,
+                       context: AnswerContext | None = None) -> Completion:
         start = time.perf_counter()
         try:
             response = await self._client.chat.completions.create(**self._kwargs(messages, params))
@@ -81,7 +100,8 @@ class OpenAIGenerator:
         return Completion(text=without_invalid_bytes(choice.message.content or ""),
                           finish_reason=choice.finish_reason or "stop", usage=usage)
 
-    async def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> AsyncIterator[Delta]:
+    async def stream(self, messages: Sequence[ChatMessage], params: GenerationParams,
+                     context: AnswerContext | None = None) -> AsyncIterator[Delta]:
         start = time.perf_counter()
         try:
             stream = await self._client.chat.completions.create(

@@ -4,17 +4,47 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from services.contracts import ChatMessage, ScoredChunk
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "build_messages", "cited_numbers", "plausible_rewrite", "rewrite_messages"]
+__all__ = ["PROMPT_VERSION", "Template", "build_messages", "cited_numbers",
+           "plausible_rewrite", "rewrite_messages", "template"]
 
-DEFAULT_SYSTEM_PROMPT = (
-    "You are ragd, a careful assistant that answers only from the numbered sources given with the question. "
-    "Cite every fact with the number of its source in square brackets, like [1] or [2]. "
-    "If the sources do not contain the answer, say that you do not know. "
-    "Answer in the language of the question, briefly."
-)
+PROMPTS = Path(__file__).with_name("prompts")
+PROMPT_VERSION = "v1"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A versioned answer prompt (``generator/prompts/<language>.<version>.txt``): a system text, and a user
+    text with ``{sources}`` and ``{question}``."""
+
+    name: str
+    system: str
+    user: str
+
+
+@cache
+def template(language: str, version: str = PROMPT_VERSION) -> Template:
+    """The answer prompt for ``language`` ('en', 'ko'; any other language gets English)."""
+    path = PROMPTS / f"{language}.{version}.txt"
+    if not path.is_file():
+        path = PROMPTS / f"en.{version}.txt"
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") and current is None:
+            continue  # the file's header comment
+        if line.strip() in ("[system]", "[user]"):
+            current = sections.setdefault(line.strip()[1:-1], [])
+        elif current is not None:
+            current.append(line)
+    if set(sections) != {"system", "user"}:
+        raise ValueError(f"{path}: a prompt template needs a [system] and a [user] section")
+    return Template(path.stem, "\n".join(sections["system"]).strip(), "\n".join(sections["user"]).strip())
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
@@ -32,14 +62,18 @@ def build_messages(
     question: str,
     chunks: Sequence[ScoredChunk],
     *,
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    system_prompt: str | None = None,
     history: Sequence[ChatMessage] = (),
     max_source_chars: int = 1200,
+    language: str = "en",
 ) -> list[ChatMessage]:
-    """System prompt, earlier turns, then the question with its numbered sources."""
+    """The language's template: its system text (or ``system_prompt``), earlier turns, then the numbered
+    sources (in rank order) and the question."""
+    chosen = template(language)
     sources = _source_block(chunks, max_source_chars) if chunks else "(no sources were found)"
-    user = f"Sources:\n{sources}\n\nQuestion: {question}\nAnswer with citations like [1]:"
-    return [ChatMessage(role="system", content=system_prompt), *history, ChatMessage(role="user", content=user)]
+    user = chosen.user.replace("{sources}", sources).replace("{question}", question)
+    return [ChatMessage(role="system", content=system_prompt or chosen.system), *history,
+            ChatMessage(role="user", content=user)]
 
 
 def cited_numbers(answer: str, n_sources: int) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -11,6 +12,8 @@ from services.cpus import capped_threads
 from services.settings import ServiceSettings
 
 __all__ = ["GeneratorSettings", "packaged_gguf"]
+
+RoutedBackend = Literal["llm", "extractive"]
 
 
 def packaged_gguf() -> Path | None:
@@ -27,11 +30,68 @@ def packaged_gguf() -> Path | None:
     return None
 
 
+def _default_routes() -> dict[str, RoutedBackend]:
+    return {"en": "llm", "ko": "extractive"}
+
+
+def _default_extra_body() -> dict[str, float | int | str | bool]:
+    return {"repeat_penalty": 1.1}
+
+
+def _default_abstain_weights() -> dict[str, dict[str, float]]:
+    # chosen by `ragd train abstention` on the calibration split (bench/results/answers/abstention_calibration.json)
+    return {"en": {"bias": -3.8144, "coverage": 6.1476, "dense": 1.3065}, "ko": {"coverage": 1.0}}
+
+
+def _default_abstain_thresholds() -> dict[str, float]:
+    return {"en": -1.2548, "ko": 0.27}
+
+
 class GeneratorSettings(ServiceSettings):
     """Env prefix ``RAGD_GENERATOR_``. With no ``url``, embedded mode starts a local llama.cpp server."""
 
     model_config = SettingsConfigDict(env_prefix="RAGD_GENERATOR_", extra="ignore", frozen=True)
 
+    backend: Literal["auto", "llm", "extractive", "by-language"] = Field(
+        "auto", description="What writes answers: 'llm' (the OpenAI-compatible model at the generator URL, or a "
+                            "local llama.cpp), 'extractive' (the sources' best sentences, cited; no model), "
+                            "'by-language' (per question language, see language_backends); 'auto': 'llm' when a "
+                            "generator URL is set (vLLM), else 'extractive' (what `ragd eval rag` measured best "
+                            "on CPU, see docs/benchmarks.md).")
+    language_backends: dict[str, RoutedBackend] = Field(
+        default_factory=_default_routes,
+        description="backend=by-language: the backend per question language ('en', 'ko'), as JSON; other "
+                    "languages and follow-up rewrites go to 'llm'.")
+    stop_sequences: list[str] = Field(
+        default_factory=lambda: ["\nQuestion:", "\nSources:", "\n\n\n", "\n질문:", "\n자료:"],
+        description="Stop sequences added to every answer request (besides the client's): where a small model "
+                    "starts a new question or a source list instead of ending.")
+    frequency_penalty: float = Field(
+        0.3, ge=-2.0, le=2.0, description="OpenAI frequency_penalty sent with every answer request (vLLM and "
+                                          "llama.cpp both apply it): discourages repeated phrases.")
+    extra_body: dict[str, float | int | str | bool] = Field(
+        default_factory=_default_extra_body,
+        description="Server-specific sampling fields sent as they are, as JSON: llama.cpp's repeat_penalty, or "
+                    "vLLM's repetition_penalty (each server ignores the other's).")
+    context_window: int | None = Field(
+        None, ge=256, description="Tokens of one sequence (prompt + answer) the model takes; sources that do not "
+                                  "fit are dropped, lowest-ranked first. None: vLLM's max_model_len from /v1/models, "
+                                  "n_ctx / n_parallel for the local llama.cpp, else 4096.")
+    abstain: bool = Field(True, description="Decline, without calling the model, when the retrieved evidence does "
+                                            "not cover the question (see abstain_weights).")
+    abstain_weights: dict[str, dict[str, float]] = Field(
+        default_factory=_default_abstain_weights,
+        description="Per question language ('en', 'ko'; others use 'en'), the evidence score's weights over its "
+                    "signals (bias, coverage: share of the question the best source sentence covers, 0..1; dense: "
+                    "best dense cosine; bm25: log(1 + best BM25)), as JSON; chosen by `ragd train abstention`.")
+    abstain_thresholds: dict[str, float] = Field(
+        default_factory=_default_abstain_thresholds,
+        description="Per question language, the evidence score below which the answer declines (unitless).")
+    abstain_text_en: str = Field(
+        "The documents I can search do not cover this question, so I cannot answer it from them.",
+        description="The answer to an English (or other non-Korean) question the documents do not cover.")
+    abstain_text_ko: str = Field("검색할 수 있는 문서에는 이 질문에 대한 내용이 없어 답할 수 없습니다.",
+                                 description="The answer to a Korean question the documents do not cover.")
     port: int = Field(8003, ge=0, le=65535, description="Port of `ragd serve generator` (llama.cpp server).")
     url: str | None = Field(None, description="Base URL of an OpenAI-compatible server (vLLM), e.g. http://vllm:8000/v1.")
     model: str = Field("ragd-llm", description="Model name sent to the server (vLLM's --served-model-name).")

@@ -141,9 +141,15 @@ class HybridSearch:
     def _scored(self, view: CorpusView, cid: str, score: float, rankings: dict[str, Ranked]) -> ScoredChunk:
         chunk = view.chunks[cid]
         doc = view.docs[chunk.doc_id]
-        ranks = {side: i for side, ranked in rankings.items() for i, (c, _) in enumerate(ranked, 1) if c == cid}
+        ranks: dict[str, int] = {}
+        raw: dict[str, float] = {}
+        for side, ranked in rankings.items():
+            for i, (c, side_score) in enumerate(ranked, 1):
+                if c == cid:
+                    ranks[side], raw[side] = i, round(float(side_score), 6)
+                    break
         return ScoredChunk(chunk_id=cid, doc_id=chunk.doc_id, title=doc.title, text=chunk.text, score=score,
-                           ranks=ranks, metadata=doc.metadata)
+                           ranks=ranks, side_scores=raw, metadata=doc.metadata)
 
 
 def fuse(rankings: Mapping[str, Ranked], settings: RetrieverSettings) -> list[tuple[str, float]]:

@@ -6,20 +6,17 @@ import re
 import threading
 from collections.abc import Sequence
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
 import Stemmer
 
+from services.text import Language, detect_language, hangul_ratio, split_sentences
+
 __all__ = ["Language", "analyze", "analyze_many", "detect_language", "hangul_ratio", "kiwi", "split_sentences"]
 
-Language = Literal["ko", "en"]
-
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
-_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 _LATIN_TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 # Kiwi tags kept for BM25: nouns, verb/adjective stems, roots, foreign words, numbers, Chinese characters.
 _KEPT_TAGS = ("NNG", "NNP", "NNB", "NR", "NP", "VV", "VA", "XR", "SL", "SN", "SH", "MAG")
-_KOREAN_SHARE = 0.3
 
 _STOPWORDS_TEXT = """
 a about above after again against all am an and any are as at be because been before being below between both but
@@ -32,17 +29,6 @@ why will with would you your yours yourself yourselves s t don doesn didn isn wa
 _ENGLISH_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 _kiwi_lock = threading.Lock()
-
-
-def hangul_ratio(text: str) -> float:
-    """Share of letters that are Hangul (0.0 when the text has no letters)."""
-    letters = len(_LETTER.findall(text))
-    return len(_HANGUL.findall(text)) / letters if letters else 0.0
-
-
-def detect_language(text: str) -> Language:
-    """'ko' when Hangul makes up a fair share of the letters, else 'en'."""
-    return "ko" if hangul_ratio(text) >= _KOREAN_SHARE else "en"
 
 
 @cache
@@ -83,20 +69,8 @@ def _korean_tokens(text: str) -> list[str]:
 
 def analyze(text: str) -> list[str]:
     """BM25 terms of ``text``. Text with Hangul goes through Kiwi, whose Latin tokens get English stems."""
-    return _korean_tokens(text) if _HANGUL.search(text) else _english_tokens(text)
+    return _korean_tokens(text) if hangul_ratio(text) > 0 else _english_tokens(text)
 
 
 def analyze_many(texts: Sequence[str]) -> list[list[str]]:
     return [analyze(t) for t in texts]
-
-
-_SENTENCE_END = re.compile(
-    r"(?<=[.!?。？！][\"'”’)\]])\s+|(?<=[.!?。？！])\s+|\n\s*\n"
-    r"|(?<=[\uac00-\ud7a3][다요죠까])\s+(?=그래서|그리고|그러나|하지만|또한|따라서|그런데|그러므로)"
-)
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of English or Korean text (punctuation, blank lines, Korean final endings)."""
-    parts = _SENTENCE_END.split(text)
-    return [p.strip() for p in parts if p and p.strip()]

@@ -14,6 +14,7 @@ from services.filters import MetadataFilter
 
 __all__ = [
     "CONTRACT_VERSION",
+    "AnswerContext",
     "ChatMessage",
     "CollectionConfig",
     "CollectionInfo",
@@ -100,6 +101,9 @@ class ScoredChunk(_Wire):
     text: str
     score: float
     ranks: dict[str, int] = Field(default_factory=dict, description="1-based rank on each side, e.g. bm25, dense.")
+    side_scores: dict[str, float] = Field(
+        default_factory=dict, description="Raw score on each side that ranked it: bm25 (BM25), dense and english "
+                                          "(cosine similarity of the best window).")
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
 
@@ -161,6 +165,15 @@ class Usage(_Wire):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+class AnswerContext(_Wire):
+    """What a generator gets beside the rendered prompt: the standalone question, its language and the numbered
+    sources in prompt order (source n is ``sources[n - 1]``), for a backend that answers from them directly."""
+
+    question: str
+    language: Literal["en", "ko"] = "en"
+    sources: list[ScoredChunk] = Field(default_factory=list)
 
 
 class Completion(_Wire):

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from services.contracts import (
+    AnswerContext,
     ChatMessage,
     CollectionConfig,
     CollectionInfo,
@@ -51,10 +52,14 @@ class Corpus(Protocol):
 
 @runtime_checkable
 class Generator(Protocol):
-    """An OpenAI-compatible chat model (vLLM in production, llama.cpp on CPU)."""
+    """Writes an answer: an OpenAI-compatible chat model (vLLM in production, llama.cpp on CPU) reads
+    ``messages``; an extractive backend answers from ``context`` (the question and its sources). A call without
+    ``context`` (a follow-up rewrite) asks the model alone."""
 
-    async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion: ...
-    def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> AsyncIterator[Delta]: ...
+    async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams,
+                       context: AnswerContext | None = None) -> Completion: ...
+    def stream(self, messages: Sequence[ChatMessage], params: GenerationParams,
+               context: AnswerContext | None = None) -> AsyncIterator[Delta]: ...
 
 
 @runtime_checkable

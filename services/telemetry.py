@@ -29,6 +29,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from services.contracts import GuardDecision
 
 __all__ = [
+    "ABSTENTIONS",
     "AUTH_FAILURES",
     "CACHE_EVICTIONS",
     "CACHE_LOOKUPS",
@@ -100,6 +101,10 @@ AUTH_FAILURES = Counter(
     "store_unavailable).", ["reason"],
 )
 KEY_EVENTS = Counter("ragd_key_events", "Stored API keys created, revoked and rotated, by event.", ["event"])
+ABSTENTIONS = Counter(
+    "ragd_abstentions", "Answers that declined because the retrieved evidence does not cover the question, by "
+    "question language (en, ko, other).", ["language"],
+)
 RATE_LIMITED = Counter("ragd_rate_limited", "Requests refused with 429, by reason (rpm, tpm, admission).",
                        ["reason"])
 

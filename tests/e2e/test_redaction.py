@@ -17,7 +17,15 @@ from guardrails.engine import LocalGuard
 from guardrails.settings import GuardrailsSettings
 from retriever.service import LocalRetriever
 from retriever.settings import RetrieverSettings
-from services.contracts import ChatMessage, CollectionConfig, Completion, Delta, DocumentIn, GenerationParams
+from services.contracts import (
+    AnswerContext,
+    ChatMessage,
+    CollectionConfig,
+    Completion,
+    Delta,
+    DocumentIn,
+    GenerationParams,
+)
 from services.epochs import MemoryEpochStore
 
 pytestmark = pytest.mark.e2e
@@ -30,13 +38,15 @@ class RecordingGenerator:
         self.inner = inner
         self.prompts: list[str] = []
 
-    async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion:
+    async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams,
+                       context: AnswerContext | None = None) -> Completion:
         self.prompts.append("\n".join(m.content for m in messages))
-        return await self.inner.complete(messages, params)
+        return await self.inner.complete(messages, params, context)
 
-    async def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> AsyncIterator[Delta]:
+    async def stream(self, messages: Sequence[ChatMessage], params: GenerationParams,
+                     context: AnswerContext | None = None) -> AsyncIterator[Delta]:
         self.prompts.append("\n".join(m.content for m in messages))
-        async for delta in self.inner.stream(messages, params):
+        async for delta in self.inner.stream(messages, params, context):
             yield delta
 
 

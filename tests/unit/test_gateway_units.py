@@ -169,7 +169,7 @@ def test_the_gateway_sets_its_gil_switch_interval_while_it_runs() -> None:
     async def components(_: GatewaySettings) -> AsyncIterator[Any]:
         knobs = SimpleNamespace(input_fail_open=False, output_fail_open=False, window_chars=48, on_block_error=False)
         yield SimpleNamespace(redis=None, retriever=None, generator=None, guard=None, epochs=None, cache=None,
-                              scope_factory=None, knobs=knobs)
+                              scope_factory=None, knobs=knobs, abstainer=None, packer=None)
 
     before = sys.getswitchinterval()
     settings = GatewaySettings(gil_switch_interval_ms=2.5, api_keys="sk-test-key-0123456789:acme:user")

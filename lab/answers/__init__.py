@@ -1,0 +1,1 @@
+"""``ragd eval rag``: answers measured end to end (correctness, citations, faithfulness, abstention, latency)."""

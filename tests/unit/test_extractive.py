@@ -1,0 +1,114 @@
+"""The extractive generator and the backend registry: no model, cited sentences, always finished."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+
+from generator.backends import BACKENDS, ByLanguageGenerator, build_generator
+from generator.extractive import ExtractiveGenerator
+from generator.settings import GeneratorSettings
+from services.contracts import AnswerContext, ChatMessage, Completion, Delta, GenerationParams, ScoredChunk
+
+SOURCES = [
+    ScoredChunk(chunk_id="c1", doc_id="tea", title="Copperleaf tea", score=1.0,
+                text="Copperleaf tea is grown on terraces above 900 metres. Most of the harvest is sold to "
+                     "cooperatives, and a small share is exported to Japan."),
+    ScoredChunk(chunk_id="c2", doc_id="lighthouse", title="Aurora lighthouse", score=0.5,
+                text="# Aurora lighthouse\n\nThe Aurora lighthouse stands on the northern cape of Vell Island. "
+                     "It was built in 1871 by the harbour board. Its lamp is visible for 22 nautical miles."),
+    ScoredChunk(chunk_id="c3", doc_id="festival", title="달빛 축제", score=0.2,
+                text="달빛 축제는 매년 9월 보름 무렵 강변 공원에서 열린다. 2019년에는 약 12만 명이 방문했다."),
+]
+PARAMS = GenerationParams(max_tokens=256)
+
+
+def _context(question: str, language: str = "en") -> AnswerContext:
+    return AnswerContext(question=question, language=language, sources=SOURCES)  # type: ignore[arg-type]
+
+
+def test_it_answers_with_the_sentence_that_covers_the_question_cited_by_its_source_number() -> None:
+    generator = ExtractiveGenerator()
+    text, finish = generator.answer(_context("When was the Aurora lighthouse built?"), 256)
+    assert text.startswith("It was built in 1871 by the harbour board [2].") and finish == "stop"
+    text, _ = generator.answer(_context("Which country buys a small share of Copperleaf tea?"), 256)
+    assert "exported to Japan [1]." in text
+
+
+def test_korean_questions_match_by_character_bigrams_despite_particles() -> None:
+    text, finish = ExtractiveGenerator().answer(_context("달빛 축제는 어디에서 열리나요?", "ko"), 256)
+    assert text.startswith("달빛 축제는 매년 9월 보름 무렵 강변 공원에서 열린다 [3].") and finish == "stop"
+
+
+def test_headings_are_not_answers_and_every_sentence_is_copied_from_a_source() -> None:
+    text, _ = ExtractiveGenerator().answer(_context("Aurora lighthouse"), 256)
+    assert not text.startswith("#")
+    for sentence in text.replace("[1]", "").replace("[2]", "").replace("[3]", "").split(". "):
+        assert sentence.strip(" .") in " ".join(s.text for s in SOURCES).replace("  ", " ")
+
+
+def test_it_streams_in_pieces_and_finishes_with_stop() -> None:
+    async def collect() -> list[Delta]:
+        return [d async for d in ExtractiveGenerator().stream([], PARAMS, _context("How far is the lamp visible?"))]
+
+    deltas = asyncio.run(collect())
+    assert len(deltas) > 2 and deltas[-1].finish_reason == "stop" and deltas[-1].usage is not None
+    assert "22 nautical miles [2]" in "".join(d.text for d in deltas[:-1])
+
+
+def test_a_tiny_max_tokens_keeps_one_sentence_and_says_length_only_when_that_does_not_fit() -> None:
+    generator = ExtractiveGenerator()
+    one, finish = generator.answer(_context("When was the Aurora lighthouse built?"), 12)
+    assert finish == "stop" and one.count("[") == 1
+    cut, finish = generator.answer(_context("When was the Aurora lighthouse built?"), 3)
+    assert finish == "length" and len(cut) <= 12
+
+
+def test_without_context_it_gives_an_empty_completion_and_no_question_means_no_answer() -> None:
+    generator = ExtractiveGenerator()
+    assert asyncio.run(generator.complete([ChatMessage(role="user", content="rewrite this")], PARAMS)).text == ""
+    empty = AnswerContext(question="When?", sources=[])
+    assert asyncio.run(generator.complete([], PARAMS, empty)) == Completion(text="", finish_reason="stop",
+                                                                            usage=generator._usage([], ""))
+
+
+class _Named:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def complete(self, messages: object, params: object, context: object = None) -> Completion:
+        return Completion(text=self.name)
+
+    async def stream(self, messages: object, params: object, context: object = None):  # type: ignore[no-untyped-def]
+        yield Delta(text=self.name)
+
+
+def test_by_language_routes_answers_by_the_question_language_and_rewrites_to_the_model() -> None:
+    router = ByLanguageGenerator({"ko": _Named("extractive")}, _Named("llm"))  # type: ignore[dict-item,arg-type]
+    assert asyncio.run(router.complete([], PARAMS, _context("질문", "ko"))).text == "extractive"
+    assert asyncio.run(router.complete([], PARAMS, _context("question"))).text == "llm"
+    assert asyncio.run(router.complete([], PARAMS)).text == "llm"
+
+
+def test_the_registry_builds_the_extractive_backend_without_starting_a_server() -> None:
+    assert set(BACKENDS) == {"llm", "extractive", "by-language"}
+
+    async def build() -> object:
+        async with AsyncExitStack() as stack:
+            return await build_generator(GeneratorSettings(backend="extractive"), url=None, model="m", stack=stack)
+
+    built = asyncio.run(build())
+    assert isinstance(built.generator, ExtractiveGenerator) and built.packer is None  # type: ignore[attr-defined]
+
+
+def test_auto_is_the_model_when_a_generator_url_is_set_and_extraction_otherwise() -> None:
+    from generator.client import OpenAIGenerator
+
+    async def build(url: str | None) -> object:
+        async with AsyncExitStack() as stack:
+            return await build_generator(GeneratorSettings(), url=url, model="m", stack=stack)
+
+    assert GeneratorSettings().backend == "auto"
+    assert isinstance(asyncio.run(build(None)).generator, ExtractiveGenerator)  # type: ignore[attr-defined]
+    remote = asyncio.run(build("http://127.0.0.1:9/v1"))
+    assert isinstance(remote.generator, OpenAIGenerator) and remote.packer is not None  # type: ignore[attr-defined]
