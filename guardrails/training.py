@@ -131,13 +131,16 @@ def train_classifier(examples: Sequence[Example], *, c: float = 64.0, seed: int 
 def train_with_oof(examples: Sequence[Example], *, c: float = 64.0, seed: int = 0, folds: int = 5,
                    repeats: int = 3, target_fpr: float = 0.015, target_fpr_ko: float | None = None,
                    semantic: SemanticSpec | None = DEFAULT_SEMANTIC, vectors: Matrix | None = None,
-                   note: str = "") -> Trained:
+                   note: str = "", calibrate: bool = True) -> Trained:
     """:func:`train_classifier`, also returning every example's out-of-fold score (of the first
     repeat). The cut is the ``target_fpr`` quantile of the benign out-of-fold logits of ``repeats``
     differently seeded fold assignments pooled: one assignment's quantile moves by a point or two of
     recall from seed to seed. ``target_fpr_ko``: Korean's own target (default: ``target_fpr``); Korean
     benign training texts are mostly hard negatives, so the same share is a stricter cut there.
-    ``vectors``: the examples' semantic vectors when already computed (:func:`semantic_vectors`)."""
+    ``vectors``: the examples' semantic vectors when already computed (:func:`semantic_vectors`).
+    ``calibrate=False``: no out-of-fold runs; every language keeps the fitted intercept, and the
+    cut points are the policy's, chosen on the leave-source-out protocol (:mod:`lab.guardrails`);
+    ``oof_scores`` are then the in-sample scores."""
     labels = np.array([e.label == "attack" for e in examples])
     korean = np.array([e.lang == "ko" for e in examples])
     turn = np.array([is_conversation(e) for e in examples])
@@ -151,6 +154,8 @@ def train_with_oof(examples: Sequence[Example], *, c: float = 64.0, seed: int = 
         features = sparse.hstack([x, sparse.csr_matrix(vectors * semantic.scale)], format="csr")
     main = np.flatnonzero(~turn)
     model = _fit(features[main], labels[main], c, seed)
+    if not calibrate:
+        return _uncalibrated(model, x, features, examples, labels, semantic, seed, c, note)
     runs = np.zeros((repeats, len(examples)))
     for r in range(repeats):
         fold = _fold_of([e.text for e in examples], folds, seed + r)
@@ -187,3 +192,23 @@ def train_with_oof(examples: Sequence[Example], *, c: float = 64.0, seed: int = 
                                      turn_bias=float(turn_model.intercept_[0]), semantic_weights=semantic_weights,
                                      semantic=semantic, meta=meta)
     return Trained(classifier, scores)
+
+
+def _uncalibrated(model: LogisticRegression, x: sparse.csr_matrix, features: sparse.csr_matrix,
+                  examples: Sequence[Example], labels: np.ndarray, semantic: SemanticSpec | None, seed: int,
+                  c: float, note: str) -> Trained:
+    """The fitted model as it is (both languages on its intercept) with a turn model fitted once."""
+    short = np.flatnonzero(np.array([is_short(e.text) for e in examples]))
+    turn_model = _fit(x[short], labels[short], c, seed)
+    meta = {"examples": str(len(examples)), "attacks": str(int(labels.sum())), "c": str(c), "note": note,
+            "calibration": "none: cut points from the policy (leave-source-out protocol)",
+            "sources": ",".join(sorted(Counter(e.source for e in examples))),
+            "conversation_turns": str(sum(is_conversation(e) for e in examples)), "short_texts": str(len(short)),
+            "semantic": "none" if semantic is None else
+            f"e5 layers {semantic.layers}, {semantic.tokens} tokens, scale {semantic.scale}"}
+    bias = float(model.intercept_[0])
+    classifier = InjectionClassifier(model.coef_[0][: x.shape[1]], {"en": bias, "ko": bias},
+                                     turn_weights=turn_model.coef_[0], turn_bias=float(turn_model.intercept_[0]),
+                                     semantic_weights=None if semantic is None else model.coef_[0][x.shape[1]:],
+                                     semantic=semantic, meta=meta)
+    return Trained(classifier, _sigmoid(model.decision_function(features)))
