@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from gateway.openai_schema import Citation
 from generator.prompt import (
     DEFAULT_SYSTEM_PROMPT,
+    build_hardened_messages,
     build_messages,
     cited_numbers,
     plausible_rewrite,
@@ -80,6 +81,7 @@ class Prepared:
     messages: list[ChatMessage] = field(default_factory=list)
     cache_scope: Any = None
     epoch: str = ""
+    flag_actions: tuple[str, ...] = ()  # the input was flagged: hardened_prompt, skip_cache, strict_output
 
 
 class AnswerCacheLike(Protocol):
@@ -175,7 +177,8 @@ class Pipeline:
             return Prepared(turn, turn.question, degraded, cache="bypass", answer=answer)
         question = decision.text if decision is not None else turn.question
         standalone = await self._standalone(question, history, degraded)
-        prepared = Prepared(turn, standalone, degraded)
+        flags = tuple(decision.flag_actions) if decision is not None and decision.action == "flag" else ()
+        prepared = Prepared(turn, standalone, degraded, flag_actions=flags)
         await self._lookup(prepared, early if standalone == turn.question else None)
         if prepared.answer is not None:
             return prepared
@@ -191,8 +194,9 @@ class Pipeline:
         system = self.system_prompt
         if turn.instructions:
             system += "\n\nInstructions from the application:\n" + turn.instructions
-        prepared.messages = build_messages(standalone, prepared.chunks, system_prompt=system,
-                                           history=history[-4:], max_source_chars=self.source_chars)
+        build = build_hardened_messages if "hardened_prompt" in flags else build_messages
+        prepared.messages = build(standalone, prepared.chunks, system_prompt=system, history=history[-4:],
+                                  max_source_chars=self.source_chars)
         ctx = telemetry.current()
         if ctx is not None:
             ctx.fields["chunk_ids"] = [c.chunk_id for c in prepared.chunks]
@@ -391,13 +395,15 @@ class Pipeline:
             guard = _FailOpenOutput(self.guard, prepared.degraded)
         async for delta in guard_stream(deltas, guard, window_chars=self.holdback_chars,
                                         system_prompt=prepared.messages[0].content if prepared.messages else None,
-                                        sources=[c.text for c in prepared.chunks], tenant=prepared.turn.tenant):
+                                        sources=[c.text for c in prepared.chunks], tenant=prepared.turn.tenant,
+                                        strict="strict_output" in prepared.flag_actions):
             yield delta
 
     async def _store(self, prepared: Prepared, answer: Answer) -> None:
         turn = prepared.turn
         if (self.cache is None or prepared.cache_scope is None or not turn.cache_write
-                or answer.finish_reason != "stop" or "guardrails" in prepared.degraded):
+                or answer.finish_reason != "stop" or "guardrails" in prepared.degraded
+                or "skip_cache" in prepared.flag_actions):
             telemetry.CACHE_STORES.labels("skipped").inc()
             return
         from cache import CachedAnswer
