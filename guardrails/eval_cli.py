@@ -27,9 +27,11 @@ def _fmt(v: object) -> str:
 
 def _table(title: str, rows: dict[str, dict[str, Any]]) -> None:
     print(f"\n{title}")
-    print(f"  {'':24} {'recall':>7} {'fpr':>7} {'attacks':>8} {'benign':>7} {'p50 ms':>7} {'p95 ms':>7}")
+    print(f"  {'':24} {'recall':>7} {'rec b+f':>7} {'fpr':>7} {'flag b':>7} {'attacks':>8} {'benign':>7} "
+          f"{'p50 ms':>7} {'p95 ms':>7}")
     for name, r in rows.items():
-        print(f"  {name[:24]:24} {_fmt(r['recall']):>7} {_fmt(r['fpr']):>7} {r['attacks']:>8} {r['benign']:>7} "
+        print(f"  {name[:24]:24} {_fmt(r['recall']):>7} {_fmt(r['recall_block_or_flag']):>7} {_fmt(r['fpr']):>7} "
+              f"{_fmt(r['flag_rate_benign']):>7} {r['attacks']:>8} {r['benign']:>7} "
               f"{r['latency_ms_p50']:>7.2f} {r['latency_ms_p95']:>7.2f}")
 
 
@@ -100,12 +102,14 @@ def _run(args: argparse.Namespace) -> int:
     result = report.to_json()
     result["policy_version"] = guard.policy_version
     result["model"] = guard.settings.model_path.name
-    _table("overall (attack caught = blocked)", {"all": result})
+    _table("overall (recall, fpr: blocked; rec b+f: blocked or flagged; flag b: benign flagged)", {"all": result})
+    print(f"  block {_fmt(result['block_rate'])}, flag {_fmt(result['flag_rate'])}, "
+          f"allow {_fmt(result['allow_rate'])} of all texts")
     _table("per rail (fired with action block; latency of the rail alone)", result["per_rail"])
     _table("per language", result["per_language"])
     _table("per source", result["per_source"])
     for miss in report.misses:
-        print(f"  miss [{miss['label']}/{miss['source']}] {miss['text']!r} {miss['rails']}")
+        print(f"  miss [{miss['label']}/{miss['source']}, {miss['action']}] {miss['text']!r} {miss['rails']}")
     if args.plot:
         plot_sources(result, Path(args.plot), title=", ".join(Path(p).stem for p in args.dataset))
     if args.json:
