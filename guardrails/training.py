@@ -131,7 +131,7 @@ def train_classifier(examples: Sequence[Example], *, c: float = 64.0, seed: int 
 def train_with_oof(examples: Sequence[Example], *, c: float = 64.0, seed: int = 0, folds: int = 5,
                    repeats: int = 3, target_fpr: float = 0.015, target_fpr_ko: float | None = None,
                    semantic: SemanticSpec | None = DEFAULT_SEMANTIC, vectors: Matrix | None = None,
-                   note: str = "", calibrate: bool = True) -> Trained:
+                   note: str = "", calibrate: bool = True, ngrams: sparse.csr_matrix | None = None) -> Trained:
     """:func:`train_classifier`, also returning every example's out-of-fold score (of the first
     repeat). The cut is the ``target_fpr`` quantile of the benign out-of-fold logits of ``repeats``
     differently seeded fold assignments pooled: one assignment's quantile moves by a point or two of
@@ -140,13 +140,14 @@ def train_with_oof(examples: Sequence[Example], *, c: float = 64.0, seed: int = 
     ``vectors``: the examples' semantic vectors when already computed (:func:`semantic_vectors`).
     ``calibrate=False``: no out-of-fold runs; every language keeps the fitted intercept, and the
     cut points are the policy's, chosen on the leave-source-out protocol (:mod:`lab.guardrails`);
-    ``oof_scores`` are then the in-sample scores."""
+    ``oof_scores`` are then the in-sample scores. ``ngrams``: the examples' :func:`featurize` rows when
+    already computed."""
     labels = np.array([e.label == "attack" for e in examples])
     korean = np.array([e.lang == "ko" for e in examples])
     turn = np.array([is_conversation(e) for e in examples])
     if (labels & turn).any():
         raise ValueError("conversational turns must be labelled benign")
-    x = featurize([e.text for e in examples])
+    x = featurize([e.text for e in examples]) if ngrams is None else ngrams
     features = x
     if semantic is not None:
         if vectors is None:

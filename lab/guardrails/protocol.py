@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from tqdm import tqdm
 
-from guardrails.classifier import InjectionClassifier
+from guardrails.classifier import InjectionClassifier, featurize
 from guardrails.normalize import normalize
 from guardrails.pii import PLACEHOLDERS, PiiDetector
 from guardrails.rails import attack_patterns, scores_classifier
@@ -62,6 +63,7 @@ class Pool:
     family: np.ndarray
     split: np.ndarray
     vectors: Matrix | None = None
+    ngrams: sparse.csr_matrix | None = None  # featurize() rows, computed once
 
     def select(self, mask: np.ndarray) -> list[int]:
         return [int(i) for i in np.flatnonzero(mask)]
@@ -81,20 +83,22 @@ def load_pool(data_dir: Path, families: Sequence[Family] = FAMILIES) -> Pool:
     return Pool(rows, normalized, np.array(pattern), np.array(discussion),
                 np.array([scores_classifier(t) for t in normalized]),
                 np.array([t.example.lang == "ko" for t in rows]), np.array([t.example.label == "attack" for t in rows]),
-                np.array([t.family for t in rows]), np.array([t.split for t in rows]))
+                np.array([t.family for t in rows]), np.array([t.split for t in rows]), ngrams=featurize(normalized))
 
 
 def _fit(pool: Pool, index: list[int], recipe: Recipe, note: str) -> InjectionClassifier:
     examples = [pool.rows[i].example for i in index]
     vectors = None if pool.vectors is None else pool.vectors[index]
+    ngrams = None if pool.ngrams is None else pool.ngrams[index]
     return train_with_oof(examples, c=recipe.c, target_fpr=recipe.target_fpr, target_fpr_ko=recipe.target_fpr_ko,
                           repeats=recipe.repeats, semantic=recipe.semantic, vectors=vectors, note=note,
-                          calibrate=recipe.calibrate).classifier
+                          calibrate=recipe.calibrate, ngrams=ngrams).classifier
 
 
 def _score(pool: Pool, classifier: InjectionClassifier, index: list[int]) -> np.ndarray:
     vectors = None if pool.vectors is None else pool.vectors[index]
-    p = classifier.scores([pool.normalized[i] for i in index], vectors)
+    ngrams = None if pool.ngrams is None else pool.ngrams[index]
+    p = classifier.scores([pool.normalized[i] for i in index], vectors, ngrams)
     return np.where(pool.classified[index], p, 0.0)
 
 

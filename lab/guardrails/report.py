@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from guardrails.policy import load_policy
+from guardrails.settings import default_policy_path
 from lab.guardrails.families import FAMILIES
 from lab.guardrails.protocol import Pool, Recipe, choose_cuts, load_pool, per_family, run_protocol, summarize
 from lab.guardrails.vectors import VectorCache
@@ -67,7 +68,7 @@ def protocol_report(pool: Pool, scores: dict[str, np.ndarray], cuts: dict[str, t
     return result
 
 
-def run_leave_source_out(data_dir: Path, *, policy_path: Path, json_out: str | None, plot: str | None,
+def run_leave_source_out(data_dir: Path, *, policy_path: Path | None, json_out: str | None, plot: str | None,
                          reuse_scores: bool, choose_cuts_on_protocol: bool) -> int:
     start = time.perf_counter()
     recipe = Recipe()
@@ -85,7 +86,7 @@ def run_leave_source_out(data_dir: Path, *, policy_path: Path, json_out: str | N
         scored = ~np.isnan(scores["lso"])
         cuts = {lang: choose_cuts(pool, scores["lso"], scored, lang) for lang in ("en", "ko")}
     else:
-        rail = load_policy(policy_path).input.injection
+        rail = load_policy(policy_path or default_policy_path()).input.injection
         cuts = {lang: (rail.cuts(lang)[0], rail.cuts(lang)[1] or rail.cuts(lang)[0]) for lang in ("en", "ko")}
     result = protocol_report(pool, scores, cuts)
     result["texts"] = len(pool.rows)
