@@ -107,12 +107,12 @@ def load_family(family: Family, data_dir: Path) -> list[Tagged]:
             if part.file == "probes":
                 rows: Iterator[Example] = _probes() if split == "heldout" else iter(())
             elif part.file.startswith("questions:"):
-                rows = _questions(data_dir, part.file.split(":", 1)[1], split)  # type: ignore[arg-type]
+                rows = _questions(data_dir, part.file.split(":", 1)[1], split)
             else:
-                rows = _from_file(data_dir / "guardrails" / part.file, part.source, split)  # type: ignore[arg-type]
+                rows = _from_file(data_dir / "guardrails" / part.file, part.source, split)
             for e in rows:
                 if part.lang is None or e.lang == part.lang:
-                    out.append(Tagged(replace(e, source=part.source), family.name, split))  # type: ignore[arg-type]
+                    out.append(Tagged(replace(e, source=part.source), family.name, split))
     return out
 
 

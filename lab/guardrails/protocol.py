@@ -46,6 +46,7 @@ class Recipe:
     target_fpr_ko: float = 0.02
     repeats: int = 3
     calibrate: bool = False  # the cut points come from the protocol, not from out-of-fold training scores
+    balance_sources: bool = True
     semantic: SemanticSpec | None = field(default_factory=SemanticSpec)
 
 
@@ -92,7 +93,8 @@ def _fit(pool: Pool, index: list[int], recipe: Recipe, note: str) -> InjectionCl
     ngrams = None if pool.ngrams is None else pool.ngrams[index]
     return train_with_oof(examples, c=recipe.c, target_fpr=recipe.target_fpr, target_fpr_ko=recipe.target_fpr_ko,
                           repeats=recipe.repeats, semantic=recipe.semantic, vectors=vectors, note=note,
-                          calibrate=recipe.calibrate, ngrams=ngrams).classifier
+                          calibrate=recipe.calibrate, ngrams=ngrams,
+                          balance_sources=recipe.balance_sources).classifier
 
 
 def _score(pool: Pool, classifier: InjectionClassifier, index: list[int]) -> np.ndarray:
@@ -162,14 +164,14 @@ def choose_cuts(pool: Pool, p: np.ndarray, scored: np.ndarray, lang: str, *, tar
     benign = scored & ~pool.attack & _lang_mask(pool, lang)
     groups = [benign & (pool.family == f) for f in np.unique(pool.family[benign]) if f != exclude]
     groups = [g for g in groups if g.sum() >= MIN_FAMILY]
-    grid = np.round(np.arange(0.05, 1.0, 0.01), 2)
+    grid = np.concatenate([np.round(np.arange(0.05, 0.99, 0.01), 2), np.round(np.arange(0.99, 1.0, 0.001), 3)])
 
     def rates(block: float, flag: float, level: int) -> np.ndarray:
         return np.array([(decide(p[g], pool.pattern[g], pool.discussion[g], block, flag) >= level).mean()
                          for g in groups])
 
     block = next((float(t) for t in grid if (r := rates(t, t, BLOCK)).mean() <= target_fpr and r.max() <= worst_fpr),
-                 0.99)
+                 float(grid[-1]))
     flag = next((float(t) for t in grid if t <= block and rates(block, t, FLAG).mean() <= flag_budget), block)
     return block, flag
 

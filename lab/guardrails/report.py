@@ -75,13 +75,13 @@ def run_leave_source_out(data_dir: Path, *, policy_path: Path | None, json_out: 
     pool = load_pool(data_dir)
     if reuse_scores and _SCORES.exists():
         with np.load(_SCORES, allow_pickle=False) as data:
-            scores = {k: data[k] for k in data.files}
+            scores = {k: data[k] for k in data.files if data[k].size}
     else:
         if recipe.semantic is not None:
             pool.vectors = VectorCache(recipe.semantic).vectors(pool.normalized)
         scores = run_protocol(pool, recipe)
         _SCORES.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(_SCORES, **scores)
+        np.savez(_SCORES, lso=scores["lso"], in_dist=scores.get("in_dist", np.zeros(0)))
     if choose_cuts_on_protocol:
         scored = ~np.isnan(scores["lso"])
         cuts = {lang: choose_cuts(pool, scores["lso"], scored, lang) for lang in ("en", "ko")}

@@ -17,12 +17,12 @@ from sklearn.linear_model import LogisticRegression
 
 from guardrails.data import default_data_dir
 from guardrails.semantic import SemanticSpec
-from guardrails.training import is_conversation
+from guardrails.training import is_conversation, source_weights
 from lab.guardrails.families import FAMILIES
 from lab.guardrails.protocol import Pool, choose_cuts, load_pool, per_family, summarize
 from lab.guardrails.vectors import VectorCache
 
-__all__ = ["Variant", "source_weights"]
+__all__ = ["Variant", "run_variant"]
 
 
 @dataclass(frozen=True)
@@ -31,21 +31,6 @@ class Variant:
     scale: float = 1.0
     balance_sources: bool = False
     ngrams: bool = True
-
-
-def source_weights(sources: list[str], attack: np.ndarray) -> np.ndarray:
-    """Each text weighted 1/sqrt(size of its source and class), then each class scaled to half the total:
-    large sources no longer set the boundary alone."""
-    keys = [f"{s}|{a}" for s, a in zip(sources, attack, strict=True)]
-    counts: dict[str, int] = {}
-    for k in keys:
-        counts[k] = counts.get(k, 0) + 1
-    w = np.array([1.0 / np.sqrt(counts[k]) for k in keys])
-    for cls in (True, False):
-        m = attack == cls
-        if m.any():
-            w[m] *= (len(w) / 2) / w[m].sum()
-    return w
 
 
 def _features(pool: Pool, v: Variant) -> sparse.csr_matrix:
