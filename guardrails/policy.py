@@ -153,7 +153,7 @@ class InputRails(_Strict):
 class StrictOutput(_Strict):
     """The output rails of a flagged request (flag action ``strict_output``)."""
 
-    leak_threshold: float = Field(0.2, ge=0.0, le=1.0,
+    leak_threshold: float = Field(0.3, ge=0.0, le=1.0,
                                   description="The leak rail's threshold instead of output.leak.threshold.")
     instruction_like: bool = Field(True, description="Block an answer that carries instructions: role or "
                                                      "delimiter tokens, override or extraction phrasing, "

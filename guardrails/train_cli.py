@@ -42,11 +42,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"turn model trained on {classifier.meta['short_texts']} short texts ({note}) in "
               f"{time.perf_counter() - start:.1f}s, main weights kept -> {args.out}")
         return 0
-    semantic = None if args.no_semantic else SemanticSpec(layers=args.semantic_layers, tokens=args.semantic_tokens)
+    semantic = None if args.no_semantic else SemanticSpec(layers=args.semantic_layers, tokens=args.semantic_tokens,
+                                                          scale=args.semantic_scale)
     vectors = None if semantic is None else VectorCache(semantic).vectors([pool.normalized[i] for i in chosen])
     assert pool.ngrams is not None
     classifier = train_with_oof(examples, c=args.c, semantic=semantic, vectors=vectors, note=note, calibrate=False,
-                                ngrams=pool.ngrams[np.array(chosen)]).classifier
+                                ngrams=pool.ngrams[np.array(chosen)], balance_sources=True).classifier
     out = Path(args.out)
     classifier.save(out)
     attacks = sum(e.label == "attack" for e in examples)
@@ -64,7 +65,9 @@ def _run(args: argparse.Namespace) -> int:
 def add_classifier(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=str(default_model_path()), help="Where to write the .npz weights.")
     parser.add_argument("--data-dir", default=None, help="Shared data directory (default: ../shared/data).")
-    parser.add_argument("--c", type=float, default=64.0, help="Inverse regularisation strength.")
+    parser.add_argument("--c", type=float, default=1.0,
+                        help="Inverse regularisation strength (1 was chosen on the leave-source-out protocol: "
+                             "64, the earlier value, fits the training sources' words and transfers worse).")
     parser.add_argument("--pool", choices=("permissive", "split70"), default="permissive",
                         help="permissive: every row of the permissive families and ragd's corpus (the shipped "
                              "model); split70: their 70 %% bucket (the in-distribution table's model).")
@@ -82,5 +85,7 @@ def add_classifier(parser: argparse.ArgumentParser) -> None:
                         help="e5 encoder layers the semantic vector is pooled after (of 12).")
     parser.add_argument("--semantic-tokens", type=int, default=SemanticSpec.tokens,
                         help="Tokens of the text's head the semantic vector reads.")
+    parser.add_argument("--semantic-scale", type=float, default=SemanticSpec.scale,
+                        help="Weight of the semantic block against the l2-normalised n-gram blocks.")
     parser.add_argument("--base", default=None, help="With --turn-model-only: the model whose main weights are kept.")
     parser.set_defaults(run=_run)

@@ -41,13 +41,13 @@ PASS, FLAG, BLOCK = 0, 1, 2
 class Recipe:
     """How a model is trained (the shipped one and every protocol model alike)."""
 
-    c: float = 64.0
+    c: float = 1.0
     target_fpr: float = 0.015
     target_fpr_ko: float = 0.02
     repeats: int = 3
     calibrate: bool = False  # the cut points come from the protocol, not from out-of-fold training scores
     balance_sources: bool = True
-    semantic: SemanticSpec | None = field(default_factory=SemanticSpec)
+    semantic: SemanticSpec | None = field(default_factory=lambda: SemanticSpec(scale=2.0))
 
 
 @dataclass
@@ -157,7 +157,7 @@ def summarize(table: dict[str, dict[str, dict[str, Any]]], lang: str) -> dict[st
 
 
 def choose_cuts(pool: Pool, p: np.ndarray, scored: np.ndarray, lang: str, *, target_fpr: float = 0.01,
-                worst_fpr: float = 0.03, flag_budget: float = 0.08, exclude: str | None = None) -> tuple[float, float]:
+                worst_fpr: float = 0.04, flag_budget: float = 0.10, exclude: str | None = None) -> tuple[float, float]:
     """The lowest block cut whose benign FPR is at most ``target_fpr`` averaged over the language's
     benign families and at most ``worst_fpr`` in each; then the lowest flag cut whose benign
     flag-or-block rate averages at most ``flag_budget``. ``exclude``: a family left out of the choice."""
