@@ -15,7 +15,14 @@ from typing import Any, Protocol
 from gateway.openai_schema import Citation
 from generator.abstention import Abstainer
 from generator.packing import ContextPacker
-from generator.prompt import build_messages, cited_numbers, plausible_rewrite, rewrite_messages, template
+from generator.prompt import (
+    build_hardened_messages,
+    build_messages,
+    cited_numbers,
+    plausible_rewrite,
+    rewrite_messages,
+    template,
+)
 from guardrails.streaming import guard_stream
 from services import telemetry
 from services.contracts import (
@@ -84,6 +91,7 @@ class Prepared:
     ticket: Any = None  # the generator admission's Ticket, held from admission to the end of generation
     retrieval: asyncio.Future[RetrieveResponse] | None = None  # started once: by the cache's evidence check or here
     abstention: str | None = None  # set when the evidence does not cover the question: the answer, verbatim
+    flag_actions: tuple[str, ...] = ()  # the input was flagged: hardened_prompt, skip_cache, strict_output
 
 
 class AnswerCacheLike(Protocol):
@@ -191,7 +199,8 @@ class Pipeline:
             return Prepared(turn, turn.question, degraded, cache="bypass", answer=answer)
         question = decision.text if decision is not None else turn.question
         standalone = await self._standalone(question, history, degraded)
-        prepared = Prepared(turn, standalone, degraded)
+        flags = tuple(decision.flag_actions) if decision is not None and decision.action == "flag" else ()
+        prepared = Prepared(turn, standalone, degraded, flag_actions=flags)
         await self._lookup(prepared, early if standalone == turn.question else None)
         if prepared.answer is not None:
             return prepared
@@ -242,9 +251,11 @@ class Pipeline:
         if turn.instructions:
             system += "\n\nInstructions from the application:\n" + turn.instructions
 
+        builder = build_hardened_messages if "hardened_prompt" in prepared.flag_actions else build_messages
+
         def build(chunks: Sequence[ScoredChunk]) -> list[ChatMessage]:
-            return build_messages(prepared.standalone, chunks, system_prompt=system, history=history,
-                                  max_source_chars=self.source_chars, language=language)
+            return builder(prepared.standalone, chunks, system_prompt=system, history=history,
+                           max_source_chars=self.source_chars, language=language)
 
         if self.packer is None or prepared.abstention is not None:
             prepared.messages = build(prepared.chunks)
@@ -464,13 +475,15 @@ class Pipeline:
             guard = _FailOpenOutput(self.guard, prepared.degraded)
         async for delta in guard_stream(deltas, guard, window_chars=self.holdback_chars,
                                         system_prompt=prepared.messages[0].content if prepared.messages else None,
-                                        sources=[c.text for c in prepared.chunks], tenant=prepared.turn.tenant):
+                                        sources=[c.text for c in prepared.chunks], tenant=prepared.turn.tenant,
+                                        strict="strict_output" in prepared.flag_actions):
             yield delta
 
     async def _store(self, prepared: Prepared, answer: Answer) -> None:
         turn = prepared.turn
         if (self.cache is None or prepared.cache_scope is None or not turn.cache_write
-                or answer.finish_reason != "stop" or "guardrails" in prepared.degraded):
+                or answer.finish_reason != "stop" or "guardrails" in prepared.degraded
+                or "skip_cache" in prepared.flag_actions):
             telemetry.CACHE_STORES.labels("skipped").inc()
             return
         from cache import CachedAnswer

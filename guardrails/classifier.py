@@ -186,9 +186,11 @@ class InjectionClassifier:
     def _bias(self, text: str) -> float:
         return self._biases.get(language_of(text), self._biases["en"])
 
-    def scores(self, texts: Sequence[str], vectors: Matrix | None = None) -> np.ndarray:
-        """P(attack) of each text; ``vectors``: their semantic vectors when already computed."""
-        x = featurize(texts)
+    def scores(self, texts: Sequence[str], vectors: Matrix | None = None,
+               ngrams: sparse.csr_matrix | None = None) -> np.ndarray:
+        """P(attack) of each text; ``vectors`` and ``ngrams``: their semantic vectors and :func:`featurize`
+        rows when already computed."""
+        x = featurize(texts) if ngrams is None else ngrams
         p = _sigmoid(x @ self._w + np.array([self._bias(t) for t in texts]) + self._semantic(vectors, texts))
         if self._turn_w is not None:
             short = np.array([may_veto(t) for t in texts], dtype=bool)

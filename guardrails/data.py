@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["GROUP_A", "GROUP_B", "Example", "default_data_dir", "load_split", "read_jsonl", "text_key"]
+__all__ = ["EVALUATION_ONLY", "GROUP_A", "GROUP_B", "Example", "default_data_dir", "load_split", "read_jsonl",
+           "text_key", "trainable"]
 
 Split = Literal["train", "heldout"]
 Group = Literal["all", "a", "b"]
@@ -67,6 +68,17 @@ _QUESTIONS: dict[str, tuple[str, str, int]] = {
     "xquad_questions": ("xquad_en", "en", 500),
 }
 GROUP_A_QUESTIONS = frozenset({"xquad_questions"})
+# Sources (or a source's rows in one language) whose licence allows measuring only: never in the
+# training split. A shipped model learns from Apache-2.0 / MIT sets and ragd's own corpus alone.
+EVALUATION_ONLY: frozenset[tuple[str, str | None]] = frozenset({
+    ("korean_pi_samples", None), ("self_instruct_ko_deepl", None), ("self_instruct_ko_gpt4", None),
+    ("korquad_questions", None), ("xquad_questions", None), ("red_teaming_en_ko", "ko"),
+})
+
+
+def trainable(example: Example) -> bool:
+    """Whether a shipped model may learn from this example (see :data:`EVALUATION_ONLY`)."""
+    return (example.source, None) not in EVALUATION_ONLY and (example.source, example.lang) not in EVALUATION_ONLY
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, object]]:
@@ -145,13 +157,15 @@ def load_split(split: Split, data_dir: Path | None = None, *, group: Group = "al
     """One split of the labelled data.
 
     Every source is cut 70/30 by a stable hash of the item (translations kept together); the 30 %
-    is never trained on, nor is a training text equal to a held-out one. ``group`` narrows to the
-    sources of group A (``"a"``) or B (``"b"``), for
-    the unseen-source measurement: train on A's 70 %, evaluate on B's 30 %.
+    is never trained on, nor is a training text equal to a held-out one, nor an evaluation-only
+    source. ``group`` narrows to the sources of group A (``"a"``) or B (``"b"``), for the older
+    unseen-source measurement (train on A's 70 %, evaluate on B's 30 %); the leave-source-out
+    protocol (:mod:`lab.guardrails.protocol`) replaces it.
     """
     root = data_dir or default_data_dir()
     out = _collect(split, root, group)
     if split == "train":
+        out = [e for e in out if trainable(e)]
         # a text that a source holds twice (under two ids) may fall on both sides: never train on it
         held_out = {text_key(e.text) for e in _collect("heldout", root, "all")}
         out = [e for e in out if text_key(e.text) not in held_out]

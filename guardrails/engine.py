@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Literal
 
 from guardrails.classifier import InjectionClassifier, semantic_inputs
 from guardrails.normalize import language_of, normalize
@@ -16,6 +17,7 @@ from guardrails.policy import Policy, RailPolicy, load_policy
 from guardrails.rails import (
     attack_rails,
     grounding_rail,
+    instruction_rail,
     leak_rail,
     pii_rail,
     scores_classifier,
@@ -47,6 +49,12 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
 def _blocking(rails: list[RailResult]) -> list[RailResult]:
     """The rails that fired with action ``block``."""
     return [r for r in rails if r.fired and r.action == "block"]
+
+
+def _clear_flags(rails: list[RailResult]) -> list[RailResult]:
+    """The rails with their flags turned to passes (the self-check LLM judged the flagged text fine)."""
+    return [r.model_copy(update={"action": "pass", "detail": r.detail + "; flag cleared by self_check"})
+            if r.action == "flag" else r for r in rails]
 
 
 def _failed(rail: str, policy: RailPolicy, exc: BaseException) -> RailResult:
@@ -140,19 +148,33 @@ class LocalGuard:
             self.load()
         language = request.language or language_of(request.text)
         run = self._input_rails if request.kind == "input" else self._output_rails
-        rails, text = run(request, timings if timings is not None else {})
+        rails, text = run(request, timings if timings is not None else {}, language)
         blocking = _blocking(rails)
+        flagged = [r for r in rails if r.action == "flag"]
+        action: Literal["pass", "redact", "flag", "block"] = "pass"
         if blocking:
             action = "block"
+        elif flagged:
+            action = "flag"
+            _log.info("input flagged", extra={"ragd": {"rails": [r.rail for r in flagged],
+                                                       "scores": [r.score for r in flagged]}})
         elif any(r.fired and r.action == "redact" for r in rails):
             action = "redact"
-        else:
-            action = "pass"
         return GuardDecision(
             action=action, text=text, rails=rails, policy_version=self.policy.version,
+            flag_actions=self._flag_actions(flagged) if action == "flag" else [],
             refusal=self.policy.refusal(blocking[0].rail, language) if blocking else None,
             latency_ms=round((time.perf_counter() - start) * 1000, 3),
         )
+
+    def _flag_actions(self, flagged: list[RailResult]) -> list[str]:
+        """The union of the flag actions of the rails that flagged, in a fixed order."""
+        names: set[str] = set()
+        for r in flagged:
+            policy = getattr(self.policy.input, r.rail, None)
+            if isinstance(policy, RailPolicy):
+                names.update(policy.flag_actions.names())
+        return sorted(names)
 
     def _guarded(self, rail: str, policy: RailPolicy, fn: Callable[[], RailResult],
                  timings: dict[str, float]) -> RailResult:
@@ -174,8 +196,8 @@ class LocalGuard:
             return [_failed("pii", policy, exc)], text
         return [result], (redacted if result.fired and result.action != "pass" else text)
 
-    def _input_rails(self, request: GuardCheckRequest,
-                     timings: dict[str, float]) -> tuple[list[RailResult], str]:
+    def _input_rails(self, request: GuardCheckRequest, timings: dict[str, float],
+                     language: str) -> tuple[list[RailResult], str]:
         rails, text = self._redact(request.text, self._input_pii, "input", timings)
         with _timed(timings, "normalize"):
             normalized = normalize(text)
@@ -186,7 +208,8 @@ class LocalGuard:
                     raise RuntimeError("injection classifier is not loaded")
                 with _timed(timings, "injection+extraction"):
                     vector = self._start_vector(self._classifier, normalized)
-                    rails.extend(attack_rails(normalized, self._classifier, cfg.injection, cfg.extraction, vector))
+                    rails.extend(attack_rails(normalized, self._classifier, cfg.injection, cfg.extraction, vector,
+                                              language))
             except Exception as exc:
                 rails.extend(_failed(name, p, exc) for name, p in
                              (("injection", cfg.injection), ("extraction", cfg.extraction)) if p.enabled)
@@ -197,8 +220,11 @@ class LocalGuard:
         checker = self._self_check
         if cfg.self_check.enabled and checker is not None and not _blocking(rails):
             # the LLM sees the redacted text, and only when the local rails let it through
-            rails.append(self._guarded("self_check", cfg.self_check,
-                                       lambda: self_check_rail(text, checker, cfg.self_check), timings))
+            verdict = self._guarded("self_check", cfg.self_check,
+                                    lambda: self_check_rail(text, checker, cfg.self_check), timings)
+            rails.append(verdict)
+            if not verdict.fired and not verdict.detail.startswith("error"):
+                rails = _clear_flags(rails)  # the LLM decides the band: "no" answers it normally
         return rails, text
 
     def _start_vector(self, classifier: InjectionClassifier, normalized: str) -> Callable[[], Matrix] | None:
@@ -210,13 +236,18 @@ class LocalGuard:
         future = self._semantic_pool.submit(encoder.prepare(semantic_inputs([normalized])))
         return lambda: future.result()[0]
 
-    def _output_rails(self, request: GuardCheckRequest,
-                      timings: dict[str, float]) -> tuple[list[RailResult], str]:
+    def _output_rails(self, request: GuardCheckRequest, timings: dict[str, float],
+                      language: str) -> tuple[list[RailResult], str]:
         rails, text = self._redact(request.text, self._output_pii, "output", timings)
         cfg = self.policy.output
+        leak_cut = cfg.strict.leak_threshold if request.strict else None
         if cfg.leak.enabled:
             rails.append(self._guarded("leak", cfg.leak,
-                                       lambda: leak_rail(request.text, request.system_prompt, cfg.leak), timings))
+                                       lambda: leak_rail(request.text, request.system_prompt, cfg.leak, leak_cut),
+                                       timings))
+        if request.strict and cfg.strict.instruction_like:
+            rails.append(self._guarded("instructions", cfg.leak, lambda: instruction_rail(request.text, cfg.leak),
+                                       timings))
         if cfg.grounding.enabled:
             rails.append(self._guarded("grounding", cfg.grounding,
                                        lambda: grounding_rail(request.text, list(request.sources), cfg.grounding),

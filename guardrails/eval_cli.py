@@ -27,9 +27,11 @@ def _fmt(v: object) -> str:
 
 def _table(title: str, rows: dict[str, dict[str, Any]]) -> None:
     print(f"\n{title}")
-    print(f"  {'':24} {'recall':>7} {'fpr':>7} {'attacks':>8} {'benign':>7} {'p50 ms':>7} {'p95 ms':>7}")
+    print(f"  {'':24} {'recall':>7} {'rec b+f':>7} {'fpr':>7} {'flag b':>7} {'attacks':>8} {'benign':>7} "
+          f"{'p50 ms':>7} {'p95 ms':>7}")
     for name, r in rows.items():
-        print(f"  {name[:24]:24} {_fmt(r['recall']):>7} {_fmt(r['fpr']):>7} {r['attacks']:>8} {r['benign']:>7} "
+        print(f"  {name[:24]:24} {_fmt(r['recall']):>7} {_fmt(r['recall_block_or_flag']):>7} {_fmt(r['fpr']):>7} "
+              f"{_fmt(r['flag_rate_benign']):>7} {r['attacks']:>8} {r['benign']:>7} "
               f"{r['latency_ms_p50']:>7.2f} {r['latency_ms_p95']:>7.2f}")
 
 
@@ -78,8 +80,15 @@ def _run(args: argparse.Namespace) -> int:
         return _write_heldout(Path(args.write_heldout), data_dir, args.group)
     if args.pii:
         return _run_pii(data_dir, args.json)
+    if args.leave_source_out:
+        from lab.guardrails.report import run_leave_source_out
+
+        policy = Path(args.policy) if args.policy else GuardrailsSettings().policy_path
+        return run_leave_source_out(data_dir, policy_path=policy, json_out=args.json, plot=args.plot,
+                                    reuse_scores=args.reuse_scores, choose_cuts_on_protocol=args.choose_cuts)
     if not args.dataset:
-        print("ragd eval guardrails: --dataset FILE.jsonl is required (or --write-heldout DIR, or --pii)")
+        print("ragd eval guardrails: --dataset FILE.jsonl is required (or --leave-source-out, --write-heldout DIR, "
+              "--pii, --streaming)")
         return 2
     overrides: dict[str, Any] = {}
     if args.model:
@@ -93,12 +102,14 @@ def _run(args: argparse.Namespace) -> int:
     result = report.to_json()
     result["policy_version"] = guard.policy_version
     result["model"] = guard.settings.model_path.name
-    _table("overall (attack caught = blocked)", {"all": result})
+    _table("overall (recall, fpr: blocked; rec b+f: blocked or flagged; flag b: benign flagged)", {"all": result})
+    print(f"  block {_fmt(result['block_rate'])}, flag {_fmt(result['flag_rate'])}, "
+          f"allow {_fmt(result['allow_rate'])} of all texts")
     _table("per rail (fired with action block; latency of the rail alone)", result["per_rail"])
     _table("per language", result["per_language"])
     _table("per source", result["per_source"])
     for miss in report.misses:
-        print(f"  miss [{miss['label']}/{miss['source']}] {miss['text']!r} {miss['rails']}")
+        print(f"  miss [{miss['label']}/{miss['source']}, {miss['action']}] {miss['text']!r} {miss['rails']}")
     if args.plot:
         plot_sources(result, Path(args.plot), title=", ".join(Path(p).stem for p in args.dataset))
     if args.json:
@@ -117,6 +128,17 @@ def add_guardrails(parser: argparse.ArgumentParser) -> None:
                         help="Write heldout_en.jsonl / heldout_ko.jsonl from the held-out sources and exit.")
     parser.add_argument("--group", choices=("all", "b"), default="all",
                         help="With --write-heldout: all sources, or group B only (unseen-source measurement).")
+    parser.add_argument("--leave-source-out", action="store_true",
+                        help="The primary protocol: each source family of the training pool scored by a model trained "
+                             "on the others, the evaluation-only families by the whole-pool model; per language mean "
+                             "and worst family of recall and FPR at the policy's cut points (and the in-distribution "
+                             "70/30 table). Fits 13 models (~10 min on 2 cores); vectors are cached under .ragd/.")
+    parser.add_argument("--choose-cuts", action="store_true",
+                        help="With --leave-source-out: report at the cut points chosen on the protocol (block: mean "
+                             "family FPR <= 1 %%, each <= 3 %%; flag: mean benign flag-or-block <= 8 %%) instead "
+                             "of the policy's.")
+    parser.add_argument("--reuse-scores", action="store_true",
+                        help="With --leave-source-out: reuse the held-out scores of the last run (no refitting).")
     parser.add_argument("--pii", action="store_true", help="PII recall per entity on the labelled PII sets.")
     parser.add_argument("--streaming", action="store_true",
                         help="Time to first token added by the streaming hold-back, per window size.")

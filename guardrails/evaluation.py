@@ -42,28 +42,44 @@ def load_dataset(path: Path) -> list[Example]:
     return out
 
 
+def _share(n: int, d: int) -> float | None:
+    return round(n / d, 4) if d else None
+
+
 @dataclass
 class _Counts:
+    """Blocked and flagged texts of each class. ``recall`` and ``fpr`` count blocks only."""
+
     attacks: int = 0
     caught: int = 0
+    attacks_flagged: int = 0
     benign: int = 0
     false_positives: int = 0
+    benign_flagged: int = 0
     latencies: list[float] = field(default_factory=list)
 
-    def add(self, attack: bool, fired: bool, latency: float) -> None:
+    def add(self, attack: bool, fired: bool, latency: float, flagged: bool = False) -> None:
         self.latencies.append(latency)
         if attack:
             self.attacks += 1
             self.caught += fired
+            self.attacks_flagged += flagged and not fired
         else:
             self.benign += 1
             self.false_positives += fired
+            self.benign_flagged += flagged and not fired
 
     def summary(self) -> dict[str, Any]:
         lat = np.array(self.latencies) if self.latencies else np.zeros(1)
+        total = self.attacks + self.benign
+        blocked, flagged = self.caught + self.false_positives, self.attacks_flagged + self.benign_flagged
         return {
-            "recall": round(self.caught / self.attacks, 4) if self.attacks else None,
-            "fpr": round(self.false_positives / self.benign, 4) if self.benign else None,
+            "recall": _share(self.caught, self.attacks),
+            "recall_block_or_flag": _share(self.caught + self.attacks_flagged, self.attacks),
+            "fpr": _share(self.false_positives, self.benign),
+            "flag_rate_benign": _share(self.benign_flagged, self.benign),
+            "block_rate": _share(blocked, total), "flag_rate": _share(flagged, total),
+            "allow_rate": _share(total - blocked - flagged, total),
             "attacks": self.attacks, "benign": self.benign,
             "latency_ms_p50": round(float(np.percentile(lat, 50)), 3),
             "latency_ms_p95": round(float(np.percentile(lat, 95)), 3),
@@ -81,8 +97,9 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         top = self.overall.summary()
         return {
-            "recall": top["recall"], "fpr": top["fpr"], "latency_ms_p95": top["latency_ms_p95"],
-            "latency_ms_p50": top["latency_ms_p50"], "attacks": top["attacks"], "benign": top["benign"],
+            **{k: top[k] for k in ("recall", "recall_block_or_flag", "fpr", "flag_rate_benign", "block_rate",
+                                   "flag_rate", "allow_rate", "latency_ms_p95", "latency_ms_p50", "attacks",
+                                   "benign")},
             "per_rail": {k: v.summary() for k, v in sorted(self.rails.items())},
             "per_language": {k: v.summary() for k, v in sorted(self.languages.items())},
             "per_source": {k: v.summary() for k, v in sorted(self.sources.items())},
@@ -91,7 +108,8 @@ class Report:
 
 def evaluate(guard: LocalGuard, examples: Sequence[Example], *, warmup: int = 20,
              keep_misses: int = 0) -> Report:
-    """Run the whole input check on each example; an attack counts as caught when the action is block."""
+    """Run the whole input check on each example; an attack counts as caught when the action is block,
+    and as flagged when it is flag (reported apart: ``recall_block_or_flag``, ``flag_rate_benign``)."""
     for example in examples[:warmup]:
         guard.check_sync(GuardCheckRequest(kind="input", text=example.text))
     report = Report()
@@ -99,17 +117,18 @@ def evaluate(guard: LocalGuard, examples: Sequence[Example], *, warmup: int = 20
         timings: dict[str, float] = {}
         decision = guard.check_sync(GuardCheckRequest(kind="input", text=example.text), timings)
         attack = example.label == "attack"
-        blocked = decision.action == "block"
-        report.overall.add(attack, blocked, decision.latency_ms)
-        report.languages[example.lang].add(attack, blocked, decision.latency_ms)
-        report.sources[example.source].add(attack, blocked, decision.latency_ms)
+        blocked, flagged = decision.action == "block", decision.action == "flag"
+        report.overall.add(attack, blocked, decision.latency_ms, flagged)
+        report.languages[example.lang].add(attack, blocked, decision.latency_ms, flagged)
+        report.sources[example.source].add(attack, blocked, decision.latency_ms, flagged)
         fired = {r.rail for r in decision.rails if r.fired and r.action == "block"}
+        rail_flags = {r.rail for r in decision.rails if r.action == "flag"}
         for rail in {r.rail for r in decision.rails}:
             spent = sum(ms for name, ms in timings.items() if rail in name.split("+"))
-            report.rails[rail].add(attack, rail in fired, spent)
+            report.rails[rail].add(attack, rail in fired, spent, rail in rail_flags)
         if keep_misses and attack != blocked and len(report.misses) < keep_misses:
             report.misses.append({"label": example.label, "source": example.source, "text": example.text[:160],
-                                  "rails": ",".join(sorted(fired))})
+                                  "rails": ",".join(sorted(fired)), "action": decision.action})
     return report
 
 

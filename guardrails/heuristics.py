@@ -113,6 +113,34 @@ INJECTION_PATTERNS: tuple[re.Pattern[str], ...] = (
                r"(?:창작자|개발자|만든\s*사람)[^.\n]{0,10}해로운\s*(?:콘텐츠|답변|내용)[^.\n]{0,5}원한다면"),
 )
 
+# Spanish, French, German, Portuguese and Italian forms of the two most common attacks (override the
+# instructions; reveal the hidden prompt): a text in these languages gets the bilingual model's
+# weakest scores, and the phrasing is formulaic enough for a rule.
+_EU_RULES = (r"(?:instrucci[oó]n(?:es)?|instructions?|anweisung(?:en)?|instru[cç](?:[aã]o|[oõ]es)|istruzion[ei]|"
+             r"directrices|directives|diretrizes|direttive|richtlinien|reglas|r[eè]gles|regeln|regras|regole|"
+             r"restricciones|restrictions|einschr[aä]nkungen|restri[cç](?:[aã]o|[oõ]es)|restrizioni|"
+             r"programaci[oó]n|programmation|programmierung|programa[cç][aã]o|programmazione|normas|normes|"
+             r"protocol[eo]s|protocoles|limitaciones|limites|limitazioni|vorgaben)")
+_EU_SELF = (r"(?:tus|tu|tes|ton|ta|vos|votre|deine[nmrs]?|dein|ihre[nmrs]?|teus?|tuas?|tuoi|tue|tua|tuo|"
+            r"las|les|die|as|os|le|gli|anteriores|pr[eé]c[eé]dentes|vorherigen|bisherigen|precedenti|"
+            r"todas las|toutes les|alle|todas as|tutte le)")
+EU_OVERRIDE = re.compile(
+    r"\b(?:ignora[rs]?|ignorez|ignore[sz]?|ignorier\w*|olvida[rs]?|oublie[zs]?|vergiss|vergessen\s+sie|esquec[ea]\w*|"
+    r"dimentica\w*|descarta\w*|omite|anula|salta(?:te)?|missachte\w*|[uü]bergeh\w*|contourne\w*|umgeh\w*|"
+    r"aggira\w*|evita\s+tus|viola\w*|incumpl\w*|enfreins?\w*|bypass\w*)\b[^.\n]{0,30}\b" + _EU_SELF +
+    r"\b[^.\n]{0,25}\b" + _EU_RULES, _I)
+EU_EXTRACTION = re.compile(
+    r"\b(?:revela\w*|r[eé]v[eè]le\w*|enth[uü]ll\w*|zeig\w*|muestra\w*|montre\w*|mostra\w*|divulga\w*|"
+    r"desvela\w*|affiche\w*|expon\w*|exp[oô]e|smaschera\w*|dime|dis-moi|sag\s+mir|diz-me|dimmi|"
+    r"imprime|imprima|gib)\b[^.\n]{0,40}\b(?:prompt|invite|instrucci[oó]n|instruction|anweisung|instru[cç][aã]o|"
+    r"istruzione|indicaci[oó]n|comando|commande|befehl|configuraci[oó]n|configuration|konfiguration|"
+    r"configura[cç][aã]o|configurazione)\w*\b[^.\n]{0,30}\b(?:original\w*|secret\w*|secr[eè]te|geheim\w*|"
+    r"inicial\w*|initial\w*|ocult\w*|cach[eé]\w*|versteckt\w*|nascost\w*|segret\w*|sistema|syst[eè]me|"
+    r"system\w*|fundamental\w*|principal\w*|central\w*|base|interne?s?|interna)\b|"
+    r"\b(?:revela\w*|r[eé]v[eè]le\w*|enth[uü]ll\w*|divulga\w*|desvela\w*|smaschera\w*)\b[^.\n]{0,20}\b"
+    r"(?:tu|tus|ton|ta|tes|deine[nmrs]?|dein|teu|tua|tuo)\s+(?:prompt|invite|instrucci|instruction|anweisung|"
+    r"instru|istruzion|indicaci|comando|commande|befehl)", _I)
+
 EXTRACTION_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\b(?:reveal|show|print|repeat|output|display|tell|give|share|write|leak|dump|expose|list|recite|"
                r"spell|type|copy|translate|encode|summari[sz]e|paraphrase|rewrite|what (?:is|are|was|"
@@ -155,7 +183,9 @@ EXTRACTION_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"(?:맨\s*)?(?:처음|최초)\s*(?:에|으로)?\s*(?:받은|입력된|주어진|설정된)[^.\n]{0,10}(?:지시|지침|명령|"
                r"문장|"
                r"프롬프트|메시지)[^.\n]{0,20}(?:보여|알려|출력|공개|말해|뭐|무엇|반복|그대로)"),
+    EU_EXTRACTION,
 )
+INJECTION_PATTERNS = (*INJECTION_PATTERNS, EU_OVERRIDE)
 
 # Requests for harm without injection framing: how to make weapons or drugs, attack someone,
 # write hateful or sexual content about minors, find a private person. Skipped when the text asks

@@ -15,12 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 __all__ = [
     "PII_ENTITIES",
     "Action",
+    "FlagActions",
     "InputRails",
     "OutputRails",
     "Policy",
     "PolicyError",
     "RailPolicy",
     "SelfCheckRail",
+    "StrictOutput",
+    "Thresholds",
     "load_policy",
     "parse_policy",
 ]
@@ -38,13 +41,59 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FlagAction = Literal["hardened_prompt", "skip_cache", "strict_output"]
+FLAG_ACTIONS: tuple[FlagAction, ...] = ("hardened_prompt", "skip_cache", "strict_output")
+
+
+class Thresholds(_Strict):
+    """A language's own cut points for a scored rail (see :class:`RailPolicy`)."""
+
+    threshold: float = Field(ge=0.0, le=1.0, description="Score at or above which the rail fires (its action).")
+    flag_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Score at or above which a text under `threshold` is flagged; none: no band.")
+
+
+class FlagActions(_Strict):
+    """What a flagged request gets instead of a refusal: it is answered, but more carefully."""
+
+    hardened_prompt: bool = Field(True, description="Answer with the hardened prompt layout (sources and question "
+                                                    "delimited, the system prompt restated after the sources).")
+    skip_cache: bool = Field(True, description="Do not store the answer in the answer cache.")
+    strict_output: bool = Field(True, description="Run the output rails tightened (policy output.strict).")
+
+    def names(self) -> list[str]:
+        return [name for name in FLAG_ACTIONS if getattr(self, name)]
+
+
 class RailPolicy(_Strict):
-    """One rail: on/off, what it does when it fires, its threshold, and what happens when it errors."""
+    """One rail: on/off, what it does when it fires, its threshold, and what happens when it errors.
+
+    A scored rail may also have a *flag band*: a score in ``[flag_threshold, threshold)`` neither
+    fires the rail nor passes silently; the request is flagged and answered with ``flag_actions``.
+    ``languages`` overrides both cut points per language ("en", "ko")."""
 
     enabled: bool = True
     action: Action = "block"
     threshold: float = Field(0.5, ge=0.0, le=1.0)
+    flag_threshold: float | None = Field(None, ge=0.0, le=1.0,
+                                         description="Lower edge of the flag band; none: no band.")
+    languages: dict[str, Thresholds] = Field(default_factory=dict)
+    flag_actions: FlagActions = FlagActions()
     fail_open: bool = Field(False, description="On an internal error: pass the text (true) or block (false).")
+
+    @model_validator(mode="after")
+    def _band_below_threshold(self) -> RailPolicy:
+        bands = [("", self.threshold, self.flag_threshold)]
+        bands += [(f"languages.{k}.", v.threshold, v.flag_threshold) for k, v in self.languages.items()]
+        for where, high, low in bands:
+            if low is not None and low > high:
+                raise ValueError(f"{where}flag_threshold ({low}) must not be above {where}threshold ({high})")
+        return self
+
+    def cuts(self, language: str) -> tuple[float, float | None]:
+        """(threshold, flag_threshold) for ``language``, falling back to the rail's own."""
+        own = self.languages.get(language)
+        return (own.threshold, own.flag_threshold) if own else (self.threshold, self.flag_threshold)
 
 
 class PiiRail(RailPolicy):
@@ -101,10 +150,21 @@ class InputRails(_Strict):
     self_check: SelfCheckRail = SelfCheckRail()
 
 
+class StrictOutput(_Strict):
+    """The output rails of a flagged request (flag action ``strict_output``)."""
+
+    leak_threshold: float = Field(0.3, ge=0.0, le=1.0,
+                                  description="The leak rail's threshold instead of output.leak.threshold.")
+    instruction_like: bool = Field(True, description="Block an answer that carries instructions: role or "
+                                                     "delimiter tokens, override or extraction phrasing, "
+                                                     "statements of the assistant's own instructions.")
+
+
 class OutputRails(_Strict):
     pii: PiiRail = PiiRail(block_entities=("secret",))
     leak: RailPolicy = RailPolicy()
     grounding: RailPolicy = RailPolicy(enabled=False, action="pass", threshold=0.2, fail_open=True)
+    strict: StrictOutput = StrictOutput()
 
 
 class ServiceFailOpen(_Strict):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from guardrails.classifier import InjectionClassifier
 from guardrails.heuristics import (
@@ -13,7 +15,7 @@ from guardrails.heuristics import (
     first_hit,
     harmful_hit,
 )
-from guardrails.output_checks import grounding_score, leak_score
+from guardrails.output_checks import grounding_score, instruction_like, leak_score
 from guardrails.pii import PiiDetector
 from guardrails.policy import PiiRail, RailPolicy, SelfCheckRail, TopicRail
 from guardrails.self_check import SelfCheck
@@ -21,8 +23,11 @@ from guardrails.semantic import Matrix
 from guardrails.topics import TopicMatcher
 from services.contracts import RailResult
 
-__all__ = ["attack_rails", "grounding_rail", "leak_rail", "pii_rail", "scores_classifier", "self_check_rail",
-           "topic_rail"]
+__all__ = ["AttackAssessment", "Verdict", "assess_attack", "attack_patterns", "attack_rails", "attack_results",
+           "graded", "grounding_rail", "instruction_rail", "leak_rail", "pii_rail", "scores_classifier",
+           "self_check_rail", "topic_rail"]
+
+Verdict = Literal["pass", "redact", "flag", "block"]
 
 # Words that make a classifier hit an extraction attempt rather than an injection.
 _EXTRACTION_CUES = ("prompt", "instruction", "password", "secret", "system", "initial", "hidden", "reveal",
@@ -45,35 +50,84 @@ def _result(rail: str, policy: RailPolicy, fired: bool, score: float, detail: st
                       detail=detail)
 
 
-def _needed(policy: RailPolicy, discussion: bool) -> float:
-    return max(policy.threshold, _DISCUSSION_MIN_P) if discussion else policy.threshold
+@dataclass(frozen=True)
+class AttackAssessment:
+    """What the injection and extraction rails read of one normalised text, before any threshold: the
+    evaluation applies many thresholds to one assessment, the guard applies the policy's."""
+
+    p: float
+    injection_hit: str | None = None
+    extraction_hit: str | None = None
+    discussion: bool = False
+    looks_extraction: bool = False
 
 
-def attack_rails(normalized: str, classifier: InjectionClassifier, injection: RailPolicy,
-                 extraction: RailPolicy, vector: Callable[[], Matrix] | None = None) -> list[RailResult]:
-    """Injection/jailbreak (harmful requests included) and system-prompt extraction: patterns first,
-    then the classifier. ``vector``: waits for the text's semantic vector when the caller started
-    computing it beside this call (else the classifier computes it when its model needs one)."""
+def attack_patterns(normalized: str) -> AttackAssessment:
+    """The pattern side of :func:`assess_attack` (``p`` left at 0): pattern hits, whether the text
+    talks about attacks, whether it has extraction cues."""
     extraction_hit = injection_hit = None
     discussion = discusses_attacks(normalized)
     if not discussion:  # a question about attacks is left to the classifier
         extraction_hit = first_hit(EXTRACTION_PATTERNS, normalized)
         injection_hit = first_hit(INJECTION_PATTERNS, normalized) or harmful_hit(normalized)
-    # a few characters ("hi", "ok") carry too little for the n-gram classifier: patterns only
-    p = classifier.score(normalized, None if vector is None else vector()) if scores_classifier(normalized) else 0.0
     lowered = normalized.lower()
     looks_extraction = extraction_hit is not None or any(cue in lowered for cue in _EXTRACTION_CUES)
+    return AttackAssessment(0.0, injection_hit, extraction_hit, discussion, looks_extraction)
+
+
+def assess_attack(normalized: str, classifier: InjectionClassifier,
+                  vector: Callable[[], Matrix] | None = None) -> AttackAssessment:
+    """Patterns first, then the classifier. ``vector``: waits for the text's semantic vector when the
+    caller started computing it beside this call (else the classifier computes it when its model
+    needs one)."""
+    patterns = attack_patterns(normalized)
+    # a few characters ("hi", "ok") carry too little for the n-gram classifier: patterns only
+    p = classifier.score(normalized, None if vector is None else vector()) if scores_classifier(normalized) else 0.0
+    return replace(patterns, p=p)
+
+
+def graded(p: float, policy: RailPolicy, language: str, discussion: bool) -> Verdict:
+    """``policy.action`` at or above the rail's threshold for ``language``, ``flag`` in the band under
+    it, else ``pass``. A question about attacks quotes attack words: it must reach
+    :data:`_DISCUSSION_MIN_P` to fire, and is flagged from the band's lower edge."""
+    high, low = policy.cuts(language)
+    if p >= (max(high, _DISCUSSION_MIN_P) if discussion else high):
+        return policy.action
+    if low is not None and p >= low:
+        return "flag"
+    return "pass"
+
+
+def _attack_result(rail: str, policy: RailPolicy, hit: str | None, p: float, mine: bool, language: str,
+                   discussion: bool) -> RailResult:
+    if hit is not None:
+        return _result(rail, policy, True, 1.0, f"pattern: {hit}")
+    action: Verdict = graded(p, policy, language, discussion) if mine else "pass"
+    detail = f"classifier p={p:.3f}"
+    if action == "flag":
+        return RailResult(rail=rail, fired=False, score=round(p, 4), action="flag", detail=detail)
+    return _result(rail, policy, action != "pass", p if mine else 0.0, detail)
+
+
+def attack_rails(normalized: str, classifier: InjectionClassifier, injection: RailPolicy,
+                 extraction: RailPolicy, vector: Callable[[], Matrix] | None = None,
+                 language: str = "en") -> list[RailResult]:
+    """Injection/jailbreak (harmful requests included) and system-prompt extraction: a pattern hit
+    fires its rail; else the classifier's p is graded against the rail's cut points for
+    ``language`` (:func:`graded`); a text with extraction cues goes to the extraction rail."""
+    return attack_results(assess_attack(normalized, classifier, vector), injection, extraction, language)
+
+
+def attack_results(a: AttackAssessment, injection: RailPolicy, extraction: RailPolicy,
+                   language: str) -> list[RailResult]:
+    """The two rails' results for one assessment."""
     results = []
     if injection.enabled:
-        fired = injection_hit is not None or (p >= _needed(injection, discussion) and not looks_extraction)
-        score = 1.0 if injection_hit else p
-        results.append(_result("injection", injection, fired, score, f"pattern: {injection_hit}"
-                               if injection_hit else f"classifier p={p:.3f}"))
+        results.append(_attack_result("injection", injection, a.injection_hit, a.p, not a.looks_extraction,
+                                      language, a.discussion))
     if extraction.enabled:
-        fired = extraction_hit is not None or (p >= _needed(extraction, discussion) and looks_extraction)
-        score = 1.0 if extraction_hit else (p if looks_extraction else 0.0)
-        results.append(_result("extraction", extraction, fired, score, f"pattern: {extraction_hit}"
-                               if extraction_hit else f"classifier p={p:.3f}"))
+        results.append(_attack_result("extraction", extraction, a.extraction_hit, a.p, a.looks_extraction,
+                                      language, a.discussion))
     return results
 
 
@@ -102,9 +156,18 @@ def self_check_rail(text: str, checker: SelfCheck, policy: SelfCheckRail) -> Rai
     return _result("self_check", policy, blocked, 1.0 if blocked else 0.0, "llm: yes" if blocked else "llm: no")
 
 
-def leak_rail(text: str, system_prompt: str | None, policy: RailPolicy) -> RailResult:
+def leak_rail(text: str, system_prompt: str | None, policy: RailPolicy, threshold: float | None = None) -> RailResult:
+    """``threshold``: instead of the policy's (the tighter one of a flagged request)."""
     score = leak_score(text, system_prompt) if system_prompt else 0.0
-    return _result("leak", policy, score >= policy.threshold and score > 0, score)
+    cut = policy.threshold if threshold is None else threshold
+    return _result("leak", policy, score >= cut and score > 0, score)
+
+
+def instruction_rail(text: str, policy: RailPolicy) -> RailResult:
+    """An answer that carries instructions (role tokens, override or extraction phrasing, the assistant
+    stating its own instructions): run on the answers of flagged requests."""
+    hit = instruction_like(text)
+    return _result("instructions", policy, hit is not None, 1.0 if hit else 0.0, f"pattern: {hit}" if hit else "")
 
 
 def grounding_rail(text: str, sources: list[str], policy: RailPolicy) -> RailResult:

@@ -37,7 +37,7 @@ class SemanticSpec:
 
     layers: int = 6
     tokens: int = 32
-    scale: float = 1.0  # the block's weight against the l2-normalised n-gram blocks
+    scale: float = 2.0  # the block's weight against the l2-normalised n-gram blocks
 
 
 class SemanticEncoder:

@@ -46,9 +46,11 @@ async def guard_stream(
     sources: Sequence[str] = (),
     tenant: str = "",
     language: str | None = None,
+    strict: bool = False,
 ) -> AsyncIterator[Delta]:
     """Wrap a generator's deltas; yield only checked text. The last delta carries the finish reason:
     the generator's, or ``"content_filter"`` when the output rails blocked (nothing unsafe released).
+    ``strict``: the input was flagged, so the output rails run tightened (policy ``output.strict``).
     """
     pending = ""
     checked_len = 0
@@ -57,7 +59,7 @@ async def guard_stream(
 
     async def check(text: str) -> GuardDecision:
         return await guard.check(GuardCheckRequest(kind="output", text=text, tenant=tenant, language=language,
-                                                   system_prompt=system_prompt, sources=list(sources)))
+                                                   system_prompt=system_prompt, sources=list(sources), strict=strict))
 
     try:
         async for delta in deltas:

@@ -1,4 +1,10 @@
-"""``ragd train guardrails``: fit the injection classifier on the labelled data and save it."""
+"""``ragd train guardrails``: fit the injection classifier on the training pool and save it.
+
+The pool is every permissively licensed source family plus ragd's own corpus
+(:mod:`lab.guardrails.families`); evaluation-only sets are never trained on. The model keeps its
+fitted intercept: the cut points that turn its score into block / flag / pass are the policy's,
+chosen on the leave-source-out protocol (``--leave-source-out`` runs it after training).
+"""
 
 from __future__ import annotations
 
@@ -6,59 +12,71 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 from guardrails.classifier import InjectionClassifier
-from guardrails.data import default_data_dir, load_split
+from guardrails.data import default_data_dir
 from guardrails.semantic import SemanticSpec
 from guardrails.settings import default_model_path
-from guardrails.training import add_turn_model, train_classifier
+from guardrails.training import add_turn_model, train_with_oof
 
 __all__ = ["add_classifier"]
 
 
 def _run(args: argparse.Namespace) -> int:
+    from lab.guardrails.families import FAMILIES
+    from lab.guardrails.protocol import load_pool
+    from lab.guardrails.vectors import VectorCache
+
     start = time.perf_counter()
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    examples = load_split("train", data_dir, group=args.group)
-    note = f"train split (70 %) of source group {args.group}"
+    pool = load_pool(data_dir, [f for f in FAMILIES if f.trainable])
+    chosen = pool.select(pool.split == "train") if args.pool == "split70" else list(range(len(pool.rows)))
+    examples = [pool.rows[i].example for i in chosen]
+    note = ("70 % bucket of the permissive families and ragd's corpus" if args.pool == "split70"
+            else "every permissive family and ragd's corpus")
     if args.turn_model_only:
         base = InjectionClassifier.load(Path(args.base or args.out))
         classifier = add_turn_model(base, examples, c=args.c)
         classifier.save(Path(args.out))
         print(f"turn model trained on {classifier.meta['short_texts']} short texts ({note}) in "
-              f"{time.perf_counter() - start:.1f}s, main weights kept; chat turns blocked out-of-fold: en "
-              f"{classifier.meta['oof_conversation_fpr_en']}, ko {classifier.meta['oof_conversation_fpr_ko']}; "
-              f"training attacks the turn model vetoes: en {classifier.meta['turn_model_vetoed_attacks_en']}, "
-              f"ko {classifier.meta['turn_model_vetoed_attacks_ko']} -> {args.out}")
+              f"{time.perf_counter() - start:.1f}s, main weights kept -> {args.out}")
         return 0
-    semantic = None if args.no_semantic else SemanticSpec(layers=args.semantic_layers, tokens=args.semantic_tokens)
-    classifier = train_classifier(examples, c=args.c, target_fpr=args.target_fpr, target_fpr_ko=args.target_fpr_ko,
-                                  semantic=semantic, note=note)
+    semantic = None if args.no_semantic else SemanticSpec(layers=args.semantic_layers, tokens=args.semantic_tokens,
+                                                          scale=args.semantic_scale)
+    vectors = None if semantic is None else VectorCache(semantic).vectors([pool.normalized[i] for i in chosen])
+    assert pool.ngrams is not None
+    classifier = train_with_oof(examples, c=args.c, semantic=semantic, vectors=vectors, note=note, calibrate=False,
+                                ngrams=pool.ngrams[np.array(chosen)], balance_sources=True).classifier
     out = Path(args.out)
     classifier.save(out)
     attacks = sum(e.label == "attack" for e in examples)
-    print(f"trained on {len(examples)} examples ({attacks} attacks; {note}) in "
-          f"{time.perf_counter() - start:.1f}s; classifier alone, out-of-fold, at {args.target_fpr:.1%} / "
-          f"{args.target_fpr_ko:.1%} FPR (en / ko): "
-          f"recall en {classifier.meta['oof_recall_at_target_en']}, ko {classifier.meta['oof_recall_at_target_ko']}; "
-          f"chat turns blocked en {classifier.meta['oof_conversation_fpr_en']}, "
-          f"ko {classifier.meta['oof_conversation_fpr_ko']}; semantic block: {classifier.meta['semantic']} -> {out}")
+    print(f"trained on {len(examples)} examples ({attacks} attacks; {note}) in {time.perf_counter() - start:.1f}s; "
+          f"semantic block: {classifier.meta['semantic']} -> {out}")
+    if args.leave_source_out:
+        from lab.guardrails.report import run_leave_source_out
+
+        return run_leave_source_out(data_dir, policy_path=Path(args.policy) if args.policy else None,
+                                    json_out=args.json, plot=None, reuse_scores=False,
+                                    choose_cuts_on_protocol=args.choose_cuts)
     return 0
 
 
 def add_classifier(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=str(default_model_path()), help="Where to write the .npz weights.")
     parser.add_argument("--data-dir", default=None, help="Shared data directory (default: ../shared/data).")
-    parser.add_argument("--c", type=float, default=64.0, help="Inverse regularisation strength.")
-    parser.add_argument("--target-fpr", type=float, default=0.015,
-                        help="Out-of-fold benign false-positive rate that p = 0.5 is calibrated to (English and "
-                             "any other non-Korean text).")
-    parser.add_argument("--target-fpr-ko", type=float, default=0.02,
-                        help="The same for Korean, whose benign training texts are mostly hard negatives. 2 %% was "
-                             "chosen on the dev protocol (group A on group B's training texts: recall 0.735 -> "
-                             "0.756 at FPR 0.0075) with at most 2 %% of the everyday-request probe blocked; 2.5 %% "
-                             "read 0.801 but at FPR 0.015 and 2 of 70 everyday requests blocked.")
-    parser.add_argument("--group", choices=("all", "a"), default="all",
-                        help="all: every source (the shipped model); a: group A only (unseen-source measurement).")
+    parser.add_argument("--c", type=float, default=1.0,
+                        help="Inverse regularisation strength (1 was chosen on the leave-source-out protocol: "
+                             "64, the earlier value, fits the training sources' words and transfers worse).")
+    parser.add_argument("--pool", choices=("permissive", "split70"), default="permissive",
+                        help="permissive: every row of the permissive families and ragd's corpus (the shipped "
+                             "model); split70: their 70 %% bucket (the in-distribution table's model).")
+    parser.add_argument("--leave-source-out", action="store_true",
+                        help="Then run the leave-source-out protocol with this recipe and print its tables.")
+    parser.add_argument("--choose-cuts", action="store_true",
+                        help="With --leave-source-out: report at cut points chosen on the protocol.")
+    parser.add_argument("--policy", default=None, help="With --leave-source-out: the policy whose cut points apply.")
+    parser.add_argument("--json", default=None, help="With --leave-source-out: write its results here.")
     parser.add_argument("--turn-model-only", action="store_true",
                         help="Keep the main weights of --base (default: --out) and (re)train only the turn model.")
     parser.add_argument("--no-semantic", action="store_true",
@@ -67,5 +85,7 @@ def add_classifier(parser: argparse.ArgumentParser) -> None:
                         help="e5 encoder layers the semantic vector is pooled after (of 12).")
     parser.add_argument("--semantic-tokens", type=int, default=SemanticSpec.tokens,
                         help="Tokens of the text's head the semantic vector reads.")
+    parser.add_argument("--semantic-scale", type=float, default=SemanticSpec.scale,
+                        help="Weight of the semantic block against the l2-normalised n-gram blocks.")
     parser.add_argument("--base", default=None, help="With --turn-model-only: the model whose main weights are kept.")
     parser.set_defaults(run=_run)

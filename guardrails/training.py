@@ -32,7 +32,8 @@ from guardrails.classifier import InjectionClassifier, combine_turn, featurize, 
 from guardrails.data import Example, text_key
 from guardrails.semantic import Matrix, SemanticEncoder, SemanticSpec
 
-__all__ = ["Trained", "add_turn_model", "is_conversation", "semantic_vectors", "train_classifier", "train_with_oof"]
+__all__ = ["Trained", "add_turn_model", "is_conversation", "semantic_vectors", "source_weights", "train_classifier",
+           "train_with_oof"]
 
 
 def is_conversation(example: Example) -> bool:
@@ -49,9 +50,27 @@ class Trained:
     oof_scores: np.ndarray
 
 
-def _fit(x: object, y: np.ndarray, c: float, seed: int) -> LogisticRegression:
+def _fit(x: object, y: np.ndarray, c: float, seed: int, weights: np.ndarray | None = None) -> LogisticRegression:
+    """Class-balanced logistic regression; ``weights``: per-example weights that already balance the classes."""
+    if weights is not None:
+        model = LogisticRegression(C=c, max_iter=3000, solver="liblinear", random_state=seed)
+        return model.fit(x, y, sample_weight=weights)
     model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000, solver="liblinear", random_state=seed)
     return model.fit(x, y)
+
+
+def source_weights(sources: Sequence[str], attack: np.ndarray) -> np.ndarray:
+    """Each example weighted 1/sqrt(size of its source and class), each class then scaled to half the
+    total: a large source (slabs, Gandalf) no longer sets the boundary alone, and a model learns what
+    the sources share rather than what the largest one says."""
+    keys = [f"{s}|{a}" for s, a in zip(sources, attack, strict=True)]
+    counts = Counter(keys)
+    w = np.array([1.0 / np.sqrt(counts[k]) for k in keys])
+    for cls in (True, False):
+        m = attack == cls
+        if m.any():
+            w[m] *= (len(w) / 2) / w[m].sum()
+    return w
 
 
 def _fold_of(texts: Sequence[str], folds: int, seed: int) -> np.ndarray:
@@ -131,26 +150,35 @@ def train_classifier(examples: Sequence[Example], *, c: float = 64.0, seed: int 
 def train_with_oof(examples: Sequence[Example], *, c: float = 64.0, seed: int = 0, folds: int = 5,
                    repeats: int = 3, target_fpr: float = 0.015, target_fpr_ko: float | None = None,
                    semantic: SemanticSpec | None = DEFAULT_SEMANTIC, vectors: Matrix | None = None,
-                   note: str = "") -> Trained:
+                   note: str = "", calibrate: bool = True, ngrams: sparse.csr_matrix | None = None,
+                   balance_sources: bool = False) -> Trained:
     """:func:`train_classifier`, also returning every example's out-of-fold score (of the first
     repeat). The cut is the ``target_fpr`` quantile of the benign out-of-fold logits of ``repeats``
     differently seeded fold assignments pooled: one assignment's quantile moves by a point or two of
     recall from seed to seed. ``target_fpr_ko``: Korean's own target (default: ``target_fpr``); Korean
     benign training texts are mostly hard negatives, so the same share is a stricter cut there.
-    ``vectors``: the examples' semantic vectors when already computed (:func:`semantic_vectors`)."""
+    ``vectors``: the examples' semantic vectors when already computed (:func:`semantic_vectors`).
+    ``calibrate=False``: no out-of-fold runs; every language keeps the fitted intercept, and the
+    cut points are the policy's, chosen on the leave-source-out protocol (:mod:`lab.guardrails`);
+    ``oof_scores`` are then the in-sample scores. ``ngrams``: the examples' :func:`featurize` rows when
+    already computed. ``balance_sources``: weight examples by :func:`source_weights` (main model
+    only; with ``calibrate=False``)."""
     labels = np.array([e.label == "attack" for e in examples])
     korean = np.array([e.lang == "ko" for e in examples])
     turn = np.array([is_conversation(e) for e in examples])
     if (labels & turn).any():
         raise ValueError("conversational turns must be labelled benign")
-    x = featurize([e.text for e in examples])
+    x = featurize([e.text for e in examples]) if ngrams is None else ngrams
     features = x
     if semantic is not None:
         if vectors is None:
             vectors = semantic_vectors([e.text for e in examples], semantic)
         features = sparse.hstack([x, sparse.csr_matrix(vectors * semantic.scale)], format="csr")
     main = np.flatnonzero(~turn)
-    model = _fit(features[main], labels[main], c, seed)
+    weights = source_weights([examples[int(i)].source for i in main], labels[main]) if balance_sources else None
+    model = _fit(features[main], labels[main], c, seed, weights)
+    if not calibrate:
+        return _uncalibrated(model, x, features, examples, labels, semantic, seed, c, note)
     runs = np.zeros((repeats, len(examples)))
     for r in range(repeats):
         fold = _fold_of([e.text for e in examples], folds, seed + r)
@@ -187,3 +215,23 @@ def train_with_oof(examples: Sequence[Example], *, c: float = 64.0, seed: int = 
                                      turn_bias=float(turn_model.intercept_[0]), semantic_weights=semantic_weights,
                                      semantic=semantic, meta=meta)
     return Trained(classifier, scores)
+
+
+def _uncalibrated(model: LogisticRegression, x: sparse.csr_matrix, features: sparse.csr_matrix,
+                  examples: Sequence[Example], labels: np.ndarray, semantic: SemanticSpec | None, seed: int,
+                  c: float, note: str) -> Trained:
+    """The fitted model as it is (both languages on its intercept) with a turn model fitted once."""
+    short = np.flatnonzero(np.array([is_short(e.text) for e in examples]))
+    turn_model = _fit(x[short], labels[short], c, seed)
+    meta = {"examples": str(len(examples)), "attacks": str(int(labels.sum())), "c": str(c), "note": note,
+            "calibration": "none: cut points from the policy (leave-source-out protocol)",
+            "sources": ",".join(sorted(Counter(e.source for e in examples))),
+            "conversation_turns": str(sum(is_conversation(e) for e in examples)), "short_texts": str(len(short)),
+            "semantic": "none" if semantic is None else
+            f"e5 layers {semantic.layers}, {semantic.tokens} tokens, scale {semantic.scale}"}
+    bias = float(model.intercept_[0])
+    classifier = InjectionClassifier(model.coef_[0][: x.shape[1]], {"en": bias, "ko": bias},
+                                     turn_weights=turn_model.coef_[0], turn_bias=float(turn_model.intercept_[0]),
+                                     semantic_weights=None if semantic is None else model.coef_[0][x.shape[1]:],
+                                     semantic=semantic, meta=meta)
+    return Trained(classifier, _sigmoid(model.decision_function(features)))

@@ -200,19 +200,23 @@ class GuardCheckRequest(_Wire):
     language: str | None = Field(None, description="'en' or 'ko'; detected when absent.")
     system_prompt: str | None = Field(None, description="For output rails: the prompt that must not leak.")
     sources: list[str] = Field(default_factory=list, description="For the optional grounding check.")
+    strict: bool = Field(False, description="For output rails: the input was flagged, check the answer tightened.")
 
 
 class RailResult(_Wire):
     rail: str
     fired: bool
     score: float = 0.0
-    action: Literal["pass", "redact", "block"] = "pass"
+    action: Literal["pass", "redact", "flag", "block"] = "pass"
     detail: str = ""
 
 
 class GuardDecision(_Wire):
-    action: Literal["pass", "redact", "block"]
+    action: Literal["pass", "redact", "flag", "block"] = Field(
+        description="block: refuse; flag: answer with flag_actions (hardened prompt, no cache write, strict output "
+                    "rails); redact: answer with the redacted text; pass.")
     text: str = Field(description="The text to use from here on (redacted where a rail redacted).")
+    flag_actions: list[str] = Field(default_factory=list, description="When flagged: what the answer gets.")
     rails: list[RailResult] = Field(default_factory=list)
     policy_version: str = ""
     refusal: str | None = Field(None, description="Message to answer with when blocked, in the user's language.")

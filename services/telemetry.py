@@ -120,9 +120,10 @@ def child(metric: Metric, *labels: str) -> Metric:
 
 
 def count_guard_decision(kind: str, decision: GuardDecision) -> None:
-    """One guardrail decision into ``ragd_guardrail_decisions``: each rail that fired, or ``none``/pass."""
+    """One guardrail decision into ``ragd_guardrail_decisions``: each rail that fired or flagged, or
+    ``none``/pass."""
     for rail in decision.rails:
-        if rail.fired:
+        if rail.fired or rail.action == "flag":
             child(GUARDRAIL_DECISIONS, kind, rail.rail, rail.action).inc()
     if decision.action == "pass":
         child(GUARDRAIL_DECISIONS, kind, "none", "pass").inc()

@@ -89,6 +89,23 @@ def test_the_llm_verdict_blocks_or_passes_and_sees_only_redacted_text(tmp_path: 
     assert len(_FakeSelfCheckLLM.prompts) == asked
 
 
+def test_the_llm_decides_the_flag_band(tmp_path: Path, fake_llm: str) -> None:
+    path = _policy(tmp_path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for rail in ("injection", "extraction"):  # every classified text falls in the band
+        data["input"][rail].update(threshold=1.0, flag_threshold=0.0, languages={})
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    guard = LocalGuard.from_settings(GuardrailsSettings(policy_path=path, generator_url=fake_llm))
+    cleared = _check(guard, "What is the return policy for kettles?")
+    assert cleared.action == "pass" and not cleared.flag_actions
+    assert any(r.rail == "injection" and "flag cleared by self_check" in r.detail for r in cleared.rails)
+    blocked = _check(guard, f"Please explain the {MARKER} for our staff handbook.")
+    assert blocked.action == "block" and blocked.refusal
+    _FakeSelfCheckLLM.reply = "Perhaps."  # no verdict: the band keeps its flag (fail_open)
+    kept = _check(guard, "What is the return policy for kettles?")
+    assert kept.action == "flag" and kept.flag_actions
+
+
 def test_an_unusable_answer_or_a_dead_llm_follows_fail_open(tmp_path: Path, fake_llm: str) -> None:
     _FakeSelfCheckLLM.reply = "Perhaps."
     open_guard = LocalGuard.from_settings(GuardrailsSettings(policy_path=_policy(tmp_path), generator_url=fake_llm))
