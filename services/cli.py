@@ -30,13 +30,13 @@ GROUPS: dict[str, dict[str, Entry]] = {
         "retrieval": ("lab.retriever.eval_cli", "add_retrieval"),
         "hnsw": ("lab.retriever.eval_cli", "add_hnsw"),
         "cache": ("lab.cache.eval_cli", "add_cache"),
-        "guardrails": ("guardrails.eval_cli", "add_guardrails"),
+        "guardrails": ("lab.guardrails.eval_cli", "add_guardrails"),
         "rag": ("lab.answers.cli", "add_rag"),
     },
     "train": {
         "reranker": ("lab.retriever.train_cli", "add_reranker"),
         "embedder": ("lab.retriever.train_cli", "add_embedder"),
-        "guardrails": ("guardrails.train_cli", "add_classifier"),
+        "guardrails": ("lab.guardrails.train_cli", "add_classifier"),
         "abstention": ("lab.answers.abstention", "add_abstention"),
     },
 }

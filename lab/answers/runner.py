@@ -47,7 +47,6 @@ class Outcome:
 def index_dir(root: Path, name: str, docs: Sequence[DocumentIn]) -> Path:
     """A reusable data dir under ``root`` for this corpus as the retriever's settings would index it."""
     from lab.retriever.evaluation import Dataset, index_fingerprint
-
     from retriever.settings import RetrieverSettings
 
     safe = "".join(ch if ch.isalnum() else "-" for ch in name)[:40]

@@ -158,7 +158,7 @@ def bench_guardrails(opts: argparse.Namespace) -> dict[str, Any]:
     time to first token the streaming hold-back window adds."""
     from guardrails.engine import LocalGuard
     from guardrails.settings import GuardrailsSettings
-    from guardrails.stream_bench import measure_ttft
+    from lab.guardrails.stream_bench import measure_ttft
 
     guard = LocalGuard.from_settings(GuardrailsSettings())
     checks = asyncio.run(_input_checks(guard, opts.rounds))

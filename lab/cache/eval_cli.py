@@ -16,10 +16,10 @@ import numpy.typing as npt
 from cache.embedders import EMBEDDERS, QuestionEmbedder
 from cache.evidence import EvidenceCheck
 from cache.settings import CacheSettings
-from guardrails.data import default_data_dir
 from lab.cache.evaluation import PAIRS_PATH, Agrees, Pair, evaluate, load_pairs
 from lab.cache.protocol import leave_kind_out
 from lab.cache.vectors import cached_vectors
+from lab.guardrails.data import default_data_dir
 
 __all__ = ["DEFAULT_PAIRS", "add_cache", "plot"]
 

@@ -38,7 +38,7 @@ def check_chat(base_url: str, api_key: str) -> None:
 
 
 def check_stream_chat(base_url: str, api_key: str) -> None:
-    text, citations = "", []
+    text, citations = "", list[Any]()
     for chunk in _llm(base_url, api_key, chat=True).stream_chat(
             [ChatMessage(role="user", content="코퍼스 에포크는 무엇인가요?")]):
         text = chunk.message.content or text

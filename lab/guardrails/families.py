@@ -6,7 +6,7 @@ neuralchemy; a translation belongs with its original), so holding a family out l
 in training. *Trainable* families are the permissively licensed ones (Apache-2.0, MIT); the others
 (no licence file, unlicensed translations, CC BY-ND / BY-SA QA questions) are evaluation only: they
 are scored as further unseen families by the model trained on the whole pool. ragd's own corpus
-(``guardrails/corpus/``) is always trained on; ragd's probes (``guardrails/probes/``) never are.
+(``lab/guardrails/corpus/``) is always trained on; ragd's probes (``lab/guardrails/probes/``) never are.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from guardrails.data import Example, _from_file, _questions, read_jsonl
+from lab.guardrails.data import Example, _from_file, _questions, read_jsonl
 
 __all__ = ["FAMILIES", "Family", "Part", "Tagged", "lang_of", "load_family", "load_own"]
 
-_PACKAGE = Path(__file__).resolve().parents[2] / "guardrails"
+_PACKAGE = Path(__file__).resolve().parent  # ragd's own corpus/ and probes/ live beside this module
 Split = Literal["train", "heldout"]
 
 

@@ -27,8 +27,8 @@ from guardrails.normalize import normalize
 from guardrails.pii import PLACEHOLDERS, PiiDetector
 from guardrails.rails import attack_patterns, scores_classifier
 from guardrails.semantic import Matrix, SemanticSpec
-from guardrails.training import train_with_oof
 from lab.guardrails.families import FAMILIES, Family, Tagged, load_family, load_own
+from lab.guardrails.training import train_with_oof
 
 __all__ = ["MIN_FAMILY", "Pool", "Recipe", "choose_cuts", "decide", "family_rates", "load_pool", "run_protocol",
            "summarize"]

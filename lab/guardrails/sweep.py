@@ -15,11 +15,11 @@ import numpy as np
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
-from guardrails.data import default_data_dir
 from guardrails.semantic import SemanticSpec
-from guardrails.training import is_conversation, source_weights
+from lab.guardrails.data import default_data_dir
 from lab.guardrails.families import FAMILIES
 from lab.guardrails.protocol import Pool, choose_cuts, load_pool, per_family, summarize
+from lab.guardrails.training import is_conversation, source_weights
 from lab.guardrails.vectors import VectorCache
 
 __all__ = ["Variant", "run_variant"]

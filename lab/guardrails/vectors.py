@@ -11,7 +11,7 @@ import numpy as np
 
 from guardrails.classifier import semantic_inputs
 from guardrails.semantic import DIM, Matrix, SemanticSpec
-from guardrails.training import semantic_vectors
+from lab.guardrails.training import semantic_vectors
 
 __all__ = ["VectorCache", "default_cache_dir"]
 

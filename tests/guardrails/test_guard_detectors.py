@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from guardrails.concepts import concept_tags
-from guardrails.data import default_data_dir, load_split, text_key
 from guardrails.engine import LocalGuard
 from guardrails.heuristics import (
     EXTRACTION_PATTERNS,
@@ -15,6 +14,7 @@ from guardrails.heuristics import (
     harmful_hit,
 )
 from guardrails.normalize import korean_stems, normalize
+from lab.guardrails.data import default_data_dir, load_split, text_key
 from services.contracts import GuardCheckRequest
 
 

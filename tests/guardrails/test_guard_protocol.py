@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from guardrails.data import EVALUATION_ONLY, Example, load_split
 from guardrails.policy import RailPolicy, Thresholds
 from guardrails.rails import graded
+from lab.guardrails.data import EVALUATION_ONLY, Example, load_split
 from lab.guardrails.families import FAMILIES, Tagged
 from lab.guardrails.protocol import BLOCK, FLAG, PASS, Pool, choose_cuts, decide, family_rates
 

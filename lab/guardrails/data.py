@@ -3,7 +3,7 @@
 Every source is cut 70/30 (the 30 % is never trained on); the sources also fall in two groups, so
 a model trained on group A alone measures how the recipe does on sources it never saw. Licensed
 files are read from the shared data directory at run time and never copied
-into the repository; ragd's own examples live in ``guardrails/corpus/``.
+into the repository; ragd's own examples live in ``lab/guardrails/corpus/``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Example:
 
 def default_data_dir() -> Path:
     """The shared evaluation data (``../shared/data`` next to the checkout)."""
-    for base in (Path.cwd(), _PACKAGE.parent):
+    for base in (Path.cwd(), _PACKAGE.parents[1]):
         candidate = base.parent / "shared" / "data"
         if candidate.is_dir():
             return candidate

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from guardrails.stream_bench import TtftResult
+from lab.guardrails.stream_bench import TtftResult
 
 __all__ = ["plot_sources", "plot_ttft"]
 

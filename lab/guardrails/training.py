@@ -29,8 +29,8 @@ from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm
 
 from guardrails.classifier import InjectionClassifier, combine_turn, featurize, is_short, may_veto, semantic_inputs
-from guardrails.data import Example, text_key
 from guardrails.semantic import Matrix, SemanticEncoder, SemanticSpec
+from lab.guardrails.data import Example, text_key
 
 __all__ = ["Trained", "add_turn_model", "is_conversation", "semantic_vectors", "source_weights", "train_classifier",
            "train_with_oof"]

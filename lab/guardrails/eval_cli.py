@@ -8,13 +8,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from guardrails.data import default_data_dir, load_split, read_jsonl
 from guardrails.engine import LocalGuard
-from guardrails.evaluation import evaluate, evaluate_pii, load_dataset, write_jsonl
 from guardrails.pii import PLACEHOLDERS, PiiDetector
-from guardrails.plots import plot_sources, plot_ttft
 from guardrails.settings import GuardrailsSettings
-from guardrails.stream_bench import measure_ttft
+from lab.guardrails.data import default_data_dir, load_split, read_jsonl
+from lab.guardrails.evaluation import evaluate, evaluate_pii, load_dataset, write_jsonl
+from lab.guardrails.plots import plot_sources, plot_ttft
+from lab.guardrails.stream_bench import measure_ttft
 
 __all__ = ["add_guardrails"]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from guardrails.classifier import InjectionClassifier
-from guardrails.data import default_data_dir
 from guardrails.semantic import SemanticSpec
 from guardrails.settings import default_model_path
-from guardrails.training import add_turn_model, train_with_oof
+from lab.guardrails.data import default_data_dir
+from lab.guardrails.training import add_turn_model, train_with_oof
 
 __all__ = ["add_classifier"]
 

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from guardrails.data import Example, read_jsonl
 from guardrails.engine import LocalGuard
 from guardrails.normalize import language_of
 from guardrails.pii import PiiDetector
+from lab.guardrails.data import Example, read_jsonl
 from services.contracts import GuardCheckRequest
 
 __all__ = ["PII_LABELS", "Report", "evaluate", "evaluate_pii", "load_dataset"]
