@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from gateway.openai_schema import Citation
 from generator.prompt import (
     DEFAULT_SYSTEM_PROMPT,
+    PLAIN_SYSTEM_PROMPT,
     build_messages,
     cited_numbers,
     plausible_rewrite,
@@ -55,6 +56,7 @@ class ChatTurn:
     top_k: int = 4
     cache_read: bool = True
     cache_write: bool = True
+    retrieval: bool = True  # False: plain generation (the ``ragd-chat`` model): no sources, no cache
 
 
 @dataclass
@@ -174,6 +176,8 @@ class Pipeline:
             answer = Answer(refusal, [], "content_filter", Usage(), cache="bypass", degraded=degraded)
             return Prepared(turn, turn.question, degraded, cache="bypass", answer=answer)
         question = decision.text if decision is not None else turn.question
+        if not turn.retrieval:
+            return self._plain(turn, question, history, degraded)
         standalone = await self._standalone(question, history, degraded)
         prepared = Prepared(turn, standalone, degraded)
         await self._lookup(prepared, early if standalone == turn.question else None)
@@ -198,6 +202,29 @@ class Pipeline:
             ctx.fields["chunk_ids"] = [c.chunk_id for c in prepared.chunks]
         return prepared
 
+    def _plain(self, turn: ChatTurn, question: str, history: Sequence[ChatMessage], degraded: list[str]) -> Prepared:
+        """Plain generation: the conversation and the application's instructions, no retrieval, no
+        cache (its answers are not answers from the documents)."""
+        system = turn.instructions or PLAIN_SYSTEM_PROMPT
+        messages = [ChatMessage(role="system", content=system), *history[-8:],
+                    ChatMessage(role="user", content=question)]
+        return Prepared(turn, question, degraded, cache="bypass", messages=messages)
+
+    async def screen_user_texts(self, tenant: str, texts: Sequence[str]) -> tuple[list[str], bool]:
+        """The input rails on the user turns a frontend's task request quotes (this conversation's
+        questions, so their decisions are usually memoized): their texts as the rails leave them
+        (PII redacted), and whether one of them is a sure block, judged as an earlier turn is
+        (:func:`_blocks_history`). The task template around them is the frontend's, not the user's."""
+        degraded: list[str] = []
+        screened: list[str] = []
+        for text in texts:
+            decision = await self._check_input(ChatTurn(tenant=tenant, collection="", model="", question=text),
+                                               degraded)
+            if decision is not None and _blocks_history(decision):
+                return [], True
+            screened.append(decision.text if decision is not None else text)
+        return screened, False
+
     async def exact_hit(self, turn: ChatTurn) -> Prepared | None:
         """The answer to a single-turn request that is an exact cache hit, when that is known cheaply:
         its input decision is memoized (the rails ran on this text before) and passes, and its key is
@@ -205,7 +232,8 @@ class Pipeline:
 
         Everything a hit through :meth:`prepare` counts is counted here too (the input decision, the
         cache lookup, its stage time)."""
-        if turn.history or not turn.cache_read or self.cache is None or self.scope_factory is None:
+        if (turn.history or not turn.cache_read or not turn.retrieval or self.cache is None
+                or self.scope_factory is None):
             return None
         decision = self._known_decision(turn)
         if decision is None or decision.action == "block":

@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from gateway.citation_forms import openwebui_sources
 from gateway.openai_schema import Citation
 from services import telemetry
 from services.contracts import Usage
@@ -29,6 +30,7 @@ def completion_body(*, model: str, content: str, finish_reason: str, usage: Usag
                      "logprobs": None, "finish_reason": finish_reason}],
         "usage": usage_body(usage),
         "citations": [c.model_dump() for c in citations],
+        "sources": openwebui_sources(citations),
     }
 
 
@@ -52,11 +54,19 @@ class ChunkWriter:
         return self._event({"choices": [{"index": 0, "delta": {"content": text}, "logprobs": None,
                                          "finish_reason": None}]})
 
+    def sources(self, citations: list[Citation]) -> list[bytes]:
+        """One chunk per source with an empty delta and an Open WebUI ``source`` event
+        (:mod:`gateway.citation_forms`); sent before :meth:`finish`."""
+        return [self._event({"choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": None}],
+                             "event": {"type": "source", "data": source}})
+                for source in openwebui_sources(citations)]
+
     def finish(self, finish_reason: str, citations: list[Citation]) -> bytes:
-        """The last choice chunk; carries the ``citations`` extension field."""
+        """The last choice chunk; carries the ``citations`` extension field and Open WebUI's ``sources``."""
         return self._event({"choices": [{"index": 0, "delta": {}, "logprobs": None,
                                          "finish_reason": finish_reason}],
-                            "citations": [c.model_dump() for c in citations]})
+                            "citations": [c.model_dump() for c in citations],
+                            "sources": openwebui_sources(citations)})
 
     def usage(self, usage: Usage) -> bytes:
         return self._event({"choices": [], "usage": usage_body(usage)})

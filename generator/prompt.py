@@ -7,13 +7,19 @@ from collections.abc import Sequence
 
 from services.contracts import ChatMessage, ScoredChunk
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "build_messages", "cited_numbers", "plausible_rewrite", "rewrite_messages"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "PLAIN_SYSTEM_PROMPT", "build_messages", "cited_numbers", "plausible_rewrite",
+           "rewrite_messages"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are ragd, a careful assistant that answers only from the numbered sources given with the question. "
     "Cite every fact with the number of its source in square brackets, like [1] or [2]. "
     "If the sources do not contain the answer, say that you do not know. "
     "Answer in the language of the question, briefly."
+)
+
+PLAIN_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Follow the user's instructions exactly and answer briefly, "
+    "in the language of the request."
 )
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
