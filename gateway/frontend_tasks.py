@@ -42,13 +42,14 @@ _LEGACY_TITLE = re.compile(
     r"^\s*(?:please\s+)?(?:create|generate|write)\s+a\s+(?:concise|short|brief)\b[^\n]{0,60}?\btitle\b",
     re.IGNORECASE)
 _LEGACY_EMOJI = re.compile(r"^\s*your task is to reflect the speaker's likely facial expression", re.IGNORECASE)
+_MERGE = re.compile(r"^\s*you have been provided with a set of responses from various models", re.IGNORECASE)
 
 # which task a "### Task:" prompt is, from its description (the text before "### Guidelines");
 # the first that matches wins, so the specific ones come first
 _KIND_PATTERNS: tuple[tuple[TaskKind, re.Pattern[str]], ...] = (
+    ("autocomplete", re.compile(r"auto-?complet", re.IGNORECASE)),
     ("follow_ups", re.compile(r"follow[\s_-]?ups?|might (?:naturally )?(?:send|ask) next", re.IGNORECASE)),
     ("queries", re.compile(r"search quer(?:y|ies)|retrieval quer(?:y|ies)", re.IGNORECASE)),
-    ("autocomplete", re.compile(r"auto-?complet", re.IGNORECASE)),
     ("image_prompt", re.compile(r"image generation", re.IGNORECASE)),
     ("tags", re.compile(r"\btags?\b", re.IGNORECASE)),
     ("title", re.compile(r"\btitle\b", re.IGNORECASE)),
@@ -83,7 +84,7 @@ class FrontendTask:
 
 
 def _kind_of(prompt: str) -> TaskKind:
-    description = re.split(r"#{2,4}\s*guidelines|#{2,4}\s*instructions", prompt, maxsplit=1, flags=re.IGNORECASE)[0]
+    description = re.split(r"#{2,4}\s*\**\s*(?:guidelines|instructions)", prompt, maxsplit=1, flags=re.IGNORECASE)[0]
     for kind, pattern in _KIND_PATTERNS:
         if pattern.search(description[:600]):
             return kind
@@ -123,6 +124,8 @@ def detect_task(turns: Sequence[tuple[str, str]]) -> FrontendTask | None:
         kind = "title"
     elif _LEGACY_EMOJI.match(prompt):
         kind = "emoji"
+    elif _MERGE.match(prompt):
+        kind = "other"
     else:
         return None
     history = _parse_history(prompt) or tuple((r, t) for r, t in turns[:last] if r in ("user", "assistant"))
