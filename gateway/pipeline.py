@@ -155,7 +155,7 @@ class Pipeline:
         # a single-turn question is its own standalone question: its embedding for the semantic
         # lookup starts now, beside the input rails, and is used only if the rails leave it unchanged
         early = self.cache.embed_early(turn.question, turn.params) if (
-            self.cache is not None and not turn.history and turn.cache_read) else None
+            self.cache is not None and not turn.history and turn.cache_read and turn.retrieval) else None
         try:
             return await self._prepare(turn, early)
         finally:

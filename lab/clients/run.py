@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\nragd client checks (results in " + str(results) + "):")
     for name, (passed, summary) in outcomes.items():
         print(f"  {'PASS' if passed else 'FAIL'}  {name:<12} {summary}")
-    passed = sum(1 for ok, _ in outcomes.values() if ok)
-    print(f"clients: {passed} passed, {len(outcomes) - passed} failed")
-    return 0 if passed == len(outcomes) else 1
+    held = sum(1 for ok, _ in outcomes.values() if ok)
+    print(f"clients: {held} passed, {len(outcomes) - held} failed")
+    return 0 if held == len(outcomes) else 1
 
 
 if __name__ == "__main__":
