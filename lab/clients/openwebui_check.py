@@ -136,7 +136,7 @@ def check_task_templates(report: Report, ragd: RagdServer) -> None:
     report.check("Open WebUI's task templates were found", len(templates) >= 4, sorted(templates))
     for name, template in sorted(templates.items()):
         kind = name.removeprefix("DEFAULT_").removesuffix("_GENERATION_PROMPT_TEMPLATE")
-        for model in ("ragd", "ragd-chat"):
+        for model in ("ragd", "ragd-chat") if kind == "TITLE" else ("ragd",):
             status, headers, body = _post_json(ragd.openai_base + "/chat/completions", {
                 "model": model, "stream": False, "messages": [{"role": "user", "content": render(template, chat)}]})
             content = (body.get("choices") or [{}])[0].get("message", {}).get("content", "")
@@ -277,6 +277,9 @@ def check_log(report: Report, ragd: RagdServer) -> None:
     report.check("no task request was retrieved for", not retrieved, [r.get("task") for r in retrieved])
     questions = [r for r in chats if r.get("chunk_ids")]
     report.check("the questions were retrieved for", len(questions) >= len(QUESTIONS), len(questions))
+    answered = [r for r in questions if r.get("status") == 200 and r.get("finish_reason") in ("stop", "length")]
+    report.check("ragd answered each question in full (no error, no deadline)", len(answered) == len(questions),
+                 [(r.get("status"), r.get("finish_reason"), r.get("latency_ms")) for r in questions])
 
 
 def main(argv: list[str] | None = None) -> int:
