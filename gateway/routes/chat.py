@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from cache.eligibility import cache_directives
 from gateway.citation_forms import markdown_references
-from gateway.deps import ChatContextDep, ComponentsDep, PrincipalDep
+from gateway.deps import ChatContext, ChatContextDep, ComponentsDep, PrincipalDep
 from gateway.frontend_tasks import FrontendTask, detect_task
 from gateway.openai_schema import ChatCompletionRequest, Citation, MessageIn
 from gateway.pipeline import Answer, ChatTurn, Pipeline, Prepared
@@ -194,7 +194,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, contex
 
 
 async def _task_reply(task: FrontendTask, turn: ChatTurn, body: ChatCompletionRequest, request: Request,
-                      context: Any) -> Any:
+                      context: ChatContext) -> Any:
     """A frontend's task request (:mod:`gateway.task_answers`): no retrieval, no cache, no citations."""
     pipeline, settings = context.pipeline, context.settings
     screened, blocked = await pipeline.screen_user_texts(turn.tenant, task.user_texts)
