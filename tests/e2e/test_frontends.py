@@ -46,7 +46,8 @@ def _log_entry(server: Server, request_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("line", "output", "key", "expected"), [
-    ("Generate a concise title summarizing the chat history.", '{ "title": "..." }', "title", "Aurora Lighthouse"),
+    ("Generate a concise title summarizing the chat history.", '{ "title": "..." }', "title",
+     "Aurora Lighthouse built"),
     ("Generate 1-3 broad tags for the chat history.", '{ "tags": ["tag1"] }', "tags", ["General"]),
     ("Predict 3-5 messages this user might naturally send next.", '{ "follow_ups": ["..."] }', "follow_ups",
      ["Tell me more about Aurora Lighthouse."]),
