@@ -65,7 +65,7 @@ def openwebui_env(ragd: RagdServer, data_dir: Path, port: int) -> dict[str, str]
         "RAG_EMBEDDING_MODEL": "ragd-embed", "RAG_OPENAI_API_BASE_URL": ragd.openai_base,
         "RAG_OPENAI_API_KEY": "none", "WEBUI_SECRET_KEY": "ragd-client-check", "ENABLE_VERSION_UPDATE_CHECK": "false",
         "ANONYMIZED_TELEMETRY": "false", "DO_NOT_TRACK": "true", "SCARF_NO_ANALYTICS": "true",
-        "ENABLE_EVALUATION_ARENA_MODELS": "False",
+        "ENABLE_EVALUATION_ARENA_MODELS": "False", "AIOHTTP_CLIENT_TIMEOUT_MODEL_LIST": "60",
     })
     return env
 
@@ -169,11 +169,19 @@ def _response_text(page: Any) -> str:
     return str(messages.last.inner_text()) if messages.count() else ""
 
 
-def _new_chat(page: Any, base: str) -> None:
-    """A new chat page, loaded (the app builds it after the document loads: slow on a busy machine)."""
-    page.goto(base + "/", wait_until="domcontentloaded")
-    page.locator("#chat-input").wait_for(state="visible")
-    _dismiss_popups(page)
+def _new_chat(page: Any, base: str, tries: int = 3) -> None:
+    """A new chat page with ragd selected (the app builds the page after the document loads, and lists
+    the models from ragd: on a busy machine either can lag, so a page without a model is loaded again)."""
+    for _ in range(tries):
+        page.goto(base + "/", wait_until="domcontentloaded")
+        page.locator("#chat-input").wait_for(state="visible")
+        _dismiss_popups(page)
+        try:
+            page.locator('button[aria-label="Selected model: ragd"]').first.wait_for(state="visible", timeout=60_000)
+            return
+        except Exception:  # playwright's TimeoutError: no model selected yet
+            continue
+    raise RuntimeError("Open WebUI offered no ragd model to chat with (its model list from ragd failed)")
 
 
 def _ask(page: Any, base: str, question: str) -> tuple[list[str], bool]:
