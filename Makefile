@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all lint bench redis tools bench-tools clean containers compose-smoke
+.PHONY: install run test test-all test-clients chromium lint bench redis tools bench-tools clean containers compose-smoke
 
 install: $(STAMP)
 
@@ -39,6 +39,23 @@ test: install redis tools
 test-all: install redis tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# the clients people use (Open WebUI in Debian's chromium, ...), each pinned in its own virtualenv under
+# .clients/, run against `ragd serve --demo`; one PASS/FAIL line per client (lab/clients/run.py)
+CLIENTS       := $(basename $(notdir $(wildcard lab/clients/requirements/*.txt)))
+CLIENT_STAMPS := $(CLIENTS:%=.clients/%/.installed)
+
+.clients/%/.installed: lab/clients/requirements/%.txt
+	@test -x .clients/$*/bin/python || $(PYTHON) -m venv .clients/$*
+	.clients/$*/bin/python -m pip install -q --upgrade pip
+	.clients/$*/bin/python -m pip install -q -r $<
+	@touch $@
+
+chromium:
+	@scripts/ensure-chromium.sh
+
+test-clients: install chromium $(CLIENT_STAMPS)
+	$(BIN)/python -m lab.clients.run --venvs .clients --results clients-results
+
 lint: install
 	$(BIN)/ruff check services gateway retriever generator cache guardrails lab tests
 	$(BIN)/lint-imports
@@ -55,4 +72,4 @@ compose-smoke: install
 	PYTHON=$(BIN)/python scripts/containers/compose-smoke.sh
 
 clean:
-	rm -rf $(VENV) .ragd .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .ragd .pytest_cache .mypy_cache .ruff_cache .clients clients-results

@@ -28,7 +28,8 @@ from gateway.auth import Principal
 from gateway.deps import bind_principal
 from gateway.openai_schema import ChatCompletionRequest
 from gateway.pipeline import Prepared
-from gateway.routes.chat import answer_headers, log_answer, to_turn
+from gateway.routes.chat import to_turn
+from gateway.routes.serving import answer_headers, log_answer, reference_style, with_references
 from gateway.sse import completion_body
 from services import telemetry
 from services.app import error_response
@@ -103,7 +104,8 @@ class ExactHitFastPath:
         answer = prepared.answer
         log_answer(answer, prepared, settings)
         await state.limiter.spend_tokens(principal, answer.usage.total_tokens)
-        payload = completion_body(model=request.model, content=answer.content, finish_reason=answer.finish_reason,
+        content = with_references(answer.content, answer.citations, reference_style(request, settings))
+        payload = completion_body(model=request.model, content=content, finish_reason=answer.finish_reason,
                                   usage=answer.usage, citations=answer.citations)
         await JSONResponse(payload, headers=answer_headers(prepared))(scope, _no_body, send)
         return True

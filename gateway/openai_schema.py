@@ -49,6 +49,9 @@ class RagdOptions(_Permissive):
     top_k: int | None = Field(None, ge=1, le=20, description="Sources given to the generator.")
     filter: MetadataFilter | None = Field(None, description="Search only documents whose metadata match this "
                                                             "(Chroma's where vocabulary; see the README).")
+    references: Literal["fields", "markdown"] | None = Field(
+        None, description="'markdown' also appends the citations to the answer text as a numbered reference "
+                          "list with titles; 'fields' only in the extension fields. None: the server's setting.")
 
 
 class ChatCompletionRequest(_Permissive):
@@ -66,6 +69,9 @@ class ChatCompletionRequest(_Permissive):
     n: int | None = Field(None, ge=1, le=1)
     ragd: RagdOptions | None = None
     collection: str | None = Field(None, description="Shorthand of ragd.collection.")
+    # accepted and ignored, except a tool_choice that demands a call (ragd answers in text, never with tool calls)
+    tools: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
 
 
 class CompletionRequest(_Permissive):

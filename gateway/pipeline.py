@@ -16,6 +16,7 @@ from gateway.openai_schema import Citation
 from generator.abstention import Abstainer
 from generator.packing import ContextPacker
 from generator.prompt import (
+    PLAIN_SYSTEM_PROMPT,
     build_hardened_messages,
     build_messages,
     cited_numbers,
@@ -63,6 +64,7 @@ class ChatTurn:
     filter: dict[str, Any] | None = None  # metadata filter (services/filters.py), validated at the edge
     cache_read: bool = True
     cache_write: bool = True
+    retrieval: bool = True  # False: plain generation (the ``ragd-chat`` model): no sources, no cache
 
 
 @dataclass
@@ -177,7 +179,7 @@ class Pipeline:
         # a single-turn question is its own standalone question: its embedding for the semantic
         # lookup starts now, beside the input rails, and is used only if the rails leave it unchanged
         early = self.cache.embed_early(turn.question, turn.params) if (
-            self.cache is not None and not turn.history and turn.cache_read) else None
+            self.cache is not None and not turn.history and turn.cache_read and turn.retrieval) else None
         try:
             return await self._prepare(turn, early)
         finally:
@@ -198,6 +200,8 @@ class Pipeline:
             answer = Answer(refusal, [], "content_filter", Usage(), cache="bypass", degraded=degraded)
             return Prepared(turn, turn.question, degraded, cache="bypass", answer=answer)
         question = decision.text if decision is not None else turn.question
+        if not turn.retrieval:
+            return self._plain(turn, question, history, degraded)
         standalone = await self._standalone(question, history, degraded)
         flags = tuple(decision.flag_actions) if decision is not None and decision.action == "flag" else ()
         prepared = Prepared(turn, standalone, degraded, flag_actions=flags)
@@ -273,6 +277,28 @@ class Pipeline:
             if prepared.ticket is not None:  # the answer needs no generator: its queue place is free again
                 prepared.ticket.release(completed=False)
                 prepared.ticket = None
+    def _plain(self, turn: ChatTurn, question: str, history: Sequence[ChatMessage], degraded: list[str]) -> Prepared:
+        """Plain generation: the conversation and the application's instructions, no retrieval, no
+        cache (its answers are not answers from the documents)."""
+        system = turn.instructions or PLAIN_SYSTEM_PROMPT
+        messages = [ChatMessage(role="system", content=system), *history[-8:],
+                    ChatMessage(role="user", content=question)]
+        return Prepared(turn, question, degraded, cache="bypass", messages=messages)
+
+    async def screen_user_texts(self, tenant: str, texts: Sequence[str]) -> tuple[list[str], bool]:
+        """The input rails on the user turns a frontend's task request quotes (this conversation's
+        questions, so their decisions are usually memoized): their texts as the rails leave them
+        (PII redacted), and whether one of them is a sure block, judged as an earlier turn is
+        (:func:`_blocks_history`). The task template around them is the frontend's, not the user's."""
+        degraded: list[str] = []
+        screened: list[str] = []
+        for text in texts:
+            decision = await self._check_input(ChatTurn(tenant=tenant, collection="", model="", question=text),
+                                               degraded)
+            if decision is not None and _blocks_history(decision):
+                return [], True
+            screened.append(decision.text if decision is not None else text)
+        return screened, False
 
     async def exact_hit(self, turn: ChatTurn) -> Prepared | None:
         """The answer to a single-turn request that is an exact cache hit, when that is known cheaply:
@@ -281,7 +307,8 @@ class Pipeline:
 
         Everything a hit through :meth:`prepare` counts is counted here too (the input decision, the
         cache lookup, its stage time)."""
-        if turn.history or not turn.cache_read or self.cache is None or self.scope_factory is None:
+        if (turn.history or not turn.cache_read or not turn.retrieval or self.cache is None
+                or self.scope_factory is None):
             return None
         decision = self._known_decision(turn)
         if decision is None or decision.action == "block":

@@ -58,6 +58,15 @@ class GatewaySettings(ServiceSettings):
         None, description="Guardrails down: serve input unchecked (true) or 503 (false); none: the policy's.")
     guard_output_fail_open: bool | None = Field(
         None, description="Guardrails down: release output unchecked (true) or fail (false); none: the policy's.")
+    references: Literal["fields", "markdown"] = Field(
+        "fields", description="Where answers carry their citations: 'fields' (the citations/sources extension "
+                              "fields) or 'markdown' (also a numbered reference list with titles appended to the "
+                              "answer text, for clients that show only text); a request's ragd.references wins.")
+    task_answers: Literal["auto", "extractive", "generate"] = Field(
+        "auto", description="How a chat frontend's task requests (title, tags, follow-ups) are answered: "
+                            "'extractive' from the chat's own words, 'generate' by the generator without retrieval "
+                            "(falling back to extractive when its answer cannot be parsed), 'auto' generate when "
+                            "generator_url is set, else extractive.")
     stream_holdback_chars: int | None = Field(
         None, ge=0, le=4096, description="Streamed characters held back for the output rails; none: the policy's.")
 

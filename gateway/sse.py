@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gateway.citation_forms import openwebui_sources
 from gateway.openai_schema import Citation
 from services import telemetry
 from services.contracts import Usage
@@ -33,6 +34,7 @@ def completion_body(*, model: str, content: str, finish_reason: str, usage: Usag
                      "logprobs": None, "finish_reason": finish_reason}],
         "usage": usage_body(usage),
         "citations": [c.model_dump() for c in citations],
+        "sources": openwebui_sources(citations),
     }
 
 
@@ -55,6 +57,7 @@ class StreamWriter(Protocol):
 
     def start(self) -> bytes: ...
     def content(self, text: str) -> bytes: ...
+    def sources(self, citations: list[Citation]) -> list[bytes]: ...
     def finish(self, finish_reason: str, citations: list[Citation]) -> bytes: ...
     def usage(self, usage: Usage) -> bytes: ...
     def done(self) -> bytes: ...
@@ -81,11 +84,19 @@ class ChunkWriter:
         return self._event({"choices": [{"index": 0, "delta": {"content": text}, "logprobs": None,
                                          "finish_reason": None}]})
 
+    def sources(self, citations: list[Citation]) -> list[bytes]:
+        """One chunk per source with an empty delta and an Open WebUI ``source`` event
+        (:mod:`gateway.citation_forms`); sent before :meth:`finish`."""
+        return [self._event({"choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": None}],
+                             "event": {"type": "source", "data": source}})
+                for source in openwebui_sources(citations)]
+
     def finish(self, finish_reason: str, citations: list[Citation]) -> bytes:
-        """The last choice chunk; carries the ``citations`` extension field."""
+        """The last choice chunk; carries the ``citations`` extension field and Open WebUI's ``sources``."""
         return self._event({"choices": [{"index": 0, "delta": {}, "logprobs": None,
                                          "finish_reason": finish_reason}],
-                            "citations": [c.model_dump() for c in citations]})
+                            "citations": [c.model_dump() for c in citations],
+                            "sources": openwebui_sources(citations)})
 
     def usage(self, usage: Usage) -> bytes:
         return self._event({"choices": [], "usage": usage_body(usage)})
@@ -112,6 +123,11 @@ class TextChunkWriter:
 
     def content(self, text: str) -> bytes:
         return self._event({"choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": None}]})
+
+    @staticmethod
+    def sources(citations: list[Citation]) -> list[bytes]:
+        """No events: Open WebUI's source events belong to chat streams."""
+        return []
 
     def finish(self, finish_reason: str, citations: list[Citation]) -> bytes:
         """The last choice chunk; carries the ``citations`` extension field."""

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from services.contracts import ChatMessage, ScoredChunk
 
-__all__ = ["PROMPT_VERSION", "Template", "build_hardened_messages", "build_messages", "cited_numbers",
-           "plausible_rewrite", "rewrite_messages", "template"]
+__all__ = ["PLAIN_SYSTEM_PROMPT", "PROMPT_VERSION", "Template", "build_hardened_messages", "build_messages",
+           "cited_numbers", "plausible_rewrite", "rewrite_messages", "template"]
 
 PROMPTS = Path(__file__).with_name("prompts")
 PROMPT_VERSION = "v1"
@@ -45,6 +45,11 @@ def template(language: str, version: str = PROMPT_VERSION) -> Template:
     if set(sections) != {"system", "user"}:
         raise ValueError(f"{path}: a prompt template needs a [system] and a [user] section")
     return Template(path.stem, "\n".join(sections["system"]).strip(), "\n".join(sections["user"]).strip())
+
+PLAIN_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Follow the user's instructions exactly and answer briefly, "
+    "in the language of the request."
+)
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 

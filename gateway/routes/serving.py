@@ -22,9 +22,11 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cache.eligibility import cache_directives
+from gateway.citation_forms import markdown_references
 from gateway.deps import ChatContext
 from gateway.openai_schema import Citation, RagdOptions
 from gateway.pipeline import Answer, ChatTurn, Pipeline, Prepared, citation_of
+from gateway.routes.embeddings import EMBEDDING_MODEL
 from gateway.settings import GatewaySettings
 from gateway.sse import WireFormat
 from services import telemetry
@@ -32,10 +34,13 @@ from services.app import sse_error_event
 from services.contracts import ChatMessage, GenerationParams
 from services.errors import CollectionNotFoundError, DependencyTimeoutError, InvalidRequestError, NotFoundError
 
-__all__ = ["MODEL_PREFIX", "answer_headers", "collection_of", "log_answer", "make_turn", "respond"]
+__all__ = ["MODEL_PREFIX", "PLAIN_MODEL", "answer_headers", "collection_of", "log_answer", "make_turn",
+           "reference_style",
+           "respond", "with_references", "within_deadline"]
 
 _log = logging.getLogger("ragd.chat")
 MODEL_PREFIX = "ragd"
+PLAIN_MODEL = "ragd-chat"  # plain generation: no retrieval, no citations, no cache (e.g. a frontend's task model)
 CLIENT_CLOSED = 499  # nginx's "client closed request": the status logged for an abandoned answer
 _HEADER_TITLE_CHARS = 100
 T = TypeVar("T")
@@ -54,15 +59,30 @@ class Routed(Protocol):
 
 
 def collection_of(model: str, request: Routed, settings: GatewaySettings) -> str:
+    if model == EMBEDDING_MODEL or model.startswith(EMBEDDING_MODEL + ":"):
+        raise InvalidRequestError(
+            f"{EMBEDDING_MODEL} is an embeddings model; use 'ragd' (or 'ragd:<collection>', or '{PLAIN_MODEL}' "
+            f"without retrieval) for chat, and {EMBEDDING_MODEL} with POST /v1/embeddings.",
+            param="model", code="model_not_supported")
     explicit = (request.ragd.collection if request.ragd else None) or request.collection
     if explicit:
         return explicit
-    if model == MODEL_PREFIX:
+    if model in (MODEL_PREFIX, PLAIN_MODEL):
         return settings.default_collection
     if model.startswith(MODEL_PREFIX + ":") and len(model) > len(MODEL_PREFIX) + 1:
         return model[len(MODEL_PREFIX) + 1:]
-    raise NotFoundError(f"The model '{model[:100]}' does not exist. Use 'ragd' or 'ragd:<collection>'.",
-                        param="model", code="model_not_found")
+    raise NotFoundError(f"The model '{model[:100]}' does not exist. Use 'ragd', 'ragd:<collection>' or "
+                        f"'{PLAIN_MODEL}'.", param="model", code="model_not_found")
+
+
+def reference_style(request: Routed, settings: GatewaySettings) -> str:
+    """Where the answer carries its citations: the request's ``ragd.references``, else the server's."""
+    return (request.ragd.references if request.ragd else None) or settings.references
+
+
+def with_references(content: str, citations: list[Citation], style: str) -> str:
+    """The answer text, with its numbered references appended when the style is ``markdown``."""
+    return content + markdown_references(citations) if style == "markdown" else content
 
 
 def make_turn(body: Routed, *, question: str, history: Sequence[ChatMessage], instructions: str | None,
@@ -83,7 +103,8 @@ def make_turn(body: Routed, *, question: str, history: Sequence[ChatMessage], in
     return ChatTurn(tenant=tenant, collection=collection_of(body.model, body, settings), model=body.model,
                     question=question, history=tuple(history), instructions=instructions, params=params,
                     top_k=top_k, filter=body.ragd.filter if body.ragd else None,
-                    cache_read="no-cache" not in directives, cache_write="no-store" not in directives)
+                    cache_read="no-cache" not in directives, cache_write="no-store" not in directives,
+                    retrieval=body.model != PLAIN_MODEL)
 
 
 def _header_json(citations: Sequence[Citation]) -> str:
@@ -171,13 +192,13 @@ async def _answer(pipeline: Pipeline, prepared: Prepared) -> Answer:
 
 
 async def respond(turn: ChatTurn, request: Request, context: ChatContext, *, stream: bool, include_usage: bool,
-                  wire: WireFormat) -> Response:
+                  wire: WireFormat, style: str = "fields") -> Response:
     """Prepare and answer ``turn``, as one body or a stream in ``wire``'s format."""
     principal, pipeline, settings = context.principal, context.pipeline, context.settings
     prepared = await _prepare(pipeline, turn)
     if stream:
         on_done = partial(request.app.state.limiter.spend_tokens, principal)
-        return StreamingResponse(_sse(pipeline, prepared, wire, turn.model, include_usage, settings, on_done),
+        return StreamingResponse(_sse(pipeline, prepared, wire, turn.model, include_usage, settings, on_done, style),
                                  media_type="text/event-stream",
                                  headers={**answer_headers(prepared), "cache-control": "no-cache"})
     try:
@@ -191,7 +212,8 @@ async def respond(turn: ChatTurn, request: Request, context: ChatContext, *, str
         _release(prepared)
     log_answer(answer, prepared, settings)
     await request.app.state.limiter.spend_tokens(principal, answer.usage.total_tokens)
-    payload = wire.body(model=turn.model, content=answer.content, finish_reason=answer.finish_reason,
+    payload = wire.body(model=turn.model, content=with_references(answer.content, answer.citations, style),
+                        finish_reason=answer.finish_reason,
                         usage=answer.usage, citations=answer.citations)
     return JSONResponse(payload, headers=answer_headers(prepared))
 
@@ -202,7 +224,8 @@ def _release(prepared: Prepared) -> None:
 
 
 async def _sse(pipeline: Pipeline, prepared: Prepared, wire: WireFormat, model: str, include_usage: bool,
-               settings: GatewaySettings, on_done: Callable[[int], Awaitable[None]]) -> AsyncIterator[bytes]:
+               settings: GatewaySettings, on_done: Callable[[int], Awaitable[None]],
+               style: str = "fields") -> AsyncIterator[bytes]:
     writer = wire.writer(model)
     try:
         start = writer.start()
@@ -223,6 +246,11 @@ async def _sse(pipeline: Pipeline, prepared: Prepared, wire: WireFormat, model: 
     assert answer is not None
     log_answer(answer, prepared, settings)
     await on_done(answer.usage.total_tokens)
+    references = with_references("", answer.citations, style)
+    if references:
+        yield writer.content(references)
+    for event in writer.sources(answer.citations):
+        yield event
     yield writer.finish(answer.finish_reason, answer.citations)
     if include_usage:
         yield writer.usage(answer.usage)

@@ -141,7 +141,7 @@ def test_other_tenants_collections_are_absent(keyed: Server) -> None:
     for_b = httpx.get(keyed.openai_base + "/collections/docs/documents/ferry", headers=headers, timeout=10)
     assert for_b.status_code == 404  # tenant A has 'ferry'; B's collection of the same name does not
     models = httpx.get(keyed.openai_base + "/models", headers=headers, timeout=10).json()
-    assert {m["id"] for m in models["data"]} == {"ragd", "ragd:docs", "ragd-embed"}
+    assert {m["id"] for m in models["data"]} == {"ragd", "ragd:docs", "ragd-chat", "ragd-embed"}
 
 
 def test_ingest_bumps_epoch_and_the_same_question_misses(keyed: Server) -> None:
