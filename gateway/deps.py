@@ -47,8 +47,8 @@ async def _limited_principal(request: Request) -> Principal:
 
 @dataclass(frozen=True, slots=True)
 class ChatContext:
-    """What the chat route needs, resolved as one dependency (each FastAPI dependency costs a few
-    microseconds more on every request, an exact cache hit included)."""
+    """What the chat route needs, resolved as one dependency (each FastAPI dependency adds work to
+    every request, an exact cache hit included)."""
 
     principal: Principal
     pipeline: Pipeline

@@ -80,7 +80,8 @@ class GatewaySettings(ServiceSettings):
     max_documents_per_request: int = Field(256, ge=1, description="Most documents in one ingest request.")
     max_embedding_inputs: int = Field(
         256, ge=1, le=2048,
-        description="Most texts in one /v1/embeddings request (OpenAI allows 2,048; a CPU embeds ~20-60 a second).")
+        description="Most texts in one /v1/embeddings request (OpenAI allows 2,048; on a CPU each text costs "
+                    "milliseconds, so this bounds one request's work).")
     max_in_flight: int = Field(64, ge=1, description="Admission: requests served at once before a fast 429.")
     rate_limit_rpm: int = Field(0, ge=0, description="Requests per minute per key (0: unlimited).")
     rate_limit_tpm: int = Field(0, ge=0, description="Tokens per minute per key (0: unlimited).")
@@ -93,4 +94,4 @@ class GatewaySettings(ServiceSettings):
         1.0, gt=0, le=100,
         description="The gateway process's GIL switch interval, ms (CPython's default is 5): how long a thread "
                     "that needs the GIL back (the cache's question embedding, finishing beside the input rails) "
-                    "can wait for one running Python code. 1 ms took ~3 ms off a semantic cache hit here.")
+                    "can wait for one running Python code; a shorter interval hands it over sooner.")

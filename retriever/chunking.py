@@ -48,9 +48,8 @@ def chunk_id(doc_id: str, text: str, occurrence: int = 0) -> str:
 def dense_length(text: str) -> int:
     """Length of ``text`` for dense windows: characters, a Hangul syllable counting as two.
 
-    A Hangul syllable carries about as many subword tokens as two Latin letters (multilingual-e5's
-    tokenizer: ~0.40 tokens per character on KorQuAD, ~0.23 on SciFact), so one budget gives windows of
-    about the same number of tokens in both languages.
+    A Hangul syllable carries about as many subword tokens of multilingual-e5's tokenizer as two Latin
+    letters, so one budget gives windows of about the same number of tokens in both languages.
     """
     return len(text) + len(_HANGUL_SYLLABLE.findall(text))
 

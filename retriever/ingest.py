@@ -89,8 +89,8 @@ def dense_windows(text: str, window: int, overlap: int) -> list[str]:
     """The texts embedded for one chunk: the chunk itself when it fits ``window`` (by
     :func:`~retriever.chunking.dense_length`; 0 means no limit), else overlapping windows of whole sentences.
 
-    Small embedders match a question best against a passage of a few sentences: multilingual-e5-small on
-    KorQuAD scores nDCG@10 0.89 on whole paragraphs and 0.93 on ~225-syllable windows (docs/retrieval.md).
+    Small embedders match a question best against a passage of a few sentences (docs/retrieval.md, "Dense
+    windows").
     """
     if not window or dense_length(text) <= window:
         return [text]

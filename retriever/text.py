@@ -33,7 +33,7 @@ _kiwi_lock = threading.Lock()
 
 @cache
 def kiwi() -> Any:
-    """The process-wide Kiwi analyzer (slow to create: ~2 s; created on first use)."""
+    """The process-wide Kiwi analyzer (slow to create, so created once, on first use)."""
     from kiwipiepy import Kiwi
 
     return Kiwi()
