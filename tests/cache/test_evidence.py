@@ -21,6 +21,7 @@ from guardrails.settings import GuardrailsSettings
 from retriever.service import LocalRetriever
 from retriever.settings import RetrieverSettings
 from services.contracts import (
+    AnswerContext,
     ChatMessage,
     CollectionConfig,
     Completion,
@@ -60,7 +61,8 @@ class FakeStopGenerator:
     async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion:
         raise AssertionError("no follow-up rewrite in these tests")
 
-    async def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> AsyncIterator[Delta]:
+    async def stream(self, messages: Sequence[ChatMessage], params: GenerationParams,
+                     context: AnswerContext | None = None) -> AsyncIterator[Delta]:
         self.calls += 1
         yield Delta(text=f"Answer {self.calls} [1].")
         yield Delta(finish_reason="stop", usage=Usage(prompt_tokens=10, completion_tokens=4, total_tokens=14))

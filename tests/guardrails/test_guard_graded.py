@@ -25,6 +25,7 @@ from guardrails.engine import LocalGuard
 from guardrails.policy import PolicyError, parse_policy
 from guardrails.settings import GuardrailsSettings, default_policy_path
 from services.contracts import (
+    AnswerContext,
     ChatMessage,
     Delta,
     GenerationParams,
@@ -156,7 +157,8 @@ class FakeGenerator:
         self.answer = answer
         self.prompts: list[list[ChatMessage]] = []
 
-    def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> AsyncIterator[Delta]:
+    def stream(self, messages: Sequence[ChatMessage], params: GenerationParams,
+               context: AnswerContext | None = None) -> AsyncIterator[Delta]:
         self.prompts.append(list(messages))
 
         async def deltas() -> AsyncIterator[Delta]:
