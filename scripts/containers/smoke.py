@@ -87,6 +87,15 @@ def questions(gateway: str, key: str) -> None:
           f"x-ragd-cache {raw.headers.get('x-ragd-cache')}, {(time.perf_counter() - start) * 1000:.1f} ms")
 
 
+def threads(project: str) -> None:
+    """The generator runs under a one-CPU quota (smoke.compose.yml): llama.cpp's threads follow it."""
+    code = ("from services.cpus import cgroup_cpu_limit; from generator.settings import GeneratorSettings; "
+            "print(cgroup_cpu_limit(), GeneratorSettings().threads)")
+    out = subprocess.run(["docker", "compose", "-p", project, "exec", "-T", "generator", "python", "-c", code],
+                         capture_output=True, text=True, timeout=60).stdout.split()
+    check("the generator's threads follow its CPU quota", out == ["1.0", "1"], f"quota, threads: {out}")
+
+
 def metrics(project: str, gateway: str) -> None:
     public = httpx.get(f"{gateway}/metrics", timeout=10)
     check("the gateway's public /metrics is a 404", public.status_code == 404, f"HTTP {public.status_code}")
@@ -131,6 +140,7 @@ def main() -> int:
     parser.add_argument("--prometheus", required=True)
     parser.add_argument("--key", required=True)
     args = parser.parse_args()
+    threads(args.project)
     corpus(args.gateway, args.key)
     questions(args.gateway, args.key)
     metrics(args.project, args.gateway)
