@@ -30,7 +30,8 @@ IMAGE_TAG=${IMAGE_TAG:-0.1.0}
 GATEWAY_HOST_PORT=${SMOKE_GATEWAY_PORT:-18080}
 PROMETHEUS_HOST_PORT=${SMOKE_PROMETHEUS_PORT:-19090}
 ENV
-compose() { docker compose -p "$PROJECT" --env-file "$ENV_FILE" --profile cpu "$@"; }
+compose() { docker compose -p "$PROJECT" --env-file "$ENV_FILE" -f docker-compose.yml \
+  -f scripts/containers/smoke.compose.yml --profile cpu "$@"; }
 finish() {
   status=$?
   if [[ $status -ne 0 ]]; then

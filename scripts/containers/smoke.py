@@ -34,7 +34,9 @@ DOCUMENTS = [
      "text": "BM25 scores a document by term frequency, inverse document frequency and document length."},
 ]
 QUESTIONS = [("ko", "오로라 등대는 언제 세워졌나요?", "lighthouse-ko"),
-             ("en", "What is reciprocal rank fusion?", "rrf")]
+             ("en", "In one short sentence: what is reciprocal rank fusion?", "rrf")]
+# room to finish: only an answer that ends on its own ("stop") is cached, so the repeat can be an exact hit
+MAX_TOKENS = 256
 # service -> port of its /metrics inside its container (the gateway's internal metrics port)
 METRICS = {"gateway": 8100, "retriever": 8002, "guardrails": 8004, "generator": 8003}
 
@@ -66,23 +68,32 @@ def corpus(gateway: str, key: str) -> None:
 
 
 def questions(gateway: str, key: str) -> None:
-    client = OpenAI(base_url=f"{gateway}/v1", api_key=key, max_retries=0, timeout=300)
+    client = OpenAI(base_url=f"{gateway}/v1", api_key=key, max_retries=0, timeout=900)
     for lang, question, doc_id in QUESTIONS:
         start = time.perf_counter()
         raw = client.chat.completions.with_raw_response.create(
-            model="ragd", messages=[{"role": "user", "content": question}], max_tokens=64, temperature=0)
+            model="ragd", messages=[{"role": "user", "content": question}], max_tokens=MAX_TOKENS, temperature=0)
         reply = raw.parse()
         cited = {c.get("document_id") for c in (reply.model_extra or {}).get("citations") or []}
         text = reply.choices[0].message.content or ""
         check(f"{lang} question answered with citations", bool(text.strip()) and doc_id in cited,
-              f"{(time.perf_counter() - start) * 1000:.0f} ms, cited {sorted(cited)}, "
-              f"x-ragd-cache {raw.headers.get('x-ragd-cache')}, {text[:80]!r}")
+              f"{(time.perf_counter() - start) * 1000:.0f} ms, finish {reply.choices[0].finish_reason}, cited "
+              f"{sorted(cited)}, x-ragd-cache {raw.headers.get('x-ragd-cache')}, {text[:80]!r}")
     _, question, _ = QUESTIONS[1]
     start = time.perf_counter()
     raw = client.chat.completions.with_raw_response.create(
-        model="ragd", messages=[{"role": "user", "content": question}], max_tokens=64, temperature=0)
+        model="ragd", messages=[{"role": "user", "content": question}], max_tokens=MAX_TOKENS, temperature=0)
     check("the repeat is an exact hit", raw.headers.get("x-ragd-cache") == "exact",
           f"x-ragd-cache {raw.headers.get('x-ragd-cache')}, {(time.perf_counter() - start) * 1000:.1f} ms")
+
+
+def threads(project: str) -> None:
+    """The generator runs under a one-CPU quota (smoke.compose.yml): llama.cpp's threads follow it."""
+    code = ("from services.cpus import cgroup_cpu_limit; from generator.settings import GeneratorSettings; "
+            "print(cgroup_cpu_limit(), GeneratorSettings().threads)")
+    out = subprocess.run(["docker", "compose", "-p", project, "exec", "-T", "generator", "python", "-c", code],
+                         capture_output=True, text=True, timeout=60).stdout.split()
+    check("the generator's threads follow its CPU quota", out == ["1.0", "1"], f"quota, threads: {out}")
 
 
 def metrics(project: str, gateway: str) -> None:
@@ -129,6 +140,7 @@ def main() -> int:
     parser.add_argument("--prometheus", required=True)
     parser.add_argument("--key", required=True)
     args = parser.parse_args()
+    threads(args.project)
     corpus(args.gateway, args.key)
     questions(args.gateway, args.key)
     metrics(args.project, args.gateway)
