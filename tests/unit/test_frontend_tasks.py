@@ -118,3 +118,12 @@ def test_generated_answers_are_kept_only_when_the_frontend_can_parse_them() -> N
     assert parse_task_answer(tags, "Technology, Search") is None
     assert parse_task_answer(title, '{"title": "Rank fusion"}') == '{"title": "Rank fusion"}'
     assert parse_task_answer(title, '{"title": 3}') is None
+
+
+def test_open_webui_prompts_without_a_task_header_are_recognised() -> None:
+    merge = detect_task(_user('You have been provided with a set of responses from various models to the latest '
+                              'user query: "What is RRF?"\n\nYour task is to synthesize these responses.'))
+    emoji = detect_task(_user("Your task is to reflect the speaker's likely facial expression through a fitting "
+                              "emoji.\n\nMessage: ```hello```"))
+    assert merge is not None and merge.kind == "other" and not merge.wants_json
+    assert emoji is not None and emoji.kind == "emoji" and extractive_answer(emoji) == "💬"
