@@ -179,7 +179,7 @@ def train_with_oof(examples: Sequence[Example], *, c: float = 64.0, seed: int = 
             vectors = semantic_vectors([e.text for e in examples], semantic)
         features = sparse.hstack([x, sparse.csr_matrix(vectors * semantic.scale)], format="csr")
     main = np.flatnonzero(~turn)
-    weights = source_weights([examples[i].source for i in main], labels[main]) if balance_sources else None
+    weights = source_weights([examples[int(i)].source for i in main], labels[main]) if balance_sources else None
     model = _fit(features[main], labels[main], c, seed, weights)
     if not calibrate:
         return _uncalibrated(model, x, features, examples, labels, semantic, seed, c, note)

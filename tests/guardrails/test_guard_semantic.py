@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from guardrails.classifier import InjectionClassifier, semantic_inputs
+from guardrails.classifier import InjectionClassifier, may_veto, semantic_inputs
 from guardrails.data import Example
 from guardrails.engine import LocalGuard
 from guardrails.semantic import DIM, SemanticEncoder, SemanticSpec
@@ -61,8 +61,10 @@ def test_the_semantic_block_moves_the_score_and_a_given_vector_equals_the_comput
     for text in (ATTACK_EN, ATTACK_KO, BENIGN_KO, "How do I reset my router to factory settings?"):
         vector = encoder.encode(semantic_inputs([text]))[0]
         assert _logit(shipped.score(text, vector)) == pytest.approx(_logit(shipped.score(text)), abs=1e-3)
-        # an opposite vector must change the score: the block is really read
-        assert abs(_logit(shipped.score(text, -vector)) - _logit(shipped.score(text))) > 0.5
+        # an opposite vector must change the score: the block is really read (unless the turn model
+        # sets a short text's score)
+        if not may_veto(text):
+            assert abs(_logit(shipped.score(text, -vector)) - _logit(shipped.score(text))) > 0.5
     # the model's scores are its own (the policy's cut points turn them into actions): compare them
     assert shipped.score(ATTACK_KO) > shipped.score(BENIGN_KO)
     assert shipped.score(ATTACK_EN) > shipped.score("How do I reset my router to factory settings?")
