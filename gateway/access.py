@@ -9,27 +9,18 @@ runs (by ``ragd keys create``; the admin API is off in open mode) changes nothin
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from gateway.auth import AuthConfigError, Authenticator, KeyRing, resolve_mode
 from gateway.keystore import KeyStore, open_key_store, store_kind
+from gateway.ops import is_loopback
 from gateway.settings import GatewaySettings
 
-__all__ = ["is_loopback", "open_auth"]
+__all__ = ["open_auth"]
 
 _log = logging.getLogger("ragd.gateway")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @asynccontextmanager
