@@ -180,6 +180,27 @@ class E5TorchSettings(BaseSettings):
                     "busy cores.")
 
 
+_models: dict[tuple[Path, int, int, bool], Any] = {}
+_models_lock = threading.Lock()
+
+
+def _shared_model(path: Path, max_length: int, int8: bool) -> Any:
+    """One loaded model per (directory as written, max length, int8) in this process: every embedder of the same model
+    (one per collection store, per test, per piece in embedded mode) shares its weights; inference does
+    not change them."""
+    config = path / "config.json"
+    written = config.stat().st_mtime_ns if config.exists() else 0  # a directory trained over again is reloaded
+    with _models_lock:
+        key = (path, written, max_length, int8)
+        if key not in _models:
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(path), device="cpu")
+            model.max_seq_length = max_length
+            _models[key] = quantize_int8(model) if int8 else model
+        return _models[key]
+
+
 class E5TorchEmbedder:
     """multilingual-e5-small under torch: ``query: `` / ``passage: `` prefixes, mean pooling, L2 norm.
 
@@ -211,17 +232,12 @@ class E5TorchEmbedder:
         with self._lock:
             if self._model is None:
                 import torch
-                from sentence_transformers import SentenceTransformer
 
                 # torch's default counts the host's cores; a container may have fewer
                 self._passage_threads = capped_threads(torch.get_num_threads())
 
                 path = self._model_dir or ensure_converted(self._models_dir)
-                model = SentenceTransformer(str(path), device="cpu")
-                model.max_seq_length = self._max_length
-                if self._int8:
-                    model = quantize_int8(model)
-                self._model = model
+                self._model = _shared_model(path.resolve(), self._max_length, self._int8)
                 if self._onnx is not None:
                     self._onnx.warm_up()
             return self._model
