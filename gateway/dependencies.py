@@ -66,8 +66,8 @@ class DependencyView:
 
     async def _generator(self, http: httpx.AsyncClient) -> Report:
         base = getattr(self._components.generator, "base_url", None)
-        if base is None:
-            return _report("unknown", "in-process", "no base URL to probe")
+        if base is None:  # the extractive backend: answers in this process, no model server to reach
+            return _report("up", "in-process", "no model server")
         report = await _http_ready(http, f"{base}/models")  # OpenAI's model list: vLLM and llama.cpp serve it
         report.pop("checks", None)
         return report

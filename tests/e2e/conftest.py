@@ -16,7 +16,8 @@ import pytest
 
 FIXTURE_CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "e2e_corpus"
 STARTUP_TIMEOUT_S = 300
-README_QUESTION = "What is reciprocal rank fusion?"
+# the fixture corpus covers it (the README asks the demo corpus about reciprocal rank fusion)
+COVERED_QUESTION = "When was the Aurora Lighthouse built?"
 
 
 def free_port() -> int:
@@ -71,12 +72,12 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 
 def ask_like_the_readme(server: Server, max_tokens: int = 16) -> tuple[str, list[dict[str, object]]]:
-    """The README's first example (official client, ``api_key="none"``, model ``ragd``, streamed), with a
-    bounded ``max_tokens`` so the CPU model answers within the request deadline on a busy machine: the
+    """The README's first example (official client, ``api_key="none"``, model ``ragd``, streamed), asking a
+    question the fixture corpus covers, with a bounded ``max_tokens`` so the CPU model answers within the request deadline on a busy machine: the
     answer's text and its citations."""
     client = openai.OpenAI(base_url=server.openai_base, api_key="none", max_retries=0, timeout=180)
     stream = client.chat.completions.create(model="ragd", stream=True, max_tokens=max_tokens,
-                                            messages=[{"role": "user", "content": README_QUESTION}])
+                                            messages=[{"role": "user", "content": COVERED_QUESTION}])
     text, citations = "", []
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
