@@ -28,8 +28,9 @@ SUPERVISE_S = 6.0
 @pytest.fixture(scope="module")
 def hardened(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("ragd-hardened")
-    # the llm backend (a local llama.cpp): its generation is what the crash and disconnect tests interrupt
-    srv = start_server(tmp, {"RAGD_GENERATOR_BACKEND": "llm",
+    # the llm backend (a local llama.cpp): its generation is what the crash and disconnect tests interrupt;
+    # no abstention, which answers an essay request the fixture corpus does not cover without the model
+    srv = start_server(tmp, {"RAGD_GENERATOR_BACKEND": "llm", "RAGD_GENERATOR_ABSTAIN": "false",
                              "RAGD_GATEWAY_MAX_IN_FLIGHT": "2", "RAGD_GATEWAY_MAX_UPLOAD_BYTES": "5000000",
                              "RAGD_LOG_TEXT": "true", "RAGD_GENERATOR_SUPERVISE_INTERVAL_S": str(SUPERVISE_S)})
     yield srv
