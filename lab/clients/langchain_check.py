@@ -10,14 +10,15 @@ Run: ``python lab/clients/langchain_check.py --base-url http://127.0.0.1:8080/v1
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
+
+from lab.clients.report import client_arguments, run_checks
 
 
 def check_invoke(base_url: str, api_key: str) -> None:
@@ -57,19 +58,9 @@ CHECKS: dict[str, Callable[[str, str], None]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="langchain-openai against ragd")
-    parser.add_argument("--base-url", default=os.environ.get("RAGD_BASE_URL", "http://127.0.0.1:8080/v1"))
-    parser.add_argument("--api-key", default=os.environ.get("RAGD_API_KEY", "none"))
-    args = parser.parse_args(argv)
-    failed = 0
-    for name, check in CHECKS.items():
-        try:
-            check(args.base_url, args.api_key)
-            print(f"ok   langchain {name}")
-        except Exception as exc:  # report every check, then fail
-            failed += 1
-            print(f"FAIL langchain {name}: {type(exc).__name__}: {exc}")
-    return 1 if failed else 0
+    args = client_arguments("langchain against ragd", argv)
+    checks = {name: partial(check, args.base_url, args.api_key) for name, check in CHECKS.items()}
+    return run_checks("langchain", checks, args.results)
 
 
 if __name__ == "__main__":

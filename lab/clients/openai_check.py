@@ -7,13 +7,14 @@ Run: ``python -m lab.clients.openai_check --base-url http://127.0.0.1:8080/v1`` 
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
+from functools import partial
 
 import openai
+
+from lab.clients.report import client_arguments, run_checks
 
 QUESTION_EN = "What does hybrid retrieval combine?"
 QUESTION_KO = "하이브리드 검색은 무엇을 결합하나요?"
@@ -84,20 +85,9 @@ CHECKS: dict[str, Callable[[openai.OpenAI], None]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base-url", default=os.environ.get("RAGD_BASE_URL", "http://127.0.0.1:8080/v1"))
-    parser.add_argument("--api-key", default=os.environ.get("RAGD_API_KEY", "none"))
-    args = parser.parse_args(argv)
+    args = client_arguments(__doc__.splitlines()[0], argv)
     client = _client(args.base_url, args.api_key)
-    failed = 0
-    for name, check in CHECKS.items():
-        try:
-            check(client)
-            print(f"ok   openai {name}")
-        except Exception as exc:  # report every check, then fail
-            failed += 1
-            print(f"FAIL openai {name}: {type(exc).__name__}: {exc}")
-    return 1 if failed else 0
+    return run_checks("openai", {name: partial(check, client) for name, check in CHECKS.items()}, args.results)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,16 @@ Standard library only (imported inside the clients' virtualenvs). A check module
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Assertion", "Report"]
+__all__ = ["Assertion", "Report", "client_arguments", "run_checks"]
 
 
 @dataclass
@@ -54,3 +57,29 @@ class Report:
 
     def exit_code(self) -> int:
         return 0 if self.passed else 1
+
+
+def client_arguments(description: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments every API client check takes: ragd's OpenAI base URL (default: the runner's server,
+    else a local ``make run``), the API key, and where the report goes (none: printed only)."""
+    runner = os.environ.get("RAGD_CLIENTS_BASE_URL")
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--base-url", default=runner + "/v1" if runner else os.environ.get(
+        "RAGD_BASE_URL", "http://127.0.0.1:8000/v1"))
+    parser.add_argument("--api-key", default=os.environ.get("RAGD_API_KEY", "none"))
+    parser.add_argument("--results", type=Path, default=None, help="folder for the JSON report")
+    return parser.parse_args(argv)
+
+
+def run_checks(client: str, checks: Mapping[str, Callable[[], None]], results: Path | None) -> int:
+    """Run each named check (it raises on what it finds wrong), record it, save the report; exit status."""
+    report = Report(client)
+    for name, check in checks.items():
+        try:
+            check()
+            report.check(name, True)
+        except Exception as exc:  # report every check, then fail
+            report.fail(name, f"{type(exc).__name__}: {exc}")
+    if results is not None:
+        report.save(results)
+    return report.exit_code()

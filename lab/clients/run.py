@@ -26,6 +26,9 @@ __all__ = ["CHECKS", "SERVER_ENV", "main"]
 
 # client name (also its virtualenv's folder under --venvs) -> the module that checks it
 CHECKS: dict[str, str] = {
+    "openai": "lab.clients.openai_check",
+    "langchain": "lab.clients.langchain_check",
+    "llamaindex": "lab.clients.llamaindex_check",
     "openwebui": "lab.clients.openwebui_check",
 }
 
