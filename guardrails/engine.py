@@ -96,9 +96,9 @@ class LocalGuard:
     def policy_version(self) -> str:
         return self.policy.version
 
-    @property
-    def ready(self) -> bool:
-        return self._ready
+    async def ready(self) -> dict[str, bool]:
+        """``models``: the classifier (and the topic matcher, when enabled) are loaded."""
+        return {"models": self._ready}
 
     async def warm_up(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self.load)
