@@ -67,6 +67,7 @@ class AnswerCache:
             else None
         )
         self._broken_until = 0.0
+        self._warm = False
         self._vectors: OrderedDict[str, Vector] = OrderedDict()
         self._decoded: OrderedDict[bytes, CachedAnswer] = OrderedDict()
 
@@ -108,6 +109,12 @@ class AnswerCache:
         """Load the embedder now (call it in the app's lifespan) so the first lookup does not pay for it."""
         if self._embedder is not None:
             await asyncio.to_thread(self._embedder.embed, ["warm up"])
+        self._warm = True
+
+    async def ready(self) -> dict[str, bool]:
+        """``embedder``: loaded by :meth:`warm_up` (or not needed); ``store``: not bypassed after a failure
+        (the breaker is closed). A bypassed cache degrades answers, it does not stop them."""
+        return {"embedder": self._warm or self._embedder is None, "store": time.monotonic() >= self._broken_until}
 
     async def close(self) -> None:
         await self._backend.close()

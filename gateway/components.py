@@ -7,7 +7,6 @@ retriever and guardrails packages may be absent there.
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -73,13 +72,14 @@ class Components:
     knobs: GuardKnobs = GuardKnobs()
     abstainer: Abstainer | None = None
     packer: ContextPacker | None = None
-    checks: dict[str, Callable[[], Awaitable[bool]]] = field(default_factory=dict)
+    checks: dict[str, Callable[[], Awaitable[dict[str, bool]]]] = field(default_factory=dict)
 
     async def ready(self) -> dict[str, bool]:
+        """Each checked piece: ready when all its checks hold (a check that raises counts as not ready)."""
         results: dict[str, bool] = {}
         for name, check in self.checks.items():
             try:
-                results[name] = await check()
+                results[name] = all((await check()).values())
             except Exception:
                 results[name] = False
         return results
@@ -169,21 +169,8 @@ async def build_components(settings: GatewaySettings) -> AsyncIterator[Component
                                 epochs=epochs, cache=cache, scope_factory=scope_factory, redis=redis,
                                 knobs=guard_knobs(guard, settings), abstainer=abstainer_from(GeneratorSettings()),
                                 packer=built.packer)
-        for name, piece in (("retriever", retriever), ("guardrails", guard)):
-            if hasattr(piece, "ready"):
-                components.checks[name] = _readiness(piece)
+        # the gateway's own readiness holds the pieces it runs in process; pieces behind HTTP are its
+        # dependencies (gateway.dependencies), so their outage never takes the gateway out of rotation
+        in_process = (("retriever", retriever, settings.retriever_url), ("guardrails", guard, settings.guardrails_url))
+        components.checks.update({name: piece.ready for name, piece, url in in_process if not url})
         yield components
-
-
-def _readiness(piece: Any) -> Callable[[], Awaitable[bool]]:
-    """A piece's ``ready``: an async method, a plain method or a property; a dict means all must hold."""
-
-    async def run() -> bool:
-        result = piece.ready
-        if callable(result):
-            result = result()
-        if inspect.isawaitable(result):
-            result = await result
-        return all(result.values()) if isinstance(result, dict) else bool(result)
-
-    return run

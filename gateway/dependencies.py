@@ -55,14 +55,14 @@ class DependencyView:
     async def _retriever(self, http: httpx.AsyncClient) -> Report:
         if self._settings.retriever_url:
             return await _http_ready(http, self._settings.retriever_url.rstrip("/") + "/ready")
-        checks = await self._components.retriever.ready()  # type: ignore[attr-defined]
+        checks = await self._components.retriever.ready()
         return _report("up" if all(checks.values()) else "down", "in-process", checks=checks)
 
     async def _guardrails(self, http: httpx.AsyncClient) -> Report:
         if self._settings.guardrails_url:
             return await _http_ready(http, self._settings.guardrails_url.rstrip("/") + "/ready")
-        ready = bool(getattr(self._components.guard, "ready", False))
-        return _report("up" if ready else "down", "in-process", checks={"models": ready})
+        checks = await self._components.guard.ready()
+        return _report("up" if all(checks.values()) else "down", "in-process", checks=checks)
 
     async def _generator(self, http: httpx.AsyncClient) -> Report:
         base = getattr(self._components.generator, "base_url", None)

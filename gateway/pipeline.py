@@ -102,6 +102,7 @@ class AnswerCacheLike(Protocol):
                      evidence: Callable[[], Awaitable[Sequence[str]]] | None = None) -> Any: ...
     async def lookup_exact(self, scope: Any, question: str) -> Any: ...
     async def store(self, scope: Any, question: str, answer: Any) -> bool: ...
+    async def ready(self) -> dict[str, bool]: ...
 
 
 class Admission(Protocol):
@@ -571,6 +572,9 @@ class _FailOpenOutput:
     @property
     def policy_version(self) -> str:
         return self._guard.policy_version
+
+    async def ready(self) -> dict[str, bool]:
+        return await self._guard.ready()
 
     async def check(self, request: GuardCheckRequest) -> GuardDecision:
         try:

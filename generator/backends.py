@@ -77,6 +77,13 @@ class ByLanguageGenerator:
     def _for(self, context: AnswerContext | None) -> Generator:
         return self.default if context is None else self.routes.get(context.language, self.default)
 
+    async def ready(self) -> dict[str, bool]:
+        """Every route's checks, named ``<language>.<check>`` (``default.<check>`` for the default)."""
+        pieces = [("default", self.default), *sorted(self.routes.items())]
+        results = await asyncio.gather(*(generator.ready() for _, generator in pieces))
+        return {f"{name}.{check}": ok for (name, _), checks in zip(pieces, results, strict=True)
+                for check, ok in checks.items()}
+
     async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams,
                        context: AnswerContext | None = None) -> Completion:
         return await self._for(context).complete(messages, params, context)

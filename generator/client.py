@@ -18,6 +18,7 @@ from services.errors import (
     InvalidRequestError,
     RagdError,
 )
+from services.httpclient import READY_TIMEOUT_S
 
 __all__ = ["Decoding", "OpenAIGenerator", "without_invalid_bytes"]
 
@@ -66,6 +67,14 @@ class OpenAIGenerator:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+    async def ready(self) -> dict[str, bool]:
+        """``server``: the server answers its model list (vLLM and llama.cpp serve ``GET /models``)."""
+        try:
+            await self._client.with_options(timeout=READY_TIMEOUT_S).models.list()
+        except openai.OpenAIError:
+            return {"server": False}
+        return {"server": True}
 
     def _kwargs(self, messages: Sequence[ChatMessage], params: GenerationParams) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

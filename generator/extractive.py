@@ -86,6 +86,10 @@ class ExtractiveGenerator:
             return text[: max_tokens * 4].rstrip(), "length"
         return text, "stop"
 
+    async def ready(self) -> dict[str, bool]:
+        """Nothing to load or reach: always ready."""
+        return {"extractive": True}
+
     async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams,
                        context: AnswerContext | None = None) -> Completion:
         if context is None:

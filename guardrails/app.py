@@ -35,10 +35,7 @@ def create_app(settings: GuardrailsSettings | None = None, *, guard: LocalGuard 
 
     app = FastAPI(title="ragd guardrails", version=CONTRACT_VERSION, lifespan=lifespan)
 
-    async def ready_check() -> dict[str, bool]:
-        return {"models": local.ready}
-
-    install_common(app, service="guardrails", settings=settings, ready_check=ready_check)
+    install_common(app, service="guardrails", settings=settings, ready_check=local.ready)
 
     @app.middleware("http")
     async def policy_header(request: Request, call_next: Any) -> Any:

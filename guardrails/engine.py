@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 from guardrails.classifier import InjectionClassifier, semantic_inputs
+from guardrails.heuristics import RuleSet, load_rules
 from guardrails.normalize import language_of, normalize
 from guardrails.pii import PiiDetector
 from guardrails.policy import Policy, RailPolicy, load_policy
@@ -68,9 +69,13 @@ def _failed(rail: str, policy: RailPolicy, exc: BaseException) -> RailResult:
 class LocalGuard:
     """Input and output rails in this process. Models load in :meth:`warm_up` (or on first use)."""
 
-    def __init__(self, policy: Policy, settings: GuardrailsSettings, *, embed: Embed | None = None) -> None:
+    def __init__(self, policy: Policy, settings: GuardrailsSettings, *, embed: Embed | None = None,
+                 rules: RuleSet | None = None) -> None:
+        """``rules``: the pattern rules (default: read from ``settings.rules_path``), less those the
+        policy disables; an unknown id in ``input.disabled_rules`` raises ``RulesError``."""
         self.policy = policy
         self.settings = settings
+        self.rules = (rules or load_rules(settings.rules_path)).without(policy.input.disabled_rules)
         self._embed = embed
         self._classifier: InjectionClassifier | None = None
         self._topics: TopicMatcher | None = None
@@ -84,16 +89,16 @@ class LocalGuard:
 
     @classmethod
     def from_settings(cls, settings: GuardrailsSettings, *, embed: Embed | None = None) -> LocalGuard:
-        """Reads and validates the policy; models load later in :meth:`warm_up`."""
+        """Reads and validates the policy and the rules; models load later in :meth:`warm_up`."""
         return cls(load_policy(settings.policy_path), settings, embed=embed)
 
     @property
     def policy_version(self) -> str:
         return self.policy.version
 
-    @property
-    def ready(self) -> bool:
-        return self._ready
+    async def ready(self) -> dict[str, bool]:
+        """``models``: the classifier (and the topic matcher, when enabled) are loaded."""
+        return {"models": self._ready}
 
     async def warm_up(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self.load)
@@ -160,6 +165,10 @@ class LocalGuard:
                                                        "scores": [r.score for r in flagged]}})
         elif any(r.fired and r.action == "redact" for r in rails):
             action = "redact"
+        hits = [r for r in rails if r.rule is not None]
+        if hits:
+            _log.info("pattern rule hit", extra={"ragd": {"rules": [r.rule for r in hits],
+                                                          "rails": [r.rail for r in hits], "action": action}})
         return GuardDecision(
             action=action, text=text, rails=rails, policy_version=self.policy.version,
             flag_actions=self._flag_actions(flagged) if action == "flag" else [],
@@ -208,8 +217,8 @@ class LocalGuard:
                     raise RuntimeError("injection classifier is not loaded")
                 with _timed(timings, "injection+extraction"):
                     vector = self._start_vector(self._classifier, normalized)
-                    rails.extend(attack_rails(normalized, self._classifier, cfg.injection, cfg.extraction, vector,
-                                              language))
+                    rails.extend(attack_rails(normalized, self.rules, self._classifier, cfg.injection,
+                                              cfg.extraction, vector, language))
             except Exception as exc:
                 rails.extend(_failed(name, p, exc) for name, p in
                              (("injection", cfg.injection), ("extraction", cfg.extraction)) if p.enabled)

@@ -148,6 +148,8 @@ class InputRails(_Strict):
     pii: PiiRail = PiiRail()
     topics: TopicRail = TopicRail()
     self_check: SelfCheckRail = SelfCheckRail()
+    disabled_rules: tuple[str, ...] = Field(
+        (), description="Ids of pattern rules (guardrails/rules.yaml) that do not run; an unknown id is an error.")
 
 
 class StrictOutput(_Strict):

@@ -8,13 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from guardrails.classifier import InjectionClassifier
-from guardrails.heuristics import (
-    EXTRACTION_PATTERNS,
-    INJECTION_PATTERNS,
-    discusses_attacks,
-    first_hit,
-    harmful_hit,
-)
+from guardrails.heuristics import RuleHit, RuleSet
 from guardrails.output_checks import grounding_score, instruction_like, leak_score
 from guardrails.pii import PiiDetector
 from guardrails.policy import PiiRail, RailPolicy, SelfCheckRail, TopicRail
@@ -45,9 +39,10 @@ def scores_classifier(normalized: str) -> bool:
     return len(normalized.strip()) >= _MIN_CLASSIFIER_CHARS
 
 
-def _result(rail: str, policy: RailPolicy, fired: bool, score: float, detail: str = "") -> RailResult:
+def _result(rail: str, policy: RailPolicy, fired: bool, score: float, detail: str = "",
+            rule: str | None = None) -> RailResult:
     return RailResult(rail=rail, fired=fired, score=round(score, 4), action=policy.action if fired else "pass",
-                      detail=detail)
+                      detail=detail, rule=rule)
 
 
 @dataclass(frozen=True)
@@ -56,31 +51,31 @@ class AttackAssessment:
     evaluation applies many thresholds to one assessment, the guard applies the policy's."""
 
     p: float
-    injection_hit: str | None = None
-    extraction_hit: str | None = None
+    injection_hit: RuleHit | None = None
+    extraction_hit: RuleHit | None = None
     discussion: bool = False
     looks_extraction: bool = False
 
 
-def attack_patterns(normalized: str) -> AttackAssessment:
-    """The pattern side of :func:`assess_attack` (``p`` left at 0): pattern hits, whether the text
+def attack_patterns(normalized: str, rules: RuleSet) -> AttackAssessment:
+    """The pattern side of :func:`assess_attack` (``p`` left at 0): rule hits, whether the text
     talks about attacks, whether it has extraction cues."""
     extraction_hit = injection_hit = None
-    discussion = discusses_attacks(normalized)
+    discussion = rules.discusses_attacks(normalized)
     if not discussion:  # a question about attacks is left to the classifier
-        extraction_hit = first_hit(EXTRACTION_PATTERNS, normalized)
-        injection_hit = first_hit(INJECTION_PATTERNS, normalized) or harmful_hit(normalized)
+        extraction_hit = rules.first_hit("extraction", normalized)
+        injection_hit = rules.first_hit("injection", normalized) or rules.harmful_hit(normalized)
     lowered = normalized.lower()
     looks_extraction = extraction_hit is not None or any(cue in lowered for cue in _EXTRACTION_CUES)
     return AttackAssessment(0.0, injection_hit, extraction_hit, discussion, looks_extraction)
 
 
-def assess_attack(normalized: str, classifier: InjectionClassifier,
+def assess_attack(normalized: str, rules: RuleSet, classifier: InjectionClassifier,
                   vector: Callable[[], Matrix] | None = None) -> AttackAssessment:
-    """Patterns first, then the classifier. ``vector``: waits for the text's semantic vector when the
+    """Rules first, then the classifier. ``vector``: waits for the text's semantic vector when the
     caller started computing it beside this call (else the classifier computes it when its model
     needs one)."""
-    patterns = attack_patterns(normalized)
+    patterns = attack_patterns(normalized, rules)
     # a few characters ("hi", "ok") carry too little for the n-gram classifier: patterns only
     p = classifier.score(normalized, None if vector is None else vector()) if scores_classifier(normalized) else 0.0
     return replace(patterns, p=p)
@@ -98,10 +93,10 @@ def graded(p: float, policy: RailPolicy, language: str, discussion: bool) -> Ver
     return "pass"
 
 
-def _attack_result(rail: str, policy: RailPolicy, hit: str | None, p: float, mine: bool, language: str,
+def _attack_result(rail: str, policy: RailPolicy, hit: RuleHit | None, p: float, mine: bool, language: str,
                    discussion: bool) -> RailResult:
     if hit is not None:
-        return _result(rail, policy, True, 1.0, f"pattern: {hit}")
+        return _result(rail, policy, True, 1.0, f"pattern {hit}", rule=hit.rule)
     action: Verdict = graded(p, policy, language, discussion) if mine else "pass"
     detail = f"classifier p={p:.3f}"
     if action == "flag":
@@ -109,13 +104,13 @@ def _attack_result(rail: str, policy: RailPolicy, hit: str | None, p: float, min
     return _result(rail, policy, action != "pass", p if mine else 0.0, detail)
 
 
-def attack_rails(normalized: str, classifier: InjectionClassifier, injection: RailPolicy,
+def attack_rails(normalized: str, rules: RuleSet, classifier: InjectionClassifier, injection: RailPolicy,
                  extraction: RailPolicy, vector: Callable[[], Matrix] | None = None,
                  language: str = "en") -> list[RailResult]:
-    """Injection/jailbreak (harmful requests included) and system-prompt extraction: a pattern hit
-    fires its rail; else the classifier's p is graded against the rail's cut points for
-    ``language`` (:func:`graded`); a text with extraction cues goes to the extraction rail."""
-    return attack_results(assess_attack(normalized, classifier, vector), injection, extraction, language)
+    """Injection/jailbreak (harmful requests included) and system-prompt extraction: a rule hit
+    fires its rail (the result names the rule); else the classifier's p is graded against the rail's
+    cut points for ``language`` (:func:`graded`); a text with extraction cues goes to the extraction rail."""
+    return attack_results(assess_attack(normalized, rules, classifier, vector), injection, extraction, language)
 
 
 def attack_results(a: AttackAssessment, injection: RailPolicy, extraction: RailPolicy,

@@ -10,7 +10,8 @@ from pydantic_settings import SettingsConfigDict
 from services.cpus import capped_threads
 from services.settings import ServiceSettings
 
-__all__ = ["GuardrailsSettings", "default_model_path", "default_policy_path", "default_topics_path"]
+__all__ = ["GuardrailsSettings", "default_model_path", "default_policy_path", "default_rules_path",
+           "default_topics_path"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -23,6 +24,11 @@ def default_policy_path() -> Path:
 def default_model_path() -> Path:
     """The injection classifier trained by ``ragd train guardrails`` and shipped with ragd."""
     return _PACKAGE / "model" / "injection.npz"
+
+
+def default_rules_path() -> Path:
+    """The pattern rules of the injection and extraction rails (YAML: id, category, language, regex, examples)."""
+    return _PACKAGE / "rules.yaml"
 
 
 def default_topics_path() -> Path:
@@ -39,6 +45,8 @@ class GuardrailsSettings(ServiceSettings):
     policy_path: Path = Field(default_factory=default_policy_path, description="Policy YAML file (versioned).")
     model_path: Path = Field(default_factory=default_model_path,
                              description="Injection classifier weights (.npz written by `ragd train guardrails`).")
+    rules_path: Path = Field(default_factory=default_rules_path,
+                             description="YAML file of the pattern rules (id, category, language, regex, examples).")
     topics_path: Path = Field(default_factory=default_topics_path,
                               description="YAML file of the topic rail's intents and their example utterances.")
     embedder_path: Path | None = Field(None, description="Sentence-transformers dir for the topic rail; "

@@ -209,6 +209,8 @@ class RailResult(_Wire):
     score: float = 0.0
     action: Literal["pass", "redact", "flag", "block"] = "pass"
     detail: str = ""
+    rule: str | None = Field(None, description="Id of the pattern rule that fired the rail (guardrails/rules.yaml); "
+                                               "none when no rule did.")
 
 
 class GuardDecision(_Wire):

@@ -28,7 +28,9 @@ from services.errors import (
 )
 from services.middleware import DEADLINE_HEADER, REQUEST_ID_HEADER
 
-__all__ = ["CircuitBreaker", "ServiceClient"]
+__all__ = ["READY_TIMEOUT_S", "CircuitBreaker", "ServiceClient"]
+
+READY_TIMEOUT_S = 2.0  # longest a readiness probe waits for the service's answer, seconds
 
 _CLIENT_ERRORS: dict[int, type[RagdError]] = {
     400: InvalidRequestError, 401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
@@ -86,6 +88,21 @@ class ServiceClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def ready(self) -> dict[str, bool]:
+        """The service's own checks (``GET /ready``) and ``reachable``: whether it answered at all. A probe:
+        it neither waits on nor trips the circuit breaker, and never raises."""
+        headers = {**self._static_headers, "x-ragd-contract": CONTRACT_VERSION}
+        timeout = min(self.timeout_s, READY_TIMEOUT_S)
+        try:
+            response = await self._http.get("/ready", headers=headers, timeout=timeout)
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return {"reachable": False}
+        checks = body.get("checks") if isinstance(body, dict) else None
+        if not isinstance(checks, dict):
+            return {"reachable": True, "ready": response.status_code == 200}
+        return {"reachable": True, **{str(name): value is True for name, value in checks.items()}}
 
     def _headers(self) -> tuple[dict[str, str], float]:
         headers = {**self._static_headers, "x-ragd-contract": CONTRACT_VERSION}

@@ -1,4 +1,8 @@
-"""The narrow interfaces between ragd's pieces. Each has an in-process and an HTTP implementation."""
+"""The narrow interfaces between ragd's pieces. Each has an in-process and an HTTP implementation.
+
+Every piece answers ``await piece.ready()`` alike: its checks by name (models loaded, store or server
+reachable), ready when all hold. It never raises: a check that cannot be made is ``False``.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ class Retriever(Protocol):
 
     async def retrieve(self, request: RetrieveRequest) -> RetrieveResponse: ...
     async def embed(self, request: EmbedRequest) -> EmbedResponse: ...
+    async def ready(self) -> dict[str, bool]: ...
 
 
 @runtime_checkable
@@ -60,6 +65,7 @@ class Generator(Protocol):
                        context: AnswerContext | None = None) -> Completion: ...
     def stream(self, messages: Sequence[ChatMessage], params: GenerationParams,
                context: AnswerContext | None = None) -> AsyncIterator[Delta]: ...
+    async def ready(self) -> dict[str, bool]: ...
 
 
 @runtime_checkable
@@ -69,6 +75,7 @@ class Guard(Protocol):
     @property
     def policy_version(self) -> str: ...
     async def check(self, request: GuardCheckRequest) -> GuardDecision: ...
+    async def ready(self) -> dict[str, bool]: ...
 
 
 @runtime_checkable

@@ -23,10 +23,12 @@ from scipy import sparse
 from tqdm import tqdm
 
 from guardrails.classifier import InjectionClassifier, featurize
+from guardrails.heuristics import load_rules
 from guardrails.normalize import normalize
 from guardrails.pii import PLACEHOLDERS, PiiDetector
 from guardrails.rails import attack_patterns, scores_classifier
 from guardrails.semantic import Matrix, SemanticSpec
+from guardrails.settings import default_rules_path
 from lab.guardrails.families import FAMILIES, Family, Tagged, load_family, load_own
 from lab.guardrails.training import train_with_oof
 
@@ -74,10 +76,11 @@ def load_pool(data_dir: Path, families: Sequence[Family] = FAMILIES) -> Pool:
     """Load every family and ragd's corpus, redact PII and normalise as the guard does, run the patterns."""
     rows = load_own() + [t for f in families for t in load_family(f, data_dir)]
     detector = PiiDetector(PLACEHOLDERS)
+    rules = load_rules(default_rules_path())
     normalized, pattern, discussion = [], [], []
     for t in tqdm(rows, desc="patterns", unit="text", mininterval=1.0):
         text = normalize(detector.redact(t.example.text)[0])
-        a = attack_patterns(text)
+        a = attack_patterns(text, rules)
         normalized.append(text)
         pattern.append(a.injection_hit is not None or a.extraction_hit is not None)
         discussion.append(a.discussion)

@@ -44,6 +44,9 @@ class _TimedGuard:
     def policy_version(self) -> str:
         return self.guard.policy_version
 
+    async def ready(self) -> dict[str, bool]:
+        return await self.guard.ready()
+
     async def check(self, request):  # type: ignore[no-untyped-def]
         start = time.perf_counter()
         try:

@@ -135,3 +135,9 @@ async def test_reclaim_frees_older_epochs_only(cache: AnswerCache) -> None:
     assert (await cache.lookup(scope(epoch="old", collection="faq"), QUESTION)).outcome == "exact"
     assert (await cache.lookup(scope(epoch="old", tenant="someone-else"), QUESTION)).outcome == "exact"
     assert await cache.reclaim("acme", "docs", "new") == 0
+
+
+async def test_ready_after_warm_up(cache: AnswerCache) -> None:
+    assert (await cache.ready())["embedder"] is False  # the embedder loads in warm_up
+    await cache.warm_up()
+    assert await cache.ready() == {"embedder": True, "store": True}

@@ -119,6 +119,7 @@ async def test_redis_down_from_the_start_is_a_bypass(embedder: QuestionEmbedder)
     cache = AnswerCache.create(CacheSettings(), server.url, embedder)
     assert (await cache.lookup(scope(), STORED)).outcome == "bypass"
     assert not await cache.store(scope(), STORED, ANSWER)
+    assert (await cache.ready())["store"] is False  # bypassed until the breaker's cooldown ends
     await cache.close()
 
 

@@ -54,6 +54,11 @@ def test_ready(server: Server) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["ready"] is True and body["checks"] and all(body["checks"].values())
+    assert {"started", "retriever", "guardrails"} <= set(body["checks"])  # the pieces it runs in process
+    deep = httpx.get(server.base_url + "/ready", params={"deep": "1"}, timeout=30).json()["dependencies"]
+    assert deep["retriever"]["mode"] == deep["guardrails"]["mode"] == "in-process"
+    assert deep["retriever"]["checks"] == {"models": True, "store": True}
+    assert deep["guardrails"]["checks"] == {"models": True}
 
 
 @covers("GET", "/metrics")

@@ -44,6 +44,37 @@ def test_guard_protocol_and_version(guard: Guard, local_guard: LocalGuard) -> No
     assert guard.policy_version == local_guard.policy_version != ""
 
 
+def test_ready_on_both(guard: Guard) -> None:
+    checks = asyncio.run(guard.ready())
+    assert checks["models"] is True and all(checks.values())
+
+
+def test_http_guard_says_unreachable_without_raising() -> None:
+    async def run() -> dict[str, bool]:
+        client = HttpGuard("http://127.0.0.1:9", timeout_s=0.5)  # the discard port: nothing listens
+        try:
+            return await client.ready()
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run()) == {"reachable": False}
+
+
+def test_http_guard_reports_the_services_failing_check() -> None:
+    unloaded = LocalGuard.from_settings(GuardrailsSettings())  # no lifespan over ASGITransport: models never load
+    app = create_app(GuardrailsSettings(), guard=unloaded)
+
+    async def run() -> dict[str, bool]:
+        client = HttpGuard("http://guardrails", transport=httpx.ASGITransport(app=app))
+        try:
+            return await client.ready()
+        finally:
+            await client.aclose()
+            await unloaded.aclose()
+
+    assert asyncio.run(run()) == {"reachable": True, "models": False}
+
+
 @pytest.mark.parametrize(("request_", "action"), CASES)
 def test_same_decisions(guard: Guard, request_: GuardCheckRequest, action: str) -> None:
     decision = asyncio.run(guard.check(request_))

@@ -6,23 +6,20 @@ import pytest
 
 from guardrails.concepts import concept_tags
 from guardrails.engine import LocalGuard
-from guardrails.heuristics import (
-    EXTRACTION_PATTERNS,
-    INJECTION_PATTERNS,
-    discusses_attacks,
-    first_hit,
-    harmful_hit,
-)
+from guardrails.heuristics import RuleHit, load_rules
 from guardrails.normalize import korean_stems, normalize
+from guardrails.settings import default_rules_path
 from lab.guardrails.data import default_data_dir, load_split, text_key
 from services.contracts import GuardCheckRequest
 
+_RULES = load_rules(default_rules_path())
 
-def _pattern_hit(text: str) -> str | None:
+
+def _pattern_hit(text: str) -> RuleHit | None:
     n = normalize(text)
-    if discusses_attacks(n):
+    if _RULES.discusses_attacks(n):
         return None
-    return first_hit(INJECTION_PATTERNS, n) or harmful_hit(n) or first_hit(EXTRACTION_PATTERNS, n)
+    return _RULES.first_hit("injection", n) or _RULES.harmful_hit(n) or _RULES.first_hit("extraction", n)
 
 
 @pytest.mark.parametrize("text", [

@@ -48,6 +48,15 @@ def check(request: pytest.FixtureRequest, ingested: Callable[..., LocalRetriever
     return run
 
 
+def test_ready(check: Callable[[Scenario], None]) -> None:
+    async def scenario(impl: Both) -> None:
+        assert isinstance(impl, Retriever)
+        checks = await impl.ready()
+        assert checks["models"] and checks["store"] and all(checks.values())
+
+    check(scenario)
+
+
 def test_retrieve(check: Callable[[Scenario], None]) -> None:
     async def scenario(impl: Both) -> None:
         assert isinstance(impl, Retriever)
