@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from prometheus_client import REGISTRY
 
-from generator.abstention import Abstainer, abstainer_from, evidence_features
+from generator.abstention import FEATURES, Abstainer, abstainer_from, evidence_features
+from generator.answer_type import answer_type, holds
 from generator.client import Decoding, OpenAIGenerator
 from generator.packing import ContextPacker, ServerTokenizer, estimate_tokens
 from generator.prompt import build_messages, template
@@ -30,7 +31,30 @@ def _abstentions(language: str) -> float:
 def test_evidence_features_read_the_question_coverage_and_the_raw_side_scores() -> None:
     features = evidence_features("When was the Aurora lighthouse built?", [LIGHTHOUSE], context_weight=0.75)
     assert features["coverage"] > 0.8 and features["dense"] == 0.83 and 2.5 < features["bm25"] < 2.6
-    assert evidence_features("anything", [], context_weight=0.75) == {"coverage": 0.0, "dense": 0.0, "bm25": 0.0}
+    empty = evidence_features("anything", [], context_weight=0.75)
+    assert set(empty) == set(FEATURES) and all(v == 0.0 for k, v in empty.items() if k != "units")
+
+
+def test_evidence_features_see_the_lead_of_the_first_source_and_the_kind_of_answer_asked_for() -> None:
+    second = LIGHTHOUSE.model_copy(update={"chunk_id": "c3", "side_scores": {"dense": 0.61, "bm25": 3.0},
+                                           "text": "The harbour board met on Vell Island every spring."})
+    first = LIGHTHOUSE.model_copy(update={"ranks": {"dense": 1, "bm25": 1}})
+    features = evidence_features("When was the Aurora lighthouse built?", [first, second], context_weight=0.75)
+    assert abs(features["dense_gap"] - 0.22) < 1e-9 and features["agree"] == 1.0
+    assert features["typed_miss"] == 0.0 and features["typed"] == features["coverage"]
+    # the best sentence shares the question's words but holds no number: a "how many" question is not answered
+    many = evidence_features("How many keepers did the Aurora lighthouse on Vell Island have?", [second, first],
+                             context_weight=0.75)
+    assert many["typed_miss"] == 1.0 and many["typed"] < many["coverage"] and many["agree"] == 0.0
+    assert many["union"] < 1.0  # "keepers" is in no source
+
+
+def test_answer_types_are_read_from_the_question_in_either_language() -> None:
+    assert answer_type("How many keepers did it have?", "en") == "number"
+    assert answer_type("In what year was it built?", "en") == answer_type("언제 지어졌나요?", "ko") == "date"
+    assert answer_type("몇 명이 참가했나요?", "ko") == "number" and answer_type("누가 만들었나?", "ko") == "any"
+    assert holds("It was built in 1871.", "date") and holds("세 번 열렸다.", "number")
+    assert not holds("The harbour board met on the island.", "number") and holds("Anything at all.", "any")
 
 
 def test_covered_questions_pass_and_uncovered_ones_abstain_in_their_language_and_are_counted() -> None:
