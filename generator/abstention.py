@@ -15,6 +15,7 @@ questions, never on evaluated ones. The signals (:data:`FEATURES`):
 - ``union``: the coverage of all sources together (1 - ``union`` is the share of the question no source has);
 - ``dense``, ``dense_gap``: the best raw dense cosine among the sources, and its lead over the second best;
 - ``bm25``, ``bm25_gap``: log(1 + the best raw BM25 score), and its lead over the second best (same scale);
+- ``english``, ``english_gap``: as ``dense`` for the English embedder's side (0 where it did not run);
 - ``agree``: 1 when the first source is the first of both the dense and the BM25 ranking;
 - ``units``: log(1 + the number of distinct question units).
 
@@ -40,7 +41,7 @@ __all__ = ["FEATURES", "Abstainer", "Decision", "abstainer_from", "evidence_feat
 _log = logging.getLogger("ragd.pipeline")
 
 FEATURES = ("coverage", "own", "typed", "typed_miss", "source", "union", "dense", "dense_gap", "bm25", "bm25_gap",
-            "agree", "units")
+            "english", "english_gap", "agree", "units")
 
 
 def _top_two(values: Sequence[float]) -> tuple[float, float]:
@@ -57,6 +58,7 @@ def evidence_features(question: str, sources: Sequence[ScoredChunk], *, context_
     typed = [s.coverage for s in found.sentences if holds(s.text, kind)]
     dense, dense_second = _top_two([c.side_scores.get("dense", 0.0) for c in sources])
     bm25, bm25_second = _top_two([math.log1p(c.side_scores.get("bm25", 0.0)) for c in sources])
+    english, english_second = _top_two([c.side_scores.get("english", 0.0) for c in sources])
     first = sources[0].ranks if sources else {}
     return {
         "coverage": best.coverage if best is not None else 0.0,
@@ -69,6 +71,8 @@ def evidence_features(question: str, sources: Sequence[ScoredChunk], *, context_
         "dense_gap": dense - dense_second,
         "bm25": bm25,
         "bm25_gap": bm25 - bm25_second,
+        "english": english,
+        "english_gap": english - english_second,
         "agree": float(first.get("dense") == 1 and first.get("bm25") == 1),
         "units": math.log1p(len(set(found.wanted))),
     }
@@ -86,6 +90,9 @@ class Abstainer:
 
     def __init__(self, *, weights: Mapping[str, Mapping[str, float]], thresholds: Mapping[str, float],
                  texts: Mapping[str, str], context_weight: float = 0.75) -> None:
+        unknown = {name for w in weights.values() for name in w} - {"bias", *FEATURES}
+        if unknown:
+            raise ValueError(f"abstention weights name unknown signals {sorted(unknown)}; known: {FEATURES}")
         self.weights = {lang: dict(w) for lang, w in weights.items()}
         self.thresholds = dict(thresholds)
         self.texts = dict(texts)

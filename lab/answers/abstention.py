@@ -1,9 +1,19 @@
 """``ragd train abstention``: chooses the evidence score of :mod:`generator.abstention` on calibration questions.
 
-For each dataset, the corpus minus a seeded held-out share is ingested into the embedded gateway (as ``ragd eval
-rag`` does) and the questions of the calibration split (never evaluated) are retrieved, as the chat path does.
-A logistic regression per language separates answerable questions from those whose documents were held out;
-the threshold keeps false abstentions on answerable calibration questions at or below ``--max-false-abstention``.
+For each dataset and held-out seed, the corpus minus that seed's held-out share is ingested into the embedded
+gateway (as ``ragd eval rag`` does) and the questions of the calibration split (``in_calibration_split``: never
+evaluated) are retrieved, as the chat path does; each row keeps its retrieved sources, so the signals are
+recomputed from them (``--rows-from``) whenever a signal changes, without retrieving again. Several seeds hold
+out other documents each time: more declined examples from the same calibration questions.
+
+Per language, forward selection adds the signal that most raises the share of held-out questions declined at
+``--max-false-abstention``, measured out of fold (five folds grouped by question, so a question seen under
+several seeds never scores itself); a logistic regression over the chosen signals (standardised, returned as
+weights over the raw signals) is then fitted on every row, and its threshold is the highest one that keeps
+false abstentions on the answerable calibration rows at or below the bound.
+
+``--evaluation-split`` collects the evaluated questions' rows instead (seed and sample as ``ragd eval rag``), and
+only for ``--curve-rows``: the chosen score's trade-off on them is reported and plotted, never chosen on.
 """
 
 from __future__ import annotations
@@ -41,7 +51,9 @@ def add_abstention(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unanswerable-share", type=float, default=0.2, help="share of documents held out")
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out documents and the sample")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="collect once per seed (other held-out documents each time; more declined examples)")
+                        help="collect once per seed (other held-out documents each time; more declined examples). "
+                             "Each seed builds its own embedded gateway in this process: for many seeds of a large "
+                             "corpus, run one seed per call with --save-rows and combine them with --rows-from")
     parser.add_argument("--evaluation-split", action="store_true",
                         help="collect the evaluation split's questions instead: only for --curve, never for choosing")
     parser.add_argument("--max-false-abstention", type=float, default=0.03,
@@ -218,7 +230,7 @@ def tradeoff(rows: Sequence[dict[str, Any]], choice: dict[str, Any]) -> dict[str
 def _light(row: dict[str, Any]) -> dict[str, Any]:
     """A row as the calibration record keeps it: ids, label and signals (no question or source text)."""
     keep: dict[str, Any] = {k: row[k] for k in ("dataset", "seed", "id", "language", "answerable") if k in row}
-    return {**keep, **{k: round(v, 6) for k, v in features_of(row).items()}}
+    return {**keep, **{k: round(v, 4) for k, v in features_of(row).items()}}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -248,6 +260,7 @@ def _run(args: argparse.Namespace) -> int:
             plot_tradeoff(choice["evaluation_tradeoff"], args.curve, target=(args.target_false, args.target_declined))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        record = {**choice, "rows": [_light(r) for r in rows]}
-        args.json.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        head = json.dumps(choice, indent=1, ensure_ascii=False)[:-2]  # the choice, then one row a line
+        lines = ",\n  ".join(json.dumps(_light(r), ensure_ascii=False) for r in rows)
+        args.json.write_text(f'{head},\n "rows": [\n  {lines}\n ]\n}}\n', encoding="utf-8")
     return 0

@@ -63,7 +63,7 @@ def plot_tradeoff(curves: dict[str, Any], out: Path, *, target: tuple[float, flo
     ax.set_ylim(0, 1.0)
     ax.set_xlabel("abstain_answerable (false abstentions)")
     ax.set_ylabel("abstain_unanswerable (held-out questions declined)")
-    ax.set_title("abstention threshold trade-off on the evaluated questions")
+    ax.set_title("abstention trade-off on the evaluated questions (reported, not chosen on)", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -156,3 +156,13 @@ def test_calibration_rows_with_sources_are_scored_by_the_runtime_signals_and_tra
     curve = tradeoff([covered, other], {"weights": {"en": {"coverage": 1.0}}, "thresholds": {"en": 0.5}})["en"]
     assert curve["at_threshold"] == {"abstain_unanswerable": 1.0, "abstain_answerable": 0.0}
     assert (0.0, 1.0) in curve["curve"] and (1.0, 1.0) in curve["curve"]
+
+
+def test_the_tradeoff_curve_is_drawn(tmp_path: Path) -> None:
+    from lab.answers.plot import plot_tradeoff
+
+    curves = {"en": {"n": 10, "n_unanswerable": 2, "curve": [(0.0, 0.0), (0.0, 0.5), (0.125, 1.0)],
+                     "at_threshold": {"abstain_unanswerable": 0.5, "abstain_answerable": 0.0}}}
+    out = tmp_path / "tradeoff.png"
+    plot_tradeoff(curves, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import pytest
 from prometheus_client import REGISTRY
 
 from generator.abstention import FEATURES, Abstainer, abstainer_from, evidence_features
@@ -72,6 +73,8 @@ def test_abstention_settings_build_an_abstainer_or_none() -> None:
     built = abstainer_from(GeneratorSettings())
     assert built is not None and set(built.texts) == {"en", "ko"}
     assert abstainer_from(GeneratorSettings(abstain=False)) is None
+    with pytest.raises(ValueError, match="cosine"):  # a misspelt signal would silently weigh nothing
+        abstainer_from(GeneratorSettings(abstain_weights={"en": {"bias": 1.0, "cosine": 2.0}}))
 
 
 def test_templates_are_versioned_files_chosen_by_language_with_sources_before_the_question() -> None:
