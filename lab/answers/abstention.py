@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +53,8 @@ def add_abstention(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unanswerable-share", type=float, default=0.2, help="share of documents held out")
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out documents and the sample")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="collect once per seed (other held-out documents each time; more declined examples). "
-                             "Each seed builds its own embedded gateway in this process: for many seeds of a large "
-                             "corpus, run one seed per call with --save-rows and combine them with --rows-from")
+                        help="collect once per seed (other held-out documents each time; more declined examples), "
+                             "each in a child process of its own")
     parser.add_argument("--evaluation-split", action="store_true",
                         help="collect the evaluation split's questions instead: only for --curve, never for choosing")
     parser.add_argument("--max-false-abstention", type=float, default=0.03,
@@ -91,11 +92,19 @@ async def _collect_one(path: Path, args: argparse.Namespace, seed: int) -> list[
     return rows
 
 
+def _collect_in_child(path: Path, args: argparse.Namespace, seed: int) -> list[dict[str, Any]]:
+    return asyncio.run(_collect_one(path, args, seed))
+
+
 def collect(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every dataset under every seed, each in a fresh child process: an embedded gateway's models and stores
+    are not all returned to the system when it stops, so one process per seed keeps the memory of one."""
     rows: list[dict[str, Any]] = []
+    spawn = multiprocessing.get_context("spawn")
     for path in args.dataset:
         for seed in args.seeds or [args.seed]:
-            rows += asyncio.run(_collect_one(path, args, seed))
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:
+                rows += child.submit(_collect_in_child, path, args, seed).result()
     return rows
 
 
