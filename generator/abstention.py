@@ -19,8 +19,11 @@ questions, never on evaluated ones. The signals (:data:`FEATURES`):
 - ``agree``: 1 when the first source is the first of both the dense and the BM25 ranking;
 - ``units``: log(1 + the number of distinct question units).
 
-The sources' fused score is left out: it is normalised per query, so it says which source is best, not
-whether any source is good.
+When a retrieval side the score weighs failed for the question (the retriever reports it as degraded), the
+question is answered rather than judged on signals that read 0.
+
+The sources' fused score is left out: it is normalised per query, so it says which source is best, not whether
+any source is good.
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ _log = logging.getLogger("ragd.pipeline")
 
 FEATURES = ("coverage", "own", "typed", "typed_miss", "source", "union", "dense", "dense_gap", "bm25", "bm25_gap",
             "english", "english_gap", "agree", "units")
+
+
+# the retrieval sides each signal reads (the others are lexical, read from the sources' text)
+_SIDES: dict[str, tuple[str, ...]] = {"dense": ("dense",), "dense_gap": ("dense",), "bm25": ("bm25",),
+                                      "bm25_gap": ("bm25",), "english": ("english",), "english_gap": ("english",),
+                                      "agree": ("dense", "bm25")}
 
 
 def _top_two(values: Sequence[float]) -> tuple[float, float]:
@@ -102,7 +111,19 @@ class Abstainer:
         weights = self.weights.get(language, self.weights.get("en", {}))
         return weights.get("bias", 0.0) + sum(weights.get(name, 0.0) * features[name] for name in FEATURES)
 
-    def decide(self, question: str, language: str, sources: Sequence[ScoredChunk]) -> Decision:
+    def failed_sides(self, language: str, degraded: Sequence[str]) -> list[str]:
+        """Retrieval sides the language's score weighs that failed for this question (``degraded``, as the
+        retriever reports it): their signals read 0 and would decline every question."""
+        weights = self.weights.get(language, self.weights.get("en", {}))
+        wanted = {side for name, w in weights.items() if w for side in _SIDES.get(name, ())}
+        return sorted(wanted & set(degraded))
+
+    def decide(self, question: str, language: str, sources: Sequence[ScoredChunk],
+               degraded: Sequence[str] = ()) -> Decision:
+        failed = self.failed_sides(language, degraded) if sources else []
+        if failed:  # judged on signals that are not there, every answer would be declined: answer instead
+            _log.warning("abstention skipped", extra={"ragd": {"language": language, "failed_sides": failed}})
+            return Decision(False, math.nan)
         features = evidence_features(question, sources, context_weight=self.context_weight, language=language)
         score = self.score(language, features)
         threshold = self.thresholds.get(language, self.thresholds.get("en", 0.0))

@@ -69,6 +69,18 @@ def test_covered_questions_pass_and_uncovered_ones_abstain_in_their_language_and
     assert ABSTAINER.decide("When was the Aurora lighthouse built?", "en", []).abstain  # nothing retrieved
 
 
+def test_a_failed_retrieval_side_skips_the_judgement_instead_of_declining_everything() -> None:
+    dense_weighted = Abstainer(weights={"en": {"bias": -10.0, "dense": 12.0, "coverage": 1.0}}, thresholds={"en": 0.5},
+                               texts={"en": "Not covered."})
+    assert not dense_weighted.decide("When was the Aurora lighthouse built?", "en", [LIGHTHOUSE]).abstain
+    bm25_only = LIGHTHOUSE.model_copy(update={"side_scores": {"bm25": 12.0}})
+    assert dense_weighted.decide("What is the capital of France?", "en", [bm25_only]).abstain  # dense found nothing
+    assert dense_weighted.failed_sides("en", ["dense", "rerank"]) == ["dense"]
+    assert not dense_weighted.decide("What is the capital of France?", "en", [bm25_only], degraded=["dense"]).abstain
+    assert dense_weighted.decide("What is the capital of France?", "en", [LIGHTHOUSE], degraded=["bm25"]).abstain
+    assert ABSTAINER.failed_sides("en", ["dense", "bm25"]) == []  # coverage alone reads no side
+
+
 def test_abstention_settings_build_an_abstainer_or_none() -> None:
     built = abstainer_from(GeneratorSettings())
     assert built is not None and set(built.texts) == {"en", "ko"}
