@@ -80,7 +80,8 @@ class GeneratorSettings(ServiceSettings):
                                   "fit are dropped, lowest-ranked first. None: vLLM's max_model_len from /v1/models, "
                                   "n_ctx / n_parallel for the local llama.cpp, else 4096.")
     abstain: bool = Field(True, description="Decline, without calling the model, when the retrieved evidence does "
-                                            "not cover the question (see abstain_weights).")
+                                            "not cover the question (see abstain_weights); not judged when a "
+                                            "retrieval side the weights read failed for the question.")
     abstain_weights: dict[str, dict[str, float]] = Field(
         default_factory=_default_abstain_weights,
         description="Per question language ('en', 'ko'; others use 'en'), the evidence score's weights over its "
