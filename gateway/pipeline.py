@@ -222,7 +222,7 @@ class Pipeline:
             degraded.append(part)
             DEGRADATIONS.labels(part).inc()
         prepared.chunks = list(result.chunks)
-        self._abstain(prepared)
+        self._abstain(prepared, result.degraded)
         if result.epoch and prepared.epoch and result.epoch != prepared.epoch:
             prepared.cache_scope = None  # the corpus changed under us: do not store this answer
         await self._build_prompt(prepared, history[-4:])
@@ -267,11 +267,12 @@ class Pipeline:
             return
         prepared.messages, prepared.chunks = await self.packer.pack(build, prepared.chunks, turn.params.max_tokens)
 
-    def _abstain(self, prepared: Prepared) -> None:
+    def _abstain(self, prepared: Prepared, degraded: Sequence[str]) -> None:
         """Between retrieval and generation: evidence too weak means a fixed answer, no sources, no model."""
         if self.abstainer is None:
             return
-        decision = self.abstainer.decide(prepared.standalone, detect_language(prepared.standalone), prepared.chunks)
+        decision = self.abstainer.decide(prepared.standalone, detect_language(prepared.standalone), prepared.chunks,
+                                         degraded)
         if decision.abstain:
             prepared.abstention = decision.text
             prepared.chunks = []

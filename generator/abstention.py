@@ -1,15 +1,29 @@
 """Abstention: when the retrieved evidence does not cover the question, the answer says so in the question's
 language, cites nothing and calls no model.
 
-The evidence score is a linear score per language over signals of the retrieved sources (chosen by
-``ragd train abstention`` on calibration questions, never on evaluated ones):
+The evidence score is a linear score per language over signals of the retrieved sources, all computed from what
+retrieval already returned (no model call); ``ragd train abstention`` chooses the weights on calibration
+questions, never on evaluated ones. The signals (:data:`FEATURES`):
 
-- ``coverage``: how much of the question the best sentence of the sources covers (:mod:`generator.evidence`);
-- ``dense``: the best dense cosine similarity among the sources (the retriever's raw dense score);
-- ``bm25``: log(1 + the best raw BM25 score).
+- ``coverage``: the IDF-weighted share of the question's units (English stems, Korean character bigrams) the
+  best source sentence covers, its context (title, previous sentence) counted at ``context_weight``;
+- ``own``: the same for the best sentence alone, without its context;
+- ``typed``: ``coverage`` of the best sentence that can hold the kind of answer asked for (a number for "how
+  many" / "몇", a date for "when" / "언제"; :mod:`generator.answer_type`); 0 when no sentence can;
+- ``typed_miss``: 1 when the question asks for a number or a date and the best sentence holds none;
+- ``source``: the best coverage of one whole source (title and text);
+- ``union``: the coverage of all sources together (1 - ``union`` is the share of the question no source has);
+- ``dense``, ``dense_gap``: the best raw dense cosine among the sources, and its lead over the second best;
+- ``bm25``, ``bm25_gap``: log(1 + the best raw BM25 score), and its lead over the second best (same scale);
+- ``english``, ``english_gap``: as ``dense`` for the English embedder's side (0 where it did not run);
+- ``agree``: 1 when the first source is the first of both the dense and the BM25 ranking;
+- ``units``: log(1 + the number of distinct question units).
 
-The sources' fused score is left out: it is normalised per query, so it says which source is best, not
-whether any source is good.
+When a retrieval side the score weighs failed for the question (the retriever reports it as degraded), the
+question is answered rather than judged on signals that read 0.
+
+The sources' fused score is left out: it is normalised per query, so it says which source is best, not whether
+any source is good.
 """
 
 from __future__ import annotations
@@ -19,7 +33,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from generator.evidence import score_sentences
+from generator.answer_type import answer_type, holds
+from generator.evidence import gather
 from generator.settings import GeneratorSettings
 from services.contracts import ScoredChunk
 from services.telemetry import ABSTENTIONS
@@ -28,16 +43,47 @@ __all__ = ["FEATURES", "Abstainer", "Decision", "abstainer_from", "evidence_feat
 
 _log = logging.getLogger("ragd.pipeline")
 
-FEATURES = ("coverage", "dense", "bm25")
+FEATURES = ("coverage", "own", "typed", "typed_miss", "source", "union", "dense", "dense_gap", "bm25", "bm25_gap",
+            "english", "english_gap", "agree", "units")
 
 
-def evidence_features(question: str, sources: Sequence[ScoredChunk], *, context_weight: float) -> dict[str, float]:
+# the retrieval sides each signal reads (the others are lexical, read from the sources' text)
+_SIDES: dict[str, tuple[str, ...]] = {"dense": ("dense",), "dense_gap": ("dense",), "bm25": ("bm25",),
+                                      "bm25_gap": ("bm25",), "english": ("english",), "english_gap": ("english",),
+                                      "agree": ("dense", "bm25")}
+
+
+def _top_two(values: Sequence[float]) -> tuple[float, float]:
+    ordered = sorted(values, reverse=True)
+    return (ordered[0] if ordered else 0.0), (ordered[1] if len(ordered) > 1 else 0.0)
+
+
+def evidence_features(question: str, sources: Sequence[ScoredChunk], *, context_weight: float,
+                      language: str = "en") -> dict[str, float]:
     """The signals the evidence score is made of (all 0 when nothing was retrieved)."""
-    sentences = score_sentences(question, sources, context_weight=context_weight)
+    found = gather(question, sources, context_weight=context_weight)
+    best = max(found.sentences, key=lambda s: s.coverage, default=None)
+    kind = answer_type(question, language)
+    typed = [s.coverage for s in found.sentences if holds(s.text, kind)]
+    dense, dense_second = _top_two([c.side_scores.get("dense", 0.0) for c in sources])
+    bm25, bm25_second = _top_two([math.log1p(c.side_scores.get("bm25", 0.0)) for c in sources])
+    english, english_second = _top_two([c.side_scores.get("english", 0.0) for c in sources])
+    first = sources[0].ranks if sources else {}
     return {
-        "coverage": max((s.coverage for s in sentences), default=0.0),
-        "dense": max((c.side_scores.get("dense", 0.0) for c in sources), default=0.0),
-        "bm25": math.log1p(max((c.side_scores.get("bm25", 0.0) for c in sources), default=0.0)),
+        "coverage": best.coverage if best is not None else 0.0,
+        "own": max((s.own for s in found.sentences), default=0.0),
+        "typed": max(typed, default=0.0),
+        "typed_miss": float(best is not None and kind != "any" and not holds(best.text, kind)),
+        "source": max((found.covered(u) for u in found.source_units), default=0.0) if found.wanted else 0.0,
+        "union": found.covered(set().union(*found.source_units)) if found.wanted and sources else 0.0,
+        "dense": dense,
+        "dense_gap": dense - dense_second,
+        "bm25": bm25,
+        "bm25_gap": bm25 - bm25_second,
+        "english": english,
+        "english_gap": english - english_second,
+        "agree": float(first.get("dense") == 1 and first.get("bm25") == 1),
+        "units": math.log1p(len(set(found.wanted))),
     }
 
 
@@ -53,6 +99,9 @@ class Abstainer:
 
     def __init__(self, *, weights: Mapping[str, Mapping[str, float]], thresholds: Mapping[str, float],
                  texts: Mapping[str, str], context_weight: float = 0.75) -> None:
+        unknown = {name for w in weights.values() for name in w} - {"bias", *FEATURES}
+        if unknown:
+            raise ValueError(f"abstention weights name unknown signals {sorted(unknown)}; known: {FEATURES}")
         self.weights = {lang: dict(w) for lang, w in weights.items()}
         self.thresholds = dict(thresholds)
         self.texts = dict(texts)
@@ -62,8 +111,20 @@ class Abstainer:
         weights = self.weights.get(language, self.weights.get("en", {}))
         return weights.get("bias", 0.0) + sum(weights.get(name, 0.0) * features[name] for name in FEATURES)
 
-    def decide(self, question: str, language: str, sources: Sequence[ScoredChunk]) -> Decision:
-        features = evidence_features(question, sources, context_weight=self.context_weight)
+    def failed_sides(self, language: str, degraded: Sequence[str]) -> list[str]:
+        """Retrieval sides the language's score weighs that failed for this question (``degraded``, as the
+        retriever reports it): their signals read 0 and would decline every question."""
+        weights = self.weights.get(language, self.weights.get("en", {}))
+        wanted = {side for name, w in weights.items() if w for side in _SIDES.get(name, ())}
+        return sorted(wanted & set(degraded))
+
+    def decide(self, question: str, language: str, sources: Sequence[ScoredChunk],
+               degraded: Sequence[str] = ()) -> Decision:
+        failed = self.failed_sides(language, degraded) if sources else []
+        if failed:  # judged on signals that are not there, every answer would be declined: answer instead
+            _log.warning("abstention skipped", extra={"ragd": {"language": language, "failed_sides": failed}})
+            return Decision(False, math.nan)
+        features = evidence_features(question, sources, context_weight=self.context_weight, language=language)
         score = self.score(language, features)
         threshold = self.thresholds.get(language, self.thresholds.get("en", 0.0))
         if sources and score >= threshold:

@@ -19,7 +19,7 @@ import Stemmer
 from services.contracts import ScoredChunk
 from services.text import split_sentences
 
-__all__ = ["SentenceScore", "Weights", "coverage", "score_sentences", "sentences_of", "units"]
+__all__ = ["Evidence", "SentenceScore", "Weights", "coverage", "gather", "score_sentences", "sentences_of", "units"]
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -106,28 +106,50 @@ class SentenceScore:
     position: int  # the sentence's position in its source
     text: str
     coverage: float  # question units in the sentence, plus ``context_weight`` x those only in its context
+    own: float = 0.0  # question units in the sentence alone
 
 
-def score_sentences(question: str, sources: Sequence[ScoredChunk], *, context_weight: float) -> list[SentenceScore]:
+@dataclass(frozen=True)
+class Evidence:
+    """The question's units, the sources' units and every answer-worthy sentence scored against the question."""
+
+    wanted: list[str]
+    weights: Weights
+    source_units: list[set[str]]  # per source, in the order given: its title's and text's units
+    sentences: list[SentenceScore]
+
+    def covered(self, text_units: Iterable[str]) -> float:
+        return coverage(self.wanted, text_units, self.weights)
+
+
+def gather(question: str, sources: Sequence[ScoredChunk], *, context_weight: float) -> Evidence:
     """Every answer-worthy sentence of ``sources`` scored by how much of the question it covers. A sentence's
     context (its source's title and the sentence before it) counts at ``context_weight``, so "It was built in
     1871" still answers "When was the Aurora lighthouse built?". Weights are IDF over these sentences: words
     every retrieved passage shares (the topic) count less than the ones that single out the answer."""
     wanted = units(question, question=True)
     found = []
+    source_units: list[set[str]] = []
     for n, chunk in enumerate(sources, 1):
         title = units(chunk.title)
         previous = title
+        seen = set(title)
         for i, sentence in enumerate(sentences_of(chunk.text)):
             own = units(sentence)
             found.append((n, i, sentence, own, previous))
+            seen.update(own)
             previous = title + own
-    if not found or not wanted:
-        return []
+        source_units.append(seen)
     weights = Weights(own for _, _, _, own, _ in found)
     out = []
-    for n, i, sentence, own, around in found:
-        inside = coverage(wanted, own, weights)
-        beside = coverage(wanted, [*own, *around], weights) - inside
-        out.append(SentenceScore(n, i, sentence, inside + context_weight * beside))
-    return out
+    if wanted:
+        for n, i, sentence, own, around in found:
+            inside = coverage(wanted, own, weights)
+            beside = coverage(wanted, [*own, *around], weights) - inside
+            out.append(SentenceScore(n, i, sentence, inside + context_weight * beside, inside))
+    return Evidence(wanted, weights, source_units, out)
+
+
+def score_sentences(question: str, sources: Sequence[ScoredChunk], *, context_weight: float) -> list[SentenceScore]:
+    """The sentences of :func:`gather` (none when the question has no units or the sources no sentences)."""
+    return gather(question, sources, context_weight=context_weight).sentences

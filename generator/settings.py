@@ -40,11 +40,13 @@ def _default_extra_body() -> dict[str, float | int | str | bool]:
 
 def _default_abstain_weights() -> dict[str, dict[str, float]]:
     # chosen by `ragd train abstention` on the calibration split (bench/results/answers/abstention_calibration.json)
-    return {"en": {"bias": -3.8144, "coverage": 6.1476, "dense": 1.3065}, "ko": {"coverage": 1.0}}
+    return {"en": {"bias": -42.1348, "source": 3.148, "dense": 43.0407, "bm25_gap": 1.909, "dense_gap": 41.8753,
+                   "coverage": 6.1999},
+            "ko": {"bias": -26.1134, "own": 10.9065, "agree": 1.2632, "dense": 24.3924}}
 
 
 def _default_abstain_thresholds() -> dict[str, float]:
-    return {"en": -1.2548, "ko": 0.27}
+    return {"en": -1.2029, "ko": -1.4966}
 
 
 class GeneratorSettings(ServiceSettings):
@@ -78,12 +80,15 @@ class GeneratorSettings(ServiceSettings):
                                   "fit are dropped, lowest-ranked first. None: vLLM's max_model_len from /v1/models, "
                                   "n_ctx / n_parallel for the local llama.cpp, else 4096.")
     abstain: bool = Field(True, description="Decline, without calling the model, when the retrieved evidence does "
-                                            "not cover the question (see abstain_weights).")
+                                            "not cover the question (see abstain_weights); not judged when a "
+                                            "retrieval side the weights read failed for the question.")
     abstain_weights: dict[str, dict[str, float]] = Field(
         default_factory=_default_abstain_weights,
         description="Per question language ('en', 'ko'; others use 'en'), the evidence score's weights over its "
-                    "signals (bias, coverage: share of the question the best source sentence covers, 0..1; dense: "
-                    "best dense cosine; bm25: log(1 + best BM25)), as JSON; chosen by `ragd train abstention`.")
+                    "signals (bias, and any of generator.abstention.FEATURES: coverage, own, typed, typed_miss, "
+                    "source, union (shares of the question covered, 0..1), dense, dense_gap, english, english_gap "
+                    "(cosines), bm25, bm25_gap (log(1 + BM25)), agree (0/1), units (log count)), as JSON; chosen "
+                    "by `ragd train abstention`.")
     abstain_thresholds: dict[str, float] = Field(
         default_factory=_default_abstain_thresholds,
         description="Per question language, the evidence score below which the answer declines (unitless).")

@@ -120,16 +120,49 @@ def test_reports_are_drawn_side_by_side(tmp_path: Path) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_abstention_calibration_keeps_false_abstentions_at_the_bound_and_picks_the_best_signal() -> None:
+def test_abstention_calibration_keeps_false_abstentions_at_the_bound_and_picks_the_signal_that_separates() -> None:
     from lab.answers.abstention import choose
 
     rows = []
     for i in range(200):  # coverage separates the classes; dense and bm25 are noise
         answerable = i % 4 != 0
-        rows.append({"language": "ko", "answerable": answerable, "coverage": (0.6 if answerable else 0.2) + i % 7 / 50,
-                     "dense": 0.8 + i % 5 / 100, "bm25": 1.0 + i % 3})
+        rows.append({"id": str(i), "language": "ko", "answerable": answerable,
+                     "coverage": (0.6 if answerable else 0.2) + i % 7 / 50, "dense": 0.8 + i % 5 / 100,
+                     "bm25": 1.0 + i % 3})
     chosen = choose(rows, 0.03)
     best = chosen["calibration"]["ko"]["chosen"]
-    assert best["features"] == ["coverage"] and chosen["weights"]["ko"] == {"coverage": 1.0}
+    assert best["features"] == ["coverage"] and set(chosen["weights"]["ko"]) == {"bias", "coverage"}
     assert best["abstain_answerable"] <= 0.03 and best["abstain_unanswerable"] == 1.0
-    assert 0.2 < chosen["thresholds"]["ko"] <= 0.6
+    weights, threshold = chosen["weights"]["ko"], chosen["thresholds"]["ko"]
+
+    def score(coverage: float) -> float:
+        return weights["bias"] + weights["coverage"] * coverage
+
+    assert score(0.2 + 6 / 50) < threshold <= score(0.6)
+
+
+def test_calibration_rows_with_sources_are_scored_by_the_runtime_signals_and_traded_off() -> None:
+    from generator.abstention import FEATURES
+    from lab.answers.abstention import features_of, tradeoff
+
+    source = {"chunk_id": "c1", "doc_id": "d1", "title": "Aurora lighthouse", "score": 1.0,
+              "ranks": {"dense": 1, "bm25": 1}, "side_scores": {"dense": 0.83, "bm25": 12.0},
+              "text": "The Aurora lighthouse stands on Vell Island. It was built in 1871 by the harbour board."}
+    covered = {"id": "q1", "language": "en", "answerable": True, "question": "When was the Aurora lighthouse built?",
+               "sources": [source]}
+    other = {**covered, "id": "q2", "answerable": False, "question": "Who painted the Mona Lisa?"}
+    assert set(features_of(covered)) == set(FEATURES) and features_of(covered)["coverage"] > 0.8
+    assert features_of(other)["coverage"] == 0.0
+    curve = tradeoff([covered, other], {"weights": {"en": {"coverage": 1.0}}, "thresholds": {"en": 0.5}})["en"]
+    assert curve["at_threshold"] == {"abstain_unanswerable": 1.0, "abstain_answerable": 0.0}
+    assert (0.0, 1.0) in curve["curve"] and (1.0, 1.0) in curve["curve"]
+
+
+def test_the_tradeoff_curve_is_drawn(tmp_path: Path) -> None:
+    from lab.answers.plot import plot_tradeoff
+
+    curves = {"en": {"n": 10, "n_unanswerable": 2, "curve": [(0.0, 0.0), (0.0, 0.5), (0.125, 1.0)],
+                     "at_threshold": {"abstain_unanswerable": 0.5, "abstain_answerable": 0.0}}}
+    out = tmp_path / "tradeoff.png"
+    plot_tradeoff(curves, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import pytest
 from prometheus_client import REGISTRY
 
-from generator.abstention import Abstainer, abstainer_from, evidence_features
+from generator.abstention import FEATURES, Abstainer, abstainer_from, evidence_features
+from generator.answer_type import answer_type, holds
 from generator.client import Decoding, OpenAIGenerator
 from generator.packing import ContextPacker, ServerTokenizer, estimate_tokens
 from generator.prompt import build_messages, template
@@ -30,7 +32,30 @@ def _abstentions(language: str) -> float:
 def test_evidence_features_read_the_question_coverage_and_the_raw_side_scores() -> None:
     features = evidence_features("When was the Aurora lighthouse built?", [LIGHTHOUSE], context_weight=0.75)
     assert features["coverage"] > 0.8 and features["dense"] == 0.83 and 2.5 < features["bm25"] < 2.6
-    assert evidence_features("anything", [], context_weight=0.75) == {"coverage": 0.0, "dense": 0.0, "bm25": 0.0}
+    empty = evidence_features("anything", [], context_weight=0.75)
+    assert set(empty) == set(FEATURES) and all(v == 0.0 for k, v in empty.items() if k != "units")
+
+
+def test_evidence_features_see_the_lead_of_the_first_source_and_the_kind_of_answer_asked_for() -> None:
+    second = LIGHTHOUSE.model_copy(update={"chunk_id": "c3", "side_scores": {"dense": 0.61, "bm25": 3.0},
+                                           "text": "The harbour board met on Vell Island every spring."})
+    first = LIGHTHOUSE.model_copy(update={"ranks": {"dense": 1, "bm25": 1}})
+    features = evidence_features("When was the Aurora lighthouse built?", [first, second], context_weight=0.75)
+    assert abs(features["dense_gap"] - 0.22) < 1e-9 and features["agree"] == 1.0
+    assert features["typed_miss"] == 0.0 and features["typed"] == features["coverage"]
+    # the best sentence shares the question's words but holds no number: a "how many" question is not answered
+    many = evidence_features("How many keepers did the Aurora lighthouse on Vell Island have?", [second, first],
+                             context_weight=0.75)
+    assert many["typed_miss"] == 1.0 and many["typed"] < many["coverage"] and many["agree"] == 0.0
+    assert many["union"] < 1.0  # "keepers" is in no source
+
+
+def test_answer_types_are_read_from_the_question_in_either_language() -> None:
+    assert answer_type("How many keepers did it have?", "en") == "number"
+    assert answer_type("In what year was it built?", "en") == answer_type("언제 지어졌나요?", "ko") == "date"
+    assert answer_type("몇 명이 참가했나요?", "ko") == "number" and answer_type("누가 만들었나?", "ko") == "any"
+    assert holds("It was built in 1871.", "date") and holds("세 번 열렸다.", "number")
+    assert not holds("The harbour board met on the island.", "number") and holds("Anything at all.", "any")
 
 
 def test_covered_questions_pass_and_uncovered_ones_abstain_in_their_language_and_are_counted() -> None:
@@ -44,10 +69,24 @@ def test_covered_questions_pass_and_uncovered_ones_abstain_in_their_language_and
     assert ABSTAINER.decide("When was the Aurora lighthouse built?", "en", []).abstain  # nothing retrieved
 
 
+def test_a_failed_retrieval_side_skips_the_judgement_instead_of_declining_everything() -> None:
+    dense_weighted = Abstainer(weights={"en": {"bias": -10.0, "dense": 12.0, "coverage": 1.0}}, thresholds={"en": 0.5},
+                               texts={"en": "Not covered."})
+    assert not dense_weighted.decide("When was the Aurora lighthouse built?", "en", [LIGHTHOUSE]).abstain
+    bm25_only = LIGHTHOUSE.model_copy(update={"side_scores": {"bm25": 12.0}})
+    assert dense_weighted.decide("What is the capital of France?", "en", [bm25_only]).abstain  # dense found nothing
+    assert dense_weighted.failed_sides("en", ["dense", "rerank"]) == ["dense"]
+    assert not dense_weighted.decide("What is the capital of France?", "en", [bm25_only], degraded=["dense"]).abstain
+    assert dense_weighted.decide("What is the capital of France?", "en", [LIGHTHOUSE], degraded=["bm25"]).abstain
+    assert ABSTAINER.failed_sides("en", ["dense", "bm25"]) == []  # coverage alone reads no side
+
+
 def test_abstention_settings_build_an_abstainer_or_none() -> None:
     built = abstainer_from(GeneratorSettings())
     assert built is not None and set(built.texts) == {"en", "ko"}
     assert abstainer_from(GeneratorSettings(abstain=False)) is None
+    with pytest.raises(ValueError, match="cosine"):  # a misspelt signal would silently weigh nothing
+        abstainer_from(GeneratorSettings(abstain_weights={"en": {"bias": 1.0, "cosine": 2.0}}))
 
 
 def test_templates_are_versioned_files_chosen_by_language_with_sources_before_the_question() -> None:
