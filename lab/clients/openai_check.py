@@ -1,6 +1,6 @@
 """The official openai SDK against a running ragd, over every route it covers: models, chat completions
 (plain and streamed, citations in the body and in headers), legacy completions (plain and streamed),
-embeddings (questions and passages) and errors in the OpenAI envelope.
+embeddings (questions and passages), errors in the OpenAI envelope, and the upload route with curl's multipart.
 
 Run: ``python -m lab.clients.openai_check --base-url http://127.0.0.1:8080/v1`` (exit status 0 when all hold).
 """
@@ -8,9 +8,14 @@ Run: ``python -m lab.clients.openai_check --base-url http://127.0.0.1:8080/v1`` 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import tempfile
+import urllib.request
+import uuid
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import openai
 
@@ -78,9 +83,45 @@ def check_errors(client: openai.OpenAI) -> None:
         raise AssertionError("an empty prompt was served")
 
 
+def check_upload(client: openai.OpenAI) -> None:
+    """The upload route as the README shows it: curl's multipart (``-F files=@...``) into a new collection,
+    then the file is searchable and answers a question with its citation; the collection is removed after."""
+    name = f"clients-{uuid.uuid4().hex[:8]}"
+    base = str(client.base_url).rstrip("/")
+    def call(method: str, path: str, body: object = None) -> object:
+        request = urllib.request.Request(base + path, method=method, headers={
+            "authorization": f"Bearer {client.api_key}", "content-type": "application/json"},
+            data=None if body is None else json.dumps(body).encode())
+        with urllib.request.urlopen(request, timeout=300) as response:  # raises on 4xx/5xx
+            data = response.read()
+        return json.loads(data) if data else None
+
+    call("POST", "/collections", {"name": name})
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            note = Path(folder) / "harbour-note.txt"
+            note.write_text("The Marrow Harbour ferry leaves at 7:40 every morning and crosses in 25 minutes.\n")
+            done = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", "-F", f"files=@{note}",
+                                   "-F", 'metadata={"team": "ops"}', f"{base}/collections/{name}/files"],
+                                  capture_output=True, text=True, timeout=300, check=True)
+        body, status = done.stdout.rsplit("\n", 1)
+        assert status in ("200", "201"), f"HTTP {status}: {body}"
+        found = call("POST", f"/collections/{name}/search",
+                     {"query": "When does the Marrow Harbour ferry leave?", "top_k": 1})
+        assert isinstance(found, dict) and found["data"][0]["doc_id"] == "harbour-note.txt", found
+        answer = client.chat.completions.create(model="ragd", messages=[{"role": "user", "content": (
+            "When does the Marrow Harbour ferry leave?")}], extra_body={"ragd": {"collection": name}})
+        citations = (answer.model_extra or {}).get("citations") or []
+        assert "7:40" in (answer.choices[0].message.content or ""), answer
+        assert [c["document_id"] for c in citations] == ["harbour-note.txt"], citations
+    finally:
+        call("DELETE", f"/collections/{name}")
+
+
 CHECKS: dict[str, Callable[[openai.OpenAI], None]] = {
     "models": check_models, "chat": check_chat, "chat_stream": check_chat_stream,
     "completions": check_completions, "embeddings": check_embeddings, "errors": check_errors,
+    "upload": check_upload,
 }
 
 
