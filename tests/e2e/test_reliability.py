@@ -29,7 +29,8 @@ SUPERVISE_S = 6.0
 def hardened(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("ragd-hardened")
     srv = start_server(tmp, {"RAGD_GATEWAY_MAX_IN_FLIGHT": "2", "RAGD_GATEWAY_MAX_UPLOAD_BYTES": "5000000",
-                             "RAGD_LOG_TEXT": "true", "RAGD_GENERATOR_SUPERVISE_INTERVAL_S": str(SUPERVISE_S)})
+                             "RAGD_LOG_TEXT": "true", "RAGD_GENERATOR_SUPERVISE_INTERVAL_S": str(SUPERVISE_S),
+                             "RAGD_GENERATOR_BACKEND": "llm", "RAGD_GENERATOR_ABSTAIN": "false"})  # llama.cpp answers
     yield srv
     stop_server(srv.process)
 
