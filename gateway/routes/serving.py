@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -23,7 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cache.eligibility import cache_directives
 from gateway.citation_forms import markdown_references
-from gateway.deadline import Stopped, deadline_error, remaining_s, run_by_deadline, stream_by_deadline
+from gateway.deadline import Stopped, run_by_deadline, stream_by_deadline
 from gateway.deps import ChatContext
 from gateway.openai_schema import Citation, RagdOptions
 from gateway.pipeline import Answer, ChatTurn, Pipeline, Prepared, citation_of
@@ -37,7 +36,7 @@ from services.errors import CollectionNotFoundError, InvalidRequestError, NotFou
 
 __all__ = ["MODEL_PREFIX", "PLAIN_MODEL", "answer_headers", "collection_of", "log_answer", "make_turn",
            "reference_style",
-           "respond", "with_references", "within_deadline"]
+           "respond", "with_references"]
 
 _log = logging.getLogger("ragd.chat")
 MODEL_PREFIX = "ragd"
@@ -124,17 +123,6 @@ def answer_headers(prepared: Prepared) -> dict[str, str]:
     elif prepared.chunks:
         headers["x-ragd-sources"] = _header_json([citation_of(i, c) for i, c in enumerate(prepared.chunks, 1)])
     return headers
-
-
-@asynccontextmanager
-async def within_deadline() -> AsyncIterator[None]:
-    """The request's deadline bounds every stage inside; running past it is a 504. (The answering
-    work itself runs under :mod:`gateway.deadline`, which does not depend on where it waits.)"""
-    try:
-        async with asyncio.timeout(remaining_s()):
-            yield
-    except TimeoutError as exc:
-        raise deadline_error() from exc
 
 
 async def _prepare(pipeline: Pipeline, turn: ChatTurn) -> Prepared:
