@@ -43,10 +43,9 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
     """Cancels ``task`` and waits for it to finish, at most :data:`CLEANUP_S`."""
     if task.done():
         return
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # its outcome is nobody's now
     task.cancel()
-    await asyncio.wait({task}, timeout=CLEANUP_S)
-    if not task.done():  # still closing: let it finish unseen
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    await asyncio.wait({task}, timeout=CLEANUP_S)  # still closing after that: it finishes unseen
 
 
 async def run_by_deadline(work: Coroutine[Any, Any, T], *, also: asyncio.Future[Any] | None = None) -> T:
