@@ -11,10 +11,16 @@ taken when that is more (a generator that slowed down shows it before any genera
 estimate exceeds the request's remaining deadline (times ``headroom``), the request is refused at
 once. Before the first measurement only ``cold_start_in_flight`` requests are admitted at once.
 
-Only requests that need the generator meet it: the pipeline asks after the cache lookup missed, so a
-cache hit is never refused here. An admitted request holds a :class:`Ticket` until its generation ends
-(or it is abandoned); tickets expire at their request's deadline, so one that is never released
-cannot hold the queue forever.
+The pipeline asks twice. First, before any costly work (input rails, the question's embedding,
+retrieval: CPU that the admitted generations need), :meth:`GeneratorAdmission.refusal` says whether
+the request would be refused now; if so it is refused at once, unless it is an exact cache hit whose
+input-rail decision is already known (found without a rail or a model) or a question the rails
+already blocked: those are answered without the generator. Under overload a question that only the
+semantic cache could answer is therefore refused (finding its neighbour costs an embedding). Then,
+after the cache lookup missed, :meth:`GeneratorAdmission.admit` takes the request's place in the
+queue: an admitted request holds a :class:`Ticket` until its generation ends (or it is abandoned);
+tickets expire at their request's deadline, so one that is never released cannot hold the queue
+forever.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.errors import RateLimitError
 from services.telemetry import RATE_LIMITED
 
-__all__ = ["AdmissionSettings", "GeneratorAdmission", "Ticket"]
+__all__ = ["AdmissionSettings", "GeneratorAdmission", "Ticket", "count_refusal"]
 
 Clock = Callable[[], float]
 
@@ -122,20 +128,34 @@ class GeneratorAdmission:
         self.cost_s = (1 - alpha) * self.cost_s + alpha * max(cost_s, 1e-3)
         self.measured += 1
 
-    def admit(self, remaining_s: float | None) -> Ticket:
-        """A ticket for a request with ``remaining_s`` left before its deadline, or a 429 with Retry-After."""
-        now = self.clock()
+    def refusal(self, remaining_s: float | None) -> RateLimitError | None:
+        """The 429 (with Retry-After) for a request with ``remaining_s`` left before its deadline, or None
+        when it would be admitted now. Arithmetic only: no lock, no I/O, nothing counted."""
+        if not self.settings.enabled:
+            return None
         deadline = remaining_s if remaining_s is not None else math.inf
         estimate = self.estimate_s()
         cold = not self.measured and len(self.tickets) >= self.settings.cold_start_in_flight
-        if self.settings.enabled and (cold or estimate > deadline * self.settings.headroom):
-            RATE_LIMITED.labels("generator_queue").inc()
-            wait = self.current_cost_s() if cold else estimate - deadline * self.settings.headroom
-            retry = min(self.settings.max_retry_after_s, max(1, math.ceil(wait)))
-            raise RateLimitError(
-                f"The generator is busy: an answer would take about {estimate:.0f} s, longer than this request's "
-                f"deadline allows. Retry in {retry} s.", code="server_overloaded",
-                headers={"retry-after": str(retry)})
-        ticket = Ticket(self, expires=now + (deadline if math.isfinite(deadline) else 3600.0))
+        if not cold and estimate <= deadline * self.settings.headroom:
+            return None
+        wait = self.current_cost_s() if cold else estimate - deadline * self.settings.headroom
+        retry = min(self.settings.max_retry_after_s, max(1, math.ceil(wait)))
+        return RateLimitError(
+            f"The generator is busy: an answer would take about {estimate:.0f} s, longer than this request's "
+            f"deadline allows. Retry in {retry} s.", code="server_overloaded", headers={"retry-after": str(retry)})
+
+    def admit(self, remaining_s: float | None) -> Ticket:
+        """A ticket for a request with ``remaining_s`` left before its deadline, or a 429 with Retry-After."""
+        refusal = self.refusal(remaining_s)
+        if refusal is not None:
+            count_refusal()
+            raise refusal
+        now = self.clock()
+        ticket = Ticket(self, expires=now + (remaining_s if remaining_s is not None else 3600.0))
         self.tickets.add(ticket)
         return ticket
+
+
+def count_refusal() -> None:
+    """One request refused because the generator's queue cannot answer it in time."""
+    RATE_LIMITED.labels("generator_queue").inc()

@@ -53,8 +53,10 @@ async def _seed(components: Components, settings: GatewaySettings, tenant: str) 
 
 
 def create_app(settings: GatewaySettings | None = None,
-               components_factory: ComponentsFactory = build_components) -> FastAPI:
+               components_factory: ComponentsFactory = build_components,
+               admission: AdmissionSettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
+    admission = admission or AdmissionSettings()
     ring = KeyRing.load(file=settings.api_keys_file, inline=settings.api_keys)
 
     @asynccontextmanager
@@ -76,7 +78,7 @@ def create_app(settings: GatewaySettings | None = None,
                 guard_output_fail_open=components.knobs.output_fail_open,
                 holdback_chars=components.knobs.window_chars,
                 on_block_error=components.knobs.on_block_error, abstainer=components.abstainer,
-                packer=components.packer, admission=GeneratorAdmission(AdmissionSettings()))
+                packer=components.packer, admission=GeneratorAdmission(admission))
             yield
 
     # ragd's metrics are Prometheus (/metrics) and its traces the request id: FastAPI's built-in

@@ -55,7 +55,7 @@ def _serve_generator(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = GeneratorSettings(**overrides)
     serve_forever(str(_model_path(settings)), settings.host, settings.port, settings.n_ctx,
-                  settings.n_parallel, settings.threads)
+                  settings.n_parallel, settings.threads, settings.batch_tokens)
     return 0
 
 

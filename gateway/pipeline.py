@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from gateway.admission import count_refusal
 from gateway.openai_schema import Citation
 from generator.abstention import Abstainer
 from generator.packing import ContextPacker
@@ -106,8 +107,9 @@ class AnswerCacheLike(Protocol):
 
 
 class Admission(Protocol):
-    """Decides, before retrieval, whether a generation can finish within the request's deadline."""
+    """Decides whether a generation can finish within the request's deadline (gateway.admission)."""
 
+    def refusal(self, remaining_s: float | None) -> RagdError | None: ...
     def admit(self, remaining_s: float | None) -> Any: ...
 
 
@@ -177,16 +179,28 @@ class Pipeline:
     # ------------------------------------------------------------------ before generation
 
     async def prepare(self, turn: ChatTurn) -> Prepared:
+        ticket, answered = await self._admit(turn)
+        if answered is not None:
+            return answered
         # a single-turn question is its own standalone question: its embedding for the semantic
         # lookup starts now, beside the input rails, and is used only if the rails leave it unchanged
         early = self.cache.embed_early(turn.question, turn.params) if (
             self.cache is not None and not turn.history and turn.cache_read and turn.retrieval) else None
         try:
-            return await self._prepare(turn, early)
+            prepared = await self._prepare(turn, early)
+        except BaseException:  # no generation follows: the place in the generator's queue is free again
+            if ticket is not None:
+                ticket.release(completed=False)
+            raise
         finally:
             if early is not None and not early.done():
                 early.cancel()  # unused (blocked, redacted, an exact hit): its thread finishes unseen
                 early.add_done_callback(lambda task: task.cancelled() or task.exception())
+        if ticket is not None and (prepared.answer is not None or prepared.abstention is not None):
+            ticket.release(completed=False)  # answered without the generator (a hit, a block, an abstention)
+        elif ticket is not None:
+            prepared.ticket = ticket
+        return prepared
 
     async def _prepare(self, turn: ChatTurn, early: Awaitable[Any] | None) -> Prepared:
         degraded: list[str] = []
@@ -209,15 +223,7 @@ class Pipeline:
         await self._lookup(prepared, early if standalone == turn.question else None)
         if prepared.answer is not None:
             return prepared
-        if self.admission is not None:  # only work that needs the generator waits for it: never a hit
-            ctx = telemetry.current()
-            prepared.ticket = self.admission.admit(ctx.remaining() if ctx is not None else None)
-        try:
-            result = await self._retrieval(prepared)
-        except BaseException:  # no generation follows: its place in the generator's queue is free again
-            if prepared.ticket is not None:
-                prepared.ticket.release(completed=False)
-            raise
+        result = await self._retrieval(prepared)
         for part in result.degraded:
             degraded.append(part)
             DEGRADATIONS.labels(part).inc()
@@ -230,6 +236,28 @@ class Pipeline:
         if ctx is not None:
             ctx.fields["chunk_ids"] = [c.chunk_id for c in prepared.chunks]
         return prepared
+
+    async def _admit(self, turn: ChatTurn) -> tuple[Any, Prepared | None]:
+        """The request's place in the generator's queue, taken before any costly work (no rail,
+        embedding or retrieval runs for a request the queue cannot take in time: it is a 429 at once),
+        and freed again when the answer needs no generator. Let through when the queue is full: a
+        question the rails already blocked (answered without the generator), and an exact cache hit
+        whose input decision is known, returned here as :meth:`exact_hit` finds it.
+        (ticket or None, the hit or None)."""
+        if self.admission is None:
+            return None, None
+        remaining = _remaining()
+        refusal = self.admission.refusal(remaining)
+        if refusal is None:
+            return self.admission.admit(remaining), None
+        known = self._known_decision(turn)
+        if known is not None and known.action == "block":
+            return None, None
+        hit = await self.exact_hit(turn)
+        if hit is not None:
+            return None, hit
+        count_refusal()
+        raise refusal
 
     def _retrieval(self, prepared: Prepared) -> asyncio.Future[RetrieveResponse]:
         """The standalone question's retrieval, started on first use: by the cache's evidence check
@@ -273,12 +301,10 @@ class Pipeline:
             return
         decision = self.abstainer.decide(prepared.standalone, detect_language(prepared.standalone), prepared.chunks,
                                          degraded)
-        if decision.abstain:
+        if decision.abstain:  # the answer needs no generator (its queue place is freed by prepare)
             prepared.abstention = decision.text
             prepared.chunks = []
-            if prepared.ticket is not None:  # the answer needs no generator: its queue place is free again
-                prepared.ticket.release(completed=False)
-                prepared.ticket = None
+
     def _plain(self, turn: ChatTurn, question: str, history: Sequence[ChatMessage], degraded: list[str]) -> Prepared:
         """Plain generation: the conversation and the application's instructions, no retrieval, no
         cache (its answers are not answers from the documents)."""
@@ -525,6 +551,11 @@ class Pipeline:
                               if len(answer.citations) < len(prepared.chunks) else [],
                               retrieved_chunks=[c.chunk_id for c in prepared.chunks])
         await self.cache.store(prepared.cache_scope, prepared.standalone, cached)
+
+
+def _remaining() -> float | None:
+    ctx = telemetry.current()
+    return ctx.remaining() if ctx is not None else None
 
 
 async def _said(text: str) -> AsyncIterator[Delta]:

@@ -53,7 +53,8 @@ class LlamaCppServer:
     def start(self) -> None:
         cmd = [sys.executable, "-m", "generator.llamacpp", "--model", str(_model_path(self.settings)),
                "--host", self.host, "--port", str(self.port), "--n-ctx", str(self.settings.n_ctx),
-               "--parallel", str(self.settings.n_parallel), "--threads", str(self.settings.threads)]
+               "--parallel", str(self.settings.n_parallel), "--threads", str(self.settings.threads),
+               "--batch", str(self.settings.batch_tokens)]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       start_new_session=True)
         deadline = time.monotonic() + self.settings.startup_timeout_s
@@ -104,7 +105,8 @@ class LlamaCppServer:
             proc.wait(timeout=5)
 
 
-def serve_forever(model: str, host: str, port: int, n_ctx: int, parallel: int, threads: int) -> None:
+def serve_forever(model: str, host: str, port: int, n_ctx: int, parallel: int, threads: int,
+                  batch: int = 256) -> None:
     """Run the llama.cpp server in this process until SIGTERM/SIGINT."""
     import xllamacpp
 
@@ -117,6 +119,8 @@ def serve_forever(model: str, host: str, port: int, n_ctx: int, parallel: int, t
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     params.endpoint_metrics = True
+    params.n_batch = batch  # a cancelled request stops between batches (GeneratorSettings.batch_tokens)
+    params.n_ubatch = min(params.n_ubatch, batch)
     # no reuse of cached prompt prefixes: with it, greedy decoding of the same prompt can differ between
     # calls (a different batch split changes the numerics), and rewrites/answers must be repeatable
     params.cache_prompt = False
@@ -137,8 +141,9 @@ def main() -> None:
     parser.add_argument("--n-ctx", type=int, default=8192)
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=256, help="prompt tokens evaluated per step (n_batch)")
     a = parser.parse_args()
-    serve_forever(a.model, a.host, a.port, a.n_ctx, a.parallel, a.threads)
+    serve_forever(a.model, a.host, a.port, a.n_ctx, a.parallel, a.threads, a.batch)
 
 
 if __name__ == "__main__":

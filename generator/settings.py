@@ -107,6 +107,11 @@ class GeneratorSettings(ServiceSettings):
     threads: int = Field(default_factory=capped_threads, ge=1,
                          description="CPU threads of the local llama.cpp server; default: the CPUs this process "
                                      "may use (the container's cgroup quota, then its CPU affinity).")
+    batch_tokens: int = Field(
+        256, ge=16, le=8192,
+        description="Prompt tokens the local llama.cpp server evaluates per step (its n_batch). A cancelled "
+                    "request (deadline, hang-up) stops only between steps, so a prompt evaluated in one "
+                    "step of llama.cpp's default 2048 holds its slot to the end; smaller steps stop sooner.")
     startup_timeout_s: float = Field(60.0, gt=0, description="How long to wait for the local server to answer.")
     supervise_interval_s: float = Field(1.0, gt=0, description="How often a dead local llama.cpp is noticed, seconds.")
     timeout_s: float = Field(120.0, gt=0, description="Deadline of one generation call, seconds.")

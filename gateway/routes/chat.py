@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from gateway.deadline import run_by_deadline
 from gateway.deps import ChatContext, ChatContextDep, ComponentsDep, PrincipalDep
 from gateway.frontend_tasks import FrontendTask, detect_task
 from gateway.openai_schema import ChatCompletionRequest, MessageIn
@@ -22,7 +23,6 @@ from gateway.routes.serving import (
     make_turn,
     reference_style,
     respond,
-    within_deadline,
 )
 from gateway.settings import GatewaySettings
 from gateway.sse import CHAT, ChunkWriter, completion_body
@@ -105,13 +105,12 @@ async def _task_reply(task: FrontendTask, turn: ChatTurn, body: ChatCompletionRe
                       context: ChatContext) -> Any:
     """A frontend's task request (:mod:`gateway.task_answers`): no retrieval, no cache, no citations."""
     pipeline, settings = context.pipeline, context.settings
-    screened, blocked = await pipeline.screen_user_texts(turn.tenant, task.user_texts)
+    screened, blocked = await run_by_deadline(pipeline.screen_user_texts(turn.tenant, task.user_texts))
     generate = settings.task_answers == "generate" or (settings.task_answers == "auto"
                                                         and settings.generator_url is not None)
-    async with within_deadline():
-        result = await answer_task(task, turn.question, screened=None if blocked else screened, generate=generate,
-                                   params=turn.params, generator=pipeline.generator, guard=pipeline.guard,
-                                   tenant=turn.tenant)
+    result = await run_by_deadline(answer_task(
+        task, turn.question, screened=None if blocked else screened, generate=generate, params=turn.params,
+        generator=pipeline.generator, guard=pipeline.guard, tenant=turn.tenant))
     ctx = telemetry.current()
     if ctx is not None:
         ctx.fields.update({"task": task.kind, "task_answer": result.how, "cache": "bypass", "finish_reason": "stop",

@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager, suppress
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -23,6 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cache.eligibility import cache_directives
 from gateway.citation_forms import markdown_references
+from gateway.deadline import Stopped, run_by_deadline, stream_by_deadline
 from gateway.deps import ChatContext
 from gateway.openai_schema import Citation, RagdOptions
 from gateway.pipeline import Answer, ChatTurn, Pipeline, Prepared, citation_of
@@ -32,11 +32,11 @@ from gateway.sse import WireFormat
 from services import telemetry
 from services.app import sse_error_event
 from services.contracts import ChatMessage, GenerationParams
-from services.errors import CollectionNotFoundError, DependencyTimeoutError, InvalidRequestError, NotFoundError
+from services.errors import CollectionNotFoundError, InvalidRequestError, NotFoundError
 
 __all__ = ["MODEL_PREFIX", "PLAIN_MODEL", "answer_headers", "collection_of", "log_answer", "make_turn",
            "reference_style",
-           "respond", "with_references", "within_deadline"]
+           "respond", "with_references"]
 
 _log = logging.getLogger("ragd.chat")
 MODEL_PREFIX = "ragd"
@@ -125,23 +125,9 @@ def answer_headers(prepared: Prepared) -> dict[str, str]:
     return headers
 
 
-@asynccontextmanager
-async def within_deadline() -> AsyncIterator[None]:
-    """The request's deadline bounds every stage inside; running past it is a 504."""
-    ctx = telemetry.current()
-    remaining = ctx.remaining() if ctx is not None else None
-    try:
-        async with asyncio.timeout(remaining):
-            yield
-    except TimeoutError as exc:
-        raise DependencyTimeoutError("The request did not finish within its deadline.",
-                                     dependency="deadline") from exc
-
-
 async def _prepare(pipeline: Pipeline, turn: ChatTurn) -> Prepared:
     try:
-        async with within_deadline():
-            return await pipeline.prepare(turn)
+        return await run_by_deadline(pipeline.prepare(turn))
     except NotFoundError as exc:  # a ragd model id (or ragd.collection) naming a collection that is not there
         if exc.code != CollectionNotFoundError.default_code:
             raise
@@ -170,25 +156,19 @@ async def _disconnected(request: Request) -> None:
 
 
 async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T:
-    """``work``'s result; cancels it and raises :class:`ClientGone` when the client goes away first."""
-    task = asyncio.ensure_future(work)
+    """``work``'s result by the request's deadline (:func:`gateway.deadline.run_by_deadline`); cancels
+    it and raises :class:`ClientGone` when the client goes away first."""
     watcher = asyncio.ensure_future(_disconnected(request))
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await run_by_deadline(work, also=watcher)
+    except Stopped:
+        raise ClientGone() from None
     finally:
         watcher.cancel()
-        if not task.done():  # the client left (or this handler was cancelled): stop the work
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-    if task.cancelled():
-        raise ClientGone()
-    return task.result()
 
 
 async def _answer(pipeline: Pipeline, prepared: Prepared) -> Answer:
-    async with within_deadline():
-        return await pipeline.answer(prepared)
+    return await pipeline.answer(prepared)
 
 
 async def respond(turn: ChatTurn, request: Request, context: ChatContext, *, stream: bool, include_usage: bool,
@@ -231,11 +211,10 @@ async def _sse(pipeline: Pipeline, prepared: Prepared, wire: WireFormat, model: 
         start = writer.start()
         if start:
             yield start
-        try:
-            async with within_deadline():
-                async for delta in pipeline.stream(prepared):
-                    if delta.text:
-                        yield writer.content(delta.text)
+        try:  # retrieval and guard checks are done; generation, output rails and hold-back run to the deadline
+            async for delta in stream_by_deadline(pipeline.stream(prepared)):
+                if delta.text:
+                    yield writer.content(delta.text)
         except Exception as exc:  # after the first byte an error is an SSE event, then [DONE]
             _log.warning("stream failed", exc_info=exc)
             yield sse_error_event(exc)

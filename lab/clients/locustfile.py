@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ from typing import Any
 
 from locust import HttpUser, between, events, task
 
-DEADLINE_S = 120.0  # ragd's default request deadline (RAGD_REQUEST_TIMEOUT_S)
+DEADLINE_S = float(os.environ.get("RAGD_CLIENTS_DEADLINE_S", "120"))  # the server's RAGD_REQUEST_TIMEOUT_S
 FAST_REFUSAL_S = 0.1
 TOPICS = ["hybrid retrieval", "reciprocal rank fusion", "the cross-encoder", "the semantic cache",
           "the corpus epoch", "guardrails", "HNSW", "streaming", "monitoring", "하이브리드 검색", "의미 캐시"]
@@ -28,6 +29,8 @@ _counter = itertools.count()
 _lock = threading.Lock()
 TALLY: Counter[str] = Counter()
 WORST: dict[str, float] = {"answered_s": 0.0, "refused_s": 0.0}
+SECONDS: dict[str, list[float]] = {"answered_s": [], "refused_s": []}
+LOAD: dict[str, list[float]] = {"start": list(os.getloadavg())}
 
 
 def fresh_question() -> str:
@@ -49,6 +52,7 @@ def record(status: int, seconds: float, retry_after: str | None) -> str:
         TALLY[kind] += 1
         if key:
             WORST[key] = max(WORST[key], seconds)
+            SECONDS[key].append(seconds)
     return kind
 
 
@@ -73,11 +77,35 @@ def _options(parser: Any) -> None:
     parser.add_argument("--json-out", default="", help="write the tallies to this JSON file at the end")
 
 
+def _sample_load() -> None:
+    while True:
+        time.sleep(5)
+        LOAD.setdefault("one_minute_every_5s", []).append(os.getloadavg()[0])
+
+
+threading.Thread(target=_sample_load, daemon=True).start()
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50 / p90 / p95 / p99 / max of ``values`` (nearest rank), seconds."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))], 4)
+
+    return {"p50": rank(0.5), "p90": rank(0.9), "p95": rank(0.95), "p99": rank(0.99), "max": round(ordered[-1], 4)}
+
+
 @events.quitting.add_listener
 def _report(environment: Any, **_: Any) -> None:
+    LOAD["end"] = list(os.getloadavg())
     result = {"tally": dict(TALLY), "worst_seconds": WORST, "deadline_s": DEADLINE_S,
               "fast_refusal_s": FAST_REFUSAL_S, "users": environment.parsed_options.num_users,
-              "run_time": environment.parsed_options.run_time}
+              "run_time": environment.parsed_options.run_time,
+              "seconds": {key: percentiles(values) for key, values in SECONDS.items()},
+              "load_average_1_5_15": LOAD}
     print(json.dumps(result))
     if environment.parsed_options.json_out:
         with open(environment.parsed_options.json_out, "w", encoding="utf-8") as out:

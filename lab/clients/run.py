@@ -30,6 +30,7 @@ CHECKS: dict[str, str] = {
     "langchain": "lab.clients.langchain_check",
     "llamaindex": "lab.clients.llamaindex_check",
     "openwebui": "lab.clients.openwebui_check",
+    "locust": "lab.clients.locust_check",  # last: its overload leaves the generator's estimate high
 }
 
 # the server is `make run`'s, with answers kept short and a longer deadline, so a shared, slow CPU (the
@@ -49,7 +50,7 @@ def run_check(client: str, module: str, venvs: Path, server: RagdServer, results
     if not python.exists():
         return False, f"no virtualenv at {python.parent.parent} (make test-clients builds it)"
     env = {**os.environ, **server.as_env(), "RAGD_CLIENTS_RESULTS": str(results), "PYTHONPATH": str(REPO),
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", "RAGD_CLIENTS_DEADLINE_S": SERVER_ENV["RAGD_REQUEST_TIMEOUT_S"]}
     started = time.monotonic()
     try:
         code = subprocess.run([str(python), "-m", module, "--results", str(results)], cwd=REPO, env=env,

@@ -73,8 +73,8 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 def ask_like_the_readme(server: Server, max_tokens: int = 16) -> tuple[str, list[dict[str, object]]]:
     """The README's first example (official client, ``api_key="none"``, model ``ragd``, streamed), asking a
-    question the fixture corpus covers, with a bounded ``max_tokens`` so the CPU model answers within the request deadline on a busy machine: the
-    answer's text and its citations."""
+    question the fixture corpus covers, with a bounded ``max_tokens`` so the CPU model answers within the
+    request deadline on a busy machine: the answer's text and its citations."""
     client = openai.OpenAI(base_url=server.openai_base, api_key="none", max_retries=0, timeout=180)
     stream = client.chat.completions.create(model="ragd", stream=True, max_tokens=max_tokens,
                                             messages=[{"role": "user", "content": COVERED_QUESTION}])

@@ -1,11 +1,13 @@
 """Overload through a real ragd process whose generator is a fake that takes 8 s per answer (it cannot be
 made slow on purpose otherwise): work the generator cannot finish within the deadline is refused at once
 with 429 and Retry-After, a cache hit is served all the same, a request after the burst succeeds, no
-request ends as 504; a non-streaming client that hangs up cancels its generation."""
+request ends as 504, and a refused request ran no input rail, embedding or retrieval; a non-streaming
+client that hangs up cancels its generation."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -76,6 +78,12 @@ def test_overload_is_refused_early_and_hits_and_later_requests_are_served(
             error = response.json()["error"]
             assert error["type"] == "rate_limit_error" and error["code"] == "server_overloaded"
     assert hit.status_code == 200 and hit.headers["x-ragd-cache"] == "exact"
+    # refused before any costly work: no input rail, embedding or retrieval ran for a refused request
+    refused = {r.headers["x-request-id"] for _, _, r in order if r.status_code == 429}
+    stages = _logged_stages(server, refused)
+    assert set(stages) == refused
+    for request_id, timed in stages.items():
+        assert not {"guard_input", "embed", "retrieve", "cache_lookup"} & set(timed), (request_id, timed)
     after = httpx.post(url, json=_chat("What is Copperleaf tea?"), headers=NO_CACHE, timeout=60)
     assert after.status_code == 200 and after.json()["choices"][0]["message"]["content"]
     metrics = httpx.get(server.base_url + "/metrics", timeout=10).text
@@ -102,6 +110,17 @@ def test_a_non_streaming_client_that_hangs_up_cancels_its_generation(
         assert stats.finished == finished
 
     asyncio.run(hang_up_mid_generation())
+
+
+def _logged_stages(server: Server, request_ids: set[str]) -> dict[str, dict[str, float]]:
+    """The stages timed for each of ``request_ids``, from the server's access log lines."""
+    found: dict[str, dict[str, float]] = {}
+    for line in server.log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and '"ragd.access"' in line:
+            record = json.loads(line)
+            if record.get("request_id") in request_ids:
+                found[record["request_id"]] = record.get("stages_ms", {})
+    return found
 
 
 async def _until(condition: Callable[[], bool], within_s: float) -> None:
