@@ -95,11 +95,21 @@ class OpenAIGenerator:
             kwargs["extra_body"] = dict(self.decoding.extra_body)
         return kwargs
 
+    async def _create(self, **kwargs: Any) -> Any:
+        """One request; a connection that failed before any response (a kept-alive connection the server
+        closed between requests) is tried once more on a new one. Timeouts and answers are not retried."""
+        try:
+            return await self._client.chat.completions.create(**kwargs)
+        except openai.APITimeoutError:
+            raise
+        except openai.APIConnectionError:
+            return await self._client.chat.completions.create(**kwargs)
+
     async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams,
                        context: AnswerContext | None = None) -> Completion:
         start = time.perf_counter()
         try:
-            response = await self._client.chat.completions.create(**self._kwargs(messages, params))
+            response = await self._create(**self._kwargs(messages, params))
         except openai.OpenAIError as exc:
             raise _mapped(exc) from exc
         choice = response.choices[0]
@@ -113,8 +123,8 @@ class OpenAIGenerator:
                      context: AnswerContext | None = None) -> AsyncIterator[Delta]:
         start = time.perf_counter()
         try:
-            stream = await self._client.chat.completions.create(
-                **self._kwargs(messages, params), stream=True, stream_options={"include_usage": True})
+            stream = await self._create(**self._kwargs(messages, params), stream=True,
+                                        stream_options={"include_usage": True})
         except openai.OpenAIError as exc:
             raise _mapped(exc) from exc
         finish: str | None = None
