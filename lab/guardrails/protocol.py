@@ -250,10 +250,11 @@ def turn_rates(pool: Pool, scores: dict[str, np.ndarray], cuts: dict[str, tuple[
 
 
 def choose_turn_cut(pool: Pool, scores: dict[str, np.ndarray], cuts: dict[str, tuple[float, float]], *,
-                    blocked: float = 0.005, stopped: float = 0.03) -> float:
+                    blocked: float = 0.02, stopped: float = 0.10) -> float:
     """The lowest veto cut (the fewest texts taken for chat turns, so the fewest attacks vetoed) at which,
     in each language, at most ``blocked`` of ragd's chat turns are blocked and at most ``stopped``
-    blocked or flagged, every turn scored out of fold (:func:`_turns_out_of_fold`)."""
+    blocked or flagged, every turn scored out of fold (:func:`_turns_out_of_fold`). The defaults hold
+    the turns to the budgets the cut points hold the benign families to (:func:`choose_cuts`)."""
     for cut in np.round(np.arange(0.05, 0.96, 0.05), 2):
         rates = turn_rates(pool, scores, cuts, float(cut))
         if all(r["blocked"] <= blocked and float(r["blocked"]) + float(r["flagged"]) <= stopped
