@@ -46,10 +46,11 @@ def _clip(text: str) -> str:
 # also look like an attack to the turn model, which was trained on short texts and chat turns ("I
 # don't know.", "그건 이미 해봤어요"): below TURN_MIN it is taken for a chat turn.
 SHORT_CHARS = 40
-# 0.35 since the retrain of issue 18 (C 1 for the main model, whose short-text scores run higher): at
-# 0.2 two chat turns of tests/guardrails/test_guard_conversation.py scored 0.25 and 0.33 with the turn
-# model and were blocked or flagged; the lowest short attack there scores 0.40. Chosen on those test
-# texts, so they no longer measure the veto cleanly.
+# The leave-source-out protocol (lab.guardrails.protocol.choose_turn_cut) admits any cut from 0.25 up:
+# from there ragd's chat turns, each scored by a turn model that never saw it, are blocked at most 2 %
+# and blocked or flagged at most 10 % of the time in each language (the budgets of the benign
+# families). 0.35 is kept: at 0.25 one chat turn of tests/guardrails/test_guard_conversation.py is
+# refused, and 0.35 was chosen on those test texts (so they do not measure the veto cleanly).
 TURN_MIN = 0.35
 
 
@@ -69,9 +70,10 @@ def may_veto(text: str) -> bool:
     return is_short(text) and not (concepts_in(normalize(text)) & UNVETOED_CONCEPTS)
 
 
-def combine_turn(p_main: np.ndarray, p_turn: np.ndarray) -> np.ndarray:
-    """A short text's score: the main model's, capped by the turn model's when that one calls it a chat turn."""
-    return np.where(p_turn < TURN_MIN, np.minimum(p_main, p_turn), p_main)
+def combine_turn(p_main: np.ndarray, p_turn: np.ndarray, cut: float = TURN_MIN) -> np.ndarray:
+    """A short text's score: the main model's, capped by the turn model's when that one calls it a chat
+    turn (``p_turn`` below ``cut``; NaN: no turn model or a text it may not veto)."""
+    return np.where(p_turn < cut, np.minimum(p_main, p_turn), p_main)
 
 
 # The semantic block reads only the first tokens: the head of the normalised text is plenty.
@@ -195,18 +197,32 @@ class InjectionClassifier:
         """P(attack) of each text; ``vectors`` and ``ngrams``: their semantic vectors and :func:`featurize`
         rows when already computed."""
         x = featurize(texts) if ngrams is None else ngrams
-        p = _sigmoid(x @ self._w + np.array([self._bias(t) for t in texts]) + self._semantic(vectors, texts))
-        if self._turn_w is not None:
-            short = np.array([may_veto(t) for t in texts], dtype=bool)
-            p[short] = combine_turn(p[short], _sigmoid(x[short] @ self._turn_w + self._turn_bias))
-        return p
+        return combine_turn(self.main_scores(texts, vectors, x), self.turn_scores(texts, x))
+
+    def main_scores(self, texts: Sequence[str], vectors: Matrix | None = None,
+                    ngrams: sparse.csr_matrix | None = None) -> np.ndarray:
+        """P(attack) of each text by the main model alone (no veto)."""
+        x = featurize(texts) if ngrams is None else ngrams
+        return _sigmoid(x @ self._w + np.array([self._bias(t) for t in texts]) + self._semantic(vectors, texts))
+
+    def turn_scores(self, texts: Sequence[str], ngrams: sparse.csr_matrix | None = None) -> np.ndarray:
+        """The turn model's P(attack) of each text it may veto (:func:`may_veto`); NaN for the others
+        and when the model has no turn model."""
+        out = np.full(len(texts), np.nan)
+        if self._turn_w is None:
+            return out
+        x = featurize(texts) if ngrams is None else ngrams
+        short = np.array([may_veto(t) for t in texts], dtype=bool)
+        if short.any():
+            out[short] = _sigmoid(x[short] @ self._turn_w + self._turn_bias)
+        return out
 
     def score(self, text: str, vector: Matrix | None = None) -> float:
         """P(attack) of one text; ``vector``: its semantic vector (1-D) when already computed."""
         x = featurize([text])
         semantic = self._semantic(None if vector is None else vector.reshape(1, -1), [text])
         p = _sigmoid_1(float(x.data @ self._w[x.indices]) + self._bias(text) + float(np.sum(semantic)))
-        if self._turn_w is not None and p >= TURN_MIN and may_veto(text):
+        if self._turn_w is not None and may_veto(text):
             p_turn = _sigmoid_1(float(x.data @ self._turn_w[x.indices]) + self._turn_bias)
             p = float(combine_turn(np.array([p]), np.array([p_turn]))[0])
         return p

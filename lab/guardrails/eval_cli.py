@@ -135,8 +135,8 @@ def add_guardrails(parser: argparse.ArgumentParser) -> None:
                              "70/30 table). Fits 13 models (~10 min on 2 cores); vectors are cached under .ragd/.")
     parser.add_argument("--choose-cuts", action="store_true",
                         help="With --leave-source-out: report at the cut points chosen on the protocol (block: mean "
-                             "family FPR <= 1 %%, each <= 3 %%; flag: mean benign flag-or-block <= 8 %%) instead "
-                             "of the policy's.")
+                             "benign family FPR <= 2 %%, each <= 4 %%; flag: mean benign flag-or-block <= 10 %%) "
+                             "instead of the policy's.")
     parser.add_argument("--reuse-scores", action="store_true",
                         help="With --leave-source-out: reuse the held-out scores of the last run (no refitting).")
     parser.add_argument("--pii", action="store_true", help="PII recall per entity on the labelled PII sets.")

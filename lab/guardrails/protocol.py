@@ -22,7 +22,7 @@ import numpy as np
 from scipy import sparse
 from tqdm import tqdm
 
-from guardrails.classifier import InjectionClassifier, featurize
+from guardrails.classifier import TURN_MIN, InjectionClassifier, combine_turn, featurize, is_short, may_veto
 from guardrails.heuristics import load_rules
 from guardrails.normalize import normalize
 from guardrails.pii import PLACEHOLDERS, PiiDetector
@@ -30,10 +30,10 @@ from guardrails.rails import attack_patterns, scores_classifier
 from guardrails.semantic import Matrix, SemanticSpec
 from guardrails.settings import default_rules_path
 from lab.guardrails.families import FAMILIES, Family, Tagged, load_family, load_own
-from lab.guardrails.training import train_with_oof
+from lab.guardrails.training import TURN_C, fit_logistic, fold_of, is_conversation, train_with_oof
 
-__all__ = ["MIN_FAMILY", "Pool", "Recipe", "choose_cuts", "decide", "family_rates", "load_pool", "run_protocol",
-           "summarize"]
+__all__ = ["MIN_FAMILY", "Pool", "Recipe", "choose_cuts", "choose_turn_cut", "decide", "family_rates", "load_pool",
+           "run_protocol", "summarize", "turn_rates", "with_turn_cut"]
 
 MIN_FAMILY = 20  # a family counts for a class's mean and worst when it holds this many texts of it
 PASS, FLAG, BLOCK = 0, 1, 2
@@ -100,11 +100,42 @@ def _fit(pool: Pool, index: list[int], recipe: Recipe, note: str) -> InjectionCl
                           balance_sources=recipe.balance_sources).classifier
 
 
-def _score(pool: Pool, classifier: InjectionClassifier, index: list[int]) -> np.ndarray:
+def _score(pool: Pool, classifier: InjectionClassifier, index: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The main model's score (0 for texts too short to classify) and the turn model's (NaN where it
+    may not veto) of each text."""
     vectors = None if pool.vectors is None else pool.vectors[index]
     ngrams = None if pool.ngrams is None else pool.ngrams[index]
-    p = classifier.scores([pool.normalized[i] for i in index], vectors, ngrams)
-    return np.where(pool.classified[index], p, 0.0)
+    texts = [pool.normalized[i] for i in index]
+    main = np.where(pool.classified[index], classifier.main_scores(texts, vectors, ngrams), 0.0)
+    return main, classifier.turn_scores(texts, ngrams)
+
+
+def with_turn_cut(scores: dict[str, np.ndarray], cut: float = TURN_MIN) -> np.ndarray:
+    """The held-out scores (``lso``) with the turn model vetoing below ``cut``."""
+    return combine_turn(scores["lso_main"], scores["lso_turn"], cut)
+
+
+def _turns_out_of_fold(pool: Pool, in_pool: np.ndarray, whole: InjectionClassifier,
+                       folds: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """ragd's chat turns scored as a new chat turn would be: by the whole-pool main model (which never
+    trains on turns) and by turn models fitted without the turn's fold."""
+    assert pool.ngrams is not None
+    turns = np.array([is_conversation(t.example) for t in pool.rows]) & in_pool
+    main, turn = np.full(len(pool.rows), np.nan), np.full(len(pool.rows), np.nan)
+    held = pool.select(turns)
+    main[held] = whole.main_scores([pool.normalized[i] for i in held], None if pool.vectors is None
+                                   else pool.vectors[held], pool.ngrams[held])
+    short = in_pool & np.array([is_short(t.example.text) for t in pool.rows])
+    fold = np.full(len(pool.rows), -1)
+    fold[held] = fold_of([pool.normalized[i] for i in held], folds, 0)
+    vetoable = np.array([may_veto(pool.normalized[i]) for i in held])
+    for k in range(folds):
+        train = pool.select(short & (fold != k))
+        model = fit_logistic(pool.ngrams[train], pool.attack[train], TURN_C, 0)
+        idx = [i for i, v in zip(held, vetoable, strict=True) if v and fold[i] == k]
+        if idx:
+            turn[idx] = 1.0 / (1.0 + np.exp(-model.decision_function(pool.ngrams[idx])))
+    return main, turn
 
 
 def decide(p: np.ndarray, pattern: np.ndarray, discussion: np.ndarray, block: float, flag: float) -> np.ndarray:
@@ -159,7 +190,7 @@ def summarize(table: dict[str, dict[str, dict[str, Any]]], lang: str) -> dict[st
     return out
 
 
-def choose_cuts(pool: Pool, p: np.ndarray, scored: np.ndarray, lang: str, *, target_fpr: float = 0.01,
+def choose_cuts(pool: Pool, p: np.ndarray, scored: np.ndarray, lang: str, *, target_fpr: float = 0.02,
                 worst_fpr: float = 0.04, flag_budget: float = 0.10, exclude: str | None = None) -> tuple[float, float]:
     """The lowest block cut whose benign FPR is at most ``target_fpr`` averaged over the language's
     benign families and at most ``worst_fpr`` in each; then the lowest flag cut whose benign
@@ -186,21 +217,50 @@ def run_protocol(pool: Pool, recipe: Recipe, *, families: Sequence[Family] = FAM
     others) and ``in_dist`` (the 70/30 model, on the 30 % of trainable sources)."""
     trainable = {f.name for f in families if f.trainable} | {"ragd_own"}
     in_pool = np.isin(pool.family, sorted(trainable))
-    lso = np.full(len(pool.rows), np.nan)
+    main, turn = np.full(len(pool.rows), np.nan), np.full(len(pool.rows), np.nan)
     for f in tqdm([f for f in families if f.trainable], desc="leave-family-out models", unit="model"):
         start = time.perf_counter()
         model = _fit(pool, pool.select(in_pool & (pool.family != f.name)), recipe, f"without {f.name}")
         held = pool.select(pool.family == f.name)
-        lso[held] = _score(pool, model, held)
+        main[held], turn[held] = _score(pool, model, held)
         tqdm.write(f"  {f.name}: {len(held)} texts scored ({time.perf_counter() - start:.0f}s)")
     whole = _fit(pool, pool.select(in_pool), recipe, "whole pool")
     unseen = pool.select(~in_pool)
-    lso[unseen] = _score(pool, whole, unseen)
-    out = {"lso": lso}
+    main[unseen], turn[unseen] = _score(pool, whole, unseen)
+    out = {"lso_main": main, "lso_turn": turn}
+    out["lso"] = with_turn_cut(out)
+    out["turns_main"], out["turns_turn"] = _turns_out_of_fold(pool, in_pool, whole)
     if in_distribution:
         in_dist = np.full(len(pool.rows), np.nan)
         model = _fit(pool, pool.select(in_pool & (pool.split == "train")), recipe, "70 % bucket")
         held = pool.select(in_pool & (pool.split == "heldout") & (pool.family != "ragd_own"))
-        in_dist[held] = _score(pool, model, held)
+        in_dist[held] = combine_turn(*_score(pool, model, held))
         out["in_dist"] = in_dist
     return out
+
+
+def turn_rates(pool: Pool, scores: dict[str, np.ndarray], cuts: dict[str, tuple[float, float]],
+               turn_cut: float) -> dict[str, dict[str, float | int]]:
+    """Per language, ragd's chat turns blocked and flagged (out of fold) with the veto at ``turn_cut``."""
+    p = combine_turn(scores["turns_main"], scores["turns_turn"], turn_cut)
+    out: dict[str, dict[str, float | int]] = {}
+    for lang, (block, flag) in cuts.items():
+        m = ~np.isnan(p) & _lang_mask(pool, lang)
+        d = decide(p[m], pool.pattern[m], pool.discussion[m], block, flag)
+        out[lang] = {"turns": int(m.sum()), "blocked": round(float((d == BLOCK).mean()), 4),
+                     "flagged": round(float((d == FLAG).mean()), 4)}
+    return out
+
+
+def choose_turn_cut(pool: Pool, scores: dict[str, np.ndarray], cuts: dict[str, tuple[float, float]], *,
+                    blocked: float = 0.02, stopped: float = 0.10) -> float:
+    """The lowest veto cut (the fewest texts taken for chat turns, so the fewest attacks vetoed) at which,
+    in each language, at most ``blocked`` of ragd's chat turns are blocked and at most ``stopped``
+    blocked or flagged, every turn scored out of fold (:func:`_turns_out_of_fold`). The defaults hold
+    the turns to the budgets the cut points hold the benign families to (:func:`choose_cuts`)."""
+    for cut in np.round(np.arange(0.05, 0.96, 0.05), 2):
+        rates = turn_rates(pool, scores, cuts, float(cut))
+        if all(r["blocked"] <= blocked and float(r["blocked"]) + float(r["flagged"]) <= stopped
+               for r in rates.values()):
+            return float(cut)
+    return 0.95

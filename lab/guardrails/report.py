@@ -10,10 +10,22 @@ from typing import Any
 
 import numpy as np
 
+from guardrails.classifier import TURN_MIN
 from guardrails.policy import load_policy
 from guardrails.settings import default_policy_path
 from lab.guardrails.families import FAMILIES
-from lab.guardrails.protocol import Pool, Recipe, choose_cuts, load_pool, per_family, run_protocol, summarize
+from lab.guardrails.protocol import (
+    Pool,
+    Recipe,
+    choose_cuts,
+    choose_turn_cut,
+    load_pool,
+    per_family,
+    run_protocol,
+    summarize,
+    turn_rates,
+    with_turn_cut,
+)
 from lab.guardrails.vectors import VectorCache
 
 __all__ = ["protocol_report", "run_leave_source_out"]
@@ -35,6 +47,10 @@ def print_tables(result: dict[str, Any]) -> None:
             print(f"  {name[:22]:22} {lang:4} {r['attacks']:>7} {r['benign']:>6} {_fmt(r['recall']):>7} "
                   f"{_fmt(r['recall_block_or_flag']):>7} {_fmt(r['fpr']):>6} {_fmt(r['flag_rate_benign']):>6}  "
                   f"{result['scored_by'][name]}")
+    if "turn_cut" in result:
+        t = result["turn_cut"]
+        print(f"\nturn model veto cut: shipped {t['shipped']}, chosen on the protocol {t['chosen']}; ragd's chat turns "
+              f"(out of fold) at the shipped cut: {t['chat_turns']}")
     for table in ("summary", "nested_cut_summary", "in_distribution_summary"):
         print(f"\n{table}")
         for lang, s in result.get(table, {}).items():
@@ -60,6 +76,9 @@ def protocol_report(pool: Pool, scores: dict[str, np.ndarray], cuts: dict[str, t
         "families": table, "summary": {lang: summarize(table, lang) for lang in cuts},
         "nested_cut_summary": {lang: summarize(nested, lang) for lang in cuts}, "nested_cut_families": nested,
     }
+    if "turns_main" in scores:
+        result["turn_cut"] = {"shipped": TURN_MIN, "chosen": choose_turn_cut(pool, scores, cuts),
+                              "chat_turns": turn_rates(pool, scores, cuts, TURN_MIN)}
     if "in_dist" in scores:
         held = ~np.isnan(scores["in_dist"])
         dist = per_family(pool, scores["in_dist"], held, cuts, names)
@@ -76,12 +95,14 @@ def run_leave_source_out(data_dir: Path, *, policy_path: Path | None, json_out: 
     if reuse_scores and _SCORES.exists():
         with np.load(_SCORES, allow_pickle=False) as data:
             scores = {k: data[k] for k in data.files if data[k].size}
+        if "lso_main" in scores:
+            scores["lso"] = with_turn_cut(scores)
     else:
         if recipe.semantic is not None:
             pool.vectors = VectorCache(recipe.semantic).vectors(pool.normalized)
         scores = run_protocol(pool, recipe)
         _SCORES.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(_SCORES, lso=scores["lso"], in_dist=scores.get("in_dist", np.zeros(0)))
+        np.savez(_SCORES, allow_pickle=False, **scores)
     if choose_cuts_on_protocol:
         scored = ~np.isnan(scores["lso"])
         cuts = {lang: choose_cuts(pool, scores["lso"], scored, lang) for lang in ("en", "ko")}

@@ -52,7 +52,8 @@ def _fit_score(x: sparse.csr_matrix, pool: Pool, train: np.ndarray, test: np.nda
     return np.asarray(model.predict_proba(x[test])[:, 1])
 
 
-def run_variant(pool: Pool, v: Variant) -> tuple[np.ndarray, dict[str, object]]:
+def run_variant(pool: Pool, v: Variant, *, target_fpr: float = 0.02, worst_fpr: float = 0.04,
+                flag_budget: float = 0.10) -> tuple[np.ndarray, dict[str, object]]:
     x = _features(pool, v)
     turn = np.array([is_conversation(t.example) for t in pool.rows])
     trainable = sorted({f.name for f in FAMILIES if f.trainable} | {"ragd_own"})
@@ -64,7 +65,8 @@ def run_variant(pool: Pool, v: Variant) -> tuple[np.ndarray, dict[str, object]]:
     p[~in_pool] = _fit_score(x, pool, in_pool & ~turn, ~in_pool, v)
     p = np.where(pool.classified, p, 0.0)
     scored = ~np.isnan(p)
-    cuts = {lang: choose_cuts(pool, p, scored, lang) for lang in ("en", "ko")}
+    cuts = {lang: choose_cuts(pool, p, scored, lang, target_fpr=target_fpr, worst_fpr=worst_fpr,
+                              flag_budget=flag_budget) for lang in ("en", "ko")}
     table = per_family(pool, p, scored, cuts, [f.name for f in FAMILIES])
     return p, {"variant": asdict(v), "cuts": cuts, "summary": {lang: summarize(table, lang) for lang in cuts},
                "families": table}
@@ -74,13 +76,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variants", required=True, help="JSON list of Variant fields")
     parser.add_argument("--out", default=".ragd/guardrails/sweep.jsonl")
+    parser.add_argument("--target-fpr", type=float, default=0.02, help="Block cut: mean benign family FPR.")
+    parser.add_argument("--worst-fpr", type=float, default=0.04, help="Block cut: each benign family's FPR.")
+    parser.add_argument("--flag-budget", type=float, default=0.10, help="Flag cut: mean benign flag-or-block rate.")
     args = parser.parse_args()
     pool = load_pool(default_data_dir())
     pool.vectors = VectorCache(SemanticSpec()).vectors(pool.normalized)
     for fields in json.loads(args.variants):
         v = Variant(**fields)
         start = time.perf_counter()
-        p, result = run_variant(pool, v)
+        p, result = run_variant(pool, v, target_fpr=args.target_fpr, worst_fpr=args.worst_fpr,
+                                flag_budget=args.flag_budget)
         result["seconds"] = round(time.perf_counter() - start)
         np.save(Path(args.out).with_suffix(f".{abs(hash(str(v))) % 10**8}.npy"), p)
         with Path(args.out).open("a", encoding="utf-8") as f:

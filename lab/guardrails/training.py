@@ -32,8 +32,8 @@ from guardrails.classifier import InjectionClassifier, combine_turn, featurize, 
 from guardrails.semantic import Matrix, SemanticEncoder, SemanticSpec
 from lab.guardrails.data import Example, text_key
 
-__all__ = ["Trained", "add_turn_model", "is_conversation", "semantic_vectors", "source_weights", "train_classifier",
-           "train_with_oof"]
+__all__ = ["TURN_C", "Trained", "add_turn_model", "fit_logistic", "fold_of", "is_conversation", "semantic_vectors",
+           "source_weights", "train_classifier", "train_with_oof"]
 
 
 def is_conversation(example: Example) -> bool:
@@ -50,7 +50,8 @@ class Trained:
     oof_scores: np.ndarray
 
 
-def _fit(x: object, y: np.ndarray, c: float, seed: int, weights: np.ndarray | None = None) -> LogisticRegression:
+def fit_logistic(x: object, y: np.ndarray, c: float, seed: int,
+                 weights: np.ndarray | None = None) -> LogisticRegression:
     """Class-balanced logistic regression; ``weights``: per-example weights that already balance the classes."""
     if weights is not None:
         model = LogisticRegression(C=c, max_iter=3000, solver="liblinear", random_state=seed)
@@ -73,7 +74,7 @@ def source_weights(sources: Sequence[str], attack: np.ndarray) -> np.ndarray:
     return w
 
 
-def _fold_of(texts: Sequence[str], folds: int, seed: int) -> np.ndarray:
+def fold_of(texts: Sequence[str], folds: int, seed: int) -> np.ndarray:
     """Each text's fold, from a hash of the text: adding examples leaves every other example in its fold,
     so two training sets that differ by a corpus file give paired out-of-fold numbers."""
     return np.array([zlib.crc32(f"{seed}:{text_key(t)}".encode()) % folds for t in texts])
@@ -83,7 +84,7 @@ def _out_of_fold_logits(x: object, y: np.ndarray, fold: np.ndarray, c: float, se
     logits = np.zeros(len(y))
     for k in np.unique(fold):
         train_idx, test_idx = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-        model = _fit(x[train_idx], y[train_idx], c, seed)  # type: ignore[index]
+        model = fit_logistic(x[train_idx], y[train_idx], c, seed)  # type: ignore[index]
         logits[test_idx] = model.decision_function(x[test_idx])  # type: ignore[index]
     return logits
 
@@ -101,7 +102,7 @@ def _turn_model(x: object, examples: Sequence[Example], labels: np.ndarray, fold
                 seed: int) -> tuple[np.ndarray, LogisticRegression, np.ndarray]:
     """The turn model on the short texts: their indices, the fitted model, their out-of-fold p."""
     short = np.flatnonzero(np.array([is_short(e.text) for e in examples]))
-    model = _fit(x[short], labels[short], c, seed)  # type: ignore[index]
+    model = fit_logistic(x[short], labels[short], c, seed)  # type: ignore[index]
     p_turn = _sigmoid(_out_of_fold_logits(x[short], labels[short], fold[short], c, seed))  # type: ignore[index]
     return short, model, p_turn
 
@@ -111,7 +112,7 @@ def add_turn_model(classifier: InjectionClassifier, examples: Sequence[Example],
     """``classifier`` with its main weights and biases kept and a turn model (re)trained on ``examples``."""
     labels = np.array([e.label == "attack" for e in examples])
     x = featurize([e.text for e in examples])
-    fold = _fold_of([e.text for e in examples], folds, seed)
+    fold = fold_of([e.text for e in examples], folds, seed)
     short, model, p_turn = _turn_model(x, examples, labels, fold, c, seed)
     turn = np.array([is_conversation(e) for e in examples])[short]
     main_p = classifier.scores([e.text for e in (examples[i] for i in short)])
@@ -180,17 +181,17 @@ def train_with_oof(examples: Sequence[Example], *, c: float = 64.0, seed: int = 
         features = sparse.hstack([x, sparse.csr_matrix(vectors * semantic.scale)], format="csr")
     main = np.flatnonzero(~turn)
     weights = source_weights([examples[int(i)].source for i in main], labels[main]) if balance_sources else None
-    model = _fit(features[main], labels[main], c, seed, weights)
+    model = fit_logistic(features[main], labels[main], c, seed, weights)
     if not calibrate:
         return _uncalibrated(model, x, features, examples, labels, semantic, seed, c, note)
     runs = np.zeros((repeats, len(examples)))
     for r in range(repeats):
-        fold = _fold_of([e.text for e in examples], folds, seed + r)
+        fold = fold_of([e.text for e in examples], folds, seed + r)
         runs[r, main] = _out_of_fold_logits(features[main], labels[main], fold[main], c, seed)
         if turn.any():
             runs[r, turn] = model.decision_function(features[turn])
     logits = runs[0]
-    fold = _fold_of([e.text for e in examples], folds, seed)
+    fold = fold_of([e.text for e in examples], folds, seed)
     meta = {"examples": str(len(examples)), "attacks": str(int(labels.sum())), "c": str(c),
             "target_fpr": str(target_fpr), "target_fpr_ko": str(target_fpr if target_fpr_ko is None else target_fpr_ko),
             "sources": ",".join(sorted(Counter(e.source for e in examples))),
@@ -226,7 +227,7 @@ def _uncalibrated(model: LogisticRegression, x: sparse.csr_matrix, features: spa
                   c: float, note: str) -> Trained:
     """The fitted model as it is (both languages on its intercept) with a turn model fitted once."""
     short = np.flatnonzero(np.array([is_short(e.text) for e in examples]))
-    turn_model = _fit(x[short], labels[short], TURN_C, seed)
+    turn_model = fit_logistic(x[short], labels[short], TURN_C, seed)
     meta = {"examples": str(len(examples)), "attacks": str(int(labels.sum())), "c": str(c), "note": note,
             "calibration": "none: cut points from the policy (leave-source-out protocol)",
             "sources": ",".join(sorted(Counter(e.source for e in examples))),

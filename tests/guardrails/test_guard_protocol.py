@@ -9,7 +9,17 @@ from guardrails.policy import RailPolicy, Thresholds
 from guardrails.rails import graded
 from lab.guardrails.data import EVALUATION_ONLY, Example, load_split
 from lab.guardrails.families import FAMILIES, Tagged
-from lab.guardrails.protocol import BLOCK, FLAG, PASS, Pool, choose_cuts, decide, family_rates
+from lab.guardrails.protocol import (
+    BLOCK,
+    FLAG,
+    PASS,
+    Pool,
+    choose_cuts,
+    choose_turn_cut,
+    decide,
+    family_rates,
+    turn_rates,
+)
 
 PERMISSIVE = ("MIT", "Apache-2.0")
 
@@ -72,3 +82,18 @@ def test_cut_points_hold_the_fpr_on_every_benign_family() -> None:
     assert flag < block
     both = family_rates(d, pool.attack)
     assert both["recall_block_or_flag"] > both["recall"]
+
+
+def test_the_turn_cut_is_the_lowest_that_keeps_chat_turns_answered() -> None:
+    """Chat turns the main model would block; the turn model scores them 0.1-0.4: vetoing below 0.45
+    leaves them all answered, any lower cut lets some through to the block."""
+    n = 100
+    pool, _ = _pool({"ragd_own": ([0.0] * n, False)})
+    scores = {"turns_main": np.full(n, 0.97), "turns_turn": np.linspace(0.1, 0.4, n)}
+    cuts = {"en": (0.9, 0.5)}
+    cut = choose_turn_cut(pool, scores, cuts, blocked=0.0, stopped=0.0)
+    assert cut == 0.45
+    assert turn_rates(pool, scores, cuts, cut)["en"] == {"turns": n, "blocked": 0.0, "flagged": 0.0}
+    assert turn_rates(pool, scores, cuts, 0.3)["en"]["blocked"] > 0
+    scores["turns_turn"][:] = np.nan  # texts the turn model may not veto keep the main model's score
+    assert turn_rates(pool, scores, cuts, 0.95)["en"]["blocked"] == 1.0
