@@ -135,13 +135,16 @@ async def _prepare(pipeline: Pipeline, turn: ChatTurn) -> Prepared:
         raise CollectionNotFoundError(turn.collection, param="model" if from_model else "ragd.collection") from exc
 
 
-def log_answer(answer: Answer, prepared: Prepared, settings: GatewaySettings) -> None:
+def log_answer(answer: Answer, prepared: Prepared, settings: GatewaySettings, *, pieces: int | None = None) -> None:
+    """The answer's fields of the access log line; ``pieces``: a streamed answer's count of content events."""
     ctx = telemetry.current()
     if ctx is None:
         return
     ctx.fields.update({"cache": prepared.cache, "finish_reason": answer.finish_reason,
                        "prompt_tokens": answer.usage.prompt_tokens,
                        "completion_tokens": answer.usage.completion_tokens, "degraded": prepared.degraded})
+    if pieces is not None:
+        ctx.fields["stream_pieces"] = pieces
     if settings.log_text:
         ctx.fields.update({"question": prepared.standalone, "answer": answer.content})
 
@@ -207,6 +210,7 @@ async def _sse(pipeline: Pipeline, prepared: Prepared, wire: WireFormat, model: 
                settings: GatewaySettings, on_done: Callable[[int], Awaitable[None]],
                style: str = "fields") -> AsyncIterator[bytes]:
     writer = wire.writer(model)
+    pieces = 0
     try:
         start = writer.start()
         if start:
@@ -214,6 +218,7 @@ async def _sse(pipeline: Pipeline, prepared: Prepared, wire: WireFormat, model: 
         try:  # retrieval and guard checks are done; generation, output rails and hold-back run to the deadline
             async for delta in stream_by_deadline(pipeline.stream(prepared)):
                 if delta.text:
+                    pieces += 1
                     yield writer.content(delta.text)
         except Exception as exc:  # after the first byte an error is an SSE event, then [DONE]
             _log.warning("stream failed", exc_info=exc)
@@ -223,7 +228,7 @@ async def _sse(pipeline: Pipeline, prepared: Prepared, wire: WireFormat, model: 
         _release(prepared)
     answer = prepared.answer
     assert answer is not None
-    log_answer(answer, prepared, settings)
+    log_answer(answer, prepared, settings, pieces=pieces)
     await on_done(answer.usage.total_tokens)
     references = with_references("", answer.citations, style)
     if references:
