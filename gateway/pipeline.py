@@ -45,9 +45,19 @@ from services.protocols import EpochStore, Generator, Guard, Retriever
 from services.telemetry import DEGRADATIONS, stage
 from services.text import detect_language
 
-__all__ = ["Answer", "ChatTurn", "Pipeline", "Prepared"]
+__all__ = ["Answer", "ChatTurn", "Pipeline", "Prepared", "mark_degraded"]
 
 _log = logging.getLogger("ragd.pipeline")
+
+
+def mark_degraded(degraded: list[str], part: str, *, counted: bool = False) -> None:
+    """Note that ``part`` of the answer path is degraded (announced in x-ragd-degraded), once per request, and
+    count it in ragd_degradations_total unless whoever failed ``counted`` it already."""
+    if part in degraded:
+        return
+    degraded.append(part)
+    if not counted:
+        DEGRADATIONS.labels(part).inc()
 
 
 @dataclass(frozen=True)
@@ -225,8 +235,7 @@ class Pipeline:
             return prepared
         result = await self._retrieval(prepared)
         for part in result.degraded:
-            degraded.append(part)
-            DEGRADATIONS.labels(part).inc()
+            mark_degraded(degraded, part)
         prepared.chunks = list(result.chunks)
         self._abstain(prepared, result.degraded)
         if result.epoch and prepared.epoch and result.epoch != prepared.epoch:
@@ -403,9 +412,7 @@ class Pipeline:
         try:  # the rails time themselves as stage "guard_input" where they run
             decision = await self.guard.check(GuardCheckRequest(kind="input", text=turn.question, tenant=turn.tenant))
         except DependencyError as exc:
-            if "guardrails" not in degraded:
-                DEGRADATIONS.labels("guardrails").inc()
-                degraded.append("guardrails")
+            mark_degraded(degraded, "guardrails")
             if not self.guard_input_fail_open:
                 raise DependencyUnavailableError(
                     "Input guardrails are unavailable; request refused.", dependency="guardrails",
@@ -425,8 +432,7 @@ class Pipeline:
                 completion = await self.generator.complete(
                     rewrite_messages(history, question), GenerationParams(temperature=0.0, max_tokens=64))
         except RagdError:
-            degraded.append("rewrite")
-            DEGRADATIONS.labels("rewrite").inc()
+            mark_degraded(degraded, "rewrite")
             return question
         rewritten = completion.text.strip()
         if plausible_rewrite(rewritten, question):
@@ -444,8 +450,7 @@ class Pipeline:
         try:
             prepared.epoch = await self.epochs.get(turn.tenant, turn.collection)
         except Exception:  # the epoch store is the cache's dependency: down means bypass
-            DEGRADATIONS.labels("cache").inc()
-            prepared.degraded.append("cache")
+            mark_degraded(prepared.degraded, "cache")
             prepared.cache = "bypass"
             return
         prepared.cache_scope = self._cache_scope(turn, prepared.epoch)
@@ -455,7 +460,7 @@ class Pipeline:
         settings = getattr(self.cache, "settings", None)
         eligible = turn.cache_read and turn.params.temperature <= getattr(settings, "max_temperature", 2.0)
         if prepared.cache == "bypass" and eligible:  # an eligible read that bypassed: the cache is down
-            prepared.degraded.append("cache")
+            mark_degraded(prepared.degraded, "cache", counted=True)  # the cache counted its own failure
         if lookup.answer is not None and prepared.cache in ("exact", "semantic"):
             prepared.answer = _answer_of(lookup.answer, prepared.cache, prepared.degraded)
 
@@ -612,7 +617,5 @@ class _FailOpenOutput:
         try:
             return await self._guard.check(request)
         except DependencyError:
-            if "guardrails" not in self._degraded:
-                self._degraded.append("guardrails")
-                DEGRADATIONS.labels("guardrails").inc()
+            mark_degraded(self._degraded, "guardrails")
             return GuardDecision(action="pass", text=request.text)
