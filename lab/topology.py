@@ -30,7 +30,8 @@ import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["PORT_OFFSETS", "Piece", "Topology", "TopologyError", "TopologySettings", "add_up", "piece_environment"]
+__all__ = ["PORT_OFFSETS", "Piece", "Topology", "TopologyError", "TopologySettings", "add_up", "child_setup",
+           "piece_environment"]
 
 # The same ports as docker-compose.yml and deploy/k8s, shifted by --base-port - 8000.
 PORT_OFFSETS: dict[str, int] = {
@@ -122,7 +123,7 @@ def _chroma_command() -> str:
     return str(beside) if beside.exists() else "chroma"
 
 
-def _child_setup() -> Callable[[], None]:
+def child_setup() -> Callable[[], None]:
     """What a child runs between fork and exec: its own process group (so a stop reaches its own
     children too) and, on Linux, SIGTERM when the process that started it dies (no orphans even
     if ``ragd up`` is killed with SIGKILL)."""
@@ -145,7 +146,7 @@ class Topology:
         self.log_dir = self.data_dir / "logs"
         self._extra_env = dict(extra_env or {})
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._child_setup = _child_setup()
+        self._child_setup = child_setup()
         self.urls: dict[str, str] = {}
         self._pieces: dict[str, Piece] = {}
 

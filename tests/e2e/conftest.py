@@ -14,6 +14,8 @@ import httpx
 import openai
 import pytest
 
+from lab.topology import child_setup
+
 FIXTURE_CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "e2e_corpus"
 STARTUP_TIMEOUT_S = 300
 # the fixture corpus covers it (the README asks the demo corpus about reciprocal rank fusion)
@@ -45,7 +47,7 @@ def start_server(tmp: Path, extra_env: dict[str, str] | None = None) -> Server:
                 "PYTHONUNBUFFERED": "1", **(extra_env or {})})
     log = tmp / "server.log"
     process = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
-                               env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+                               env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=child_setup())
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from lab.topology import child_setup
 from tests.e2e.conftest import free_port, stop_server
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +49,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsGateway]:
     })
     log = tmp / "gateway.log"
     process = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "gateway", "--port", str(port)],
-                               env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+                               env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=child_setup(),
                                cwd=Path(__file__).resolve().parents[2])
     api, ops = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
     try:
