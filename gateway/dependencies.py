@@ -66,8 +66,9 @@ class DependencyView:
 
     async def _generator(self, http: httpx.AsyncClient) -> Report:
         base = getattr(self._components.generator, "base_url", None)
-        if base is None:  # the extractive backend: answers in this process, no model server to reach
-            return _report("up", "in-process", "no model server")
+        if base is None:  # answers in this process (extractive, or routed by language): its own checks
+            checks = await self._components.generator.ready()
+            return _report("up" if all(checks.values()) else "down", "in-process", checks=checks)
         report = await _http_ready(http, f"{base}/models")  # OpenAI's model list: vLLM and llama.cpp serve it
         report.pop("checks", None)
         return report
