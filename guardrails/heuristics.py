@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from guardrails.yamlfile import read_yaml
 
 __all__ = ["Category", "Rule", "RuleHit", "RuleSet", "RulesError", "load_rules", "parse_rules"]
 
@@ -168,12 +169,4 @@ def parse_rules(data: object, *, source: str = "<rules>") -> RuleSet:
 
 def load_rules(path: Path) -> RuleSet:
     """Read, validate and compile the rules file at ``path``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(f"guardrails rules {path}: cannot read ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RulesError(f"guardrails rules {path}: not valid YAML: {exc}") from None
-    return parse_rules(data, source=str(path))
+    return parse_rules(read_yaml(path, RulesError, "guardrails rules"), source=str(path))

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from guardrails.yamlfile import read_yaml
 
 __all__ = [
     "PII_ENTITIES",
@@ -231,12 +232,4 @@ def parse_policy(data: object, *, source: str = "<policy>") -> Policy:
 
 def load_policy(path: Path) -> Policy:
     """Read and validate the policy file at ``path``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"guardrails policy {path}: cannot read ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"guardrails policy {path}: not valid YAML: {exc}") from None
-    return parse_policy(data, source=str(path))
+    return parse_policy(read_yaml(path, PolicyError, "guardrails policy"), source=str(path))
