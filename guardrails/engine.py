@@ -255,8 +255,8 @@ class LocalGuard:
                                        lambda: leak_rail(request.text, request.system_prompt, cfg.leak, leak_cut),
                                        timings))
         if request.strict and cfg.strict.instruction_like:
-            rails.append(self._guarded("instructions", cfg.leak, lambda: instruction_rail(request.text, cfg.leak),
-                                       timings))
+            rails.append(self._guarded("instructions", cfg.leak,
+                                       lambda: instruction_rail(request.text, self.rules, cfg.leak), timings))
         if cfg.grounding.enabled:
             rails.append(self._guarded("grounding", cfg.grounding,
                                        lambda: grounding_rail(request.text, list(request.sources), cfg.grounding),

@@ -19,7 +19,7 @@ from guardrails.yamlfile import read_yaml
 
 __all__ = ["Category", "Rule", "RuleHit", "RuleSet", "RulesError", "load_rules", "parse_rules"]
 
-Category = Literal["injection", "extraction", "harmful"]
+Category = Literal["injection", "extraction", "harmful", "instruction"]
 _FLAGS = {"IGNORECASE": re.IGNORECASE}
 _REFERENCE = re.compile(r"\$\{(\w+)\}")
 _HIT_CHARS = 80
@@ -92,8 +92,8 @@ class RuleSet:
     _by_category: dict[str, tuple[Rule, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        by_category = {c: tuple(r for r in self.rules if r.category == c) for c in ("injection", "extraction",
-                                                                                     "harmful")}
+        by_category = {c: tuple(r for r in self.rules if r.category == c)
+                       for c in ("injection", "extraction", "harmful", "instruction")}
         object.__setattr__(self, "_by_category", by_category)
 
     @property

@@ -1,11 +1,11 @@
-"""Output-side scores: system-prompt leak, grounding against the cited sources, and instruction-like
-answers (for flagged requests)."""
+"""Output-side scores: system-prompt leak and grounding against the cited sources (instruction-like
+answers are pattern rules of category ``instruction`` in ``rules.yaml``)."""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["grounding_score", "instruction_like", "leak_score"]
+__all__ = ["grounding_score", "leak_score"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _LEAK_RUN_WORDS = 12  # a run this long of consecutive system-prompt words is a full leak (score 1.0)
@@ -45,27 +45,3 @@ def grounding_score(answer: str, sources: list[str]) -> float:
         return 1.0
     text = " ".join(sources).lower()
     return sum(1 for w in words if w in text) / len(words)
-
-
-# What an answer to a document question never needs to say: chat-template tokens, an override or
-# extraction request passed on, or the assistant describing its own instructions. Checked on the
-# answers of flagged requests only, where an injection that got through would show.
-_INSTRUCTION_LIKE = re.compile(
-    r"<\|?(?:im_start|im_end|system|endoftext)\|?>|\[/?(?:INST|SYS)\]|<<SYS>>|"
-    r"\b(?:ignore|disregard|forget|override)\b[^.\n]{0,30}\b(?:previous|prior|above|earlier|all|your|system)\b"
-    r"[^.\n]{0,20}\b(?:instructions?|prompts?|rules|guidelines)\b|"
-    r"\b(?:my|the) (?:system prompt|(?:hidden |initial |original |system )instructions?)\b[^.\n]{0,20}"
-    r"\b(?:is|are|says?|reads?|tells? me)\b|"
-    r"\b(?:i was|i am|i've been|i have been) (?:instructed|told|programmed|configured) to\b|"
-    r"\byou are ragd\b|\bsystem prompt\s*[:：]|"
-    r"(?:이전|앞의|위의|모든)\s*(?:지시|지침|명령|규칙)\S*\s*(?:을|를)?\s*(?:무시|잊)|"
-    r"(?:제|나의|내)\s*(?:시스템\s*프롬프트|지침|지시\s*사항|지시사항|초기\s*설정)\S*\s*(?:은|는)\s|"
-    r"시스템\s*프롬프트\s*[:：]",
-    re.IGNORECASE,
-)
-
-
-def instruction_like(answer: str) -> str | None:
-    """The first instruction-like snippet of ``answer``, or None."""
-    m = _INSTRUCTION_LIKE.search(answer)
-    return m.group(0)[:80] if m else None

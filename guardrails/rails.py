@@ -9,7 +9,7 @@ from typing import Literal
 
 from guardrails.classifier import InjectionClassifier
 from guardrails.heuristics import RuleHit, RuleSet
-from guardrails.output_checks import grounding_score, instruction_like, leak_score
+from guardrails.output_checks import grounding_score, leak_score
 from guardrails.pii import PiiDetector
 from guardrails.policy import PiiRail, RailPolicy, SelfCheckRail, TopicRail
 from guardrails.self_check import SelfCheck
@@ -158,11 +158,11 @@ def leak_rail(text: str, system_prompt: str | None, policy: RailPolicy, threshol
     return _result("leak", policy, score >= cut and score > 0, score)
 
 
-def instruction_rail(text: str, policy: RailPolicy) -> RailResult:
+def instruction_rail(text: str, rules: RuleSet, policy: RailPolicy) -> RailResult:
     """An answer that carries instructions (role tokens, override or extraction phrasing, the assistant
-    stating its own instructions): run on the answers of flagged requests."""
-    hit = instruction_like(text)
-    return _result("instructions", policy, hit is not None, 1.0 if hit else 0.0, f"pattern: {hit}" if hit else "")
+    stating its own instructions; rules of category ``instruction``): run on the answers of flagged requests."""
+    hit = rules.first_hit("instruction", text)
+    return _result("instructions", policy, hit is not None, 1.0 if hit else 0.0, str(hit) if hit else "")
 
 
 def grounding_rail(text: str, sources: list[str], policy: RailPolicy) -> RailResult:
