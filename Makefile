@@ -62,7 +62,8 @@ lint: install
 	$(BIN)/mypy
 
 bench: install redis bench-tools
-	$(BIN)/ragd bench all --out bench-results --redis-url redis://127.0.0.1:6379/0
+	$(BIN)/ragd bench all --out bench/results --redis-url redis://127.0.0.1:6379/0
+	$(BIN)/ragd bench report --out bench/results --page docs/benchmarks.md
 
 # Container images and the compose smoke test (docs/deploy.md); not part of `make test`.
 containers:

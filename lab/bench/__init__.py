@@ -2,7 +2,8 @@
 
 Every benchmark is bounded in count and time, runs on loopback only, shows progress and writes
 ``DIR/<name>.json`` (machine info with the load average, p50/p95/p99 and the runs behind each
-median) plus ``DIR/<name>.png`` where a picture helps, and ``DIR/summary.md`` (the headline table).
+median) plus ``DIR/<name>.png`` where a picture helps. ``ragd bench report`` writes
+``docs/benchmarks.md`` from the recorded runs (:mod:`lab.bench.report`).
 """
 
 from __future__ import annotations
@@ -91,30 +92,11 @@ def headline(name: str, result: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _summary_md(results: dict[str, dict[str, Any]]) -> str:
-    info = next(iter(results.values())).get("machine", {})
-    lines = ["| benchmark | metric | value | target |", "|---|---|---|---|"]
-    # each benchmark's own date and load: they may come from separate runs
-    for name, result in results.items():
-        lines += [f"| {name} | {m} | {v} | {t} |" for m, v, t in headline(name, result)]
-    runs = "; ".join(f"{n}: {r.get('machine', {}).get('date_utc')}, load {r.get('machine', {}).get('loadavg')}"
-                     for n, r in results.items())
-    return "\n".join(lines) + (f"\n\nMachine: {info.get('cpu')} ({info.get('cpus')} CPUs), {info.get('platform')}, "
-                               f"Python {info.get('python')}, commit {info.get('git_commit')}.\n"
-                               f"Run (UTC) and load average (1/5/15 min) at its start: {runs}.\n")
-
-
-def _all_results(out: Path) -> dict[str, dict[str, Any]]:
-    """Every benchmark's latest result in ``out`` (runs of single benchmarks add up to one table)."""
-    found = {}
-    for name in BENCHES:
-        path = out / f"{name}.json"
-        if path.exists():
-            found[name] = json.loads(path.read_text())
-    return found
-
-
 def run(args: argparse.Namespace) -> int:
+    if args.what == "report":
+        from lab.bench.report import write_report
+
+        return write_report(Path(args.out), Path(args.page))
     names = list(BENCHES) if args.what == "all" else [args.what]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -136,7 +118,6 @@ def run(args: argparse.Namespace) -> int:
         plot(name, result, out / f"{name}.png")
         results[name] = result
         print(json.dumps({m: v for m, v, _ in headline(name, result)}, indent=1, ensure_ascii=False))
-    (out / "summary.md").write_text(_summary_md(_all_results(out)))
     failed = [n for n, r in results.items() if "error" in r]
     return 1 if failed else 0
 
@@ -151,8 +132,10 @@ def _apply_quick(args: argparse.Namespace) -> None:
 
 
 def add_bench(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=[*BENCHES, "all"], help="which benchmark (all: every one)")
-    parser.add_argument("--out", default="bench-results", help="folder for <name>.json, <name>.png, summary.md")
+    parser.add_argument("what", choices=[*BENCHES, "all", "report"],
+                        help="which benchmark (all: every one; report: write --page from the runs in --out)")
+    parser.add_argument("--out", default="bench/results", help="folder for <name>.json and <name>.png")
+    parser.add_argument("--page", default="docs/benchmarks.md", help="the page `report` writes")
     parser.add_argument("--quick", action="store_true", help="smallest bounded run (smoke test)")
     parser.add_argument("--rounds", type=int, default=None, help="repetitions of each noisy measurement (3)")
     parser.add_argument("--seconds", type=float, default=None, help="length of one HTTP load run, seconds (5)")

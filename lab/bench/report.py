@@ -1,0 +1,266 @@
+"""``ragd bench report``: ``docs/benchmarks.md``, written from the recorded runs.
+
+Every table is read from the result files the bench and eval commands write (``bench/results/``,
+``lab/clients/results/``), with the machine, time and load each run recorded; nothing here is typed
+by hand. ``make bench`` rewrites the page after its runs, and a test checks that the committed page
+is what the committed results give.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SECTIONS", "render", "write_report"]
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Where:
+    """The folders of the recorded runs, and the page's folder (links are relative to it)."""
+
+    results: Path
+    clients: Path
+    page_dir: Path
+    project: Path
+
+    def link(self, path: Path) -> str:
+        return Path(os.path.relpath(path, self.page_dir)).as_posix()
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the page: its title, how to rerun it, and its tables from the result folder."""
+
+    title: str
+    how: str
+    tables: Callable[[Where], list[str]]  # Markdown lines; empty when no run is recorded
+    plots: tuple[str, ...] = ()  # pictures of the same runs, relative to the project folder
+
+
+def _load(path: Path) -> Json | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _run_line(result: Json) -> str:
+    machine = result.get("machine", {})
+    if not machine:
+        return ""
+    load = machine.get("loadavg")
+    return (f"{machine.get('date_utc', '?')}, {machine.get('cpu', '?')} ({machine.get('cpus', '?')} CPUs), "
+            f"load {load[0] if load else '?'}, commit {machine.get('git_commit', '?')}")
+
+
+def _latency(where: Where) -> list[str]:
+    from lab.bench import BENCHES, headline
+
+    results = where.results
+    rows: list[list[str]] = []
+    runs: list[str] = []
+    images: list[str] = []
+    for name in BENCHES:
+        result = _load(results / f"{name}.json")
+        if result is None:
+            continue
+        rows += [[name, metric, value, target] for metric, value, target in headline(name, result)]
+        runs.append(f"- `{name}`: {_run_line(result)}")
+        if (results / f"{name}.png").exists():
+            images.append(f"![{name}]({where.link(results / f'{name}.png')})")
+    if not rows:
+        return []
+    return [*_table(["benchmark", "metric", "value", "target"], rows), "", "Runs:", *runs, "", *images]
+
+
+def _fixed(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _variant(settings: Json) -> str:
+    """What differs from the default search, from the run's recorded settings."""
+    parts = [f"{settings.get('embedder_backend')} embedder"] if settings.get("embedder_backend") != "e5-torch" else []
+    if settings.get("reranker_model"):
+        parts.append(f"+ trained cross-encoder on the top {settings.get('rerank_top_n')}")
+    if settings.get("query_embedder_model"):
+        parts.append("+ trained query side")
+    return " ".join(parts) or "default"
+
+
+def _retrieval_quality(where: Where) -> list[str]:
+    results = where.results
+    rows = []
+    for path in sorted(results.glob("retrieval-eval-*.json")):
+        r = json.loads(path.read_text())
+        rows.append([str(r.get("dataset")), _variant(r.get("settings", {})), _num(r.get("queries")),
+                     _fixed(r.get("ndcg@10"), 4), _fixed(r.get("recall@100"), 4), _fixed(r.get("mrr@10"), 4),
+                     f"{_num(r.get('latency_ms_p50'), 1)} / {_num(r.get('latency_ms_p95'), 1)}", f"`{path.name}`"])
+    if not rows:
+        return []
+    return _table(["dataset", "configuration", "queries", "nDCG@10", "Recall@100", "MRR@10", "p50 / p95 ms",
+                   "report"], rows)
+
+
+_ANSWER_COLUMNS = (("answer_contains_gold", "contains gold"), ("answer_f1", "F1"), ("cited_gold", "cited gold"),
+                   ("citation_precision", "citation precision"), ("faithfulness", "faithfulness"),
+                   ("abstain_unanswerable", "declines held-out"), ("abstain_answerable", "false abstention"),
+                   ("finish_stop", "finish stop"), ("latency_ms_p50", "p50 ms"), ("ttft_ms_p50", "TTFT p50 ms"))
+
+
+def _answers(where: Where) -> list[str]:
+    results = where.results
+    rows = []
+    for path in sorted((results / "answers").glob("*.json")):
+        r = json.loads(path.read_text())
+        if "answer_contains_gold" not in r:
+            continue
+        config = r.get("config", {})
+        rows.append([str(r.get("dataset")), str(config.get("generator", "?")), _num(r.get("n")),
+                     *(_num(r.get(key), 0) if key.endswith("_ms_p50") else _fixed(r.get(key))
+                       for key, _ in _ANSWER_COLUMNS),
+                     f"`answers/{path.name}`"])
+    if not rows:
+        return []
+    targets = ["**target**", "", "", ">= 0.75", "", ">= 0.90", "", ">= 0.90", ">= 0.80", "<= 0.05", ">= 0.98",
+               "<= 2,000", "<= 1,000", ""]
+    return _table(["dataset", "generator", "n", *(label for _, label in _ANSWER_COLUMNS), "report"], [*rows, targets])
+
+
+def _guardrails_lso(where: Where) -> list[str]:
+    results = where.results
+    r = _load(results / "guardrails-lso.json")
+    if r is None:
+        return []
+    rows = []
+    for language, s in r.get("summary", {}).items():
+        rows.append([language, _fixed(s.get("recall_mean")), _fixed(s.get("recall_block_or_flag_mean")),
+                     _fixed(s.get("fpr_mean")), f"{_fixed(s.get('fpr_worst'))} ({s.get('fpr_worst_family')})",
+                     _fixed(s.get("flag_rate_benign_mean"))])
+    scored = r.get("scored_by", {})
+    whole = sorted(f for f, how in scored.items() if "whole pool" in str(how))
+    note = [f"Evaluation-only families (never in any training data, scored by the model trained on the whole "
+            f"pool): {', '.join(whole)}."] if whole else []
+    return [*_table(["language", "block recall (mean of families)", "blocked or flagged", "block FPR (mean)",
+                     "block FPR (worst family)", "benign flagged"], rows), "",
+            f"Protocol: {r.get('protocol')}; `bench/results/guardrails-lso.json` holds every family.", *note]
+
+
+def _cache_precision(where: Where) -> list[str]:
+    results = where.results
+    r = _load(results / "cache-evidence-eval.json")
+    if r is None:
+        return []
+    rows = []
+    for split, at in r.get("at_chosen", {}).items():
+        for kind in ("pairwise", "pairwise_evidence"):
+            s = at.get(kind)
+            if s:
+                rows.append([split, "evidence-checked" if kind.endswith("evidence") else "threshold and guards",
+                             _num(at.get("threshold")), _num(s.get("pairs")), _fixed(s.get("hit_rate")),
+                             _fixed(s.get("false_hit_rate"))])
+    out = _table(["pair set", "served when", "threshold", "pairs", "paraphrase hit rate", "false hit rate"], rows)
+    out += ["", f"Shipped settings: `{json.dumps(r.get('configured'))}` (chosen by {r.get('threshold_source')})."]
+    latency = _load(results / "cache-evidence-latency.json")
+    if latency is not None:
+        lrows = []
+        for mode in ("evidence_on", "evidence_off"):
+            m = latency.get(mode, {})
+            for kind in ("semantic_hit", "exact_hit"):
+                s = m.get(kind, {})
+                lrows.append([kind.replace("_", " "), mode.replace("_", " "), _num(s.get("n")),
+                              _num(s.get("p50_ms"), 2), _num(s.get("p95_ms"), 2)])
+        out += ["", f"`{latency.get('path')}`, load average {latency.get('load_average_1m_at_end')} at the end:", "",
+                *_table(["hit", "evidence check", "n", "p50 ms", "p95 ms"], lrows)]
+    return out
+
+
+def _overload(where: Where) -> list[str]:
+    rows = []
+    for path in sorted(where.clients.glob("locust-*.json")):
+        r = json.loads(path.read_text())
+        tally, seconds = r.get("tally", {}), r.get("seconds", {})
+        answered = seconds.get("answered_s", {})
+        load = r.get("load_average_1_5_15", {}).get("start")
+        rows.append([path.stem, _num(r.get("users")), _num(r.get("run_time")), _num(tally.get("answered_in_time")),
+                     _num(tally.get("refused_fast")), _num(sum(v for k, v in tally.items()
+                                                               if k not in ("answered_in_time", "refused_fast"))),
+                     _num(answered.get("p50")), _num(r.get("worst_seconds", {}).get("answered_s")),
+                     _num(r.get("worst_seconds", {}).get("refused_s")), _num(load[0], 1) if load else "n/a"])
+    if not rows:
+        return []
+    return _table(["run", "users", "seconds", "answered in time", "refused fast (429)", "other outcomes",
+                   "answer p50 s", "slowest answer s", "slowest refusal s", "load at start"], rows)
+
+
+SECTIONS: list[Section] = [
+    Section("Latency (`ragd bench`)",
+            "`make bench` (= `ragd bench all --out bench/results`), or `ragd bench gateway|cache|retrieval|guardrails|"
+            "embeddings`. Each run is bounded, on loopback, and records the machine and its load; p50 unless said.",
+            _latency),
+    Section("Retrieval quality (`ragd eval retrieval`)",
+            "`ragd eval retrieval --dataset ../shared/data/<set> --json bench/results/retrieval-eval-<set>.json`; "
+            "what each configuration is and how to rerun it: [retrieval.md](retrieval.md).",
+            _retrieval_quality, ("docs/img/retrieval_scifact.png", "docs/img/retrieval_korquad.png")),
+    Section("Answers (`ragd eval rag`)",
+            "`ragd eval rag --dataset ../shared/data/<set> --limit 300 --unanswerable-share 0.2 --json ...`; the "
+            "protocol, the abstention calibration and the per-question reports: [answers.md](answers.md).",
+            _answers, ("docs/img/answers_paths.png", "docs/img/abstention_tradeoff.png")),
+    Section("Guardrails on sources they never saw (`ragd eval guardrails --lso`)",
+            "Each family is scored by a model trained without it; protocol and families: "
+            "[guardrails.md](guardrails.md).",
+            _guardrails_lso, ("bench/results/guardrails-lso.png",)),
+    Section("Semantic cache precision (`ragd eval cache`)",
+            "`ragd eval cache --json bench/results/cache-evidence-eval.json`; the pair sets and the protocol: "
+            "[cache.md](cache.md). Latency of a hit with and without the evidence check: "
+            "`python -m lab.cache.latency`.",
+            _cache_precision, ("docs/img/cache_thresholds.png",)),
+    Section("Overload (Locust, `make test-clients`)",
+            "10 users asking fresh questions against `ragd serve --demo`; every request must be answered within "
+            "its deadline or refused with a 429 within 100 ms (`lab/clients/locust_check.py`).",
+            _overload),
+]
+
+
+def _sections(where: Where) -> Iterator[str]:
+    for section in SECTIONS:
+        lines = section.tables(where)
+        if not lines:
+            continue
+        plots = [where.project / plot for plot in section.plots if (where.project / plot).exists()]
+        if plots:
+            lines = [*lines, "", *(f"![{plot.stem}]({where.link(plot)})" for plot in plots)]
+        yield f"## {section.title}\n\n{section.how}\n\n" + "\n".join(lines) + "\n"
+
+
+def render(results: Path, *, clients: Path | None = None, page: Path = Path("docs/benchmarks.md")) -> str:
+    """The page for the runs in ``results`` (and Locust's in ``clients``, default ``lab/clients/results``
+    beside ``results``'s project), its links relative to ``page``."""
+    project = results.parent.parent
+    where = Where(results, clients or project / "lab" / "clients" / "results", page.parent, project)
+    head = ("# Benchmarks\n\nGenerated by `ragd bench report` from the recorded runs in `bench/results/` and "
+            "`lab/clients/results/`; do not edit by hand. Timed numbers come from shared 2-core machines whose load "
+            "each run records: read them as medians under that load, not as capacity.\n")
+    return "\n".join([head, *_sections(where)])
+
+
+def write_report(results: Path, page: Path) -> int:
+    page.write_text(render(results, page=page))
+    print(f"wrote {page}")
+    return 0
