@@ -313,7 +313,7 @@ class AnswerCache:
         if exc is not None:
             self._trip(exc)
         DEGRADATIONS.labels("cache").inc()
-        return self._count(CacheLookup("bypass"))
+        return self._count(CacheLookup("bypass", degraded=True))
 
     @staticmethod
     def _count(result: CacheLookup) -> CacheLookup:

@@ -36,12 +36,14 @@ class CachedAnswer(BaseModel):
 class CacheLookup:
     """The result of one lookup. ``answer`` is set exactly when ``outcome`` is exact or semantic.
 
-    ``similarity`` is the cosine of a semantic hit (for logs and metrics; never a key).
+    ``similarity`` is the cosine of a semantic hit (for logs and metrics; never a key). ``degraded``: the
+    lookup was bypassed because the store failed or its breaker is open (counted by the cache).
     """
 
     outcome: Outcome
     answer: CachedAnswer | None = None
     similarity: float | None = None
+    degraded: bool = False
 
     @property
     def hit(self) -> bool:

@@ -19,7 +19,7 @@ from gateway.dependencies import dependency_view
 from gateway.fastpath import ExactHitFastPath
 from gateway.limits import AdmissionMiddleware, BodyLimitMiddleware
 from gateway.ops import OpsPortMiddleware, ops_access
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Pipeline, PipelineOptions
 from gateway.ratelimit import MemoryCounters, RateLimiter, RedisCounters
 from gateway.routes import chat, completions, corpus, embeddings, keys
 from gateway.settings import GatewaySettings
@@ -69,16 +69,16 @@ def create_app(settings: GatewaySettings | None = None,
             app.state.components = components
             counters = RedisCounters(components.redis) if components.redis is not None else MemoryCounters()
             app.state.limiter = RateLimiter(counters, rpm=settings.rate_limit_rpm, tpm=settings.rate_limit_tpm)
+            options = PipelineOptions(
+                system_prompt=settings.system_prompt, source_chars=settings.source_chars,
+                rewrite_follow_ups=settings.rewrite_follow_ups, guard_input_fail_open=components.knobs.input_fail_open,
+                guard_output_fail_open=components.knobs.output_fail_open,
+                holdback_chars=components.knobs.window_chars, on_block_error=components.knobs.on_block_error)
             app.state.pipeline = Pipeline(
                 retriever=components.retriever, generator=components.generator, guard=components.guard,
                 epochs=components.epochs, cache=components.cache, scope_factory=components.scope_factory,
-                system_prompt=settings.system_prompt, source_chars=settings.source_chars,
-                rewrite_follow_ups=settings.rewrite_follow_ups,
-                guard_input_fail_open=components.knobs.input_fail_open,
-                guard_output_fail_open=components.knobs.output_fail_open,
-                holdback_chars=components.knobs.window_chars,
-                on_block_error=components.knobs.on_block_error, abstainer=components.abstainer,
-                packer=components.packer, admission=GeneratorAdmission(admission))
+                options=options, abstainer=components.abstainer, packer=components.packer,
+                admission=GeneratorAdmission(admission))
             yield
 
     # ragd's metrics are Prometheus (/metrics) and its traces the request id: FastAPI's built-in

@@ -21,6 +21,7 @@ from generator.abstention import Abstainer, abstainer_from
 from generator.backends import Built, build_generator
 from generator.packing import ContextPacker
 from generator.settings import GeneratorSettings
+from guardrails.policy import GatewaySide
 from services.contracts import GenerationParams
 from services.epochs import MemoryEpochStore, RedisEpochStore
 from services.errors import DependencyError
@@ -41,21 +42,18 @@ class GuardKnobs:
     window_chars: int = 64
 
 
-def guard_knobs(guard: Any, settings: GatewaySettings) -> GuardKnobs:
-    """The policy's knobs (local policy object or the service's policy JSON), gateway settings first."""
-    policy = getattr(guard, "policy", None)
-    data: dict[str, Any] = policy if isinstance(policy, dict) else (policy.model_dump() if policy else {})
-    fail_open = data.get("service_fail_open", {})
-    window = data.get("streaming", {}).get("window_chars", 64)
+def guard_knobs(policy: GatewaySide | None, settings: GatewaySettings) -> GuardKnobs:
+    """The policy's knobs (None: the guardrails service was not reached: the defaults), gateway settings first."""
+    side = policy or GatewaySide(version="unknown")
 
     def pick(override: Any, default: Any) -> Any:
         return default if override is None else override
 
     return GuardKnobs(
-        on_block_error=data.get("on_block") == "error",
-        input_fail_open=pick(settings.guard_input_fail_open, bool(fail_open.get("input", False))),
-        output_fail_open=pick(settings.guard_output_fail_open, bool(fail_open.get("output", False))),
-        window_chars=pick(settings.stream_holdback_chars, int(window)),
+        on_block_error=side.on_block == "error",
+        input_fail_open=pick(settings.guard_input_fail_open, side.service_fail_open.input),
+        output_fail_open=pick(settings.guard_output_fail_open, side.service_fail_open.output),
+        window_chars=pick(settings.stream_holdback_chars, side.streaming.window_chars),
     )
 
 
@@ -167,8 +165,8 @@ async def build_components(settings: GatewaySettings) -> AsyncIterator[Component
         cache, scope_factory = await _cache(settings, settings.redis_url, stack)
         components = Components(retriever=retriever, corpus=retriever, generator=built.generator, guard=guard,
                                 epochs=epochs, cache=cache, scope_factory=scope_factory, redis=redis,
-                                knobs=guard_knobs(guard, settings), abstainer=abstainer_from(GeneratorSettings()),
-                                packer=built.packer)
+                                knobs=guard_knobs(guard.gateway_policy, settings),
+                                abstainer=abstainer_from(GeneratorSettings()), packer=built.packer)
         # the gateway's own readiness holds the pieces it runs in process; pieces behind HTTP are its
         # dependencies (gateway.dependencies), so their outage never takes the gateway out of rotation
         in_process = (("retriever", retriever, settings.retriever_url), ("guardrails", guard, settings.guardrails_url))

@@ -1,36 +1,35 @@
 """Exact cache hits answered beneath FastAPI's routing: the repeated question's fast path.
 
 An exact hit is answered in well under a millisecond of work, and FastAPI's routing, dependency
-injection and response machinery then cost more than the answer (measured: over half of a hit's
-CPU time). :class:`ExactHitFastPath` sits inside the request-context, admission and body-limit
+injection and response machinery then cost more than the answer itself. :class:`ExactHitFastPath` sits inside the request-context, admission and body-limit
 middleware, so a hit still gets its request id, metrics, log line, in-flight bound and body limit.
 It answers ``POST /v1/chat/completions`` itself only when the request is a non-streaming,
 single-turn exact hit whose input-rail decision is already known; anything else (a miss, a stream,
 a follow-up, bad input, a wrong key) goes on to the normal route with its body replayed, untouched.
 
 A hit here goes through the same steps as through the route: the key is authenticated, the rate
-limit admits the request (a 429 is answered here, as the route would), the memoized input-rail
-decision is counted, the cache lookup is timed and counted, tokens are spent, and the body and
-headers are the route's.
+limit admits the request (a 429 is answered here, as the route would), the remembered input-rail
+decision is counted, the cache lookup is timed and counted, and the answer goes back through the
+route's own :func:`gateway.replies.json_answer` (logged, tokens spent, the same body and headers).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import Principal
 from gateway.deps import bind_principal
 from gateway.openai_schema import ChatCompletionRequest
 from gateway.pipeline import Prepared
-from gateway.routes.chat import to_turn
-from gateway.routes.serving import answer_headers, log_answer, reference_style, with_references
-from gateway.sse import completion_body
+from gateway.replies import json_answer
+from gateway.sse import CHAT
+from gateway.turns import reference_style, to_turn
 from services import telemetry
 from services.app import error_response
 from services.errors import RagdError
@@ -101,13 +100,10 @@ class ExactHitFastPath:
         except RagdError as exc:
             await error_response(exc)(scope, _no_body, send)
             return True
-        answer = prepared.answer
-        log_answer(answer, prepared, settings)
-        await state.limiter.spend_tokens(principal, answer.usage.total_tokens)
-        content = with_references(answer.content, answer.citations, reference_style(request, settings))
-        payload = completion_body(model=request.model, content=content, finish_reason=answer.finish_reason,
-                                  usage=answer.usage, citations=answer.citations)
-        await JSONResponse(payload, headers=answer_headers(prepared))(scope, _no_body, send)
+        spend = partial(state.limiter.spend_tokens, principal)
+        response = await json_answer(prepared, prepared.answer, model=request.model, wire=CHAT,
+                                     style=reference_style(request, settings), settings=settings, spend=spend)
+        await response(scope, _no_body, send)
         return True
 
 

@@ -7,13 +7,17 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from gateway.admission import count_refusal
+import numpy as np
+import numpy.typing as npt
+
+from cache import CachedAnswer, CacheLookup, CacheScope
+from gateway.admission import Ticket, count_refusal
 from gateway.openai_schema import Citation
+from gateway.remembered import RememberingGuard
 from generator.abstention import Abstainer
 from generator.packing import ContextPacker
 from generator.prompt import (
@@ -45,9 +49,10 @@ from services.protocols import EpochStore, Generator, Guard, Retriever
 from services.telemetry import DEGRADATIONS, stage
 from services.text import detect_language
 
-__all__ = ["Answer", "ChatTurn", "Pipeline", "Prepared", "mark_degraded"]
+__all__ = ["Answer", "ChatTurn", "Pipeline", "PipelineOptions", "Prepared", "mark_degraded"]
 
 _log = logging.getLogger("ragd.pipeline")
+Vector = npt.NDArray[np.float32]
 
 
 def mark_degraded(degraded: list[str], part: str, *, counted: bool = False) -> None:
@@ -88,31 +93,33 @@ class Answer:
     degraded: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Prepared:
-    """Everything decided before generation starts (so streaming can send its headers first)."""
+    """Everything decided before generation starts (so streaming can send its headers first).
+    ``degraded`` is the request's list: the output rails may still add to it while the answer streams."""
 
     turn: ChatTurn
     standalone: str
     degraded: list[str]
     cache: str = "miss"
     answer: Answer | None = None  # set when answered without generating (cache hit or blocked)
-    chunks: list[ScoredChunk] = field(default_factory=list)
-    messages: list[ChatMessage] = field(default_factory=list)
-    cache_scope: Any = None
-    epoch: str = ""
-    ticket: Any = None  # the generator admission's Ticket, held from admission to the end of generation
-    retrieval: asyncio.Future[RetrieveResponse] | None = None  # started once: by the cache's evidence check or here
+    chunks: tuple[ScoredChunk, ...] = ()
+    messages: tuple[ChatMessage, ...] = ()
+    cache_scope: CacheScope | None = None  # None: the answer is not stored
+    ticket: Ticket | None = None  # the generator admission's, held from admission to the end of generation
     abstention: str | None = None  # set when the evidence does not cover the question: the answer, verbatim
     flag_actions: tuple[str, ...] = ()  # the input was flagged: hardened_prompt, skip_cache, strict_output
 
 
 class AnswerCacheLike(Protocol):
-    def embed_early(self, question: str, params: GenerationParams) -> asyncio.Future[Any] | None: ...
-    async def lookup(self, scope: Any, question: str, *, read: bool = True, early: Awaitable[Any] | None = None,
-                     evidence: Callable[[], Awaitable[Sequence[str]]] | None = None) -> Any: ...
-    async def lookup_exact(self, scope: Any, question: str) -> Any: ...
-    async def store(self, scope: Any, question: str, answer: Any) -> bool: ...
+    """The answer cache as the pipeline uses it (:class:`cache.AnswerCache`)."""
+
+    def embed_early(self, question: str, params: GenerationParams) -> asyncio.Future[Vector] | None: ...
+    async def lookup(self, scope: CacheScope, question: str, *, read: bool = True,
+                     early: Awaitable[Vector] | None = None,
+                     evidence: Callable[[], Awaitable[Sequence[str]]] | None = None) -> CacheLookup: ...
+    async def lookup_exact(self, scope: CacheScope, question: str) -> CacheLookup | None: ...
+    async def store(self, scope: CacheScope, question: str, answer: CachedAnswer) -> bool: ...
     async def ready(self) -> dict[str, bool]: ...
 
 
@@ -120,12 +127,51 @@ class Admission(Protocol):
     """Decides whether a generation can finish within the request's deadline (gateway.admission)."""
 
     def refusal(self, remaining_s: float | None) -> RagdError | None: ...
-    def admit(self, remaining_s: float | None) -> Any: ...
+    def admit(self, remaining_s: float | None) -> Ticket: ...
 
 
 class ScopeFactory(Protocol):
     def __call__(self, *, tenant: str, collection: str, epoch: str, policy_version: str, model: str,
-                 params: GenerationParams, context: str, filter: str = "") -> Any: ...
+                 params: GenerationParams, context: str, filter: str = "") -> CacheScope: ...
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """The gateway's knobs of the answer path (gateway settings and the guardrail policy's side)."""
+
+    system_prompt: str | None = None  # None: the question language's template
+    source_chars: int = 700  # longest source text put in the prompt, characters
+    rewrite_follow_ups: bool = True
+    guard_input_fail_open: bool = False
+    guard_output_fail_open: bool = True
+    holdback_chars: int = 64  # the output rails' hold-back window
+    on_block_error: bool = False  # a blocked input is a 400 content_policy error instead of a refusal answer
+    input_decision_cache: int = 4096  # input-rail decisions remembered
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What the cache said about a question."""
+
+    outcome: str
+    scope: CacheScope | None = None
+    epoch: str = ""
+    answer: Answer | None = None
+
+
+class _Once:
+    """A coroutine started on first use and shared: the standalone question's retrieval, wanted by the
+    cache's evidence check (a semantic candidate is served only if it agrees) and for generation."""
+
+    def __init__(self, start: Callable[[], Awaitable[RetrieveResponse]]) -> None:
+        self._start = start
+        self._future: asyncio.Future[RetrieveResponse] | None = None
+
+    def __call__(self) -> asyncio.Future[RetrieveResponse]:
+        if self._future is None:
+            self._future = asyncio.ensure_future(self._start())
+            self._future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return self._future
 
 
 def citation_of(number: int, chunk: ScoredChunk, snippet_chars: int = 240) -> Citation:
@@ -155,36 +201,21 @@ class Pipeline:
         epochs: EpochStore,
         cache: AnswerCacheLike | None = None,
         scope_factory: ScopeFactory | None = None,
-        system_prompt: str | None = None,
-        source_chars: int = 700,
-        rewrite_follow_ups: bool = True,
-        guard_input_fail_open: bool = False,
-        guard_output_fail_open: bool = True,
-        holdback_chars: int = 64,
-        on_block_error: bool = False,
-        input_decision_cache: int = 4096,
+        options: PipelineOptions = PipelineOptions(),
         admission: Admission | None = None,
         abstainer: Abstainer | None = None,
         packer: ContextPacker | None = None,
     ) -> None:
-        self.admission = admission
-        self.abstainer = abstainer
-        self.packer = packer
-        self.holdback_chars = holdback_chars
-        self.on_block_error = on_block_error
-        self._decisions: OrderedDict[tuple[str, str, str], GuardDecision] = OrderedDict()
-        self._decisions_max = input_decision_cache
         self.retriever = retriever
         self.generator = generator
-        self.guard = guard
+        self.guard = RememberingGuard(guard, options.input_decision_cache)
         self.epochs = epochs
         self.cache = cache
         self.scope_factory = scope_factory
-        self.system_prompt = system_prompt
-        self.source_chars = source_chars
-        self.rewrite_follow_ups = rewrite_follow_ups
-        self.guard_input_fail_open = guard_input_fail_open
-        self.guard_output_fail_open = guard_output_fail_open
+        self.options = options
+        self.admission = admission
+        self.abstainer = abstainer
+        self.packer = packer
 
     # ------------------------------------------------------------------ before generation
 
@@ -206,21 +237,22 @@ class Pipeline:
             if early is not None and not early.done():
                 early.cancel()  # unused (blocked, redacted, an exact hit): its thread finishes unseen
                 early.add_done_callback(lambda task: task.cancelled() or task.exception())
-        if ticket is not None and (prepared.answer is not None or prepared.abstention is not None):
+        if ticket is None:
+            return prepared
+        if prepared.answer is not None or prepared.abstention is not None:
             ticket.release(completed=False)  # answered without the generator (a hit, a block, an abstention)
-        elif ticket is not None:
-            prepared.ticket = ticket
-        return prepared
+            return prepared
+        return replace(prepared, ticket=ticket)
 
-    async def _prepare(self, turn: ChatTurn, early: Awaitable[Any] | None) -> Prepared:
+    async def _prepare(self, turn: ChatTurn, early: Awaitable[Vector] | None) -> Prepared:
         degraded: list[str] = []
-        decision = await self._check_input(turn, degraded)
+        decision = await self._check_input(turn.tenant, turn.question, degraded)
         history, history_block = await self._check_history(turn, degraded)
         if history_block is not None and (decision is None or decision.action != "block"):
             decision = history_block
         if decision is not None and decision.action == "block":
             refusal = decision.refusal or "I can't help with that request."
-            if self.on_block_error:
+            if self.options.on_block_error:
                 raise ContentPolicyError(refusal)
             answer = Answer(refusal, [], "content_filter", Usage(), cache="bypass", degraded=degraded)
             return Prepared(turn, turn.question, degraded, cache="bypass", answer=answer)
@@ -229,24 +261,31 @@ class Pipeline:
             return self._plain(turn, question, history, degraded)
         standalone = await self._standalone(question, history, degraded)
         flags = tuple(decision.flag_actions) if decision is not None and decision.action == "flag" else ()
-        prepared = Prepared(turn, standalone, degraded, flag_actions=flags)
-        await self._lookup(prepared, early if standalone == turn.question else None)
-        if prepared.answer is not None:
-            return prepared
-        result = await self._retrieval(prepared)
+        retrieval = _Once(lambda: self._retrieve(turn, standalone))
+        found = await self._lookup(turn, standalone, degraded, retrieval,
+                                   early if standalone == turn.question else None)
+        if found.answer is not None:
+            return Prepared(turn, standalone, degraded, cache=found.outcome, answer=found.answer,
+                            cache_scope=found.scope)
+        result = await retrieval()
         for part in result.degraded:
             mark_degraded(degraded, part)
-        prepared.chunks = list(result.chunks)
-        self._abstain(prepared, result.degraded)
-        if result.epoch and prepared.epoch and result.epoch != prepared.epoch:
-            prepared.cache_scope = None  # the corpus changed under us: do not store this answer
-        await self._build_prompt(prepared, history[-4:])
+        chunks: Sequence[ScoredChunk] = result.chunks
+        abstention = self._abstention(standalone, chunks, result.degraded)
+        if abstention is not None:  # the answer needs no generator and cites nothing
+            chunks = ()
+        scope = found.scope
+        if result.epoch and found.epoch and result.epoch != found.epoch:
+            scope = None  # the corpus changed under us: do not store this answer
+        messages, chunks = await self._build_prompt(turn, standalone, chunks, history[-4:], flags,
+                                                    packed=abstention is None)
         ctx = telemetry.current()
         if ctx is not None:
-            ctx.fields["chunk_ids"] = [c.chunk_id for c in prepared.chunks]
-        return prepared
+            ctx.fields["chunk_ids"] = [c.chunk_id for c in chunks]
+        return Prepared(turn, standalone, degraded, cache=found.outcome, chunks=tuple(chunks),
+                        messages=tuple(messages), cache_scope=scope, abstention=abstention, flag_actions=flags)
 
-    async def _admit(self, turn: ChatTurn) -> tuple[Any, Prepared | None]:
+    async def _admit(self, turn: ChatTurn) -> tuple[Ticket | None, Prepared | None]:
         """The request's place in the generator's queue, taken before any costly work (no rail,
         embedding or retrieval runs for a request the queue cannot take in time: it is a 429 at once),
         and freed again when the answer needs no generator. Let through when the queue is full: a
@@ -259,7 +298,7 @@ class Pipeline:
         refusal = self.admission.refusal(remaining)
         if refusal is None:
             return self.admission.admit(remaining), None
-        known = self._known_decision(turn)
+        known = self.guard.known(turn.tenant, turn.question)
         if known is not None and known.action == "block":
             return None, None
         hit = await self.exact_hit(turn)
@@ -268,70 +307,57 @@ class Pipeline:
         count_refusal()
         raise refusal
 
-    def _retrieval(self, prepared: Prepared) -> asyncio.Future[RetrieveResponse]:
-        """The standalone question's retrieval, started on first use: by the cache's evidence check
-        (a semantic candidate is served only if it agrees) or for generation, never twice."""
-        if prepared.retrieval is None:
-            prepared.retrieval = asyncio.ensure_future(self._retrieve(prepared.turn, prepared.standalone))
-            prepared.retrieval.add_done_callback(lambda done: done.cancelled() or done.exception())
-        return prepared.retrieval
-
     async def _retrieve(self, turn: ChatTurn, query: str) -> RetrieveResponse:
         with stage("retrieve"):
             return await self.retriever.retrieve(RetrieveRequest(
                 tenant=turn.tenant, collection=turn.collection, query=query, top_k=turn.top_k,
                 filter=turn.filter))
 
-    async def _chunk_ids(self, prepared: Prepared) -> list[str]:
-        return [c.chunk_id for c in (await self._retrieval(prepared)).chunks]
-
-    async def _build_prompt(self, prepared: Prepared, history: Sequence[ChatMessage]) -> None:
+    async def _build_prompt(self, turn: ChatTurn, standalone: str, chunks: Sequence[ScoredChunk],
+                            history: Sequence[ChatMessage], flags: Sequence[str],
+                            *, packed: bool) -> tuple[Sequence[ChatMessage], Sequence[ScoredChunk]]:
         """The language's template over the sources that fit the model's window (the packer drops the
-        lowest-ranked ones when they do not)."""
-        turn, language = prepared.turn, detect_language(prepared.standalone)
-        system = self.system_prompt or template(language).system
+        lowest-ranked ones when they do not): the messages and the sources they hold."""
+        language = detect_language(standalone)
+        system = self.options.system_prompt or template(language).system
         if turn.instructions:
             system += "\n\nInstructions from the application:\n" + turn.instructions
 
-        builder = build_hardened_messages if "hardened_prompt" in prepared.flag_actions else build_messages
+        builder = build_hardened_messages if "hardened_prompt" in flags else build_messages
 
-        def build(chunks: Sequence[ScoredChunk]) -> list[ChatMessage]:
-            return builder(prepared.standalone, chunks, system_prompt=system, history=history,
-                           max_source_chars=self.source_chars, language=language)
+        def build(given: Sequence[ScoredChunk]) -> list[ChatMessage]:
+            return builder(standalone, given, system_prompt=system, history=history,
+                           max_source_chars=self.options.source_chars, language=language)
 
-        if self.packer is None or prepared.abstention is not None:
-            prepared.messages = build(prepared.chunks)
-            return
-        prepared.messages, prepared.chunks = await self.packer.pack(build, prepared.chunks, turn.params.max_tokens)
+        if self.packer is None or not packed:
+            return build(chunks), chunks
+        return await self.packer.pack(build, chunks, turn.params.max_tokens)
 
-    def _abstain(self, prepared: Prepared, degraded: Sequence[str]) -> None:
-        """Between retrieval and generation: evidence too weak means a fixed answer, no sources, no model."""
+    def _abstention(self, standalone: str, chunks: Sequence[ScoredChunk], degraded: Sequence[str]) -> str | None:
+        """Between retrieval and generation: evidence too weak means a fixed answer (returned), no
+        sources, no model."""
         if self.abstainer is None:
-            return
-        decision = self.abstainer.decide(prepared.standalone, detect_language(prepared.standalone), prepared.chunks,
-                                         degraded)
-        if decision.abstain:  # the answer needs no generator (its queue place is freed by prepare)
-            prepared.abstention = decision.text
-            prepared.chunks = []
+            return None
+        decision = self.abstainer.decide(standalone, detect_language(standalone), chunks, degraded)
+        return decision.text if decision.abstain else None
 
     def _plain(self, turn: ChatTurn, question: str, history: Sequence[ChatMessage], degraded: list[str]) -> Prepared:
         """Plain generation: the conversation and the application's instructions, no retrieval, no
         cache (its answers are not answers from the documents)."""
         system = turn.instructions or PLAIN_SYSTEM_PROMPT
-        messages = [ChatMessage(role="system", content=system), *history[-8:],
-                    ChatMessage(role="user", content=question)]
+        messages = (ChatMessage(role="system", content=system), *history[-8:],
+                    ChatMessage(role="user", content=question))
         return Prepared(turn, question, degraded, cache="bypass", messages=messages)
 
     async def screen_user_texts(self, tenant: str, texts: Sequence[str]) -> tuple[list[str], bool]:
         """The input rails on the user turns a frontend's task request quotes (this conversation's
-        questions, so their decisions are usually memoized): their texts as the rails leave them
+        questions, so their decisions are usually remembered): their texts as the rails leave them
         (PII redacted), and whether one of them is a sure block, judged as an earlier turn is
         (:func:`_blocks_history`). The task template around them is the frontend's, not the user's."""
         degraded: list[str] = []
         screened: list[str] = []
         for text in texts:
-            decision = await self._check_input(ChatTurn(tenant=tenant, collection="", model="", question=text),
-                                               degraded)
+            decision = await self._check_input(tenant, text, degraded)
             if decision is not None and _blocks_history(decision):
                 return [], True
             screened.append(decision.text if decision is not None else text)
@@ -339,7 +365,7 @@ class Pipeline:
 
     async def exact_hit(self, turn: ChatTurn) -> Prepared | None:
         """The answer to a single-turn request that is an exact cache hit, when that is known cheaply:
-        its input decision is memoized (the rails ran on this text before) and passes, and its key is
+        its input decision is remembered (the rails ran on this text before) and passes, and its key is
         in the store. None, counting nothing, otherwise; the caller then runs :meth:`prepare`.
 
         Everything a hit through :meth:`prepare` counts is counted here too (the input decision, the
@@ -347,7 +373,7 @@ class Pipeline:
         if (turn.history or not turn.cache_read or not turn.retrieval or self.cache is None
                 or self.scope_factory is None):
             return None
-        decision = self._known_decision(turn)
+        decision = self.guard.known(turn.tenant, turn.question)
         if decision is None or decision.action == "block":
             return None
         try:
@@ -359,9 +385,9 @@ class Pipeline:
         if lookup is None or lookup.answer is None:
             return None
         telemetry.count_guard_decision("input", decision)
-        prepared = Prepared(turn, decision.text, [], cache="exact", cache_scope=scope, epoch=epoch)
-        prepared.answer = _answer_of(lookup.answer, "exact", prepared.degraded)
-        return prepared
+        degraded: list[str] = []
+        return Prepared(turn, decision.text, degraded, cache="exact", cache_scope=scope,
+                        answer=_answer_of(lookup.answer, "exact", degraded))
 
     async def _check_history(self, turn: ChatTurn,
                              degraded: list[str]) -> tuple[tuple[ChatMessage, ...], GuardDecision | None]:
@@ -374,14 +400,14 @@ class Pipeline:
             if message.role != "user":
                 checked.append(message)
                 continue
-            decision = await self._check_input(replace(turn, question=message.content), degraded)
+            decision = await self._check_input(turn.tenant, message.content, degraded)
             if decision is not None and _blocks_history(decision):
                 return turn.history, decision
             text = decision.text if decision is not None else message.content
             checked.append(ChatMessage(role=message.role, content=text))
         return tuple(checked), None
 
-    def _cache_scope(self, turn: ChatTurn, epoch: str) -> Any:
+    def _cache_scope(self, turn: ChatTurn, epoch: str) -> CacheScope:
         """The turn's cache partition. A follow-up is keyed on its standalone form *and* the
         conversation it came from, so two conversations whose follow-ups rewrite alike never share
         an entry."""
@@ -390,42 +416,21 @@ class Pipeline:
                                   policy_version=self.guard.policy_version, model=turn.model, params=turn.params,
                                   context=_conversation_digest(turn.history), filter=filter_digest(turn.filter))
 
-    def _decision_key(self, turn: ChatTurn) -> tuple[str, str, str]:
-        return (self.guard.policy_version, turn.tenant, turn.question)
-
-    def _known_decision(self, turn: ChatTurn) -> GuardDecision | None:
-        """The memoized input decision on ``turn.question``, if the rails ran on it before."""
-        key = self._decision_key(turn)
-        known = self._decisions.get(key) if key[0] else None
-        if known is not None:
-            self._decisions.move_to_end(key)
-        return known
-
-    async def _check_input(self, turn: ChatTurn, degraded: list[str]) -> GuardDecision | None:
-        """Input rails. Rails are deterministic per (policy, text), so decisions are memoized: a
-        repeated question (a cache hit) still passes the rails, without paying for them twice."""
-        known = self._known_decision(turn)
-        if known is not None:
-            telemetry.count_guard_decision("input", known)  # a memoized decision counts like a fresh one
-            return known
-        key = self._decision_key(turn)
+    async def _check_input(self, tenant: str, text: str, degraded: list[str]) -> GuardDecision | None:
+        """Input rails (remembered: a repeated question passes without paying for them twice). None when
+        they are down and the policy lets input through unchecked."""
         try:  # the rails time themselves as stage "guard_input" where they run
-            decision = await self.guard.check(GuardCheckRequest(kind="input", text=turn.question, tenant=turn.tenant))
+            return await self.guard.check(GuardCheckRequest(kind="input", text=text, tenant=tenant))
         except DependencyError as exc:
             mark_degraded(degraded, "guardrails")
-            if not self.guard_input_fail_open:
+            if not self.options.guard_input_fail_open:
                 raise DependencyUnavailableError(
                     "Input guardrails are unavailable; request refused.", dependency="guardrails",
                     headers={"x-ragd-degraded": "guardrails"}) from exc
             return None
-        if key[0]:
-            self._decisions[key] = decision
-            if len(self._decisions) > self._decisions_max:
-                self._decisions.popitem(last=False)
-        return decision
 
     async def _standalone(self, question: str, history: Sequence[ChatMessage], degraded: list[str]) -> str:
-        if not history or not self.rewrite_follow_ups:
+        if not history or not self.options.rewrite_follow_ups:
             return question
         try:
             with stage("rewrite"):
@@ -442,27 +447,25 @@ class Pipeline:
         earlier = next((m.content for m in reversed(history) if m.role == "user"), "")
         return f"{earlier} {question}".strip()
 
-    async def _lookup(self, prepared: Prepared, early: Awaitable[Any] | None = None) -> None:
-        turn = prepared.turn
+    async def _lookup(self, turn: ChatTurn, standalone: str, degraded: list[str], retrieval: _Once,
+                      early: Awaitable[Vector] | None) -> _Found:
         if self.cache is None or self.scope_factory is None:
-            prepared.cache = "bypass"
-            return
+            return _Found("bypass")
         try:
-            prepared.epoch = await self.epochs.get(turn.tenant, turn.collection)
+            epoch = await self.epochs.get(turn.tenant, turn.collection)
         except Exception:  # the epoch store is the cache's dependency: down means bypass
-            mark_degraded(prepared.degraded, "cache")
-            prepared.cache = "bypass"
-            return
-        prepared.cache_scope = self._cache_scope(turn, prepared.epoch)
-        lookup = await self.cache.lookup(prepared.cache_scope, prepared.standalone, read=turn.cache_read, early=early,
-                                         evidence=lambda: self._chunk_ids(prepared))
-        prepared.cache = str(lookup.outcome)
-        settings = getattr(self.cache, "settings", None)
-        eligible = turn.cache_read and turn.params.temperature <= getattr(settings, "max_temperature", 2.0)
-        if prepared.cache == "bypass" and eligible:  # an eligible read that bypassed: the cache is down
-            mark_degraded(prepared.degraded, "cache", counted=True)  # the cache counted its own failure
-        if lookup.answer is not None and prepared.cache in ("exact", "semantic"):
-            prepared.answer = _answer_of(lookup.answer, prepared.cache, prepared.degraded)
+            mark_degraded(degraded, "cache")
+            return _Found("bypass")
+        scope = self._cache_scope(turn, epoch)
+
+        async def evidence() -> list[str]:
+            return [c.chunk_id for c in (await retrieval()).chunks]
+
+        lookup = await self.cache.lookup(scope, standalone, read=turn.cache_read, early=early, evidence=evidence)
+        if lookup.degraded:  # the cache counted its own failure
+            mark_degraded(degraded, "cache", counted=True)
+        answer = _answer_of(lookup.answer, lookup.outcome, degraded) if lookup.answer is not None else None
+        return _Found(lookup.outcome, scope, epoch, answer)
 
     # ------------------------------------------------------------------ generation
 
@@ -470,19 +473,17 @@ class Pipeline:
         """Non-streaming: generate, run output rails, attach citations, store."""
         if prepared.answer is not None:
             return prepared.answer
-        async for _ in self.stream(prepared):
-            pass
-        assert prepared.answer is not None
-        return prepared.answer
+        async for item in self.stream(prepared):
+            if isinstance(item, Answer):
+                return item
+        raise AssertionError("stream() ends in an Answer")
 
-    async def stream(self, prepared: Prepared) -> AsyncIterator[Delta]:
-        """Streaming: released text pieces, then a last Delta with finish reason and usage.
-
-        Afterwards ``prepared.answer`` holds the whole answer with its citations.
-        """
+    async def stream(self, prepared: Prepared) -> AsyncIterator[Delta | Answer]:
+        """Streaming: the released text pieces, then the whole :class:`Answer` (finish reason, usage,
+        citations; the footer naming the sources, when the answer named none, is a text piece too)."""
         if prepared.answer is not None:
             yield Delta(text=prepared.answer.content)
-            yield Delta(finish_reason=prepared.answer.finish_reason, usage=prepared.answer.usage)
+            yield prepared.answer
             return
         turn = prepared.turn
         started = time.perf_counter()
@@ -494,7 +495,7 @@ class Pipeline:
         try:
             with stage("generate"):
                 deltas = (_said(prepared.abstention) if prepared.abstention is not None
-                          else self.generator.stream(prepared.messages, turn.params, _context(prepared)))
+                          else self.generator.stream(list(prepared.messages), turn.params, _context(prepared)))
                 async for delta in self._guarded(deltas, prepared):
                     if delta.finish_reason is not None:
                         final = delta
@@ -522,18 +523,17 @@ class Pipeline:
             if footer != content:
                 content += footer
                 yield Delta(text=footer)
-        usage = final.usage or Usage()
-        prepared.answer = Answer(content, citations, finish, usage, cache=prepared.cache,
-                                 degraded=prepared.degraded)
-        yield Delta(finish_reason=finish, usage=usage)
-        await self._store(prepared, prepared.answer)
+        answer = Answer(content, citations, finish, final.usage or Usage(), cache=prepared.cache,
+                        degraded=prepared.degraded)
+        await self._store(prepared, answer)
+        yield answer
 
     async def _guarded(self, deltas: AsyncIterator[Delta], prepared: Prepared) -> AsyncIterator[Delta]:
         """Output rails over the stream through the hold-back window: nothing is released unchecked."""
         guard: Guard = self.guard
-        if self.guard_output_fail_open:
+        if self.options.guard_output_fail_open:
             guard = _FailOpenOutput(self.guard, prepared.degraded)
-        async for delta in guard_stream(deltas, guard, window_chars=self.holdback_chars,
+        async for delta in guard_stream(deltas, guard, window_chars=self.options.holdback_chars,
                                         system_prompt=prepared.messages[0].content if prepared.messages else None,
                                         sources=[c.text for c in prepared.chunks], tenant=prepared.turn.tenant,
                                         strict="strict_output" in prepared.flag_actions):
@@ -546,8 +546,6 @@ class Pipeline:
                 or "skip_cache" in prepared.flag_actions):
             telemetry.CACHE_STORES.labels("skipped").inc()
             return
-        from cache import CachedAnswer
-
         cached = CachedAnswer(content=answer.content, citations=[c.model_dump() for c in answer.citations],
                               finish_reason=answer.finish_reason, prompt_tokens=answer.usage.prompt_tokens,
                               completion_tokens=answer.usage.completion_tokens, model=turn.model,
@@ -572,11 +570,11 @@ async def _said(text: str) -> AsyncIterator[Delta]:
 def _context(prepared: Prepared) -> AnswerContext:
     """The question and its numbered sources, for a generator that answers from them directly."""
     return AnswerContext(question=prepared.standalone, language=detect_language(prepared.standalone),
-                         sources=prepared.chunks)
+                         sources=list(prepared.chunks))
 
 
-def _answer_of(hit: Any, cache: str, degraded: list[str]) -> Answer:
-    """A cached answer (``cache.CachedAnswer``) as the pipeline's Answer."""
+def _answer_of(hit: CachedAnswer, cache: str, degraded: list[str]) -> Answer:
+    """A cached answer as the pipeline's Answer."""
     citations = [Citation.model_validate(c) for c in hit.citations]
     usage = Usage(prompt_tokens=hit.prompt_tokens, completion_tokens=hit.completion_tokens)
     return Answer(hit.content, citations, hit.finish_reason, usage, cache=cache, degraded=degraded)

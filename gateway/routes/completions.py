@@ -13,9 +13,10 @@ from fastapi import APIRouter, Request
 from gateway.deps import ChatContextDep
 from gateway.openai_schema import CompletionRequest
 from gateway.pipeline import ChatTurn
-from gateway.routes.serving import make_turn, respond
+from gateway.routes.serving import respond
 from gateway.settings import GatewaySettings
 from gateway.sse import TEXT
+from gateway.turns import make_turn
 from services.errors import InvalidRequestError
 
 __all__ = ["router", "turn_of_completion"]

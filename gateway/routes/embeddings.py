@@ -16,13 +16,13 @@ from fastapi import APIRouter, Request
 
 from gateway.deps import ComponentsDep, LimitedPrincipalDep, SettingsDep
 from gateway.openai_schema import EmbeddingsRequest
+from gateway.turns import EMBEDDING_MODEL
 from services.contracts import EmbedRequest
 from services.errors import InvalidRequestError, NotFoundError
 
 __all__ = ["EMBEDDING_MODEL", "EMBEDDING_MODELS", "router"]
 
 router = APIRouter()
-EMBEDDING_MODEL = "ragd-embed"
 InputType = Literal["query", "passage"]
 EMBEDDING_MODELS: dict[str, InputType | None] = {
     EMBEDDING_MODEL: None, f"{EMBEDDING_MODEL}:query": "query", f"{EMBEDDING_MODEL}:passage": "passage"}

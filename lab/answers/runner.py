@@ -119,7 +119,8 @@ class InProcessRunner:
 
     async def ask(self, question: str) -> Outcome:
         from gateway.openai_schema import ChatCompletionRequest
-        from gateway.routes.chat import to_turn
+        from gateway.pipeline import Answer
+        from gateway.turns import to_turn
 
         settings = self.app.state.settings
         pipeline = self.app.state.pipeline
@@ -129,11 +130,14 @@ class InProcessRunner:
         started = time.perf_counter()
         ttft: float | None = None
         prepared = await pipeline.prepare(turn)
-        async for delta in pipeline.stream(prepared):
-            if delta.text and ttft is None:
+        answer: Answer | None = None
+        async for item in pipeline.stream(prepared):
+            if isinstance(item, Answer):
+                answer = item
+            elif item.text and ttft is None:
                 ttft = (time.perf_counter() - started) * 1000
         latency = (time.perf_counter() - started) * 1000
-        answer = prepared.answer
+        assert answer is not None
         cited = [c.document_id for c in sorted(answer.citations, key=lambda c: c.index)]
         return Outcome(QAItem("", question, ()), answer.content, cited, answer.finish_reason, latency, ttft)
 

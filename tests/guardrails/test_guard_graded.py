@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from cache import AnswerCache, CacheScope, CacheSettings
 from gateway.components import cache_scope_factory
-from gateway.pipeline import ChatTurn, Pipeline
+from gateway.pipeline import ChatTurn, Pipeline, PipelineOptions
 from generator.prompt import build_hardened_messages, build_messages
 from guardrails.app import create_app
 from guardrails.client import HttpGuard
@@ -174,7 +174,7 @@ async def _ask(guard: LocalGuard, answer: str) -> tuple[Any, FakeGenerator, Any]
     cache = AnswerCache.create(CacheSettings(semantic=False), None)
     pipeline = Pipeline(retriever=FakeRetriever(), generator=generator, guard=guard,  # type: ignore[arg-type]
                         epochs=MemoryEpochStore(), cache=cache, scope_factory=cache_scope_factory(CacheScope),
-                        system_prompt=SYSTEM)
+                        options=PipelineOptions(system_prompt=SYSTEM))
     turn = ChatTurn(tenant="t", collection="c", model="ragd", question=BENIGN, params=GenerationParams())
     prepared = await pipeline.prepare(turn)
     result = await pipeline.answer(prepared)

@@ -62,7 +62,7 @@ async def _setup(rpm: int = 0) -> tuple[ExactHitFastPath, RouteRecorder]:
                         cache=cache, scope_factory=cache_scope_factory(CacheScope))
     turn = ChatTurn(tenant="t1", collection=settings.default_collection, model="ragd", question=QUESTION,
                     params=GenerationParams(max_tokens=settings.default_max_tokens))
-    decision = await pipeline._check_input(turn, [])  # the rails ran on this question once
+    decision = await pipeline._check_input(turn.tenant, turn.question, [])  # the rails ran on this question once
     assert decision is not None and decision.action == "pass"
     epoch = await pipeline.epochs.get("t1", settings.default_collection)
     scope = cache_scope_factory(CacheScope)(tenant="t1", collection=settings.default_collection, epoch=epoch,
@@ -180,8 +180,7 @@ def test_the_early_embedding_is_used_only_for_an_unchanged_question() -> None:
                                                 policy_version=pipeline.guard.policy_version, model="ragd",
                                                 params=params, context="")
         raw = "My email is jane.roe@example.com. How do I reset my password?"
-        redacted = (await pipeline._check_input(ChatTurn(tenant="t1", collection="default", model="ragd",
-                                                         question=raw), [])).text
+        redacted = (await pipeline._check_input("t1", raw, [])).text
         assert "jane.roe" not in redacted
         for question in ("How do I reset my password?", redacted):
             assert await cache.store(scope, question, CachedAnswer(content="From the settings page [1]."))

@@ -14,9 +14,9 @@ from gateway.auth import Authenticator, KeyRing, Principal
 from gateway.openai_schema import ChatCompletionRequest
 from gateway.pipeline import attach_citations
 from gateway.ratelimit import MemoryCounters, RateLimiter, RedisCounters
-from gateway.routes.chat import to_turn
 from gateway.settings import GatewaySettings
 from gateway.sse import ChunkWriter
+from gateway.turns import to_turn
 from services.contracts import ScoredChunk, Usage
 from services.errors import (
     AuthenticationError,

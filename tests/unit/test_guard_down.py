@@ -9,7 +9,7 @@ import socket
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.pipeline import ChatTurn, Pipeline
+from gateway.pipeline import ChatTurn, Pipeline, PipelineOptions
 from guardrails.client import HttpGuard
 from services.epochs import MemoryEpochStore
 from services.errors import DependencyUnavailableError
@@ -29,7 +29,7 @@ def _degradations() -> float:
 def _pipeline(guard: HttpGuard, *, fail_open: bool) -> Pipeline:
     # retriever and generator are never reached by the input check
     return Pipeline(retriever=None, generator=None, guard=guard, epochs=MemoryEpochStore(),  # type: ignore[arg-type]
-                    guard_input_fail_open=fail_open)
+                    options=PipelineOptions(guard_input_fail_open=fail_open))
 
 
 @pytest.mark.parametrize("fail_open", [False, True])
@@ -42,10 +42,10 @@ def test_input_rails_down(fail_open: bool) -> None:
         before = _degradations()
         try:
             if fail_open:
-                assert await pipeline._check_input(turn, degraded) is None
+                assert await pipeline._check_input(turn.tenant, turn.question, degraded) is None
             else:
                 with pytest.raises(DependencyUnavailableError) as info:
-                    await pipeline._check_input(turn, degraded)
+                    await pipeline._check_input(turn.tenant, turn.question, degraded)
                 assert info.value.status == 503
                 assert info.value.headers["x-ragd-degraded"] == "guardrails"
         finally:

@@ -51,7 +51,8 @@ def test_an_earlier_turn_blocks_only_on_a_sure_score(score: float, blocks: bool)
     _, block = asyncio.run(pipeline._check_history(_turn("Tell me about the warranty."), []))
     assert (block is not None) == blocks
     # the last turn is judged by the rails' own decision, whatever the score
-    last = asyncio.run(pipeline._check_input(_turn(), []))
+    turn = _turn()
+    last = asyncio.run(pipeline._check_input(turn.tenant, turn.question, []))
     assert last is not None and last.action == "block"
 
 
