@@ -53,9 +53,6 @@ def create_app(settings: GuardrailsSettings | None = None, *, guard: LocalGuard 
 
     @app.get("/v1/guardrails/policy")
     async def policy() -> dict[str, Any]:
-        p = local.policy
-        return {"version": p.version, "on_block": p.on_block,
-                "service_fail_open": p.service_fail_open.model_dump(),
-                "streaming": p.streaming.model_dump()}
+        return local.gateway_policy.model_dump()
 
     return app

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 import httpx
 
+from guardrails.policy import GatewaySide
 from services.contracts import GuardCheckRequest, GuardDecision
 from services.errors import RagdError
 from services.httpclient import CircuitBreaker, ServiceClient
@@ -24,7 +24,7 @@ class HttpGuard(ServiceClient):
         super().__init__(base_url, dependency="guardrails", timeout_s=timeout_s, retries=retries,
                          breaker=breaker, transport=transport)
         self._policy_version = ""
-        self.policy: dict[str, Any] = {}
+        self.gateway_policy: GatewaySide | None = None  # None until the service has been reached once
 
     @property
     def policy_version(self) -> str:
@@ -32,16 +32,17 @@ class HttpGuard(ServiceClient):
         return self._policy_version
 
     async def warm_up(self) -> None:
-        """Fetch the policy (version, on_block, fail-open defaults)."""
-        self.policy = await self.request("GET", "/v1/guardrails/policy")
-        self._policy_version = str(self.policy["version"])
+        """Fetch the gateway's side of the policy (version, on_block, fail-open defaults, streaming window)."""
+        self.gateway_policy = GatewaySide.model_validate(await self.request("GET", "/v1/guardrails/policy"))
+        self._policy_version = self.gateway_policy.version
 
     async def check(self, request: GuardCheckRequest) -> GuardDecision:
         # A check has no side effects, so it is safe to retry.
         data = await self.request("POST", "/v1/guardrails/check", idempotent=True,
                                   json=request.model_dump(mode="json"))
         decision = GuardDecision.model_validate(data)
-        if decision.policy_version and decision.policy_version != self.policy.get("version"):
+        known = self.gateway_policy.version if self.gateway_policy is not None else None
+        if decision.policy_version and decision.policy_version != known:
             await self._refresh_policy()  # first contact after a failed warm-up, or the policy changed
         self._policy_version = decision.policy_version or self._policy_version
         return decision

@@ -14,7 +14,7 @@ from guardrails.classifier import InjectionClassifier, semantic_inputs
 from guardrails.heuristics import RuleSet, load_rules
 from guardrails.normalize import language_of, normalize
 from guardrails.pii import PiiDetector
-from guardrails.policy import Policy, RailPolicy, load_policy
+from guardrails.policy import GatewaySide, Policy, RailPolicy, load_policy
 from guardrails.rails import (
     attack_rails,
     grounding_rail,
@@ -95,6 +95,11 @@ class LocalGuard:
     @property
     def policy_version(self) -> str:
         return self.policy.version
+
+    @property
+    def gateway_policy(self) -> GatewaySide:
+        """The part of the policy the gateway applies itself (as :class:`guardrails.client.HttpGuard` has it)."""
+        return self.policy.gateway_side
 
     async def ready(self) -> dict[str, bool]:
         """``models``: the classifier (and the topic matcher, when enabled) are loaded."""

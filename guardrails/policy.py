@@ -17,6 +17,7 @@ __all__ = [
     "PII_ENTITIES",
     "Action",
     "FlagActions",
+    "GatewaySide",
     "InputRails",
     "OutputRails",
     "Policy",
@@ -181,6 +182,17 @@ class Streaming(_Strict):
     window_chars: int = Field(48, ge=0, le=10_000)
 
 
+class GatewaySide(BaseModel):
+    """The part of the policy the gateway applies itself (``GET /v1/guardrails/policy`` serves it)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    version: str = Field(min_length=1, max_length=64)
+    on_block: Literal["refuse", "error"] = "refuse"
+    service_fail_open: ServiceFailOpen = ServiceFailOpen()
+    streaming: Streaming = Streaming()
+
+
 class Policy(_Strict):
     """The whole policy. ``version`` goes into every cache key."""
 
@@ -191,6 +203,11 @@ class Policy(_Strict):
     input: InputRails = InputRails()
     output: OutputRails = OutputRails()
     refusals: dict[str, dict[str, str]]
+
+    @property
+    def gateway_side(self) -> GatewaySide:
+        return GatewaySide(version=self.version, on_block=self.on_block, service_fail_open=self.service_fail_open,
+                           streaming=self.streaming)
 
     @model_validator(mode="after")
     def _refusals_complete(self) -> Policy:

@@ -3,12 +3,10 @@ packaged multilingual-e5-small under ONNX Runtime (:mod:`embeddings.e5_onnx`).
 
 Hashed n-grams learn the words of the sources they were trained on; a new source words its attacks
 differently. A sentence vector carries what the words mean, in English and Korean alike, so the
-linear model over [n-grams | vector] catches more attacks of sources it never saw. Measured on the
-dev protocol (a model trained on source group A, scored on group B's training texts; see
-docs/guardrails.md) and chosen there: the mean-pooled output of e5's 6th of 12 layers over the first
-32 tokens scored about as well there as the whole model over 32 or 128 tokens, and one text takes
-p50 4.6 / p95 7.6 ms on these 2 cores against 8.3 / 14.8 ms for the whole model over 32 tokens.
-The vector is computed beside the pattern rails and the n-gram features (ONNX Runtime releases the
+linear model over [n-grams | vector] catches more attacks of sources it never saw. The vector is the
+mean-pooled output of e5's 6th of 12 layers over the first 32 tokens: on the dev protocol (a model
+trained on source group A, scored on group B's training texts; docs/guardrails.md) it scores about as
+well as the whole model at about half its cost. The vector is computed beside the pattern rails and the n-gram features (ONNX Runtime releases the
 GIL), so it adds little to the whole check.
 """
 

@@ -154,8 +154,8 @@ _IDS = random.Random(os.urandom(32))
 
 def new_request_id() -> str:
     """32 random hex digits. A seeded non-cryptographic generator: ids must be unique and reveal
-    nothing (no counter), but need not be secrets; a ``uuid4`` per request cost a ``getrandom`` call
-    each, 6% of an exact cache hit."""
+    nothing (no counter), but need not be secrets; a ``uuid4`` would cost a ``getrandom`` system call per
+    request on the exact-hit path."""
     return f"{_IDS.getrandbits(128):032x}"
 
 

@@ -109,10 +109,10 @@ def test_http_guard_learns_the_policy_on_first_contact(local_guard: LocalGuard) 
     client = HttpGuard("http://guardrails", transport=httpx.ASGITransport(app=app))
 
     async def run() -> None:
-        assert client.policy_version == "" and client.policy == {}  # no warm-up: service "was down"
+        assert client.policy_version == "" and client.gateway_policy is None  # no warm-up: service "was down"
         await client.check(GuardCheckRequest(kind="input", text="hello"))
         assert client.policy_version == local_guard.policy_version
-        assert client.policy["streaming"]["window_chars"] == local_guard.policy.streaming.window_chars
+        assert client.gateway_policy == local_guard.gateway_policy
         await client.aclose()
 
     asyncio.run(run())
