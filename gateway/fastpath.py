@@ -1,11 +1,12 @@
 """Exact cache hits answered beneath FastAPI's routing: the repeated question's fast path.
 
 An exact hit is answered in well under a millisecond of work, and FastAPI's routing, dependency
-injection and response machinery then cost more than the answer itself. :class:`ExactHitFastPath` sits inside the request-context, admission and body-limit
-middleware, so a hit still gets its request id, metrics, log line, in-flight bound and body limit.
-It answers ``POST /v1/chat/completions`` itself only when the request is a non-streaming,
-single-turn exact hit whose input-rail decision is already known; anything else (a miss, a stream,
-a follow-up, bad input, a wrong key) goes on to the normal route with its body replayed, untouched.
+injection and response machinery then cost more than the answer itself. :class:`ExactHitFastPath` sits
+inside the request-context, admission and body-limit middleware, so a hit still gets its request id,
+metrics, log line, in-flight bound and body limit. It answers ``POST /v1/chat/completions`` itself only
+when the request is a non-streaming, single-turn exact hit whose input-rail decision is already known;
+anything else (a miss, a stream, a follow-up, bad input, a wrong key) goes on to the normal route with
+its body replayed, untouched.
 
 A hit here goes through the same steps as through the route: the key is authenticated, the rate
 limit admits the request (a 429 is answered here, as the route would), the remembered input-rail

@@ -6,8 +6,8 @@ differently. A sentence vector carries what the words mean, in English and Korea
 linear model over [n-grams | vector] catches more attacks of sources it never saw. The vector is the
 mean-pooled output of e5's 6th of 12 layers over the first 32 tokens: on the dev protocol (a model
 trained on source group A, scored on group B's training texts; docs/guardrails.md) it scores about as
-well as the whole model at about half its cost. The vector is computed beside the pattern rails and the n-gram features (ONNX Runtime releases the
-GIL), so it adds little to the whole check.
+well as the whole model at about half its cost. The vector is computed beside the pattern rails and
+the n-gram features (ONNX Runtime releases the GIL), so it adds little to the whole check.
 """
 
 from __future__ import annotations
