@@ -33,12 +33,15 @@ def _header_json(citations: Sequence[Citation]) -> str:
     return json.dumps(rows, ensure_ascii=True, separators=(",", ":"))
 
 
-def answer_headers(prepared: Prepared) -> dict[str, str]:
+def answer_headers(prepared: Prepared, answer: Answer | None = None) -> dict[str, str]:
+    """The answer's headers: its citations once it is known (``answer``, or a hit's), else the numbered
+    sources it is to be generated from (a stream's headers go out before its text)."""
     headers = {"x-ragd-cache": prepared.cache}
     if prepared.degraded:
         headers["x-ragd-degraded"] = ",".join(sorted(set(prepared.degraded)))
-    if prepared.answer is not None:
-        headers["x-ragd-citations"] = _header_json(prepared.answer.citations)
+    known = answer or prepared.answer
+    if known is not None:
+        headers["x-ragd-citations"] = _header_json(known.citations)
     elif prepared.chunks:
         headers["x-ragd-sources"] = _header_json([citation_of(i, c) for i, c in enumerate(prepared.chunks, 1)])
     return headers
@@ -65,4 +68,4 @@ async def json_answer(prepared: Prepared, answer: Answer, *, model: str, wire: W
     await spend(answer.usage.total_tokens)
     payload = wire.body(model=model, content=with_references(answer.content, answer.citations, style),
                         finish_reason=answer.finish_reason, usage=answer.usage, citations=answer.citations)
-    return JSONResponse(payload, headers=answer_headers(prepared))
+    return JSONResponse(payload, headers=answer_headers(prepared, answer))
