@@ -209,6 +209,57 @@ def _overload(where: Where) -> list[str]:
                    "answer p50 s", "slowest answer s", "slowest refusal s", "load at start"], rows)
 
 
+def _scale(where: Where) -> list[str]:
+    r = _load(where.results / "scale.json")
+    if r is None:
+        return []
+    rows = []
+    for size, m in sorted(r.get("sizes", {}).items(), key=lambda item: int(item[0])):
+        per_chunk = m.get("rss_bytes_per_chunk")
+        rows.append([_num(int(size)), f"{_num(m.get('hybrid_ms_p50'), 1)} / {_num(m.get('hybrid_ms_p95'), 1)}",
+                     _num(m.get("bm25_ms_p50"), 1), _num(m.get("dense_ms_p50"), 1),
+                     _num(per_chunk, 0) if per_chunk is not None else "n/a", _num(m.get("build_s"), 1),
+                     _num(m.get("add100_s"), 2)])
+    out = _table(["chunks", "hybrid p50 / p95 ms", "BM25 p50 ms", "dense p50 ms", "RSS bytes per chunk",
+                  "build s", "add 100 documents s"], rows)
+    notes = [f"{key}: {value}" for key, value in r.items() if key in ("synthetic", "notes") and value]
+    return [*out, "", *notes, f"Run: {_run_line(r)}" if r.get("machine") else ""]
+
+
+def _peers(where: Where) -> list[str]:
+    r = _load(where.results / "peers.json")
+    if r is None:
+        return []
+    out: list[str] = []
+    cache = r.get("cache")
+    if cache:
+        out += _table(["answer cache hit", "req/s", "p50 ms"],
+                      [["ragd exact hit", _num(cache.get("ragd_rps"), 1), _num(cache.get("ragd_ms_p50"), 2)],
+                       ["LiteLLM proxy + Redis cache", _num(cache.get("litellm_rps"), 1),
+                        _num(cache.get("litellm_ms_p50"), 2)]])
+        out.append("")
+    retrieval = r.get("retrieval")
+    if retrieval:
+        out += _table(["dataset", "ragd nDCG@10", "LlamaIndex nDCG@10", "ragd p50 ms", "LlamaIndex p50 ms"],
+                      [[name, _fixed(d.get("ragd_ndcg@10"), 4), _fixed(d.get("llamaindex_ndcg@10"), 4),
+                        _num(d.get("ragd_ms_p50"), 1), _num(d.get("llamaindex_ms_p50"), 1)]
+                       for name, d in retrieval.items() if isinstance(d, dict)])
+        out.append("")
+    semantic = r.get("semantic_cache")
+    if semantic:
+        out += _table(["semantic cache", "false hit rate", "paraphrase hit rate"],
+                      [["ragd", _fixed(semantic.get("ragd_false_hit_rate")),
+                        _fixed(semantic.get("ragd_paraphrase_hit_rate"))],
+                       [str(semantic.get("peer", "peer")), _fixed(semantic.get("peer_false_hit_rate")),
+                        _fixed(semantic.get("peer_paraphrase_hit_rate"))]])
+        out.append("")
+    skipped = r.get("skipped") or {}
+    out += [f"- {peer}: not run ({why})" for peer, why in skipped.items()]
+    if r.get("machine"):
+        out += ["", f"Run: {_run_line(r)}"]
+    return out
+
+
 SECTIONS: list[Section] = [
     Section("Latency (`ragd bench`)",
             "`make bench` (= `ragd bench all --out bench/results`), or `ragd bench gateway|cache|retrieval|guardrails|"
@@ -231,6 +282,14 @@ SECTIONS: list[Section] = [
             "[cache.md](cache.md). Latency of a hit with and without the evidence check: "
             "`python -m lab.cache.latency`.",
             _cache_precision, ("docs/img/cache_thresholds.png",)),
+    Section("Scale (`ragd bench scale`)",
+            "`ragd bench scale --sizes 10000,100000`: retrieval latency, memory and incremental adds by collection "
+            "size; what is synthetic at each size is said in the run.",
+            _scale, ("bench/results/scale.png",)),
+    Section("Side by side with the peers (`make bench-peers`)",
+            "`ragd bench peers`: each peer installed from PyPI into its own virtualenv and run on the same machine "
+            "in the same run as ragd.",
+            _peers),
     Section("Overload (Locust, `make test-clients`)",
             "10 users asking fresh questions against `ragd serve --demo`; every request must be answered within "
             "its deadline or refused with a 429 within 100 ms (`lab/clients/locust_check.py`).",
