@@ -27,6 +27,7 @@ from cache.lexicon import (
     KO_STOPWORDS,
     TEMPORAL,
 )
+from cache.variants import align
 
 __all__ = ["GUARDS", "fired_guards", "reject_reason"]
 
@@ -303,7 +304,10 @@ GUARDS: dict[str, Callable[[str, str], bool]] = {
 
 
 def reject_reason(query: str, candidate: str, skip: frozenset[str] = frozenset()) -> str | None:
-    """The name of the first guard (not in ``skip``) that tells the two questions apart, or None."""
+    """The name of the first guard (not in ``skip``) that tells the two questions apart, or None. The
+    query is first spaced and spelt like the candidate where it differs only by spacing or a typo
+    (:func:`cache.variants.align`)."""
+    query = align(query, candidate)
     for name, differs in GUARDS.items():
         if name not in skip and differs(query, candidate):
             return name
@@ -312,4 +316,5 @@ def reject_reason(query: str, candidate: str, skip: frozenset[str] = frozenset()
 
 def fired_guards(query: str, candidate: str) -> frozenset[str]:
     """Every guard that tells the two questions apart (for evaluating guard choices)."""
+    query = align(query, candidate)
     return frozenset(name for name, differs in GUARDS.items() if differs(query, candidate))
