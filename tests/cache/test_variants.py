@@ -34,7 +34,7 @@ def test_one_edit_counts_substitutions_insertions_deletions_and_swaps() -> None:
     ("query", "candidate"),
     [
         ("노아의방주는 몇층이었나요?", "노아의 방주는 몇 층이었나요?"),
-        ("How many speceis of ctenophores have been validated?", "How many species of ctenophores have been validated?"),
+        ("How many speceis of ctenophores exist?", "How many species of ctenophores exist?"),
         ("박형식은 언제 대뷔했나요?", "박형식은 언제 데뷔했나요?"),
     ],
 )
@@ -45,7 +45,7 @@ def test_spacing_and_typo_paraphrases_pass_the_guards(query: str, candidate: str
 @pytest.mark.parametrize(
     ("query", "candidate", "guard"),
     [
-        ("리처드닉슨은 몇년에 연방상원의원에 당선되었나요?", "리처드 닉슨은 몇 년에 연방 하원 의원에 당선되었나요?", "antonym"),
+        ("닉슨은 몇년에 연방상원의원에 당선되었나요?", "닉슨은 몇 년에 연방 하원 의원에 당선되었나요?", "antonym"),
         ("How many people were aboard the AS-208 test flight?", "How many poeple were aboard the AS-206 test flight?",
          "number"),
         ("When did Russia join the league?", "When did Prussia join the league?", "substitution"),
