@@ -247,6 +247,12 @@ _KO_ASKS = (
 )
 
 
+_DURATION = re.compile(
+    r"\bhow many (?:seconds|minutes|hours|days|weeks|months|years)\b"
+    r"|몇\s*(?:초|분|시간|일|주|달|개월|년)\s*(?:동안|이나|정도|걸)|얼마나\s*(?:오래|걸리|걸려)"
+)
+
+
 def _asks(text: str) -> frozenset[str]:
     lowered = f" {_lower(text)} "
     found = {kind for word, kind in _EN_ASKS if re.search(rf"\b{word}\b", lowered)}
@@ -254,6 +260,9 @@ def _asks(text: str) -> frozenset[str]:
     if "몇 년에" in lowered or "몇년에" in lowered:  # "in what year", not "how many"
         found.add("time")
         found.discard("count")
+    if _DURATION.search(lowered):  # "how many minutes", "몇 분 동안", "얼마나 걸리": how long
+        found.add("duration")
+        found -= {"count", "amount"}
     if "amount" in found or "count" in found or "duration" in found:
         found.discard("time")  # "how long ... what time" style overlaps are one ask
     return frozenset(found)

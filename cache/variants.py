@@ -112,6 +112,14 @@ def respell(text: str, model: str) -> str:
     return _WORD.sub(fix, text)
 
 
+_ASIDE = re.compile(r"\s*\([^()]*\)")
+
+
 def align(question: str, cached: str) -> str:
-    """``question`` spaced and spelt like ``cached`` where it differs only by spacing or typos."""
-    return respell(respace(_letters(question), _letters(cached)), _letters(cached))
+    """``question`` spaced and spelt like ``cached`` where it differs only by spacing or typos, and
+    without an aside in parentheses that ``cached`` does not have ("증강현실(AR)", "천안함(Cheonan)")."""
+    model = _letters(cached)
+    text = _letters(question)
+    if "(" not in model:
+        text = _ASIDE.sub("", text)
+    return respell(respace(text, model), model)

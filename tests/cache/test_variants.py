@@ -50,6 +50,7 @@ def test_spacing_and_typo_paraphrases_pass_the_guards(query: str, candidate: str
          "number"),
         ("When did Russia join the league?", "When did Prussia join the league?", "substitution"),
         ("세명이 탈 수 있나요?", "네명이 탈 수 있나요?", "number"),
+        ("VR(가상현실) 연구의 시초는?", "AR(증강현실) 연구의 시초는?", "substitution"),  # asides on both
     ],
 )
 def test_near_misses_spelt_differently_are_still_refused(query: str, candidate: str, guard: str) -> None:
