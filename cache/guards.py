@@ -184,7 +184,7 @@ def _canonical(word: str) -> str:
     or verb suffix, so inflections of one word compare equal."""
     if _HANGUL.match(word):
         return _ko_stem(word)[:2]
-    for suffix in ("ing", "ed", "es", "s"):
+    for suffix in ("ed", "es", "s"):  # "-ing" stays: "developing" and "developed" countries differ
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
             return word[: -len(suffix)]
     return word.removesuffix("'s")

@@ -110,7 +110,8 @@ EN_STOPWORDS = frozenset(
         "may might must i me my mine you your yours we our us they their them it its he his him she her what which "
         "who whom whose where when why how there here any some all each every much many way ways get got make makes "
         "tell explain please s possible able procedure process steps step kind type "
-        "hey hi hello quick question wondering wonder curious remind happen exactly ok okay so just actually anyone"
+        "hey hi hello quick question wondering wonder curious remind happen exactly ok okay so just actually anyone "
+        "person"
     )
 )
 KO_STOPWORDS = frozenset(
@@ -120,6 +121,7 @@ KO_STOPWORDS = frozenset(
         "방법은요 방법이 방법을 알려주세요 알려 주세요 궁금합니다 "
         "궁금해요 하나요 되나요 인가요 있나요 있는 있을 수 이 그 저 것 좀 해야 하려면 하는 하면 할 돼요 되는 "
         "가요 나요 요 은요 는요 절차 절차는 절차가 "
-        "혹시 저기요 궁금해서 그러는데 아세요 아시나요 알려줄 알려줄래요 줄래요 줄 있어요 정확히 좀요"
+        "혹시 저기요 궁금해서 그러는데 아세요 아시나요 알려줄 알려줄래요 줄래요 줄 있어요 정확히 좀요 "
+        "사람 사람은 사람이 인물 인물은 인물이"
     )
 )

@@ -88,6 +88,7 @@ def test_sampled_requests_are_not_cached() -> None:
         ("닉슨은 몇년에 연방상원의원에 당선되었나요?", "닉슨은 몇 년에 연방 하원 의원에 당선되었나요?", "antonym"),
         ("Who led the committee set up by Seaman?", "When was the committee set up by Seaman established?", "asks"),
         ("How many years did the war last?", "When did the war start?", "asks"),
+        ("전화기를 발명한 사람은 누구인가요?", "페니실린을 발견한 사람은 누구인가요?", "substitution"),
     ],
 )
 def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> None:
@@ -110,6 +111,7 @@ def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> No
         ("I was wondering where Friedrich Ratzel was born.", "Where was Friedrich Ratzel born?"),  # chatty filler
         ("증강현실(AR) 연구를 처음 시작한 사람은?", "증강현실 연구를 처음 시작한 사람은?"),  # an aside
         ("반숙 달걀은 몇 분 동안 삶아야 하나요?", "달걀을 반숙으로 삶으려면 얼마나 걸리나요?"),  # both ask how long
+        ("페니실린은 누가 발견했나요?", "페니실린을 발견한 사람은 누구인가요?"),  # "the person who" asks who
     ],
 )
 def test_guards_let_paraphrases_through(query: str, candidate: str) -> None:
