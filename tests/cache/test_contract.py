@@ -76,14 +76,19 @@ async def test_negation_misses(cache: AnswerCache, stored: str, asked: str) -> N
 @pytest.mark.parametrize(
     ("stored", "asked"),
     [
-        ("노아의 방주는 몇 층이었나요?", "노아의방주는 몇층이었나요?"),  # Korean spacing
+        ("박형식은 언제 데뷔했나요?", "박형식은 언제 대뷔했나요?"),  # a Korean typo
         ("How many species of ctenophores have been validated?",
          "How many speceis of ctenophores have been validated?"),  # a typo
     ],
 )
-async def test_spacing_and_typo_variants_are_semantic_hits(cache: AnswerCache, stored: str, asked: str) -> None:
+async def test_typo_variants_are_semantic_hits(cache: AnswerCache, stored: str, asked: str) -> None:
     await cache.store(scope(), stored, ANSWER)
     assert (await cache.lookup(scope(), asked)).outcome == "semantic"
+
+
+async def test_a_korean_spacing_variant_is_an_exact_hit(cache: AnswerCache) -> None:
+    await cache.store(scope(), "노아의 방주는 몇 층이었나요?", ANSWER)
+    assert (await cache.lookup(scope(), "노아의방주는 몇층이었나요?")).outcome == "exact"
 
 
 @pytest.mark.parametrize(

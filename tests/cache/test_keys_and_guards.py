@@ -12,7 +12,9 @@ from tests.cache.conftest import scope
 
 def test_normalization_ignores_case_spacing_and_trailing_punctuation() -> None:
     assert normalize_question("  What IS   the refund policy?? ") == normalize_question("what is the refund policy")
-    assert normalize_question("연간 요금제의  환불 정책은?") == "연간 요금제의 환불 정책은"
+    assert normalize_question("연간 요금제의  환불 정책은?") == "연간요금제의환불정책은"
+    assert normalize_question("노아의방주는 몇층이었나요?") == normalize_question("노아의 방주는 몇 층이었나요?")
+    assert normalize_question("2003년 8월 TCP 설정") == "2003년 8월 tcp 설정"  # only between two Hangul syllables
 
 
 def test_every_scope_field_changes_the_key() -> None:
