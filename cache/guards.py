@@ -27,6 +27,7 @@ from cache.lexicon import (
     KO_STOPWORDS,
     TEMPORAL,
 )
+from cache.variants import align
 
 __all__ = ["GUARDS", "fired_guards", "reject_reason"]
 
@@ -183,7 +184,7 @@ def _canonical(word: str) -> str:
     or verb suffix, so inflections of one word compare equal."""
     if _HANGUL.match(word):
         return _ko_stem(word)[:2]
-    for suffix in ("ing", "ed", "es", "s"):
+    for suffix in ("ed", "es", "s"):  # "-ing" stays: "developing" and "developed" countries differ
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
             return word[: -len(suffix)]
     return word.removesuffix("'s")
@@ -246,6 +247,12 @@ _KO_ASKS = (
 )
 
 
+_DURATION = re.compile(
+    r"\bhow many (?:seconds|minutes|hours|days|weeks|months|years)\b"
+    r"|몇\s*(?:초|분|시간|일|주|달|개월|년)\s*(?:동안|이나|정도|걸)|얼마나\s*(?:오래|걸리|걸려)"
+)
+
+
 def _asks(text: str) -> frozenset[str]:
     lowered = f" {_lower(text)} "
     found = {kind for word, kind in _EN_ASKS if re.search(rf"\b{word}\b", lowered)}
@@ -253,6 +260,9 @@ def _asks(text: str) -> frozenset[str]:
     if "몇 년에" in lowered or "몇년에" in lowered:  # "in what year", not "how many"
         found.add("time")
         found.discard("count")
+    if _DURATION.search(lowered):  # "how many minutes", "몇 분 동안", "얼마나 걸리": how long
+        found.add("duration")
+        found -= {"count", "amount"}
     if "amount" in found or "count" in found or "duration" in found:
         found.discard("time")  # "how long ... what time" style overlaps are one ask
     return frozenset(found)
@@ -303,7 +313,10 @@ GUARDS: dict[str, Callable[[str, str], bool]] = {
 
 
 def reject_reason(query: str, candidate: str, skip: frozenset[str] = frozenset()) -> str | None:
-    """The name of the first guard (not in ``skip``) that tells the two questions apart, or None."""
+    """The name of the first guard (not in ``skip``) that tells the two questions apart, or None. The
+    query is first spaced and spelt like the candidate where it differs only by spacing or a typo
+    (:func:`cache.variants.align`)."""
+    query = align(query, candidate)
     for name, differs in GUARDS.items():
         if name not in skip and differs(query, candidate):
             return name
@@ -312,4 +325,5 @@ def reject_reason(query: str, candidate: str, skip: frozenset[str] = frozenset()
 
 def fired_guards(query: str, candidate: str) -> frozenset[str]:
     """Every guard that tells the two questions apart (for evaluating guard choices)."""
+    query = align(query, candidate)
     return frozenset(name for name, differs in GUARDS.items() if differs(query, candidate))

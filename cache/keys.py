@@ -21,6 +21,7 @@ from services.contracts import GenerationParams
 __all__ = ["CacheScope", "exact_key", "group_key", "key_params", "normalize_question", "partition_key"]
 
 _KEY_VERSION = "v1"
+_HANGUL_GAP = re.compile(r"(?<=[\uac00-\ud7a3]) (?=[\uac00-\ud7a3])")
 _SPACES = re.compile(r"\s+")
 _EDGE_PUNCT = re.compile(r"^[\s\"'“”‘’«»(\[]+|[\s\"'“”‘’«»)\].?!？！。…:;,]+$")
 
@@ -76,9 +77,11 @@ def key_params(params: GenerationParams) -> GenerationParams:
 
 
 def normalize_question(question: str) -> str:
-    """NFKC, case-folded, whitespace collapsed, surrounding quotes and trailing punctuation dropped."""
+    """NFKC, case-folded, whitespace collapsed and dropped between two Hangul syllables (Korean spacing
+    varies from writer to writer: "노아의방주" is "노아의 방주"), surrounding quotes and trailing
+    punctuation dropped."""
     text = unicodedata.normalize("NFKC", question).casefold()
-    text = _SPACES.sub(" ", text).strip()
+    text = _HANGUL_GAP.sub("", _SPACES.sub(" ", text).strip())
     return _EDGE_PUNCT.sub("", text)
 
 

@@ -109,7 +109,9 @@ EN_STOPWORDS = frozenset(
         "is are was were be been being am do does did done doing have has had having can could will would shall should "
         "may might must i me my mine you your yours we our us they their them it its he his him she her what which "
         "who whom whose where when why how there here any some all each every much many way ways get got make makes "
-        "tell explain please s possible able procedure process steps step kind type"
+        "tell explain please s possible able procedure process steps step kind type "
+        "hey hi hello quick question wondering wonder curious remind happen exactly ok okay so just actually anyone "
+        "person"
     )
 )
 KO_STOPWORDS = frozenset(
@@ -118,6 +120,8 @@ KO_STOPWORDS = frozenset(
         "언제 언제인가요 누구 누구인가요 누가 얼마 얼마인가요 얼마나 얼마예요 몇 왜 방법 방법은 "
         "방법은요 방법이 방법을 알려주세요 알려 주세요 궁금합니다 "
         "궁금해요 하나요 되나요 인가요 있나요 있는 있을 수 이 그 저 것 좀 해야 하려면 하는 하면 할 돼요 되는 "
-        "가요 나요 요 은요 는요 절차 절차는 절차가"
+        "가요 나요 요 은요 는요 절차 절차는 절차가 "
+        "혹시 저기요 궁금해서 그러는데 아세요 아시나요 알려줄 알려줄래요 줄래요 줄 있어요 정확히 좀요 "
+        "사람 사람은 사람이 인물 인물은 인물이"
     )
 )

@@ -1,7 +1,7 @@
 """Semantic-cache precision on the pair set: paraphrase hit rate and false-hit rate per threshold.
 
 Each pair is (a: the cached question, b: the incoming one). Two views, both taking exactly the
-decision :class:`cache.AnswerCache` takes (cosine >= threshold, then the precision guards):
+decision :class:`cache.AnswerCache` takes (the same exact key, or cosine >= threshold, then the guards):
 
 * **pairwise**: b against its own a only; a paraphrase should hit, a near-miss must not;
 * **crowded**: every distinct a sits in one partition and b is looked up among all of them (the
@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from cache.embedders import QuestionEmbedder
 from cache.guards import fired_guards
+from cache.keys import normalize_question
 
 __all__ = [
     "PAIRS_PATH", "THRESHOLDS", "Agrees", "Pair", "Rule", "choose_threshold", "crowded", "evaluate", "load_pairs",
@@ -87,6 +88,11 @@ def _fired(question: str, candidate: str) -> frozenset[str]:
     return fired_guards(question, candidate)
 
 
+@functools.lru_cache(maxsize=65_536)
+def _same_key(question: str, candidate: str) -> bool:
+    return normalize_question(question) == normalize_question(candidate)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """The decision the cache takes: cosine >= ``threshold``, no guard outside ``guards_off`` fires
@@ -98,6 +104,8 @@ class Rule:
     agrees: Agrees | None = None
 
     def accepts(self, question: str, candidate: str, similarity: float, corpus: str) -> bool:
+        if _same_key(question, candidate):
+            return True  # an exact hit: served before any semantic check
         if similarity < self.threshold:
             return False
         if self.guards and _fired(question, candidate) - self.guards_off:

@@ -73,6 +73,37 @@ async def test_negation_misses(cache: AnswerCache, stored: str, asked: str) -> N
     assert (await cache.lookup(scope(), asked)).outcome == "miss"
 
 
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("박형식은 언제 데뷔했나요?", "박형식은 언제 대뷔했나요?"),  # a Korean typo
+        ("How many species of ctenophores have been validated?",
+         "How many speceis of ctenophores have been validated?"),  # a typo
+    ],
+)
+async def test_typo_variants_are_semantic_hits(cache: AnswerCache, stored: str, asked: str) -> None:
+    await cache.store(scope(), stored, ANSWER)
+    assert (await cache.lookup(scope(), asked)).outcome == "semantic"
+
+
+async def test_a_korean_spacing_variant_is_an_exact_hit(cache: AnswerCache) -> None:
+    await cache.store(scope(), "노아의 방주는 몇 층이었나요?", ANSWER)
+    assert (await cache.lookup(scope(), "노아의방주는 몇층이었나요?")).outcome == "exact"
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("How many poeple were aboard the AS-206 test flight?", "How many people were aboard the AS-208 test flight?"),
+        ("What share of GDP does construction make up in developed countries?",
+         "What share of GDP does construction make up in developing countries?"),
+    ],
+)
+async def test_near_misses_with_typos_or_inflections_miss(cache: AnswerCache, stored: str, asked: str) -> None:
+    await cache.store(scope(), stored, ANSWER)
+    assert (await cache.lookup(scope(), asked)).outcome == "miss"
+
+
 async def test_no_store_writes_nothing(cache: AnswerCache) -> None:
     assert not await cache.store(scope(), QUESTION, ANSWER, write=False)
     assert (await cache.lookup(scope(), QUESTION)).outcome == "miss"

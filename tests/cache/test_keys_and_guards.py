@@ -12,7 +12,9 @@ from tests.cache.conftest import scope
 
 def test_normalization_ignores_case_spacing_and_trailing_punctuation() -> None:
     assert normalize_question("  What IS   the refund policy?? ") == normalize_question("what is the refund policy")
-    assert normalize_question("연간 요금제의  환불 정책은?") == "연간 요금제의 환불 정책은"
+    assert normalize_question("연간 요금제의  환불 정책은?") == "연간요금제의환불정책은"
+    assert normalize_question("노아의방주는 몇층이었나요?") == normalize_question("노아의 방주는 몇 층이었나요?")
+    assert normalize_question("2003년 8월 TCP 설정") == "2003년 8월 tcp 설정"  # only between two Hangul syllables
 
 
 def test_every_scope_field_changes_the_key() -> None:
@@ -87,6 +89,8 @@ def test_sampled_requests_are_not_cached() -> None:
         ("When did the first outdoor market open?", "When did the first indoor market open?", "antonym"),
         ("닉슨은 몇년에 연방상원의원에 당선되었나요?", "닉슨은 몇 년에 연방 하원 의원에 당선되었나요?", "antonym"),
         ("Who led the committee set up by Seaman?", "When was the committee set up by Seaman established?", "asks"),
+        ("How many years did the war last?", "When did the war start?", "asks"),
+        ("전화기를 발명한 사람은 누구인가요?", "페니실린을 발견한 사람은 누구인가요?", "substitution"),
     ],
 )
 def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> None:
@@ -106,6 +110,10 @@ def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> No
         ("박형식 데뷔일?", "박형식은 언제 데뷔했나요?"),  # no question word: it asks what its words name
         ("In what year was the Maastricht Treaty signed?", "When was the Maastricht Treaty signed?"),
         ("How many eggs fit in a single carton?", "How many eggs can one carton hold?"),
+        ("I was wondering where Friedrich Ratzel was born.", "Where was Friedrich Ratzel born?"),  # chatty filler
+        ("증강현실(AR) 연구를 처음 시작한 사람은?", "증강현실 연구를 처음 시작한 사람은?"),  # an aside
+        ("반숙 달걀은 몇 분 동안 삶아야 하나요?", "달걀을 반숙으로 삶으려면 얼마나 걸리나요?"),  # both ask how long
+        ("페니실린은 누가 발견했나요?", "페니실린을 발견한 사람은 누구인가요?"),  # "the person who" asks who
     ],
 )
 def test_guards_let_paraphrases_through(query: str, candidate: str) -> None:

@@ -1,0 +1,57 @@
+"""Spacing and one-edit typos are undone before the guards; what a typo cannot be stays a near miss."""
+
+from __future__ import annotations
+
+import pytest
+
+from cache.guards import reject_reason
+from cache.variants import align, one_edit
+
+
+@pytest.mark.parametrize(
+    ("question", "cached", "expected"),
+    [
+        ("노아의방주는 몇층이었나요?", "노아의 방주는 몇 층이었나요?", "노아의 방주는 몇 층이었나요?"),
+        ("금강산의여름이름은무엇인가요?", "금강산의 여름 이름은 무엇인가요?", "금강산의 여름 이름은 무엇인가요?"),
+        ("금강산의 여름 이룸은 무엇인가요?", "금강산의 여름 이름은 무엇인가요?", "금강산의 여름 이름은 무엇인가요?"),
+        ("How many poeple were aboard?", "How many people were aboard?", "How many people were aboard?"),
+        ("Who was the frist director?", "Who was the first director?", "Who was the frist director?"),  # a numeral
+        ("When did Russia join the league?", "When did Prussia join the league?", "When did Russia join the league?"),
+        ("Is it typical?", "Is it atypical?", "Is it typical?"),
+        ("세명이 탈 수 있나요?", "네명이 탈 수 있나요?", "세명이 탈 수 있나요?"),
+    ],
+)
+def test_align_undoes_spacing_and_typos_only(question: str, cached: str, expected: str) -> None:
+    assert align(question, cached) == expected
+
+
+def test_one_edit_counts_substitutions_insertions_deletions_and_swaps() -> None:
+    assert one_edit("people", "poeple") and one_edit("recent", "recnt") and one_edit("basin", "basins")
+    assert not one_edit("people", "people") and not one_edit("immigration", "emigration")
+
+
+@pytest.mark.parametrize(
+    ("query", "candidate"),
+    [
+        ("노아의방주는 몇층이었나요?", "노아의 방주는 몇 층이었나요?"),
+        ("How many speceis of ctenophores exist?", "How many species of ctenophores exist?"),
+        ("박형식은 언제 대뷔했나요?", "박형식은 언제 데뷔했나요?"),
+    ],
+)
+def test_spacing_and_typo_paraphrases_pass_the_guards(query: str, candidate: str) -> None:
+    assert reject_reason(query, candidate) is None
+
+
+@pytest.mark.parametrize(
+    ("query", "candidate", "guard"),
+    [
+        ("닉슨은 몇년에 연방상원의원에 당선되었나요?", "닉슨은 몇 년에 연방 하원 의원에 당선되었나요?", "antonym"),
+        ("How many people were aboard the AS-208 test flight?", "How many poeple were aboard the AS-206 test flight?",
+         "number"),
+        ("When did Russia join the league?", "When did Prussia join the league?", "substitution"),
+        ("세명이 탈 수 있나요?", "네명이 탈 수 있나요?", "number"),
+        ("VR(가상현실) 연구의 시초는?", "AR(증강현실) 연구의 시초는?", "substitution"),  # asides on both
+    ],
+)
+def test_near_misses_spelt_differently_are_still_refused(query: str, candidate: str, guard: str) -> None:
+    assert reject_reason(query, candidate, frozenset({"entity"})) == guard
