@@ -30,6 +30,7 @@ from cache.keys import CacheScope, exact_key, group_key, partition_key
 from cache.redis_backend import RedisBackend
 from cache.settings import CacheSettings
 from services.contracts import GenerationParams
+from services.httpclient import CircuitBreaker
 from services.telemetry import CACHE_EVICTIONS, CACHE_LOOKUPS, CACHE_STORES, DEGRADATIONS, child, observe_stage, stage
 
 __all__ = ["AnswerCache", "QuestionVerifier"]
@@ -66,7 +67,7 @@ class AnswerCache:
             if settings.evidence
             else None
         )
-        self._broken_until = 0.0
+        self._breaker = CircuitBreaker(threshold=1, reset_s=settings.breaker_cooldown_s)
         self._warm = False
         self._vectors: OrderedDict[str, Vector] = OrderedDict()
         self._decoded: OrderedDict[bytes, CachedAnswer] = OrderedDict()
@@ -114,7 +115,7 @@ class AnswerCache:
     async def ready(self) -> dict[str, bool]:
         """``embedder``: loaded by :meth:`warm_up` (or not needed); ``store``: not bypassed after a failure
         (the breaker is closed). A bypassed cache degrades answers, it does not stop them."""
-        return {"embedder": self._warm or self._embedder is None, "store": time.monotonic() >= self._broken_until}
+        return {"embedder": self._warm or self._embedder is None, "store": not self._breaker.is_open}
 
     async def close(self) -> None:
         await self._backend.close()
@@ -140,7 +141,7 @@ class AnswerCache:
         if not (read and self._cacheable(scope.params)):
             return self._count(CacheLookup("bypass"))
         with stage("cache_lookup"):
-            if time.monotonic() < self._broken_until:
+            if self._breaker.is_open:
                 return self._degraded()
             try:
                 result = await self._lookup(scope, question, early, evidence)
@@ -152,7 +153,7 @@ class AnswerCache:
         """The exact hit for ``question`` in ``scope``, counted and timed like :meth:`lookup`'s; None,
         counting nothing, when there is none or the store cannot say (the caller then makes the
         full :meth:`lookup`). For a fast path that answers repeated questions first."""
-        if not self._cacheable(scope.params) or time.monotonic() < self._broken_until:
+        if not self._cacheable(scope.params) or self._breaker.is_open:
             return None
         start = time.perf_counter()
         try:
@@ -174,7 +175,7 @@ class AnswerCache:
         if not (write and self._storable(scope, answer)):
             CACHE_STORES.labels("skipped").inc()
             return False
-        if time.monotonic() < self._broken_until:
+        if self._breaker.is_open:
             CACHE_STORES.labels("failed").inc()
             return False
         with stage("cache_store"):
@@ -306,7 +307,7 @@ class AnswerCache:
             return await call
 
     def _trip(self, exc: BaseException) -> None:
-        self._broken_until = time.monotonic() + self.settings.breaker_cooldown_s
+        self._breaker.record_failure()
         log.warning("cache store unavailable; bypassing", extra={"ragd": {"error": type(exc).__name__}})
 
     def _degraded(self, exc: BaseException | None = None) -> CacheLookup:
