@@ -198,8 +198,8 @@ class LocalRetriever:
                  for cid in old.chunk_ids if cid not in set(p.record.chunk_ids)]
         await _stored(self.store.delete_chunks, tenant, name, stale)
         epoch = await self.epochs.bump(tenant, name)
-        self._views[partition_id(tenant, name)] = view.changed(
-            epoch, {p.record.id: (p.record, p.chunks) for p in prepared})
+        self._views[partition_id(tenant, name)] = await asyncio.to_thread(
+            view.changed, epoch, {p.record.id: (p.record, p.chunks) for p in prepared})
         new_chunks = sum(1 for p in prepared for c in p.chunks if c.id not in view.chunks)
         _log.info("ingested", extra={"ragd": {"documents": len(docs), "changed": len(prepared),
                                               "chunks_added": new_chunks, "chunks_removed": len(stale)}})
@@ -238,7 +238,7 @@ class LocalRetriever:
             await _stored(self.store.delete_docs, tenant, name, [doc_id])
             await _stored(self.store.delete_chunks, tenant, name, list(record.chunk_ids))
             epoch = await self.epochs.bump(tenant, name)
-            self._views[partition_id(tenant, name)] = view.changed(epoch, {}, [doc_id])
+            self._views[partition_id(tenant, name)] = await asyncio.to_thread(view.changed, epoch, {}, [doc_id])
             return IngestReport(collection=name, deleted=[doc_id], chunks_removed=len(record.chunk_ids),
                                 epoch=epoch)
 
