@@ -139,7 +139,8 @@ class LocalRetriever:
         chunks = self.store.load_chunks(tenant, name)
         view = CorpusView.from_records(epoch, docs, chunks, embedder=described.embedder,
                                        bm25_dir=self._bm25_dir(tenant, name),
-                                       bm25_params=(self.settings.bm25_k1, self.settings.bm25_b))
+                                       bm25_params=(self.settings.bm25_k1, self.settings.bm25_b),
+                                       bm25_merge=(self.settings.bm25_max_segments, self.settings.bm25_merge_share))
         cutoff = time.time() - self.settings.orphan_grace_s
         orphans = [c.id for c in chunks if c.id not in view.chunks and c.written_at < cutoff]
         if orphans:

@@ -36,6 +36,7 @@ class _IndexWriter:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.latest = ""
+        self.merging = threading.Lock()  # one background merge per collection at a time
 
     def save(self, index: BM25Index, directory: Path | None, *, newest: bool) -> None:
         if directory is None:
@@ -70,6 +71,7 @@ class CorpusView:
     embedder: str = ""
     bm25_dir: Path | None = None
     bm25_params: tuple[float, float] = (1.2, 0.5)  # (k1, b)
+    bm25_merge: tuple[int, float] = (8, 0.1)  # (most segments, delta share) before a background merge
     _bm25: BM25Index | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fingerprint: str | None = field(default=None, repr=False)
@@ -79,12 +81,13 @@ class CorpusView:
     @classmethod
     def from_records(cls, epoch: str, docs: Mapping[str, DocRecord], chunks: Iterable[ChunkRecord], *,
                      embedder: str = "", bm25_dir: Path | None = None,
-                     bm25_params: tuple[float, float] = (1.2, 0.5)) -> CorpusView:
+                     bm25_params: tuple[float, float] = (1.2, 0.5),
+                     bm25_merge: tuple[int, float] = (8, 0.1)) -> CorpusView:
         """Keep only chunks that a committed document lists."""
         committed = {cid for doc in docs.values() for cid in doc.chunk_ids}
         kept = {c.id: c for c in chunks if c.id in committed}
         return cls(epoch=epoch, docs=dict(docs), chunks=kept, embedder=embedder, bm25_dir=bm25_dir,
-                   bm25_params=bm25_params)
+                   bm25_params=bm25_params, bm25_merge=bm25_merge)
 
     @property
     def fingerprint(self) -> str:
@@ -109,7 +112,7 @@ class CorpusView:
             docs[doc_id] = record
             chunks.update((c.id, c) for c in records)
         view = CorpusView(epoch=epoch, docs=docs, chunks=chunks, embedder=self.embedder, bm25_dir=self.bm25_dir,
-                          bm25_params=self.bm25_params, _writer=self._writer)
+                          bm25_params=self.bm25_params, bm25_merge=self.bm25_merge, _writer=self._writer)
         with self._lock:
             current = self._bm25
         if current is not None:  # else the new view builds (or loads) its index on first use
@@ -120,22 +123,27 @@ class CorpusView:
                                     fingerprint=view.bm25_key)
             view._bm25 = index
             self._writer.save(index, self.bm25_dir, newest=True)
-            if index.needs_merge():
+            most, share = self.bm25_merge
+            if index.needs_merge(max_segments=most, delta_share=share) and self._writer.merging.acquire(blocking=False):
                 threading.Thread(target=view._merge, args=(index,), name="ragd-bm25-merge", daemon=True).start()
         return view
 
     def _merge(self, index: BM25Index) -> None:
+        """Merge ``index``'s segments (it keeps serving meanwhile, with the same scores) and save it if it is
+        still the newest; a change made meanwhile merges on its own next change."""
         try:
             index.merge()
         except Exception as exc:  # the unmerged segments keep serving, with the same scores
             _log.warning("BM25 merge failed", extra={"ragd": {"error": type(exc).__name__}})
             return
+        finally:
+            self._writer.merging.release()
         self._writer.save(index, self.bm25_dir, newest=False)
 
     def with_epoch(self, epoch: str) -> CorpusView:
         return CorpusView(epoch=epoch, docs=self.docs, chunks=self.chunks, embedder=self.embedder,
-                          bm25_dir=self.bm25_dir, bm25_params=self.bm25_params, _bm25=self._bm25,
-                          _fingerprint=self._fingerprint, _writer=self._writer)
+                          bm25_dir=self.bm25_dir, bm25_params=self.bm25_params, bm25_merge=self.bm25_merge,
+                          _bm25=self._bm25, _fingerprint=self._fingerprint, _writer=self._writer)
 
     @property
     def bm25_key(self) -> str:

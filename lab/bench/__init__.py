@@ -235,6 +235,9 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
                         help="scale: documents of the ingest-overhead run with the real embedders (60)")
     parser.add_argument("--max-build-s", type=float, default=3600.0,
                         help="scale: a size whose build time, projected from the last size, passes this is not run")
+    parser.add_argument("--lean", action="store_true",
+                        help="scale: one dense vector per chunk and no English side (a third of the store writes; "
+                             "the JSON says so)")
     parser.add_argument("--no-bare", dest="bare", action="store_false",
                         help="scale: do not time a bare FastAPI endpoint beside the largest size")
     parser.add_argument("--cache-dir", default=str(Path(".ragd") / "eval-cache"),
