@@ -228,8 +228,8 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
                         help="scale: collection sizes in chunks, comma-separated (10000,100000; 1000000 runs only "
                              "when the memory measured at the smaller sizes projects under 8 GiB)")
     parser.add_argument("--json", default=None, help="also write the result JSON here (and the plot beside it, .png)")
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared/data"),
-                        help="scale: the evaluation data folder (SciFact and KorQuAD sentences and queries)")
+    parser.add_argument("--data", default=None,
+                        help="scale: the evaluation data folder with SciFact and KorQuAD (default: ../shared/data)")
     parser.add_argument("--workdir", default=None, help="scale: where collections are built (default: a temp dir)")
     parser.add_argument("--ingest-docs", type=int, default=None,
                         help="scale: documents of the ingest-overhead run with the real embedders (60)")

@@ -50,6 +50,9 @@ _ALWAYS_RUN = 100_000  # sizes up to this run whatever the projections say (the 
 
 
 def bench_scale(opts: argparse.Namespace) -> dict[str, Any]:
+    from lab.guardrails.data import default_data_dir
+
+    opts.data = str(opts.data or default_data_dir())
     root = Path(opts.workdir) if opts.workdir else Path(tempfile.mkdtemp(prefix="ragd-bench-scale-"))
     sizes: dict[str, Any] = {}
     result: dict[str, Any] = {
