@@ -235,6 +235,10 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
                         help="scale: documents of the ingest-overhead run with the real embedders (60)")
     parser.add_argument("--max-build-s", type=float, default=3600.0,
                         help="scale: a size whose build time, projected from the last size, passes this is not run")
+    parser.add_argument("--store-writes", choices=["vectors", "full"], default="vectors",
+                        help="scale: how the measured collection is written: 'vectors', only what a search reads from "
+                             "the store (vectors, doc ids), the view built in memory; 'full', every row as ingest "
+                             "writes it, the view loaded back from the store (several times slower)")
     parser.add_argument("--lean", action="store_true",
                         help="scale: one dense vector per chunk and no English side (a third of the store writes; "
                              "the JSON says so)")

@@ -69,7 +69,7 @@ def bench_scale(opts: argparse.Namespace) -> dict[str, Any]:
                 continue
             params = {"n": n, "data": opts.data, "data_dir": str(root / str(n)), "queries": opts.queries,
                       "embedder": opts.embedder, "bare": bool(opts.bare and n == max(opts.sizes)),
-                      "lean": opts.lean}
+                      "lean": opts.lean, "store_writes": opts.store_writes}
             sizes[str(n)] = last = _in_child(params)
             shutil.rmtree(root / str(n), ignore_errors=True)
         try:
@@ -156,11 +156,14 @@ async def _one_size(params: dict[str, Any]) -> dict[str, Any]:
     rss_base = _rss()
     try:
         started = time.perf_counter()
-        chunks = await asyncio.to_thread(_write, retriever, pools, n)
+        full = params.get("store_writes", "full") == "full"
+        docs, records = await asyncio.to_thread(lambda: _write(retriever, pools, n, full=full))
+        chunks = len(records)
         written = time.perf_counter() - started
-        await retriever.epochs.bump(TENANT, COLLECTION)  # what another replica's write looks like: reload
         loaded = time.perf_counter()
-        await retriever.retrieve(request)  # view loaded from the store, BM25 built on the first query
+        await _load(retriever, docs, records, full=full)
+        del docs, records
+        await retriever.retrieve(request)  # BM25 built on the first query
         build_s = time.perf_counter() - started
         load_s = time.perf_counter() - loaded
         rss = _rss()
@@ -168,15 +171,18 @@ async def _one_size(params: dict[str, Any]) -> dict[str, Any]:
         add = await _add_hundred(retriever, pools, request)
     finally:
         await retriever.aclose()
-    return {"chunks": chunks, **timings, "rss_base_bytes": rss_base, "rss_bytes": rss,
+    return {"chunks": chunks, "store_writes": params.get("store_writes", "full"), **timings,
+            "rss_base_bytes": rss_base, "rss_bytes": rss,
             "rss_bytes_per_chunk": round((rss - rss_base) / max(chunks, 1)), "build_s": round(build_s, 2),
             "build_write_s": round(written, 2), "build_load_s": round(load_s, 2), **add,
             "maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
-def _write(retriever: Any, pools: Pools, n: int) -> int:
-    """Documents of 3-7 sentences (one chunk each, mostly) written to the store in batches, as ingest writes
-    them (chunks and windows, the English side, then the document records), without epochs or views."""
+def _write(retriever: Any, pools: Pools, n: int, *, full: bool) -> tuple[dict[str, Any], list[Any]]:
+    """Documents of 3-7 sentences (one chunk each, mostly) written to the store in batches, without epochs or
+    views: ``full``, as ingest writes them (chunk rows with text and terms, the English side, document
+    records); else only what a search reads from the store (vectors and ``doc_id``), the text and terms
+    staying in the returned records (for a view built in memory)."""
     from retriever.chunking import chunk_document
     from retriever.ingest import document_hash, embed_batched, embed_passages, english_passages, passage_text
     from retriever.store import ChunkRecord, DocRecord
@@ -185,10 +191,11 @@ def _write(retriever: Any, pools: Pools, n: int) -> int:
     settings, store = retriever.settings, retriever.store
     terms_of = SentenceTerms()
     stream = generated(pools, n, prefix="d", seed=n)
-    chunks = 0
+    all_docs: dict[str, Any] = {}
+    all_chunks: list[Any] = []
     with tqdm(total=n, desc=f"write {n} chunks", unit="chunk") as bar:
-        while chunks < n:
-            batch = [item for _, item in zip(range(min(_BATCH, n - chunks)), stream, strict=False)]
+        while len(all_chunks) < n:
+            batch = [item for _, item in zip(range(min(_BATCH, n - len(all_chunks))), stream, strict=False)]
             if not batch:
                 break
             records: list[ChunkRecord] = []
@@ -205,16 +212,38 @@ def _write(retriever: Any, pools: Pools, n: int) -> int:
             titles = [""] * len(records)
             vectors = embed_passages(retriever.embedder, titles, records, settings.embed_batch_size,
                                      window=settings.dense_window, overlap=settings.dense_window_overlap)
-            store.write_chunks(TENANT, COLLECTION, records, vectors)
+            rows = records if full else [ChunkRecord(id=c.id, doc_id=c.doc_id, ordinal=c.ordinal, text="",
+                                                     terms=()) for c in records]
+            store.write_chunks(TENANT, COLLECTION, rows, vectors)
             if retriever.english is not None:
                 en_chunks, en_texts = english_passages(titles, records)
                 store.write_english(TENANT, COLLECTION, en_chunks,
                                     embed_batched(retriever.english, en_texts, settings.embed_batch_size),
                                     retriever.english.name)
-            store.commit_docs(TENANT, COLLECTION, docs)
-            chunks += len(records)
+            if full:
+                store.commit_docs(TENANT, COLLECTION, docs)
+            all_docs.update((record.id, record) for record, _ in docs)
+            all_chunks += records
             bar.update(len(records))
-    return chunks
+    return all_docs, all_chunks
+
+
+async def _load(retriever: Any, docs: dict[str, Any], chunks: list[Any], *, full: bool) -> None:
+    """Make the written collection current: ``full``, by an epoch bump (the view reloads from the store, as
+    after another replica's change); else by putting a view of ``docs``/``chunks`` at a new epoch in place
+    (what ``LocalRetriever._load_view`` builds, without reading the records back)."""
+    from retriever.view import CorpusView
+    from services.epochs import partition_id
+
+    epoch = await retriever.epochs.bump(TENANT, COLLECTION)
+    if full:
+        return
+    settings = retriever.settings
+    retriever._views[partition_id(TENANT, COLLECTION)] = CorpusView.from_records(
+        epoch, docs, chunks, embedder=retriever.embedder.name,
+        bm25_dir=retriever._bm25_dir(TENANT, COLLECTION),
+        bm25_params=(settings.bm25_k1, settings.bm25_b),
+        bm25_merge=(settings.bm25_max_segments, settings.bm25_merge_share))
 
 
 async def _time_queries(retriever: Any, queries: list[str], n: int, *, bare: bool) -> dict[str, Any]:

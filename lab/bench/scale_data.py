@@ -35,10 +35,11 @@ SYNTHETIC = {
                        "buckets), normalised; the real embedder's dimension, the real HNSW settings",
     "query_vectors": "real (the configured embedders embed every query)",
     "queries": "real SciFact test claims and KorQuAD dev questions, alternating",
-    "build": "the measured collection is written straight to the store (ChromaStore.write_chunks, write_english, "
-             "commit_docs in batches of 1000 documents, then one epoch bump and a cold view load), with BM25 terms "
-             "of each sentence analyzed once and concatenated; the 100 added documents and the ingest-overhead run "
-             "go through LocalRetriever.add_documents",
+    "build": "--store-writes vectors (the default): the chunk rows written to Chroma hold the vectors and doc ids "
+             "only (what a search reads), the view with the chunk text and BM25 terms is built in memory and put in "
+             "place at a new epoch; --store-writes full: every row as ingest writes it, then an epoch bump and a cold "
+             "view load from Chroma. Either way BM25 terms are each sentence's analyzed once and concatenated; the "
+             "100 added documents and the ingest-overhead run go through LocalRetriever.add_documents",
 }
 
 _BUCKETS = 4096
