@@ -60,7 +60,7 @@ class Segment:
 
     @classmethod
     def build(cls, chunk_ids: Sequence[str], terms: Sequence[Sequence[str]]) -> Segment:
-        """Postings of ``chunk_ids`` from their terms (CPU work: about a second per 30k chunks)."""
+        """Postings of ``chunk_ids`` from their terms (CPU work; call it in a thread on a request path)."""
         vocab: dict[str, int] = {}
         term_ids: list[int] = []
         rows: list[int] = []
