@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all test-clients chromium lint bench redis tools bench-tools clean containers compose-smoke
+.PHONY: install run test test-all test-clients chromium lint bench bench-scale redis tools bench-tools clean containers compose-smoke
 
 install: $(STAMP)
 
@@ -63,6 +63,11 @@ lint: install
 
 bench: install redis bench-tools
 	$(BIN)/ragd bench all --out bench/results --redis-url redis://127.0.0.1:6379/0
+	$(BIN)/ragd bench report --out bench/results --page docs/benchmarks.md
+
+# Collections of 10k and 100k chunks (about an hour on 2 cores; docs/benchmarks.md, "Scale").
+bench-scale: install
+	$(BIN)/ragd bench scale --sizes 10000,100000 --out bench/results
 	$(BIN)/ragd bench report --out bench/results --page docs/benchmarks.md
 
 # Container images and the compose smoke test (docs/deploy.md); not part of `make test`.

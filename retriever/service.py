@@ -139,7 +139,8 @@ class LocalRetriever:
         chunks = self.store.load_chunks(tenant, name)
         view = CorpusView.from_records(epoch, docs, chunks, embedder=described.embedder,
                                        bm25_dir=self._bm25_dir(tenant, name),
-                                       bm25_params=(self.settings.bm25_k1, self.settings.bm25_b))
+                                       bm25_params=(self.settings.bm25_k1, self.settings.bm25_b),
+                                       bm25_merge=(self.settings.bm25_max_segments, self.settings.bm25_merge_share))
         cutoff = time.time() - self.settings.orphan_grace_s
         orphans = [c.id for c in chunks if c.id not in view.chunks and c.written_at < cutoff]
         if orphans:
@@ -198,8 +199,8 @@ class LocalRetriever:
                  for cid in old.chunk_ids if cid not in set(p.record.chunk_ids)]
         await _stored(self.store.delete_chunks, tenant, name, stale)
         epoch = await self.epochs.bump(tenant, name)
-        self._views[partition_id(tenant, name)] = view.changed(
-            epoch, {p.record.id: (p.record, p.chunks) for p in prepared})
+        self._views[partition_id(tenant, name)] = await asyncio.to_thread(
+            view.changed, epoch, {p.record.id: (p.record, p.chunks) for p in prepared})
         new_chunks = sum(1 for p in prepared for c in p.chunks if c.id not in view.chunks)
         _log.info("ingested", extra={"ragd": {"documents": len(docs), "changed": len(prepared),
                                               "chunks_added": new_chunks, "chunks_removed": len(stale)}})
@@ -238,7 +239,7 @@ class LocalRetriever:
             await _stored(self.store.delete_docs, tenant, name, [doc_id])
             await _stored(self.store.delete_chunks, tenant, name, list(record.chunk_ids))
             epoch = await self.epochs.bump(tenant, name)
-            self._views[partition_id(tenant, name)] = view.changed(epoch, {}, [doc_id])
+            self._views[partition_id(tenant, name)] = await asyncio.to_thread(view.changed, epoch, {}, [doc_id])
             return IngestReport(collection=name, deleted=[doc_id], chunks_removed=len(record.chunk_ids),
                                 epoch=epoch)
 

@@ -54,6 +54,12 @@ class RetrieverSettings(ServiceSettings):
                                       description="Overlap between neighbouring dense windows, same unit.")
     bm25_k1: float = Field(1.2, ge=0.0, le=10.0, description="BM25 term-frequency saturation k1.")
     bm25_b: float = Field(0.5, ge=0.0, le=1.0, description="BM25 length normalisation b (0: none, 1: full).")
+    bm25_merge_share: float = Field(
+        0.1, ge=0.0, le=10.0,
+        description="An ingest adds its chunks to BM25 as a delta segment; once the deltas (or deleted rows) pass this "
+                    "share of the index, a background thread merges the segments into one.")
+    bm25_max_segments: int = Field(8, ge=1, le=1000,
+                                   description="Most BM25 segments before a background merge, the base included.")
     fusion: Literal["rrf", "weighted"] = Field("weighted", description="How BM25 and dense rankings are fused.")
     rrf_k: int = Field(60, ge=1, le=1000, description="k of reciprocal rank fusion: score = sum 1/(k + rank).")
     weight_bm25: float = Field(0.4, ge=0.0, le=1.0, description="Weight of normalised BM25 scores (weighted).")

@@ -2,6 +2,10 @@
 
 Views are immutable; a change builds a new view and swaps it in, so a search never sees a half-applied
 document. Orphan chunks (written by an ingest that never committed) are simply not in the view.
+
+A view derived by :meth:`CorpusView.changed` from a view whose BM25 index is loaded updates that index
+incrementally (the changed chunks become a delta segment, see :mod:`retriever.bm25`) and saves only the
+delta; when the deltas outgrow their share, a background thread merges the segments into one.
 """
 
 from __future__ import annotations
@@ -25,6 +29,30 @@ _log = logging.getLogger("ragd.retriever")
 _SCOPES_KEPT = 64  # filter scopes remembered per view (a view lives for one epoch)
 
 
+class _IndexWriter:
+    """Serialises saves of one collection's BM25 folder and lets only the newest index write it (a merge
+    finishing after a newer change must not put its older manifest back)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.latest = ""
+        self.merging = threading.Lock()  # one background merge per collection at a time
+
+    def save(self, index: BM25Index, directory: Path | None, *, newest: bool) -> None:
+        if directory is None:
+            return
+        with self.lock:
+            if newest:
+                self.latest = index.fingerprint
+            elif index.fingerprint != self.latest:
+                return
+            try:
+                directory.parent.mkdir(parents=True, exist_ok=True)
+                index.save(directory)
+            except OSError as exc:  # serving from memory still works; the next start rebuilds
+                _log.warning("could not save the BM25 index", extra={"ragd": {"error": str(exc)}})
+
+
 @dataclass(frozen=True, slots=True)
 class FilterScope:
     """What a metadata filter leaves of a view: the allowed documents and their chunks, and the Chroma
@@ -43,20 +71,23 @@ class CorpusView:
     embedder: str = ""
     bm25_dir: Path | None = None
     bm25_params: tuple[float, float] = (1.2, 0.5)  # (k1, b)
+    bm25_merge: tuple[int, float] = (8, 0.1)  # (most segments, delta share) before a background merge
     _bm25: BM25Index | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fingerprint: str | None = field(default=None, repr=False)
     _scopes: OrderedDict[str, FilterScope] = field(default_factory=OrderedDict, repr=False)
+    _writer: _IndexWriter = field(default_factory=_IndexWriter, repr=False)
 
     @classmethod
     def from_records(cls, epoch: str, docs: Mapping[str, DocRecord], chunks: Iterable[ChunkRecord], *,
                      embedder: str = "", bm25_dir: Path | None = None,
-                     bm25_params: tuple[float, float] = (1.2, 0.5)) -> CorpusView:
+                     bm25_params: tuple[float, float] = (1.2, 0.5),
+                     bm25_merge: tuple[int, float] = (8, 0.1)) -> CorpusView:
         """Keep only chunks that a committed document lists."""
         committed = {cid for doc in docs.values() for cid in doc.chunk_ids}
         kept = {c.id: c for c in chunks if c.id in committed}
         return cls(epoch=epoch, docs=dict(docs), chunks=kept, embedder=embedder, bm25_dir=bm25_dir,
-                   bm25_params=bm25_params)
+                   bm25_params=bm25_params, bm25_merge=bm25_merge)
 
     @property
     def fingerprint(self) -> str:
@@ -80,13 +111,45 @@ class CorpusView:
         for doc_id, (record, records) in upserts.items():
             docs[doc_id] = record
             chunks.update((c.id, c) for c in records)
-        return CorpusView(epoch=epoch, docs=docs, chunks=chunks, embedder=self.embedder, bm25_dir=self.bm25_dir,
-                          bm25_params=self.bm25_params)
+        view = CorpusView(epoch=epoch, docs=docs, chunks=chunks, embedder=self.embedder, bm25_dir=self.bm25_dir,
+                          bm25_params=self.bm25_params, bm25_merge=self.bm25_merge, _writer=self._writer)
+        with self._lock:
+            current = self._bm25
+        if current is not None:  # else the new view builds (or loads) its index on first use
+            removed = [cid for doc_id in [*deletes, *upserts] if doc_id in self.docs
+                       for cid in self.docs[doc_id].chunk_ids]
+            added = [c for _, records in upserts.values() for c in records]
+            index = current.updated(removed, [c.id for c in added], [c.terms for c in added],
+                                    fingerprint=view.bm25_key)
+            view._bm25 = index
+            self._writer.save(index, self.bm25_dir, newest=True)
+            most, share = self.bm25_merge
+            if index.needs_merge(max_segments=most, delta_share=share) and self._writer.merging.acquire(blocking=False):
+                threading.Thread(target=view._merge, args=(index,), name="ragd-bm25-merge", daemon=True).start()
+        return view
+
+    def _merge(self, index: BM25Index) -> None:
+        """Merge ``index``'s segments (it keeps serving meanwhile, with the same scores) and save it if it is
+        still the newest; a change made meanwhile merges on its own next change."""
+        try:
+            index.merge()
+        except Exception as exc:  # the unmerged segments keep serving, with the same scores
+            _log.warning("BM25 merge failed", extra={"ragd": {"error": type(exc).__name__}})
+            return
+        finally:
+            self._writer.merging.release()
+        self._writer.save(index, self.bm25_dir, newest=False)
 
     def with_epoch(self, epoch: str) -> CorpusView:
         return CorpusView(epoch=epoch, docs=self.docs, chunks=self.chunks, embedder=self.embedder,
-                          bm25_dir=self.bm25_dir, bm25_params=self.bm25_params, _bm25=self._bm25,
-                          _fingerprint=self._fingerprint)
+                          bm25_dir=self.bm25_dir, bm25_params=self.bm25_params, bm25_merge=self.bm25_merge,
+                          _bm25=self._bm25, _fingerprint=self._fingerprint, _writer=self._writer)
+
+    @property
+    def bm25_key(self) -> str:
+        """What a saved BM25 index must have been built for: this corpus and these parameters."""
+        k1, b = self.bm25_params
+        return f"{self.fingerprint}:k1={k1}:b={b}"
 
     def scope(self, where: Mapping[str, Any] | None) -> FilterScope | None:
         """The documents a (validated) metadata filter allows, evaluated once over the document records
@@ -118,17 +181,12 @@ class CorpusView:
 
     def _load_or_build(self) -> BM25Index:
         k1, b = self.bm25_params
-        key = f"{self.fingerprint}:k1={k1}:b={b}"  # a saved index serves only the same corpus and parameters
+        key = self.bm25_key  # a saved index serves only the same corpus and parameters
         if self.bm25_dir is not None:
             saved = BM25Index.load(self.bm25_dir, key)
             if saved is not None:
                 return saved
         ordered = sorted(self.chunks.values(), key=lambda c: (c.doc_id, c.ordinal, c.id))
         index = BM25Index([c.id for c in ordered], [c.terms for c in ordered], fingerprint=key, k1=k1, b=b)
-        if self.bm25_dir is not None:
-            try:
-                self.bm25_dir.parent.mkdir(parents=True, exist_ok=True)
-                index.save(self.bm25_dir)
-            except OSError as exc:  # serving from memory still works; the next start rebuilds
-                _log.warning("could not save the BM25 index", extra={"ragd": {"error": str(exc)}})
+        self._writer.save(index, self.bm25_dir, newest=True)
         return index

@@ -1,4 +1,6 @@
-"""``ragd bench {gateway,cache,retrieval,guardrails,embeddings,all} [--out DIR] [--quick]``: measured latencies.
+"""``ragd bench {gateway,cache,retrieval,guardrails,embeddings,scale,all} [--out DIR] [--quick]``: measured latencies.
+
+``all`` runs every benchmark but ``scale`` (it ingests collections of up to 100k chunks: ``make bench-scale``).
 
 Every benchmark is bounded in count and time, runs on loopback only, shows progress and writes
 ``DIR/<name>.json`` (machine info with the load average, p50/p95/p99 and the runs behind each
@@ -30,6 +32,12 @@ def _gateway(opts: argparse.Namespace) -> dict[str, Any]:
     return bench_gateway(opts)
 
 
+def _scale(opts: argparse.Namespace) -> dict[str, Any]:
+    from lab.bench.scale import bench_scale
+
+    return bench_scale(opts)
+
+
 def _piece(name: str) -> Bench:
     def bench(opts: argparse.Namespace) -> dict[str, Any]:
         from lab.bench import pieces
@@ -46,7 +54,9 @@ BENCHES: dict[str, Bench] = {
     "retrieval": _piece("retrieval"),
     "guardrails": _piece("guardrails"),
     "embeddings": _piece("embeddings"),
+    "scale": _scale,
 }
+IN_ALL = ("gateway", "cache", "retrieval", "guardrails", "embeddings")
 
 
 def _fmt(value: Any) -> str:
@@ -82,6 +92,8 @@ def headline(name: str, result: dict[str, Any]) -> list[tuple[str, str, str]]:
                 ("embed one 500-char passage p50 / p95 (ms)",
                  f"{result['passage']['p50_ms']} / {result['passage']['p95_ms']}", ""),
                 ("32 passages in one call (passages/s)", _fmt(result["passages_per_second"]), "")]
+    if name == "scale":
+        return _scale_headline(result)
     if name == "retrieval":
         return [(f"retrieve p50 / p95, {r['config']} (ms)", f"{_fmt(r.get('p50_ms'))} / {_fmt(r.get('p95_ms'))}", "")
                 for r in result["configs"]]
@@ -92,12 +104,32 @@ def headline(name: str, result: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _scale_headline(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for size, r in result["sizes"].items():
+        if "skipped" in r:
+            rows.append((f"{size} chunks", f"not run: {r['skipped']}", ""))
+            continue
+        big = int(size) >= 100_000
+        rows += [(f"hybrid p50 / p95 at {size} chunks (ms)", f"{r['hybrid_ms_p50']} / {r['hybrid_ms_p95']}",
+                  "<= 50 / <= 120" if big else ""),
+                 (f"BM25 / dense p50 at {size} chunks (ms)", f"{r['bm25_ms_p50']} / {r['dense_ms_p50']}", ""),
+                 (f"add 100 documents at {size} chunks (s, hashed vectors)", _fmt(r["add100_s"]),
+                  "<= 10" if big else ""),
+                 (f"memory per chunk at {size} chunks (bytes)", _fmt(r["rss_bytes_per_chunk"]), "")]
+    ingest = result.get("ingest")
+    if ingest:
+        rows.append(("ingest overhead over the embedders (%)",
+                     f"{ingest['overhead_pct']} ({ingest['ingest_s']} s vs {ingest['embed_s']} s)", "<= 15"))
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
     if args.what == "report":
         from lab.bench.report import write_report
 
         return write_report(Path(args.out), Path(args.page))
-    names = list(BENCHES) if args.what == "all" else [args.what]
+    names = list(IN_ALL) if args.what == "all" else [args.what]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
@@ -116,6 +148,11 @@ def run(args: argparse.Namespace) -> int:
         from lab.bench.plots import plot
 
         plot(name, result, out / f"{name}.png")
+        if getattr(args, "json", None):
+            target = Path(args.json)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+            plot(name, result, target.with_suffix(".png"))
         results[name] = result
         print(json.dumps({m: v for m, v, _ in headline(name, result)}, indent=1, ensure_ascii=False))
     failed = [n for n, r in results.items() if "error" in r]
@@ -124,11 +161,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _apply_quick(args: argparse.Namespace) -> None:
     """--quick: the smallest run that still exercises every path (for the smoke test)."""
-    quick = {"rounds": 1, "seconds": 1.0, "sequential": 10, "docs": 200, "queries": 10, "rerank_queries": 5}
-    full = {"rounds": 3, "seconds": 5.0, "sequential": 200, "docs": 0, "queries": 300, "rerank_queries": 10}
+    quick = {"rounds": 1, "seconds": 1.0, "sequential": 10, "docs": 200, "queries": 10, "rerank_queries": 5,
+             "ingest_docs": 4}
+    full = {"rounds": 3, "seconds": 5.0, "sequential": 200, "docs": 0, "queries": 300, "rerank_queries": 10,
+            "ingest_docs": 60}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes are whole numbers of chunks, comma-separated: {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError("at least one size, each at least 1")
+    return sizes
 
 
 def add_bench(parser: argparse.ArgumentParser) -> None:
@@ -158,6 +207,26 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
                         help="time the cached index as it is (e.g. a partial ingest) instead of completing it")
     parser.add_argument("--embedder", default=None,
                         help="retriever embedder backend (default: RAGD_RETRIEVER_EMBEDDER_BACKEND, else e5-torch)")
+    parser.add_argument("--sizes", type=_sizes, default=[10_000, 100_000],
+                        help="scale: collection sizes in chunks, comma-separated (10000,100000; 1000000 runs only "
+                             "when the memory measured at the smaller sizes projects under 8 GiB)")
+    parser.add_argument("--json", default=None, help="also write the result JSON here (and the plot beside it, .png)")
+    parser.add_argument("--data", default=None,
+                        help="scale: the evaluation data folder with SciFact and KorQuAD (default: ../shared/data)")
+    parser.add_argument("--workdir", default=None, help="scale: where collections are built (default: a temp dir)")
+    parser.add_argument("--ingest-docs", type=int, default=None,
+                        help="scale: documents of the ingest-overhead run with the real embedders (60)")
+    parser.add_argument("--max-build-s", type=float, default=3600.0,
+                        help="scale: a size whose build time, projected from the last size, passes this is not run")
+    parser.add_argument("--store-writes", choices=["vectors", "full"], default="vectors",
+                        help="scale: how the measured collection is written: 'vectors', only what a search reads from "
+                             "the store (vectors, doc ids), the view built in memory; 'full', every row as ingest "
+                             "writes it, the view loaded back from the store (several times slower)")
+    parser.add_argument("--lean", action="store_true",
+                        help="scale: one dense vector per chunk and no English side (a third of the store writes; "
+                             "the JSON says so)")
+    parser.add_argument("--no-bare", dest="bare", action="store_false",
+                        help="scale: do not time a bare FastAPI endpoint beside the largest size")
     parser.add_argument("--cache-dir", default=str(Path(".ragd") / "eval-cache"),
                         help="where ingested indexes are kept for reuse (shared with ragd eval retrieval)")
 

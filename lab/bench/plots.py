@@ -82,11 +82,37 @@ def _embeddings(result: Mapping[str, Any], ax: Any) -> None:
     ax.legend()
 
 
+def _scale(result: Mapping[str, Any], ax: Any) -> None:
+    left, right = ax
+    rows = sorted((int(n), r) for n, r in result["sizes"].items() if "skipped" not in r)
+    xs = [n for n, _ in rows]
+    for key, label, style in (("hybrid_ms_p50", "hybrid p50", "o-"), ("hybrid_ms_p95", "hybrid p95", "o--"),
+                              ("bm25_ms_p50", "BM25 p50", "s-"), ("dense_ms_p50", "dense p50", "^-")):
+        left.plot(xs, [r[key] for _, r in rows], style, label=label)
+    bare = [(n, r["bare_fastapi_ms_p50"]) for n, r in rows if "bare_fastapi_ms_p50" in r]
+    if bare:
+        left.plot([n for n, _ in bare], [v for _, v in bare], "kx", label="bare FastAPI p50 (same run)")
+    left.axhline(50, ls=":", color="#a22", lw=1, label="hybrid p50 target")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("chunks in the collection")
+    left.set_ylabel("latency (ms)")
+    left.legend(fontsize=7)
+    right.plot(xs, [r["add100_s"] for _, r in rows], "o-", label="add 100 documents (s)")
+    right.plot(xs, [r["build_s"] / 60 for _, r in rows], "s-", label="build (min)")
+    right.plot(xs, [r["rss_bytes_per_chunk"] / 1024 for _, r in rows], "^-", label="memory per chunk (KiB)")
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("chunks in the collection")
+    right.legend(fontsize=7)
+
+
 PLOTS: dict[str, tuple[Callable[[Mapping[str, Any], Any], None], int]] = {
     "gateway": (_gateway, 2),
     "retrieval": (_retrieval, 1),
     "guardrails": (_guardrails, 2),
     "embeddings": (_embeddings, 1),
+    "scale": (_scale, 2),
 }
 
 

@@ -139,3 +139,25 @@ def test_quick_embeddings_bench_writes_json_and_png(tmp_path: Path) -> None:
     assert result["query"]["p50_ms"] > 0 and result["passages_per_second"] > 0
     assert result["embedder"].startswith("e5-torch:")
     assert (tmp_path / "out" / "embeddings.png").stat().st_size > 1000
+
+
+def test_quick_scale_bench_writes_its_json_and_plot(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_")}
+    env["RAGD_E5_TORCH_MODELS_DIR"] = str(Path.cwd() / ".ragd" / "models")  # the suite's converted e5
+    out = tmp_path / "scale.json"
+    args = ["scale", "--quick", "--lean", "--sizes", "150", "--ingest-docs", "2", "--no-bare", "--json", str(out),
+            "--out", str(tmp_path / "out")]
+    done = subprocess.run([sys.executable, "-m", "services.cli", "bench", *args],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=900, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert set(result["sizes"]) == {"150"}
+    for size, row in result["sizes"].items():
+        assert row["chunks"] >= int(size)
+        for key in ("hybrid_ms_p50", "hybrid_ms_p95", "bm25_ms_p50", "dense_ms_p50", "build_s", "add100_s"):
+            assert row[key] > 0, key
+        assert isinstance(row["rss_bytes_per_chunk"], int)
+        assert row["add100_chunks"] == 100
+    assert {"text", "passage_vectors", "query_vectors"} <= set(result["synthetic"])
+    assert result["ingest"]["embed_s"] > 0 and result["ingest"]["ingest_s"] > 0
+    assert out.with_suffix(".png").stat().st_size > 1000
