@@ -126,7 +126,7 @@ async def test_no_cache_and_sampling_bypass_the_read(cache: AnswerCache) -> None
 async def test_lookup_result_carries_no_key_material(cache: AnswerCache) -> None:
     await cache.store(scope(), QUESTION, ANSWER)
     hit = await cache.lookup(scope(), QUESTION)
-    assert {f.name for f in dataclasses.fields(hit)} == {"outcome", "answer", "similarity"}
+    assert {f.name for f in dataclasses.fields(hit)} == {"outcome", "answer", "similarity", "degraded"}
     assert hit.answer is not None and set(hit.answer.model_dump()) == set(CachedAnswer.model_fields)
 
 
