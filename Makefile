@@ -7,7 +7,8 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all test-clients chromium lint bench redis tools bench-tools clean containers compose-smoke
+.PHONY: install run test test-all test-clients chromium lint bench bench-peers load redis tools bench-tools clean containers \
+        compose-smoke
 
 install: $(STAMP)
 
@@ -64,6 +65,17 @@ lint: install
 bench: install redis bench-tools
 	$(BIN)/ragd bench all --out bench-results --redis-url redis://127.0.0.1:6379/0
 
+# A bounded headless Locust run of the chat-product mix (lab/load) against `make run` on HOST:PORT (started
+# for the run when nothing answers there), or against any deployment: make load HOST=http://host:8080
+# (keyed gateways: LOAD_ARGS=--api-key=KEY); Locust's CSV, the tallies and load.png go to load-results/
+LOAD_USERS ?= 20
+LOAD_TIME  ?= 60s
+LOAD_ARGS  ?=
+
+load: install .clients/locust/.installed
+	$(BIN)/python -m lab.load --host $(HOST) --port $(PORT) --users $(LOAD_USERS) --run-time $(LOAD_TIME) \
+	  --out load-results $(LOAD_ARGS)
+
 # Container images and the compose smoke test (docs/deploy.md); not part of `make test`.
 containers:
 	scripts/containers/build.sh
@@ -72,4 +84,4 @@ compose-smoke: install
 	PYTHON=$(BIN)/python scripts/containers/compose-smoke.sh
 
 clean:
-	rm -rf $(VENV) .ragd .pytest_cache .mypy_cache .ruff_cache .clients clients-results
+	rm -rf $(VENV) .ragd .pytest_cache .mypy_cache .ruff_cache .clients clients-results load-results .peers
