@@ -76,6 +76,11 @@ load: install .clients/locust/.installed
 	$(BIN)/python -m lab.load --host $(HOST) --port $(PORT) --users $(LOAD_USERS) --run-time $(LOAD_TIME) \
 	  --out load-results $(LOAD_ARGS)
 
+# ragd side by side with LiteLLM's proxy cache, LlamaIndex's hybrid retrieval and GPTCache, each peer installed
+# from PyPI into its own virtualenv under .peers/ (lab/peers); the JSON and its table go to bench/results/peers.*
+bench-peers: install redis bench-tools
+	$(BIN)/ragd bench peers --json bench/results/peers.json --redis-url redis://127.0.0.1:6379/0
+
 # Container images and the compose smoke test (docs/deploy.md); not part of `make test`.
 containers:
 	scripts/containers/build.sh

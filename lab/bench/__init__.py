@@ -1,4 +1,5 @@
 """``ragd bench {gateway,cache,retrieval,guardrails,embeddings,all} [--out DIR] [--quick]``: measured latencies.
+``ragd bench peers [--json OUT]``: ragd side by side with its peers (:mod:`lab.peers`; not part of ``all``).
 
 Every benchmark is bounded in count and time, runs on loopback only, shows progress and writes
 ``DIR/<name>.json`` (machine info with the load average, p50/p95/p99 and the runs behind each
@@ -151,7 +152,8 @@ def _apply_quick(args: argparse.Namespace) -> None:
 
 
 def add_bench(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=[*BENCHES, "all"], help="which benchmark (all: every one)")
+    parser.add_argument("what", choices=[*BENCHES, "peers", "all"],
+                        help="which benchmark (all: every one but peers)")
     parser.add_argument("--out", default="bench-results", help="folder for <name>.json, <name>.png, summary.md")
     parser.add_argument("--quick", action="store_true", help="smallest bounded run (smoke test)")
     parser.add_argument("--rounds", type=int, default=None, help="repetitions of each noisy measurement (3)")
@@ -178,7 +180,20 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=str(Path(".ragd") / "eval-cache"),
                         help="where ingested indexes are kept for reuse (shared with ragd eval retrieval)")
 
+    parser.add_argument("--json", default=str(Path("bench") / "results" / "peers.json"),
+                        help="peers: the result JSON (the Markdown table goes beside it, .md)")
+    parser.add_argument("--peers-dir", default=".peers", help="peers: where the peers' virtualenvs are built")
+    parser.add_argument("--data-dir", default=None, help="peers: the shared evaluation data (default ../shared/data)")
+    parser.add_argument("--peer-queries", type=int, default=100,
+                        help="peers: judged queries per retrieval dataset (the subset's size)")
+    parser.add_argument("--peer-docs", type=int, default=300,
+                        help="peers: documents per retrieval dataset (their gold ones, then the corpus's first)")
+
     def _run(args: argparse.Namespace) -> int:
+        if args.what == "peers":
+            from lab.peers.bench import run_peers
+
+            return run_peers(args)
         _apply_quick(args)
         return run(args)
 

@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default="", help="bearer key of a keyed gateway (or $RAGD_LOAD_API_KEY)")
     parser.add_argument("--ingest-collection", default="load-ingest", help="where the ingest scenario writes")
     parser.add_argument("--out", type=Path, default=REPO / "load-results", help="CSV, tallies and plot")
+    parser.add_argument("--fail-on-failures", action="store_true",
+                        help="exit 1 when any request failed (Locust's exit status); by default a run that "
+                             "finished and wrote its CSV exits 0, its failures counted in the CSV and tallies")
     parser.add_argument("--locust-python", default=str(REPO / ".clients" / "locust" / "bin" / "python"),
                         help="the python of Locust's virtualenv")
     args = parser.parse_args(argv)
@@ -167,11 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         after = scrape_counters(url)
     server = counter_deltas(before, after) if before is not None and after is not None else None
     (out / "server.json").write_text(json.dumps({"url": url, "counters": server}, indent=2) + "\n")
+    if not (out / "locust_stats.csv").exists():
+        print(f"ragd load: Locust exited {code} without writing its CSV", file=sys.stderr)
+        return code or 1
     tally = json.loads((out / "tally.json").read_text()) if (out / "tally.json").exists() else {}
     plot_run(out / "locust_stats_history.csv", out / "locust_stats.csv", out / "load.png",
              title=f"ragd load: {args.users} users, {args.run_time}, {url}")
     print("\n".join(summary_lines(out / "locust_stats.csv", tally, server)))
     print(f"ragd load: results in {out} (locust_stats*.csv, tally.json, server.json, load.png)")
+    if code != 0 and not args.fail_on_failures:
+        print(f"ragd load: Locust exited {code} (some requests failed: see locust_failures.csv)")
+        return 0
     return code
 
 
