@@ -186,7 +186,7 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="peers: the shared evaluation data (default ../shared/data)")
     parser.add_argument("--peer-queries", type=int, default=100,
                         help="peers: judged queries per retrieval dataset (the subset's size)")
-    parser.add_argument("--peer-docs", type=int, default=300,
+    parser.add_argument("--peer-docs", type=int, default=200,
                         help="peers: documents per retrieval dataset (their gold ones, then the corpus's first)")
 
     def _run(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ def redis_vector_search(url: str) -> str | None:
     """None when the Redis at ``url`` has vector search (RediSearch ``FT.*``), else why not, in one line."""
     client = redis.Redis.from_url(url, socket_timeout=5)
     try:
-        client.execute_command("FT._LIST")
+        client.execute_command("FT._LIST")  # type: ignore[no-untyped-call]
         return None
     except redis.ResponseError as exc:
         version = client.info("server").get("redis_version", "?")
