@@ -45,7 +45,7 @@ def redis_vector_search(url: str) -> str | None:
         client.close()
 
 
-def _section(name: str, peer: str, venvs: Path, skipped: dict[str, str],
+def _section(name: str, peer: str, venvs: Path, skipped: dict[str, str], walls: dict[str, float],
              run: Callable[[Path], dict[str, Any]]) -> dict[str, Any] | None:
     started = time.perf_counter()
     print(f"ragd bench peers: {name} ({peer})...", file=sys.stderr, flush=True)
@@ -57,7 +57,7 @@ def _section(name: str, peer: str, venvs: Path, skipped: dict[str, str],
     except Exception as exc:  # a peer that fails to run is reported; the other comparisons still run
         skipped[peer] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
         return None
-    result["wall_s"] = round(time.perf_counter() - started, 1)
+    walls[name] = round(time.perf_counter() - started, 1)
     return result
 
 
@@ -71,22 +71,23 @@ def run_peers(args: argparse.Namespace) -> int:
     redis_url = args.redis_url or "redis://127.0.0.1:6379/0"
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     skipped: dict[str, str] = {}
+    walls: dict[str, float] = {}
     info = machine_info()
-    result: dict[str, Any] = {"benchmark": "peers", "machine": info}
+    result: dict[str, Any] = {"benchmark": "peers", "machine": info, "wall_s": walls}
     with tempfile.TemporaryDirectory(prefix="ragd-peers-") as tmp:
         work = Path(tmp)
         for section, keys in KEYS.items():
             result[section] = dict.fromkeys(keys)
-        cache = _section("answer cache", "litellm", venvs, skipped, lambda py: compare_answer_cache(
+        cache = _section("answer cache", "litellm", venvs, skipped, walls, lambda py: compare_answer_cache(
             py, _mkdir(work / "cache"), redis_url=redis_url, connections=args.connections,
             seconds=args.seconds or 5.0, rounds=args.rounds or 3, tool=args.load_tool))
         result["cache"] = cache or result["cache"]
-        retrieval = _section("hybrid retrieval", "llamaindex", venvs, skipped, lambda py: compare_retrieval(
+        retrieval = _section("hybrid retrieval", "llamaindex", venvs, skipped, walls, lambda py: compare_retrieval(
             py, _mkdir(work / "retrieval"), data_dir=data_dir, cache_root=Path(args.cache_dir),
             queries=args.peer_queries, docs=args.peer_docs))
         result["retrieval"] = retrieval or {"scifact": dict.fromkeys(RETRIEVAL_KEYS),
                                             "korquad": dict.fromkeys(RETRIEVAL_KEYS)}
-        semantic = _section("semantic cache precision", "gptcache", venvs, skipped,
+        semantic = _section("semantic cache precision", "gptcache", venvs, skipped, walls,
                             lambda py: compare_semantic(py, _mkdir(work / "semantic")))
         result["semantic_cache"] = semantic or result["semantic_cache"]
     reason = redis_vector_search(redis_url)
@@ -116,7 +117,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def markdown_table(result: dict[str, Any]) -> str:
     """The side-by-side table: one row per measure, ragd's value next to the peer's (or why there is none)."""
-    rows = ["| comparison | measure | ragd | peer | peer |", "|---|---|---|---|---|"]
+    rows = ["| comparison | measure | ragd | peer | peer system |", "|---|---|---|---|---|"]
     c = result["cache"]
     for label, ours, theirs in (("req/s", "ragd_rps", "litellm_rps"), ("p50 ms", "ragd_ms_p50", "litellm_ms_p50")):
         rows.append(f"| answer cache, exact hits | {label} | {_fmt(c.get(ours), 1)} | {_fmt(c.get(theirs), 2)} | "
