@@ -7,7 +7,8 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all test-clients chromium lint bench bench-scale redis tools bench-tools clean containers compose-smoke
+.PHONY: install run test test-all test-clients chromium lint bench bench-scale bench-peers load redis tools bench-tools \
+        clean containers compose-smoke
 
 install: $(STAMP)
 
@@ -70,6 +71,23 @@ bench-scale: install
 	$(BIN)/ragd bench scale --sizes 10000,100000 --out bench/results
 	$(BIN)/ragd bench report --out bench/results --page docs/benchmarks.md
 
+# A bounded headless Locust run of the chat-product mix (lab/load) against `make run` on HOST:PORT (started
+# for the run when nothing answers there), or against any deployment: make load HOST=http://host:8080
+# (keyed gateways: LOAD_ARGS=--api-key=KEY); Locust's CSV, the tallies and load.png go to load-results/
+LOAD_USERS ?= 20
+LOAD_TIME  ?= 60s
+LOAD_ARGS  ?=
+
+load: install .clients/locust/.installed
+	$(BIN)/python -m lab.load --host $(HOST) --port $(PORT) --users $(LOAD_USERS) --run-time $(LOAD_TIME) \
+	  --out load-results $(LOAD_ARGS)
+
+# ragd side by side with LiteLLM's proxy cache, LlamaIndex's hybrid retrieval and GPTCache, each peer installed
+# from PyPI into its own virtualenv under .peers/ (lab/peers); the JSON and its table go to bench/results/peers.*
+bench-peers: install redis bench-tools
+	$(BIN)/ragd bench peers --json bench/results/peers.json --redis-url redis://127.0.0.1:6379/0
+	$(BIN)/ragd bench report --out bench/results --page docs/benchmarks.md
+
 # Container images and the compose smoke test (docs/deploy.md); not part of `make test`.
 containers:
 	scripts/containers/build.sh
@@ -78,4 +96,4 @@ compose-smoke: install
 	PYTHON=$(BIN)/python scripts/containers/compose-smoke.sh
 
 clean:
-	rm -rf $(VENV) .ragd .pytest_cache .mypy_cache .ruff_cache .clients clients-results
+	rm -rf $(VENV) .ragd .pytest_cache .mypy_cache .ruff_cache .clients clients-results load-results .peers

@@ -1,6 +1,7 @@
-"""``ragd bench {gateway,cache,retrieval,guardrails,embeddings,scale,all} [--out DIR] [--quick]``: measured latencies.
+"""``ragd bench {gateway,cache,retrieval,guardrails,embeddings,scale,peers,all,report} [--out DIR] [--quick]``.
 
-``all`` runs every benchmark but ``scale`` (it ingests collections of up to 100k chunks: ``make bench-scale``).
+``all`` runs every benchmark but ``scale`` (it ingests collections of up to 100k chunks: ``make bench-scale``)
+and ``peers`` (ragd side by side with its peers, :mod:`lab.peers`: ``make bench-peers``).
 
 Every benchmark is bounded in count and time, runs on loopback only, shows progress and writes
 ``DIR/<name>.json`` (machine info with the load average, p50/p95/p99 and the runs behind each
@@ -181,8 +182,9 @@ def _sizes(text: str) -> list[int]:
 
 
 def add_bench(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=[*BENCHES, "all", "report"],
-                        help="which benchmark (all: every one; report: write --page from the runs in --out)")
+    parser.add_argument("what", choices=[*BENCHES, "peers", "all", "report"],
+                        help="which benchmark (all: every one but scale and peers; report: write --page from the "
+                             "runs in --out)")
     parser.add_argument("--out", default="bench/results", help="folder for <name>.json and <name>.png")
     parser.add_argument("--page", default="docs/benchmarks.md", help="the page `report` writes")
     parser.add_argument("--quick", action="store_true", help="smallest bounded run (smoke test)")
@@ -210,7 +212,9 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", type=_sizes, default=[10_000, 100_000],
                         help="scale: collection sizes in chunks, comma-separated (10000,100000; 1000000 runs only "
                              "when the memory measured at the smaller sizes projects under 8 GiB)")
-    parser.add_argument("--json", default=None, help="also write the result JSON here (and the plot beside it, .png)")
+    parser.add_argument("--json", default=None,
+                        help="also write the result JSON here (and the plot beside it, .png); peers: the result JSON "
+                             "(default bench/results/peers.json; its Markdown table goes beside it, .md)")
     parser.add_argument("--data", default=None,
                         help="scale: the evaluation data folder with SciFact and KorQuAD (default: ../shared/data)")
     parser.add_argument("--workdir", default=None, help="scale: where collections are built (default: a temp dir)")
@@ -230,7 +234,18 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=str(Path(".ragd") / "eval-cache"),
                         help="where ingested indexes are kept for reuse (shared with ragd eval retrieval)")
 
+    parser.add_argument("--peers-dir", default=".peers", help="peers: where the peers' virtualenvs are built")
+    parser.add_argument("--data-dir", default=None, help="peers: the shared evaluation data (default ../shared/data)")
+    parser.add_argument("--peer-queries", type=int, default=100,
+                        help="peers: judged queries per retrieval dataset (the subset's size)")
+    parser.add_argument("--peer-docs", type=int, default=200,
+                        help="peers: documents per retrieval dataset (their gold ones, then the corpus's first)")
+
     def _run(args: argparse.Namespace) -> int:
+        if args.what == "peers":
+            from lab.peers.bench import run_peers
+
+            return run_peers(args)
         _apply_quick(args)
         return run(args)
 

@@ -91,10 +91,11 @@ class Server:
 
 
 def serve(name: str, argv: Sequence[str], env: dict[str, str], workdir: Path, *, port: int,
-          ready_path: str = "/ready", timeout_s: float = 600.0) -> Server:
-    """Start ``argv`` (a uvicorn server on ``port``) and wait until ``ready_path`` answers 200."""
+          ready_path: str = "/ready", timeout_s: float = 600.0, executable: str = sys.executable) -> Server:
+    """Start ``executable argv`` (a server on ``port``; by default this Python) and wait until ``ready_path``
+    answers 200."""
     log = workdir / f"{name}.log"
-    process = subprocess.Popen([sys.executable, *argv], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    process = subprocess.Popen([executable, *argv], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                                start_new_session=True)
     server = Server(name, f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + timeout_s

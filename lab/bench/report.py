@@ -8,6 +8,7 @@ is what the committed results give.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -270,10 +271,25 @@ def _peers(where: Where) -> list[str]:
                         _fixed(semantic.get("peer_paraphrase_hit_rate"))]])
         out.append("")
     skipped = r.get("skipped") or {}
-    out += [f"- {peer}: not run ({why})" for peer, why in skipped.items()]
+    out += [f"- {peer}: {why}" for peer, why in skipped.items()]
     if r.get("machine"):
         out += ["", f"Run: {_run_line(r)}"]
     return out
+
+
+def _load_run(where: Where) -> list[str]:
+    folder = where.results / "load"
+    stats, tally = folder / "locust_stats.csv", _load(folder / "tally.json")
+    if not stats.exists() or tally is None:
+        return []
+    rows = [[row["Name"], _num(int(row["Request Count"])), _num(int(row["Failure Count"])), row["50%"], row["95%"],
+             _num(float(row["Requests/s"]), 1)] for row in csv.DictReader(stats.open(encoding="utf-8"))]
+    outcomes = [[name, *(_num(s.get(f"cache_{kind}", 0)) for kind in ("exact", "semantic", "miss")),
+                 _num(s.get("status_429", 0))] for name, s in tally.get("scenarios", {}).items()]
+    return [*_table(["request", "count", "failures", "p50 ms", "p95 ms", "req/s"], rows), "",
+            f"{tally.get('users')} users for {tally.get('run_time')} s, weights {json.dumps(tally.get('weights'))}; "
+            f"outcomes {json.dumps(tally.get('tally'))}.", "",
+            *_table(["scenario", "exact hits", "semantic hits", "misses", "429"], outcomes)]
 
 
 SECTIONS: list[Section] = [
@@ -304,8 +320,12 @@ SECTIONS: list[Section] = [
             _scale, ("bench/results/scale.png",)),
     Section("Side by side with the peers (`make bench-peers`)",
             "`ragd bench peers`: each peer installed from PyPI into its own virtualenv and run on the same machine "
-            "in the same run as ragd.",
+            "in the same run as ragd; how each row is measured: [peers.md](peers.md).",
             _peers),
+    Section("Load (`make load`, the chat-product mix)",
+            "Locust's scenarios in `lab/load/locustfile.py` against `ragd serve --demo`; how to run them against "
+            "any deployment: [load.md](load.md).",
+            _load_run, ("bench/results/load/load.png",)),
     Section("Overload (Locust, `make test-clients`)",
             "10 users asking fresh questions against `ragd serve --demo`; every request must be answered within "
             "its deadline or refused with a 429 within 100 ms (`lab/clients/locust_check.py`).",

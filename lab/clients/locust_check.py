@@ -1,4 +1,4 @@
-"""Locust against ragd: 10 users for 60 s of fresh questions (:mod:`lab.clients.locustfile`).
+"""Locust against ragd: 10 users for 60 s of fresh questions (:mod:`lab.load.locustfile`, ``--tags fresh``).
 
 Runs inside the ``locust`` client virtualenv (pinned in ``lab/clients/requirements/locust.txt``).
 Asserts what overload must look like: no 504 (nor any status but 200 and 429), every answer within
@@ -19,7 +19,7 @@ from pathlib import Path
 from lab.clients.report import Report
 from lab.clients.server import RagdServer
 
-LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+LOCUSTFILE = Path(__file__).resolve().parents[1] / "load" / "locustfile.py"
 USERS, RUN_TIME = 10, "60s"
 
 
@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     tally_path = results / "locust-tally.json"
     report = Report("locust")
     try:
-        subprocess.run([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(USERS),
-                        "-r", str(USERS), "-t", RUN_TIME, "--host", ragd.base_url, "--json-out", str(tally_path),
-                        "--only-summary"], check=False, timeout=600)
+        subprocess.run([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--tags", "fresh",
+                        "-u", str(USERS), "-r", str(USERS), "-t", RUN_TIME, "--host", ragd.base_url,
+                        "--json-out", str(tally_path), "--only-summary"], check=False, timeout=600)
         found = json.loads(tally_path.read_text())
         report.facts.update(found)
         tally: dict[str, int] = found["tally"]

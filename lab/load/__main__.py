@@ -1,0 +1,3 @@
+from lab.load.run import main
+
+raise SystemExit(main())
