@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -77,6 +78,9 @@ def test_the_background_merge_keeps_every_score(ingested: MakeRetriever, corpus_
         while len(index.segments) > 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert len(index.segments) == 1
+        for thread in threading.enumerate():  # the merge thread saves after merging: let it finish writing
+            if thread.name == "ragd-bm25-merge":
+                thread.join(timeout=30)
         merged = await _bm25(retriever)
         shutil.rmtree(retriever.settings.data_dir / "bm25")
         assert await _bm25(await _opened(ingested)) == merged
