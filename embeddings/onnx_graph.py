@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Dense", "GraphBuilder", "LayerKeys", "Norm", "encoder", "encoder_and_mean_pool", "quantize_int8"]
+__all__ = ["Dense", "GraphBuilder", "LayerKeys", "Norm", "cpu_session", "encoder", "encoder_and_mean_pool",
+           "quantize_int8"]
 
 
 class GraphBuilder:
@@ -116,3 +117,19 @@ def quantize_int8(source: Path, target: Path) -> Path:
     quantize_dynamic(source, tmp, per_channel=True, weight_type=QuantType.QInt8, nodes_to_quantize=names)
     tmp.replace(target)  # atomic: a concurrent builder writes the same bytes
     return target
+
+
+def cpu_session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session of ``path`` as ragd runs its graphs: ``threads`` intra-op threads that
+    sleep when idle (no spinning on shared cores), warnings off, and no memory arena: batches of padded
+    passages vary in shape, and an arena keeps the largest one's buffers for the life of the process
+    (gigabytes after an ingest); without it, each run's buffers go back to the system."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.enable_cpu_mem_arena = False
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

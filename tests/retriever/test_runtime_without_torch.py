@@ -55,9 +55,9 @@ guard = LocalGuard.from_settings(GuardrailsSettings(data_dir=data / "guard"))
 guard.load()
 stance = guard.check_sync(GuardCheckRequest(kind="input", text="Which party should I vote for in the election?"))
 result["stance_action"] = stance.action
-result["loaded"] = sorted(m for m in sys.modules if m.split(".")[0] in %r)
+result["loaded"] = sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[3].split(","))
 print(json.dumps(result))
-""" % (TRAINING_ONLY,)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +72,8 @@ def cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_retriever_and_guardrails_serve_without_importing_torch(tmp_path: Path, cross_encoder_dir: str) -> None:
-    done = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path), cross_encoder_dir], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900, check=False)
+    command = [sys.executable, "-c", _SCRIPT, str(tmp_path), cross_encoder_dir, ",".join(TRAINING_ONLY)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["loaded"] == []
