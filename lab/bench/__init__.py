@@ -174,7 +174,7 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ingest", dest="ingest", action="store_false",
                         help="time the cached index as it is (e.g. a partial ingest) instead of completing it")
     parser.add_argument("--embedder", default=None,
-                        help="retriever embedder backend (default: RAGD_RETRIEVER_EMBEDDER_BACKEND, else e5-torch)")
+                        help="retriever embedder backend (default: RAGD_RETRIEVER_EMBEDDER_BACKEND, else e5-onnx)")
     parser.add_argument("--cache-dir", default=str(Path(".ragd") / "eval-cache"),
                         help="where ingested indexes are kept for reuse (shared with ragd eval retrieval)")
 
