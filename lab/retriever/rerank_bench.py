@@ -63,7 +63,7 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 
 def run(data: Path, model: Path | None, *, top_n: int, queries: int, timed: int, torch: bool,
-        models_dir: Path) -> dict[str, Any]:
+        models_dir: Path, max_length: int | None = None) -> dict[str, Any]:
     dataset = load_beir(data, "test")
     settings = RetrieverSettings()
     texts = {d.id: passage_text(d.title, d.text) for d in dataset.docs}
@@ -75,12 +75,11 @@ def run(data: Path, model: Path | None, *, top_n: int, queries: int, timed: int,
     tmp = tempfile.TemporaryDirectory()
     path = model or standin(Path(tmp.name) / "minilm-ce")
     threads = capped_threads(2)
-    probe = CrossEncoderOnnx(path, cache_dir=models_dir, precision="fp32")
-    max_length = probe.max_length
+    max_length = CrossEncoderOnnx(path, cache_dir=models_dir, max_length=max_length).max_length
     scorers: dict[str, Score] = {}
     for precision in ("int8", "fp32"):
         scorers[f"onnx-{precision}"] = _onnx_scorer(CrossEncoderOnnx(path, cache_dir=models_dir, precision=precision,
-                                                                     threads=threads))
+                                                                     threads=threads, max_length=max_length))
     if torch:
         scorers["torch-fp32"] = _torch_scorer(path, threads, max_length)
     out: dict[str, Any] = {"model": str(model) if model else "MiniLM backbone, fresh head (stand-in)",
@@ -118,11 +117,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300, help="test queries scored for nDCG@10")
     parser.add_argument("--timed", type=int, default=30, help="calls timed per runtime (the first queries)")
     parser.add_argument("--torch", action="store_true", help="also sentence-transformers' CrossEncoder (torch)")
+    parser.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
     parser.add_argument("--models-dir", type=Path, default=Path(".ragd") / "models")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     result = run(args.data, args.model, top_n=args.top_n, queries=args.queries, timed=args.timed, torch=args.torch,
-                 models_dir=args.models_dir)
+                 models_dir=args.models_dir, max_length=args.max_length)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
