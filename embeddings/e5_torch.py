@@ -224,6 +224,10 @@ class E5TorchEmbedder:
         self._int8 = int8
         base = str(model_dir) if model_dir else "multilingual-e5-small"
         self.name = f"e5-torch:{base}{'-int8' if int8 else ''}"
+        # the packaged weights under either precision or runtime (embeddings.e5_onnx.E5Embedder) write one index
+        self.same_vectors_as = (frozenset({"e5:multilingual-e5-small", "e5-torch:multilingual-e5-small",
+                                           "e5-torch:multilingual-e5-small-int8"}) - {self.name}
+                                if model_dir is None else frozenset())
         self._model: Any = None
         self._counter: Any = None
         self._lock = threading.Lock()

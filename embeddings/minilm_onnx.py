@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from embeddings.onnx_graph import GraphBuilder, LayerKeys, encoder_and_mean_pool
+from embeddings.onnx_graph import GraphBuilder, LayerKeys, cpu_session, encoder_and_mean_pool
 
 __all__ = ["MiniLMOnnxEmbedder", "build_graph", "ensure_model", "minilm_model_path", "read_safetensors"]
 
@@ -156,7 +156,6 @@ class MiniLMOnnxEmbedder:
     def _loaded(self) -> tuple[Any, Any]:
         with self._lock:
             if self._state is None:
-                import onnxruntime as ort
                 from tokenizers import Tokenizer
 
                 model_dir = self._model_dir or minilm_model_path()
@@ -164,12 +163,7 @@ class MiniLMOnnxEmbedder:
                 tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
                 tokenizer.no_padding()  # the file pads every text to 128 tokens
                 tokenizer.enable_truncation(self._max_length)
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = self._threads
-                options.inter_op_num_threads = 1
-                options.log_severity_level = 3
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                session = cpu_session(path, self._threads)
                 self._state = (tokenizer, session)
             return self._state
 

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Dense", "GraphBuilder", "LayerKeys", "Norm", "encoder_and_mean_pool"]
+__all__ = ["Dense", "GraphBuilder", "LayerKeys", "Norm", "cpu_session", "encoder", "encoder_and_mean_pool",
+           "quantize_int8"]
 
 
 class GraphBuilder:
@@ -55,10 +59,10 @@ class LayerKeys:
     output_norm: str
 
 
-def encoder_and_mean_pool(g: GraphBuilder, x: str, *, hidden: int, heads: int, layers: Sequence[LayerKeys],
-                          dense: Dense, norm: Norm) -> None:
+def encoder(g: GraphBuilder, x: str, *, hidden: int, heads: int, layers: Sequence[LayerKeys],
+            dense: Dense, norm: Norm) -> str:
     """BERT encoder layers over the embedded tokens ``x`` (B, T, H), masked by the graph input
-    ``attention_mask`` (B, T) float32, then mean pooling over real tokens into the output ``pooled``."""
+    ``attention_mask`` (B, T) float32; returns the last layer's output (B, T, H)."""
     from onnx import helper
 
     # additive attention mask (B, 1, 1, T): 0 where a token is, -1e4 on padding
@@ -84,7 +88,48 @@ def encoder_and_mean_pool(g: GraphBuilder, x: str, *, hidden: int, heads: int, l
         gelu = g.op("Mul", [g.op("Mul", [inner, half]),
                             g.op("Add", [g.op("Erf", [g.op("Div", [inner, sqrt2])]), "one_f"])])
         x = norm(g.op("Add", [x, dense(gelu, [keys.ffn_out], f"{p}fo")]), keys.output_norm)
+    return x
+
+
+def encoder_and_mean_pool(g: GraphBuilder, x: str, *, hidden: int, heads: int, layers: Sequence[LayerKeys],
+                          dense: Dense, norm: Norm) -> None:
+    """:func:`encoder`, then mean pooling over real tokens into the graph output ``pooled`` (B, H)."""
+    from onnx import helper
+
+    x = encoder(g, x, hidden=hidden, heads=heads, layers=layers, dense=dense, norm=norm)
     weights3 = g.op("Unsqueeze", ["attention_mask", g.const("axis2", [2], np.int64)])
     summed = g.op("ReduceSum", [g.op("Mul", [x, weights3]), g.const("axis1", [1], np.int64)], keepdims=0)
     count = g.op("ReduceSum", [weights3, "axis1"], keepdims=0)
     g.nodes.append(helper.make_node("Div", [summed, count], ["pooled"], name="mean_pool"))
+
+
+def quantize_int8(source: Path, target: Path) -> Path:
+    """The float graph ``source`` written to ``target`` with its encoder's linear layers int8 (ONNX Runtime's
+    dynamic quantisation: weights per output channel, activations per tensor), except each layer's FFN
+    down-projection (node ``l<i>.fo``), whose GELU inputs have outliers one activation scale cannot hold.
+    The linear nodes are the ``MatMul`` nodes named ``l<i>.qkv``, ``l<i>.ao`` and ``l<i>.fi``."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    names = [n.name for n in onnx.load(str(source), load_external_data=False).graph.node
+             if n.op_type == "MatMul" and n.name.startswith("l") and n.name.split(".")[-1] in ("qkv", "ao", "fi")]
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    quantize_dynamic(source, tmp, per_channel=True, weight_type=QuantType.QInt8, nodes_to_quantize=names)
+    tmp.replace(target)  # atomic: a concurrent builder writes the same bytes
+    return target
+
+
+def cpu_session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session of ``path`` as ragd runs its graphs: ``threads`` intra-op threads that
+    sleep when idle (no spinning on shared cores), warnings off, and no memory arena: batches of padded
+    passages vary in shape, and an arena keeps the largest one's buffers for the life of the process
+    (gigabytes after an ingest); without it, each run's buffers go back to the system."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.enable_cpu_mem_arena = False
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Embedder", "TokenCounting", "Vectors", "l2_normalise"]
+__all__ = ["Embedder", "SameVectorsAs", "TokenCounting", "Vectors", "embeds_as", "l2_normalise"]
 
 Vectors = npt.NDArray[np.float32]
 
@@ -33,6 +33,22 @@ class TokenCounting(Protocol):
     @property
     def max_tokens(self) -> int: ...
     def count_tokens(self, texts: Sequence[str], *, query: bool) -> list[int]: ...
+
+
+@runtime_checkable
+class SameVectorsAs(Protocol):
+    """An embedder whose passage vectors match those of other embedder names closely enough that an
+    index they wrote stays valid for it (the same weights under another runtime)."""
+
+    same_vectors_as: frozenset[str]
+
+
+def embeds_as(embedder: Embedder, recorded: str) -> bool:
+    """True when an index whose vectors were written by the embedder named ``recorded`` is valid for
+    ``embedder``: the same name, or one it declares in ``same_vectors_as``."""
+    if recorded == embedder.name:
+        return True
+    return isinstance(embedder, SameVectorsAs) and recorded in embedder.same_vectors_as
 
 
 def l2_normalise(vectors: Any) -> Vectors:

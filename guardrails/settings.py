@@ -49,8 +49,9 @@ class GuardrailsSettings(ServiceSettings):
                              description="YAML file of the pattern rules (id, category, language, regex, examples).")
     topics_path: Path = Field(default_factory=default_topics_path,
                               description="YAML file of the topic rail's intents and their example utterances.")
-    embedder_path: Path | None = Field(None, description="Sentence-transformers dir for the topic rail; "
-                                       "none: the packaged all-MiniLM-L6-v2.")
+    embedder_path: Path | None = Field(None, description="Sentence-transformers dir of a BERT mean-pooling model "
+                                       "(model.safetensors, tokenizer.json) for the topic rail, run under ONNX "
+                                       "Runtime; none: the packaged all-MiniLM-L6-v2.")
     threads: int = Field(2, ge=1, le=64, description="Worker threads for CPU-bound checks.")
     semantic_threads: int = Field(
         default_factory=lambda: capped_threads(2), ge=1, le=64,

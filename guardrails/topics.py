@@ -22,6 +22,9 @@ import numpy as np
 import yaml
 from sklearn.feature_extraction.text import HashingVectorizer
 
+from embeddings.e5_onnx import E5OnnxSettings
+from embeddings.minilm_onnx import MiniLMOnnxEmbedder
+
 _CHARS = HashingVectorizer(analyzer="char_wb", ngram_range=(1, 3), n_features=2**16, alternate_sign=False,
                            norm="l2")
 
@@ -85,26 +88,13 @@ def load_intents(path: Path) -> dict[str, list[str]]:
 
 
 def minilm_embedder(path: Path | None = None) -> Embed:
-    """Normalised embeddings for the topic rail: the packaged all-MiniLM-L6-v2 under ONNX Runtime
-    (``embeddings.minilm_onnx``: the same vectors as sentence-transformers, ~11 ms a question against
-    15-80 ms under torch on these cores), or any sentence-transformers directory ``path`` under torch."""
+    """Normalised embeddings for the topic rail under ONNX Runtime (``embeddings.minilm_onnx``: the same
+    vectors as sentence-transformers, no torch): the packaged all-MiniLM-L6-v2, or ``path``, a
+    sentence-transformers directory of the same architecture (BERT, mean pooling, ``model.safetensors``)."""
+    models_dir = E5OnnxSettings().models_dir
     if path is None:
-        from embeddings.e5_onnx import E5OnnxSettings
-        from embeddings.minilm_onnx import MiniLMOnnxEmbedder
-
-        return MiniLMOnnxEmbedder.shared(E5OnnxSettings().models_dir, threads=1).embed_queries
-
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    torch.set_num_threads(1)
-    model = SentenceTransformer(str(path), device="cpu")
-
-    def embed(texts: Sequence[str]) -> np.ndarray:
-        vectors = model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
-        return np.asarray(vectors, dtype=np.float32)
-
-    return embed
+        return MiniLMOnnxEmbedder.shared(models_dir, threads=1).embed_queries
+    return MiniLMOnnxEmbedder(models_dir, threads=1, model_dir=path).embed_queries
 
 
 class TopicMatcher:

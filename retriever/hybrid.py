@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from embeddings.protocol import embeds_as
 from retriever.embedders import Embedder
 from retriever.fusion import Ranked, reciprocal_rank_fusion, weighted_fusion
 from retriever.ingest import passage_text
@@ -86,7 +87,7 @@ class HybridSearch:
 
     async def _dense(self, view: CorpusView, request: RetrieveRequest, depth: int, timings: dict[str, float],
                      scope: FilterScope | None) -> list[tuple[str, float]]:
-        if view.embedder and view.embedder != self.embedder.name:
+        if view.embedder and not embeds_as(self.embedder, view.embedder):
             raise DenseIndexMismatchError(f"collection embedded with {view.embedder}, not {self.embedder.name}")
         where = scope.where if scope else None
         return await self._nearest(

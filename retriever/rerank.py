@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+
+from embeddings.cross_onnx import CrossEncoderOnnx, Precision
+from services.settings import default_data_dir
 
 __all__ = ["METADATA_FILE", "CrossEncoderReranker", "blend_scores", "meta_blend", "meta_languages",
            "read_training_meta", "rerank_head", "trained_blend", "trained_languages"]
@@ -82,26 +84,26 @@ def trained_languages(model_path_or_id: str) -> frozenset[str] | None:
 
 
 class CrossEncoderReranker:
-    """``sentence_transformers.CrossEncoder`` scoring (query, passage) pairs; loads lazily, once."""
+    """A cross-encoder directory (``model.safetensors`` and ``tokenizer.json`` of a BERT
+    ``CrossEncoder``, as ``ragd train reranker`` writes) scoring (query, passage) pairs under ONNX
+    Runtime (:class:`embeddings.cross_onnx.CrossEncoderOnnx`, no torch); loads lazily, once.
+    ``precision`` "int8" quantises the encoder's linear layers, "fp32" keeps the trained weights; the graph
+    is the one inside the directory (``onnx/``), else one built under ``models_dir`` on first load."""
 
-    def __init__(self, model_path_or_id: str, *, batch_size: int = 32, max_length: int | None = None,
-                 blend: float | None = None) -> None:
+    def __init__(self, model_path_or_id: str, *, models_dir: Path | None = None, precision: Precision = "int8",
+                 threads: int = 2,
+                 batch_size: int = 32, max_length: int | None = None, blend: float | None = None) -> None:
         self.model_path_or_id = model_path_or_id
         meta = read_training_meta(model_path_or_id)  # read once: blend and languages
         chosen = meta_blend(meta) if blend is None else blend
         self.blend = 1.0 if chosen is None else chosen
         self.languages = meta_languages(meta)
-        self.batch_size = batch_size
-        self.max_length = max_length
-        self._model: Any = None
-        self._lock = threading.Lock()
+        self._model = CrossEncoderOnnx(Path(model_path_or_id), cache_dir=models_dir or default_data_dir() / "models",
+                                       precision=precision,
+                                       threads=threads, max_length=max_length, batch_size=batch_size)
 
     def load(self) -> None:
-        with self._lock:
-            if self._model is None:
-                from sentence_transformers import CrossEncoder
-
-                self._model = CrossEncoder(self.model_path_or_id, device="cpu", max_length=self.max_length)
+        self._model.load()
 
     def serves(self, language: str) -> bool:
         """False for a query language the model was not trained on (its scores would be noise: the
@@ -110,13 +112,15 @@ class CrossEncoderReranker:
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._model.loaded
+
+    @property
+    def max_length(self) -> int:
+        """Tokens of one (query, passage) pair (loads the model)."""
+        return self._model.max_length
 
     def scores(self, query: str, passages: Sequence[str]) -> list[float]:
         """One relevance score per passage (higher is more relevant)."""
         if not passages:
             return []
-        self.load()
-        raw = self._model.predict([(query, p) for p in passages], batch_size=self.batch_size,
-                                  show_progress_bar=False, convert_to_numpy=True)
-        return [float(s) for s in raw.reshape(len(passages), -1)[:, -1]]
+        return [float(s) for s in self._model.scores(query, passages)]

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from embeddings.e5_onnx import E5OnnxSettings
 from retriever.embedders import Embedder, TokenCounting, build_embedder, build_english_embedder
 from retriever.hybrid import HybridSearch
 from retriever.ingest import (
@@ -80,8 +81,9 @@ class LocalRetriever:
         self.store = ChromaStore(settings)
         self.embedder: Embedder = build_embedder(settings)
         self.english: Embedder | None = build_english_embedder(settings)
-        self.reranker = (CrossEncoderReranker(settings.reranker_model, max_length=settings.rerank_max_length,
-                                              blend=settings.rerank_blend)
+        self.reranker = (CrossEncoderReranker(settings.reranker_model, models_dir=E5OnnxSettings().models_dir,
+                                              precision=settings.rerank_precision, threads=settings.rerank_threads,
+                                              max_length=settings.rerank_max_length, blend=settings.rerank_blend)
                          if settings.reranker_model else None)
         self._views: dict[str, CorpusView] = {}
         self._locks: dict[str, asyncio.Lock] = {}

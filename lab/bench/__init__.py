@@ -208,7 +208,7 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ingest", dest="ingest", action="store_false",
                         help="time the cached index as it is (e.g. a partial ingest) instead of completing it")
     parser.add_argument("--embedder", default=None,
-                        help="retriever embedder backend (default: RAGD_RETRIEVER_EMBEDDER_BACKEND, else e5-torch)")
+                        help="retriever embedder backend (default: RAGD_RETRIEVER_EMBEDDER_BACKEND, else e5-onnx)")
     parser.add_argument("--sizes", type=_sizes, default=[10_000, 100_000],
                         help="scale: collection sizes in chunks, comma-separated (10000,100000; 1000000 runs only "
                              "when the memory measured at the smaller sizes projects under 8 GiB)")

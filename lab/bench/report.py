@@ -277,6 +277,30 @@ def _peers(where: Where) -> list[str]:
     return out
 
 
+def _runtimes(where: Where) -> list[str]:
+    rows = []
+    for path in sorted(where.results.glob("e5_passages*.json")):
+        r = json.loads(path.read_text())
+        for name, m in r.get("runtimes", {}).items():
+            compared: tuple[str, Json] = next(((k[3:], v) for k, v in m.items() if k.startswith("vs_")), ("", {}))
+            ref, vs = compared
+            cosine = f"{_fixed(vs.get('cos_mean'), 4)} / {_fixed(vs.get('cos_min'), 4)} ({ref})" if vs else "reference"
+            rows.append([f"`{path.name}`", name, _num(r.get("passages")), _num(m.get("passages_per_s"), 2), cosine,
+                         _fixed(m.get("scifact_dense_ndcg@10")), _fixed(m.get("korquad_dense_ndcg@10"))])
+    out = _table(["run", "e5 passage runtime", "passages", "passages/s", "cosine to another runtime (mean / min)",
+                  "SciFact dense nDCG@10", "KorQuAD dense nDCG@10"], rows) if rows else []
+    rerank = []
+    for path in sorted(where.results.glob("rerank_onnx*.json")):
+        r = json.loads(path.read_text())
+        for name, m in r.get("runtimes", {}).items():
+            rerank.append([f"`{path.name}`", str(r.get("model")), _num(r.get("max_length")), name,
+                           f"{_num(m.get('ms_p50'), 0)} / {_num(m.get('ms_p95'), 0)}", _num(m.get("cpu_ms_p50"), 0)])
+    if rerank:
+        out += ["", *_table(["run", "cross-encoder", "pair tokens", "runtime", "N=20 wall p50 / p95 ms",
+                             "CPU ms per call p50"], rerank)]
+    return out
+
+
 def _load_run(where: Where) -> list[str]:
     folder = where.results / "load"
     stats, tally = folder / "locust_stats.csv", _load(folder / "tally.json")
@@ -301,6 +325,10 @@ SECTIONS: list[Section] = [
             "`ragd eval retrieval --dataset ../shared/data/<set> --json bench/results/retrieval-eval-<set>.json`; "
             "what each configuration is and how to rerun it: [retrieval.md](retrieval.md).",
             _retrieval_quality, ("docs/img/retrieval_scifact.png", "docs/img/retrieval_korquad.png")),
+    Section("Model runtimes without torch (e5 passages, the cross-encoder)",
+            "`python -m lab.retriever.e5_passages` and `python -m lab.retriever.rerank_bench`; what each runtime "
+            "is and how the runs were made: [retrieval.md](retrieval.md#runtimes-without-torch).",
+            _runtimes),
     Section("Answers (`ragd eval rag`)",
             "`ragd eval rag --dataset ../shared/data/<set> --limit 300 --unanswerable-share 0.2 --json ...`; the "
             "protocol, the abstention calibration and the per-question reports: [answers.md](answers.md).",

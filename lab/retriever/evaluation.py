@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from embeddings.e5_onnx import E5OnnxSettings
 from embeddings.e5_torch import E5TorchSettings
 from lab.retriever.metrics import mean_metrics, percentile
 from retriever.hybrid import fuse
@@ -177,6 +178,9 @@ def index_fingerprint(dataset: Dataset, settings: RetrieverSettings) -> str:
     if settings.embedder_backend == "e5-torch":
         options = E5TorchSettings()
         digest.update(f"int8={options.int8} max_length={options.max_length}".encode())
+    if settings.embedder_backend == "e5-onnx":
+        onnx = E5OnnxSettings()
+        digest.update(f"precision={onnx.passage_precision} max_length={onnx.passage_max_length}".encode())
     return digest.hexdigest()[:20]
 
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from tqdm import tqdm
 
+from embeddings.cross_onnx import write_graphs
 from lab.retriever.evaluation import COLLECTION, TENANT, Dataset, open_index, ranked_doc_ids, run_queries
 from lab.retriever.metrics import mean_metrics
 from retriever.ingest import passage_text
@@ -239,6 +240,7 @@ def train_reranker(dataset: Dataset, settings: RetrieverSettings, out: Path, *, 
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     cross.save(str(out))
+    write_graphs(out)  # the ONNX Runtime graphs the retriever serves (fp32, int8), so it needs no torch
     scores = {"steps": steps, "first_loss": losses[0] if losses else None,
               "last_loss": sum(losses[-10:]) / max(len(losses[-10:]), 1) if losses else None,
               **_dev_scores(cross, dev)}

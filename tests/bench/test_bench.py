@@ -129,7 +129,7 @@ def test_quick_gateway_bench_sees_exact_and_semantic_hits(tmp_path: Path) -> Non
 
 def test_quick_embeddings_bench_writes_json_and_png(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_")}
-    env["RAGD_E5_TORCH_MODELS_DIR"] = str(Path.cwd() / ".ragd" / "models")  # the suite's converted e5
+    env["RAGD_E5_ONNX_MODELS_DIR"] = str(Path.cwd() / ".ragd" / "models")  # the suite's e5 graphs
     done = subprocess.run([sys.executable, "-m", "services.cli", "bench", "embeddings", "--quick", "--out",
                            str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path, timeout=900,
                           env=env, check=False)
@@ -137,7 +137,7 @@ def test_quick_embeddings_bench_writes_json_and_png(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "out" / "embeddings.json").read_text())
     assert result["query"]["n"] == 10 and result["passage"]["n"] == 10 and result["batch_of_32_passages"]["n"] == 1
     assert result["query"]["p50_ms"] > 0 and result["passages_per_second"] > 0
-    assert result["embedder"].startswith("e5-torch:")
+    assert result["embedder"] == "e5:multilingual-e5-small"
     assert (tmp_path / "out" / "embeddings.png").stat().st_size > 1000
 
 

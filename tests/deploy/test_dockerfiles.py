@@ -146,8 +146,18 @@ def test_the_legacy_builder_context_matches_the_buildkit_one() -> None:
 MODEL_DIR_SETTINGS = {
     "gateway": ("RAGD_E5_ONNX_MODELS_DIR",),
     "guardrails": ("RAGD_E5_ONNX_MODELS_DIR",),
-    "retriever": ("RAGD_E5_TORCH_MODELS_DIR", "RAGD_E5_ONNX_MODELS_DIR"),
+    "retriever": ("RAGD_E5_ONNX_MODELS_DIR",),
 }
+
+
+@pytest.mark.parametrize("service", ["retriever", "guardrails"])
+def test_model_pieces_install_no_torch(service: str) -> None:
+    """Every model of the retriever and the guardrails runs under ONNX Runtime: their images install
+    neither torch nor an extra that brings it (the train extra)."""
+    runs = " ".join(ins.args for ins in dockerfile(service) if ins.keyword == "RUN")
+    assert "torch" not in runs and "train" not in runs and "TORCH_INDEX" not in runs
+    extras = pyproject()["project"]["optional-dependencies"]
+    assert not [d for d in extras[service] if d.split("=")[0].split(">")[0] in {"torch", "sentence-transformers"}]
 
 
 @pytest.mark.parametrize("service", sorted(MODEL_DIR_SETTINGS))

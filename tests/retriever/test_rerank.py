@@ -35,8 +35,8 @@ def test_scores_are_one_per_passage_and_deterministic(tiny_cross_encoder: str) -
     assert reranker.scores("what causes tides", passages) == pytest.approx(first)
     assert reranker.scores("q", []) == []
     short = CrossEncoderReranker(tiny_cross_encoder, max_length=32)
-    short.load()
-    assert short._model.max_seq_length == 32  # RAGD_RETRIEVER_RERANK_MAX_LENGTH; None keeps the model's own
+    assert short.max_length == 32  # RAGD_RETRIEVER_RERANK_MAX_LENGTH
+    assert reranker.max_length == 512  # None keeps the model's own (the MiniLM directory's position table)
 
 
 def test_final_order_follows_the_cross_encoder(ingested: Callable[..., LocalRetriever],

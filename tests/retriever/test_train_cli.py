@@ -49,6 +49,11 @@ def test_train_reranker_writes_a_cross_encoder(tmp_path: Path, common: list[str]
     scores = CrossEncoder(str(out), device="cpu").predict([("coffee and diabetes", "Coffee lowers diabetes risk."),
                                                            ("coffee and diabetes", "Malaria and mosquitoes.")])
     assert np.asarray(scores).shape == (2,) and np.all(np.isfinite(scores))
+    # training writes the ONNX Runtime graphs the retriever serves, with sentence-transformers' scores
+    assert (out / "onnx" / "model-fp32.onnx").is_file() and (out / "onnx" / "model-int8.onnx").is_file()
+    served = CrossEncoderReranker(str(out), precision="fp32").scores(
+        "coffee and diabetes", ["Coffee lowers diabetes risk.", "Malaria and mosquitoes."])
+    assert np.allclose(served, scores, atol=1e-5)
 
 
 def test_train_embedder_writes_a_sentence_transformer(tmp_path: Path, common: list[str]) -> None:
