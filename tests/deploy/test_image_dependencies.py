@@ -37,9 +37,14 @@ OPTIONAL = {
     ("guardrails", "torch"): "topic rail with a sentence-transformers RAGD_GUARDRAILS_EMBEDDER_PATH; the image "
                              "runs the packaged MiniLM under ONNX Runtime",
     ("guardrails", "sentence_transformers"): "the same custom topic-rail embedder",
+    ("retriever", "torch"): "the e5-torch and sentence-transformers embedder backends and a query-side model (the "
+                            "train extra); the image serves e5 and MiniLM under ONNX Runtime",
+    ("retriever", "sentence_transformers"): "the same optional backends",
+    ("retriever", "safetensors"): "writing an e5-torch model folder (the e5-torch backend)",
 }
 # Model packages an image installs with --no-deps from a hash-pinned requirements file (read as files).
-NODEPS = {"guardrails": "requirements/minilm-nodeps.txt", "generator": "requirements/models-nodeps.txt"}
+NODEPS = {"guardrails": "requirements/minilm-nodeps.txt", "retriever": "requirements/minilm-nodeps.txt",
+          "generator": "requirements/models-nodeps.txt"}
 
 
 def _imported_names(path: Path, module_level_only: bool) -> Iterator[str]:
@@ -164,7 +169,7 @@ def test_the_serving_path_follows_imports_but_not_tools() -> None:
     names = {str(p.relative_to(ROOT)) for p in modules}
     assert {"services/app.py", "guardrails/engine.py", "guardrails/topics.py"} <= names
     assert not {"lab/guardrails/train_cli.py", "gateway/app.py"} & names
-    assert "torch" in imports
+    assert "sklearn" in imports and "onnxruntime" in imports and "torch" not in imports
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))
