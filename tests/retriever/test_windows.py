@@ -96,11 +96,11 @@ def test_bm25_parameters_come_from_settings_and_key_the_saved_index(tmp_path: Pa
     chunk = ChunkRecord(id="c", doc_id="d", ordinal=0, text="owl", terms=("owl",))
     first = CorpusView.from_records("e1", {"d": doc}, [chunk], bm25_dir=tmp_path / "bm25", bm25_params=(0.9, 0.4))
     built = first.bm25()
-    assert (built._model.k1, built._model.b) == (0.9, 0.4)
+    assert (built.k1, built.b) == (0.9, 0.4)
     other = CorpusView.from_records("e2", {"d": doc}, [chunk], bm25_dir=tmp_path / "bm25", bm25_params=(1.5, 0.75))
     assert BM25Index.load(tmp_path / "bm25", f"{other.fingerprint}:k1=1.5:b=0.75") is None
     rebuilt = other.bm25()
-    assert (rebuilt._model.k1, rebuilt._model.b) == (1.5, 0.75)
+    assert (rebuilt.k1, rebuilt.b) == (1.5, 0.75)
 
 
 def test_eval_index_with_windows_ranks_documents_once(tmp_path: Path) -> None:
