@@ -50,7 +50,7 @@ def _dense(g: GraphBuilder, x: str, w: Weights, keys: Sequence[str], name: str) 
 def build_graph(w: Weights, *, heads: int, eps: float = 1e-12) -> Any:
     """The cross-encoder as an ONNX model: ``input_ids``, ``token_type_ids`` (B, T) int64 and
     ``attention_mask`` (B, T) float32 in, ``logits`` (B, labels) out (before any activation)."""
-    from onnx import TensorProto, helper
+    from onnx import helper
 
     w = _strip(w)
     hidden = w["embeddings.word_embeddings.weight"].shape[1]
@@ -81,17 +81,10 @@ def build_graph(w: Weights, *, heads: int, eps: float = 1e-12) -> Any:
     logits = _dense(g, pooled, w, ["classifier"], "classifier")
     labels = w["classifier.weight"].shape[0]
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"], name="logits"))
-    graph = helper.make_graph(
-        g.nodes, "cross-encoder",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
-         helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["batch", "tokens"]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["batch", "tokens"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", labels])],
-        g.initializers,
-    )
-    model = helper.make_model(graph, producer_name="ragd", opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model
+    return g.model("cross-encoder", [("input_ids", "int64", ["batch", "tokens"]),
+                                      ("token_type_ids", "int64", ["batch", "tokens"]),
+                                      ("attention_mask", "float", ["batch", "tokens"])],
+                   [("logits", ["batch", labels])])
 
 
 def _config(model_dir: Path) -> dict[str, Any]:

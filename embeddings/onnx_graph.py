@@ -39,6 +39,21 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=node_name, **attrs))
         return output
 
+    def model(self, name: str, inputs: Sequence[tuple[str, str, Sequence[str | int]]],
+              outputs: Sequence[tuple[str, Sequence[str | int]]], *, microsoft_ops: bool = False) -> Any:
+        """The finished model: ``(name, "float" or "int64", shape)`` inputs, float ``(name, shape)`` outputs,
+        opset 17 (and ONNX Runtime's ``com.microsoft`` domain when ``microsoft_ops``), IR version 8."""
+        from onnx import TensorProto, helper
+
+        types = {"float": TensorProto.FLOAT, "int64": TensorProto.INT64}
+        graph = helper.make_graph(
+            self.nodes, name, [helper.make_tensor_value_info(n, types[t], list(dims)) for n, t, dims in inputs],
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(dims)) for n, dims in outputs], self.initializers)
+        opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.microsoft", 1)] if microsoft_ops else [])
+        model = helper.make_model(graph, producer_name="ragd", opset_imports=opsets)
+        model.ir_version = 8
+        return model
+
 
 Dense = Callable[[str, Sequence[str], str], str]
 """``(x, weight keys stacked along the outputs, node name) -> output``: one linear layer."""
