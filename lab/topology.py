@@ -86,6 +86,9 @@ def piece_environment(urls: Mapping[str, str], data_dir: Path, log_level: str = 
             "RAGD_GATEWAY_GUARDRAILS_URL": urls["guardrails"],
             "RAGD_GATEWAY_GENERATOR_URL": urls["generator"],
             "RAGD_GATEWAY_GENERATOR_MODEL": generator_model,
+            # answers by extraction in both languages; the model rewrites follow-ups (as docker-compose.yml)
+            "RAGD_GENERATOR_BACKEND": os.environ.get("RAGD_GENERATOR_BACKEND", "by-language"),
+            "RAGD_GENERATOR_LANGUAGE_BACKENDS": '{"en": "extractive", "ko": "extractive"}',
             "RAGD_GATEWAY_REDIS_URL": urls["redis"],
             "RAGD_GATEWAY_DATA_DIR": str(data_dir / "gateway"),
             "RAGD_GATEWAY_LOG_LEVEL": log_level,

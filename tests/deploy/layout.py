@@ -22,7 +22,7 @@ BUILT_SERVICES = (*RAGD_SERVICES, "chroma")
 # the guardrails classifier's semantic block reads where the e5 graphs are kept).
 SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
     "gateway": (("gateway.settings", "GatewaySettings"), ("cache.settings", "CacheSettings"),
-                ("embeddings.e5_onnx", "E5OnnxSettings")),
+                ("embeddings.e5_onnx", "E5OnnxSettings"), ("generator.settings", "GeneratorSettings")),
     "retriever": (("retriever.settings", "RetrieverSettings"), ("embeddings.e5_torch", "E5TorchSettings"),
                   ("embeddings.e5_onnx", "E5OnnxSettings")),
     "guardrails": (("guardrails.settings", "GuardrailsSettings"), ("embeddings.e5_onnx", "E5OnnxSettings")),
