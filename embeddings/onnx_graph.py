@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Dense", "GraphBuilder", "LayerKeys", "Norm", "cpu_session", "encoder", "encoder_and_mean_pool",
-           "quantize_int8"]
+__all__ = ["Dense", "GraphBuilder", "LayerKeys", "Norm", "PaddedBatch", "cpu_session", "encoder",
+           "encoder_and_mean_pool", "padded_batches", "quantize_int8"]
 
 
 class GraphBuilder:
@@ -59,6 +59,32 @@ Dense = Callable[[str, Sequence[str], str], str]
 """``(x, weight keys stacked along the outputs, node name) -> output``: one linear layer."""
 Norm = Callable[[str, str], str]
 """``(x, weight key) -> output``: one layer norm."""
+
+
+@dataclass(frozen=True)
+class PaddedBatch:
+    """Tokenised texts of similar length, padded to the longest: ``rows`` are their positions in the input."""
+
+    rows: list[int]
+    ids: npt.NDArray[np.int64]
+    type_ids: npt.NDArray[np.int64]
+    mask: npt.NDArray[np.float32]
+
+
+def padded_batches(encodings: Sequence[Any], batch_size: int) -> Iterator[PaddedBatch]:
+    """``tokenizers`` encodings in batches of at most ``batch_size``, sorted by length so that little of
+    each batch is padding; the attention mask is 1.0 over each row's tokens."""
+    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = max(len(encodings[i].ids) for i in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        types = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.float32)
+        for row, i in enumerate(rows):
+            n = len(encodings[i].ids)
+            ids[row, :n], types[row, :n], mask[row, :n] = encodings[i].ids, encodings[i].type_ids, 1.0
+        yield PaddedBatch(rows, ids, types, mask)
 
 
 @dataclass(frozen=True)
