@@ -201,6 +201,15 @@ def run_load(load: Load, workdir: Path, *, tool: str = "auto") -> dict[str, Any]
 
 
 
+def print_json(payload: dict[str, Any], path: Path | None) -> None:
+    """Print ``payload`` as JSON, and write it to ``path`` too when one is given (its folder made)."""
+    text = json.dumps(payload, indent=2)
+    print(text)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+
+
 def write_json(out: Path | None, name: str, payload: dict[str, Any]) -> None:
     if out is not None:
         (out / f"{name}.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")

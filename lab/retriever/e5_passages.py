@@ -11,7 +11,6 @@ passages (queries through the 4-bit graph, as the retriever embeds them).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from embeddings.e5_onnx import E5OnnxEmbedder, GraphPrecision
+from lab.bench.common import print_json
 from lab.retriever.evaluation import Dataset, load_dataset
 from lab.retriever.metrics import mean_metrics
 from retriever.ingest import dense_windows, passage_text
@@ -118,11 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     result = compare(args.data, args.n, args.models_dir, args.rounds, torch=not args.no_torch,
                      full=not args.short)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
+    print_json(result, args.json)
 
 
 if __name__ == "__main__":

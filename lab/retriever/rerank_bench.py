@@ -12,7 +12,6 @@ costs what a trained MiniLM-L6 cross-encoder costs, its nDCG means nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from embeddings.cross_onnx import CrossEncoderOnnx
+from lab.bench.common import print_json
 from lab.retriever.evaluation import load_beir
 from lab.retriever.metrics import ndcg_at_k
 from retriever.bm25 import BM25Index
@@ -123,11 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.data, args.model, top_n=args.top_n, queries=args.queries, timed=args.timed, torch=args.torch,
                  models_dir=args.models_dir, max_length=args.max_length)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
+    print_json(result, args.json)
 
 
 if __name__ == "__main__":
