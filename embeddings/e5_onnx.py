@@ -281,6 +281,9 @@ class E5OnnxEmbedder:
 
         return run
 
+    def prepare_queries(self, texts: Sequence[str]) -> Callable[[], Matrix]:
+        return self.prepare(texts, "query: ")
+
     def embed_queries(self, texts: Sequence[str]) -> Matrix:
         return self.prepare(texts, "query: ")()
 
@@ -321,6 +324,9 @@ class E5Embedder:
         self._queries.warm_up()
         self._passages.embed_passages(["warm up"])
         return E5OnnxEmbedder.dim
+
+    def prepare_queries(self, texts: Sequence[str]) -> Callable[[], Matrix]:
+        return self._queries.prepare_queries(texts)
 
     def embed_queries(self, texts: Sequence[str]) -> Matrix:
         return self._queries.embed_queries(texts)

@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from cache import AnswerCache, CachedAnswer, CacheScope, CacheSettings, E5OnnxQuestionEmbedder
+from cache import AnswerCache, CachedAnswer, CacheScope, CacheSettings, question_embedder
 from gateway.cli import demo_corpus_path
 from gateway.components import cache_scope_factory
 from gateway.pipeline import ChatTurn, Pipeline
@@ -55,7 +55,7 @@ async def _measure(questions: list[str], work: Path) -> dict[str, Any]:
     settings = GuardrailsSettings()
     guard = LocalGuard(load_policy(settings.policy_path), settings)
     await guard.warm_up()
-    embedder = E5OnnxQuestionEmbedder()
+    embedder = question_embedder(CacheSettings())
     pipelines: dict[str, Pipeline] = {}
     for name, evidence in (("evidence_on", True), ("evidence_off", False)):
         cache = AnswerCache.create(CacheSettings(evidence=evidence), None, embedder)

