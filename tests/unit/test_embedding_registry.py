@@ -51,7 +51,7 @@ def test_prepare_queries_uses_the_embedders_own_split(tmp_path: Path) -> None:
 
 
 def test_an_unknown_runtime_names_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="known: .*e5-onnx"):
+    with pytest.raises(ValueError, match=r"known: .*e5-onnx"):
         build_runtime("e6", RuntimeOptions(onnx=E5OnnxSettings(models_dir=tmp_path)))
     with pytest.raises(ValueError, match="torch options"):
         build_runtime("e5-torch", RuntimeOptions(onnx=E5OnnxSettings(models_dir=tmp_path)))
