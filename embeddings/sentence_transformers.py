@@ -11,7 +11,13 @@ import numpy as np
 
 from embeddings.protocol import Vectors, l2_normalise
 
-__all__ = ["SentenceTransformerEmbedder", "packaged_minilm_path"]
+__all__ = ["SentenceTransformerEmbedder", "model_dim", "packaged_minilm_path"]
+
+
+def model_dim(model: Any) -> int:
+    """A loaded ``SentenceTransformer``'s vector size (the method's name changed across versions)."""
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
 
 
 def packaged_minilm_path() -> str:
@@ -44,9 +50,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
-        model = self._loaded()
-        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(getter())
+        return model_dim(self._loaded())
 
     def _embed(self, texts: Sequence[str], prefix: str) -> Vectors:
         if not texts:
