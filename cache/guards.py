@@ -15,11 +15,13 @@ from collections.abc import Callable
 
 from cache.lexicon import (
     ANTONYMS,
+    ASK_NOUNS,
     EN_NEGATION,
     EN_NUMBERS,
     EN_STOPWORDS,
     KO_COUNTERS,
     KO_FUSED_COUNTERS,
+    KO_LIGHT_PREDICATES,
     KO_NEGATION,
     KO_NUMBERS,
     KO_PARTICLES,
@@ -190,9 +192,21 @@ def _canonical(word: str) -> str:
     return word.removesuffix("'s")
 
 
-def _is_content(word: str) -> bool:
+def _ask_noun(word: str) -> str | None:
+    """What a noun restating a question word asks ("시기는" -> time, "count" -> count), or None."""
+    if word in ASK_NOUNS:
+        return ASK_NOUNS[word]
     if _HANGUL.match(word):
-        return word not in KO_STOPWORDS and _ko_stem(word) not in KO_STOPWORDS
+        stem = next((word[: -len(p)] for p in KO_PARTICLES if word.endswith(p) and len(word) > len(p)), word)
+        return ASK_NOUNS.get(stem)
+    return None
+
+
+def _is_content(word: str) -> bool:
+    if _ask_noun(word) is not None:
+        return False
+    if _HANGUL.match(word):
+        return word not in KO_STOPWORDS and _ko_stem(word) not in KO_STOPWORDS and word not in KO_LIGHT_PREDICATES
     return word not in EN_STOPWORDS
 
 
@@ -257,6 +271,8 @@ def _asks(text: str) -> frozenset[str]:
     lowered = f" {_lower(text)} "
     found = {kind for word, kind in _EN_ASKS if re.search(rf"\b{word}\b", lowered)}
     found |= {kind for word, kind in _KO_ASKS if word in lowered}
+    if not found:  # a short question without a question word may name what it asks: "건설 시기?", "castle count?"
+        found = {kind for word in _tokens(lowered) if (kind := _ask_noun(word)) is not None}
     if "몇 년에" in lowered or "몇년에" in lowered:  # "in what year", not "how many"
         found.add("time")
         found.discard("count")

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from cache.embedders import EMBEDDERS, QuestionEmbedder
 from cache.evidence import EvidenceCheck
 from cache.settings import CacheSettings
-from lab.cache.evaluation import PAIRS_PATH, Agrees, Pair, evaluate, load_pairs
+from lab.cache.evaluation import PAIRS_PATH, Agrees, Pair, evaluate, load_pairs, respelt_texts
 from lab.cache.protocol import leave_kind_out
 from lab.cache.vectors import cached_vectors
 from lab.guardrails.data import default_data_dir
@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     checks = None if args.no_evidence else _evidence(pairs, args.data_dir or default_data_dir(), settings)
     embedder = _LazyEmbedder(args.embedder)
     vectors = cached_vectors(pairs, args.embedder, embedder.get, args.cache_root)
+    respelt = [Pair(f"respelt-{i}", "", "", False, "", t, t)
+               for i, t in enumerate(sorted(respelt_texts(pairs, vectors, settings.respell_floor)))]
+    vectors |= cached_vectors(respelt, args.embedder, embedder.get, args.cache_root)
     dev = [p for p in pairs if p.split == "dev"]
     protocol: dict[str, Any] | None = None
     chosen: tuple[float, str] | None = (settings.semantic_threshold, "configured")
