@@ -167,6 +167,19 @@ class AnswerCache:
         observe_stage("cache_lookup", time.perf_counter() - start)
         return self._count(CacheLookup("exact", self._decode(raw), 1.0))
 
+    async def wants_retrieval(self, scope: CacheScope, question: str) -> bool:
+        """Whether a lookup of ``question`` in ``scope`` will ask for its retrieval: the evidence check is
+        on and the question has no exact entry (False too when the cache is off for these parameters or
+        the store cannot say). Counts nothing: for a caller deciding whether to start the retrieval
+        before the input rails have let the question through."""
+        if self._evidence is None or self._embedder is None or not self._cacheable(scope.params) \
+                or self._breaker.is_open:
+            return False
+        try:
+            return await self._io(self._backend.get(exact_key(scope, question))) is None
+        except Exception:
+            return False
+
     async def store(self, scope: CacheScope, question: str, answer: CachedAnswer, *, write: bool = True) -> bool:
         """Store a complete answer (``finish_reason == "stop"``); False when skipped or the store failed.
 
