@@ -74,6 +74,8 @@ def _numbers(text: str) -> set[str]:
             found.add(word.replace(",", ""))
         elif word in EN_NUMBERS:
             found.add(EN_NUMBERS[word])
+        elif "-" in word:  # "three-planet", "two-thirds"
+            found |= {EN_NUMBERS[part] for part in word.split("-") if part in EN_NUMBERS}
         elif _HANGUL.match(word) and (value := _ko_number(word, following)) is not None:
             found.add(value)
     return found
@@ -312,6 +314,28 @@ def _count_change(query: str, candidate: str) -> bool:
     return q is not None and c is not None and q != c
 
 
+_WHOSE = re.compile(r"(?:누구의|\bwhose)\s*([\w'-]+)")
+_OWNED = re.compile(r"([\w-]+?)(?:의|'s)\s+([\w'-]+)")
+
+
+def _whose(text: str) -> tuple[set[str], set[str]]:
+    """The nouns asked of as someone's ("누구의 제자", "whose student") and the nouns said to be a named
+    owner's ("임세영의 제자", "Tesla's student"), stemmed."""
+    lowered = _lower(text)
+    asked = {_canonical(m.group(1)) for m in _WHOSE.finditer(lowered)}
+    owned = {_canonical(m.group(2)) for m in _OWNED.finditer(lowered) if m.group(1) not in ("누구", "whose")}
+    return asked, owned
+
+
+def _whose_swap(query: str, candidate: str) -> bool:
+    """One asks whose N someone is and the other who someone's N is: the same two people, the other way
+    round ("임세영은 누구의 제자인가요" / "임세영의 제자는 누구인가요", "Whose student was X?" / "Who was X's
+    student?")."""
+    aq, oq = _whose(query)
+    ac, oc = _whose(candidate)
+    return bool(aq & oc) or bool(ac & oq)
+
+
 GUARDS: dict[str, Callable[[str, str], bool]] = {
     "asks": _asks_differ,
     "counted": _count_change,
@@ -322,6 +346,7 @@ GUARDS: dict[str, Callable[[str, str], bool]] = {
     "entity_swap": _entity_swap,
     "entity": _entity_change,
     "role_swap": _ko_role_swap,
+    "whose": _whose_swap,
     "word_order": _word_order_swap,
     "substitution": _substitution,
     "language": lambda q, c: bool(_HANGUL.search(q)) != bool(_HANGUL.search(c)),

@@ -67,7 +67,8 @@ EN_NEGATION = frozenset(
     )
 )
 # Substrings of the space-padded question; " 안 " needs its spaces ("동안" is "during", not "not").
-KO_NEGATION = tuple(_split_on("|", "않|없|못 |못받| 안 |아니|아닌|말고|제외|불가|금지|안 되|안되|빼고|불허"))
+KO_NEGATION = tuple(_split_on(
+    "|", "않|없|못 |못받|못하|못했|못해|못한|지 못| 안 |아니|아닌|말고|제외|불가|금지|안 되|안되|빼고|불허"))
 ANTONYMS = [
     tuple(word.replace("_", " ") for word in pair.split("/"))
     for pair in _words(

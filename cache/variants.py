@@ -116,9 +116,15 @@ def respell(text: str, model: str) -> str:
 _LATIN_WORD = re.compile(r"[A-Za-z]+")
 
 
-def _stems(word: str) -> set[str]:
-    """A Hangul word and the word without its particle ("헤이그는" -> "헤이그")."""
-    return {word} | {word[: -len(p)] for p in KO_PARTICLES if word.endswith(p) and len(word) > len(p)}
+def _spellings(word: str, particle: str) -> list[str]:
+    """How a Hangul word of the cached question may write a name, most likely first: without the
+    particle the question puts after the Latin word ("Seven의" against "세븐의": "세븐"), as it stands
+    ("간사이", whose last syllable only looks like the particle 이), then without its own particle
+    ("토텐코프를": "토텐코프")."""
+    out = [word[: -len(particle)]] if particle and word.endswith(particle) and len(word) > len(particle) else []
+    out.append(word)
+    out += [word[: -len(p)] for p in KO_PARTICLES if word.endswith(p) and len(word) > len(p)]
+    return out
 
 
 def transliterate(text: str, model: str) -> str:
@@ -129,16 +135,19 @@ def transliterate(text: str, model: str) -> str:
     if not (_HANGUL.search(text) and _HANGUL.search(model)):
         return text
     own = set(_WORD.findall(text))
-    theirs = {stem for w in _WORD.findall(model) if _HANGUL.match(w) and w not in own for stem in _stems(w)}
+    theirs = [w for w in dict.fromkeys(_WORD.findall(model)) if _HANGUL.match(w) and w not in own]
 
     def fix(match: re.Match[str]) -> str:
         word = match.group(0)
-        near = {h for h in theirs if same_name(word, h)}
-        return near.pop() if len(near) == 1 else word
+        particle = _PARTICLE_AFTER.match(text, match.end())
+        found = {next((s for s in _spellings(w, particle.group(0) if particle else "") if same_name(word, s)), None)
+                 for w in theirs} - {None}
+        return found.pop() or word if len(found) == 1 else word
 
     return _LATIN_WORD.sub(fix, text)
 
 
+_PARTICLE_AFTER = re.compile(r"[\uac00-\ud7a3]+")
 _ASIDE = re.compile(r"\s*\([^()]*\)")
 
 

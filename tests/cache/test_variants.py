@@ -78,3 +78,15 @@ def test_a_latin_name_is_written_as_the_cached_question_writes_it() -> None:
     # another name stays itself, and the guards see it exchanged
     assert align("Nixon 정부의 국무장관은 누구였나요?", cached) == "Nixon 정부의 국무장관은 누구였나요?"
     assert reject_reason("Nixon 정부의 국무장관은 누구였나요?", cached, frozenset({"entity"})) == "substitution"
+
+
+@pytest.mark.parametrize(
+    ("question", "cached"),
+    [
+        ("영화 Seven의 감독은 누구인가요?", "영화 세븐의 감독은 누구인가요?"),  # the question's particle, not 세븐의의
+        ("Kansai 공항은 언제 개항했나요?", "간사이 공항은 언제 개항했나요?"),  # 간사이 is no 간사 + 이
+        ("Totenkopf 사단은 언제 창설되었나요?", "토텐코프 사단은 언제 창설되었나요?"),
+    ],
+)
+def test_a_latin_name_takes_the_cached_spelling_without_particles(question: str, cached: str) -> None:
+    assert align(question, cached) == cached
