@@ -21,7 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from cache.backends import CacheBackend, MemoryBackend, Placement
-from cache.embedders import EMBEDDERS, QuestionEmbedder
+from cache.embedders import question_embedder
 from cache.entries import CachedAnswer, CacheLookup, Outcome
 from cache.evidence import EvidenceCheck, EvidenceSource, RejectReason, count_rejection
 from cache.guards import reject_reason
@@ -30,6 +30,7 @@ from cache.keys import CacheScope, exact_key, group_key, partition_key
 from cache.redis_backend import RedisBackend
 from cache.settings import CacheSettings
 from cache.variants import align
+from embeddings.protocol import Embedder, prepare_queries
 from services.contracts import GenerationParams
 from services.httpclient import CircuitBreaker
 from services.telemetry import CACHE_EVICTIONS, CACHE_LOOKUPS, CACHE_STORES, DEGRADATIONS, child, observe_stage, stage
@@ -56,7 +57,7 @@ class AnswerCache:
         self,
         settings: CacheSettings,
         backend: CacheBackend,
-        embedder: QuestionEmbedder | None = None,
+        embedder: Embedder | None = None,
         verifier: QuestionVerifier | None = None,
     ) -> None:
         self.settings = settings
@@ -78,7 +79,7 @@ class AnswerCache:
         cls,
         settings: CacheSettings,
         redis_url: str | None,
-        embedder: QuestionEmbedder | None = None,
+        embedder: Embedder | None = None,
         verifier: QuestionVerifier | None = None,
     ) -> AnswerCache:
         """Redis backend when ``redis_url`` is given, in-process otherwise. Without an embedder and with
@@ -104,13 +105,13 @@ class AnswerCache:
                 max_total=settings.max_entries_total,
             )
         if embedder is None and settings.semantic:
-            embedder = EMBEDDERS[settings.embedder]()
+            embedder = question_embedder(settings)
         return cls(settings, backend, embedder, verifier)
 
     async def warm_up(self) -> None:
         """Load the embedder now (call it in the app's lifespan) so the first lookup does not pay for it."""
         if self._embedder is not None:
-            await asyncio.to_thread(self._embedder.embed, ["warm up"])
+            await asyncio.to_thread(self._embedder.embed_queries, ["warm up"])
         self._warm = True
 
     async def ready(self) -> dict[str, bool]:
@@ -316,7 +317,7 @@ class AnswerCache:
         here, in the event loop's thread, so the worker only runs the model: a worker that needs the
         GIL back while the input rails run Python code in another thread waits up to 5 ms each time."""
         assert self._embedder is not None
-        run = self._embedder.prepare([question])
+        run = prepare_queries(self._embedder, [question])
         return asyncio.get_running_loop().run_in_executor(None, lambda: run()[0])
 
     def _cacheable(self, params: GenerationParams) -> bool:

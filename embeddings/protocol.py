@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Embedder", "SameVectorsAs", "TokenCounting", "Vectors", "embeds_as", "l2_normalise"]
+__all__ = [
+    "Embedder",
+    "QueryPreparing",
+    "SameVectorsAs",
+    "TokenCounting",
+    "Vectors",
+    "embeds_as",
+    "l2_normalise",
+    "prepare_queries",
+]
 
 Vectors = npt.NDArray[np.float32]
 
@@ -33,6 +43,23 @@ class TokenCounting(Protocol):
     @property
     def max_tokens(self) -> int: ...
     def count_tokens(self, texts: Sequence[str], *, query: bool) -> list[int]: ...
+
+
+@runtime_checkable
+class QueryPreparing(Protocol):
+    """An embedder that splits a query call in two: ``prepare_queries`` does the brief Python part now
+    (tokenising, holding the GIL) and returns the heavy part, which releases the GIL, to run in a worker
+    thread. A caller that overlaps embedding with other Python work gains the interpreter's switch
+    interval (5 ms) on every GIL hand-back the worker would otherwise wait for."""
+
+    def prepare_queries(self, texts: Sequence[str]) -> Callable[[], Vectors]: ...
+
+
+def prepare_queries(embedder: Embedder, texts: Sequence[str]) -> Callable[[], Vectors]:
+    """``embedder``'s own split when it has one, else the whole ``embed_queries`` call, deferred."""
+    if isinstance(embedder, QueryPreparing):
+        return embedder.prepare_queries(texts)
+    return partial(embedder.embed_queries, list(texts))
 
 
 @runtime_checkable

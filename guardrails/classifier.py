@@ -109,7 +109,7 @@ class InjectionClassifier:
     def __init__(self, weights: np.ndarray, biases: dict[str, float], *, turn_weights: np.ndarray | None = None,
                  turn_bias: float = 0.0, semantic_weights: np.ndarray | None = None,
                  semantic: SemanticSpec | None = None, semantic_threads: int = 1,
-                 meta: dict[str, str] | None = None) -> None:
+                 models_dir: Path | None = None, meta: dict[str, str] | None = None) -> None:
         for name, w, size in (("weights", weights, _N_WEIGHTS), ("turn weights", turn_weights, _N_WEIGHTS),
                               ("semantic weights", semantic_weights, DIM)):
             if w is not None and w.shape != (size,):
@@ -126,13 +126,15 @@ class InjectionClassifier:
         self.semantic = semantic
         self._semantic_w = None if semantic_weights is None else semantic_weights.astype(np.float32)
         self._semantic_threads = semantic_threads
+        self._models_dir = models_dir
         self._encoder: SemanticEncoder | None = None
         self._encoder_lock = threading.Lock()
         self.meta = meta or {}
 
     @classmethod
-    def load(cls, path: Path, *, semantic_threads: int = 1) -> InjectionClassifier:
-        """``semantic_threads``: ONNX Runtime threads of the semantic encoder."""
+    def load(cls, path: Path, *, semantic_threads: int = 1, models_dir: Path | None = None) -> InjectionClassifier:
+        """``semantic_threads``: ONNX Runtime threads of the semantic encoder; ``models_dir``: where its
+        graph is cached (see :class:`SemanticEncoder`)."""
         with np.load(path, allow_pickle=False) as data:
             meta = {k[5:]: str(data[k]) for k in data.files if k.startswith("meta_")}
             biases = {k[5:]: float(data[k]) for k in data.files if k.startswith("bias_")}
@@ -144,7 +146,7 @@ class InjectionClassifier:
                 spec = SemanticSpec(layers=int(data["semantic_layers"]), tokens=int(data["semantic_tokens"]),
                                     scale=float(data["semantic_scale"]))
             return cls(data["weights"], biases, turn_weights=turn, turn_bias=turn_bias, semantic_weights=semantic_w,
-                       semantic=spec, semantic_threads=semantic_threads, meta=meta)
+                       semantic=spec, semantic_threads=semantic_threads, models_dir=models_dir, meta=meta)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +167,8 @@ class InjectionClassifier:
         """The same main model with another turn model."""
         return InjectionClassifier(self._w, self._biases, turn_weights=weights, turn_bias=bias,
                                    semantic_weights=self._semantic_w, semantic=self.semantic,
-                                   semantic_threads=self._semantic_threads, meta=meta)
+                                   semantic_threads=self._semantic_threads, models_dir=self._models_dir,
+                                   meta=meta)
 
     @property
     def encoder(self) -> SemanticEncoder | None:
@@ -174,7 +177,8 @@ class InjectionClassifier:
             return None
         with self._encoder_lock:
             if self._encoder is None:
-                self._encoder = SemanticEncoder(self.semantic, threads=self._semantic_threads)
+                self._encoder = SemanticEncoder(self.semantic, models_dir=self._models_dir,
+                                                threads=self._semantic_threads)
             return self._encoder
 
     def vectors(self, texts: Sequence[str]) -> Matrix | None:

@@ -126,13 +126,14 @@ class LocalGuard:
                                          api_key=self.settings.generator_api_key, policy=self_check)
         if self._classifier is None:
             classifier = InjectionClassifier.load(self.settings.model_path,
-                                                  semantic_threads=self.settings.semantic_threads)
+                                                  semantic_threads=self.settings.semantic_threads,
+                                                  models_dir=self.settings.e5_onnx.models_dir)
             if classifier.encoder is not None:
                 classifier.encoder.warm_up()  # builds the ONNX graph on first use (~1 s), then ~10 ms
             self._classifier = classifier
         topics = self.policy.input.topics
         if self._topics is None and topics.enabled:
-            embed = self._embed or minilm_embedder(self.settings.embedder_path)
+            embed = self._embed or minilm_embedder(self.settings.e5_onnx.models_dir, self.settings.embedder_path)
             self._topics = TopicMatcher(load_intents(self.settings.topics_path), topics.topics, embed)
         self._ready = True
 

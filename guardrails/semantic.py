@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from embeddings.e5_onnx import E5OnnxEmbedder, E5OnnxSettings
+from embeddings.e5_onnx import E5OnnxEmbedder
+from services.settings import default_data_dir
 
 __all__ = ["DIM", "SemanticEncoder", "SemanticSpec"]
 
@@ -42,8 +43,9 @@ class SemanticEncoder:
     """Unit vectors of normalised texts for one :class:`SemanticSpec` (one ONNX session per process)."""
 
     def __init__(self, spec: SemanticSpec, *, models_dir: Path | None = None, threads: int = 1) -> None:
+        """``models_dir``: where the built graph is cached (default: the data dir's ``models``)."""
         self.spec = spec
-        self._embedder = E5OnnxEmbedder.shared(models_dir or E5OnnxSettings().models_dir, threads, spec.tokens,
+        self._embedder = E5OnnxEmbedder.shared(models_dir or default_data_dir() / "models", threads, spec.tokens,
                                                spec.layers)
 
     def warm_up(self) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from embeddings.e5_onnx import E5OnnxSettings
 from services.cpus import capped_threads
 from services.settings import ServiceSettings
 
@@ -53,6 +54,9 @@ class GuardrailsSettings(ServiceSettings):
                                        "(model.safetensors, tokenizer.json) for the topic rail, run under ONNX "
                                        "Runtime; none: the packaged all-MiniLM-L6-v2.")
     threads: int = Field(2, ge=1, le=64, description="Worker threads for CPU-bound checks.")
+    e5_onnx: E5OnnxSettings = Field(default_factory=E5OnnxSettings,
+                                    description="ONNX Runtime options of the encoders (env RAGD_E5_ONNX_*): where "
+                                                "their built graphs are cached.")
     semantic_threads: int = Field(
         default_factory=lambda: capped_threads(2), ge=1, le=64,
         description="ONNX Runtime threads of the classifier's semantic encoder (default 2, fewer when the container "

@@ -22,7 +22,6 @@ import numpy as np
 import yaml
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from embeddings.e5_onnx import E5OnnxSettings
 from embeddings.minilm_onnx import MiniLMOnnxEmbedder
 
 _CHARS = HashingVectorizer(analyzer="char_wb", ngram_range=(1, 3), n_features=2**16, alternate_sign=False,
@@ -87,11 +86,11 @@ def load_intents(path: Path) -> dict[str, list[str]]:
     return {topic_key(str(name)): list(examples) for name, examples in intents.items()}
 
 
-def minilm_embedder(path: Path | None = None) -> Embed:
+def minilm_embedder(models_dir: Path, path: Path | None = None) -> Embed:
     """Normalised embeddings for the topic rail under ONNX Runtime (``embeddings.minilm_onnx``: the same
     vectors as sentence-transformers, no torch): the packaged all-MiniLM-L6-v2, or ``path``, a
-    sentence-transformers directory of the same architecture (BERT, mean pooling, ``model.safetensors``)."""
-    models_dir = E5OnnxSettings().models_dir
+    sentence-transformers directory of the same architecture (BERT, mean pooling, ``model.safetensors``).
+    ``models_dir``: where the built graph is cached."""
     if path is None:
         return MiniLMOnnxEmbedder.shared(models_dir, threads=1).embed_queries
     return MiniLMOnnxEmbedder(models_dir, threads=1, model_dir=path).embed_queries

@@ -7,6 +7,7 @@ Public API (import from the modules; this package imports nothing, so importing 
 * ``retriever.client.HttpRetriever(base_url, timeout_s=30.0)``: the same protocols over HTTP.
 * ``retriever.app.create_app(settings)``: the service behind ``ragd serve retriever``.
 * ``retriever.settings.RetrieverSettings`` (env prefix ``RAGD_RETRIEVER_``).
-* ``retriever.embedders.EMBEDDERS`` / ``build_embedder``; ``retriever.loaders.load_upload`` / ``load_path``;
-  ``retriever.fusion`` (pure RRF and weighted fusion); ``retriever.text.analyze`` (BM25 terms, ko/en).
+* ``retriever.embedders.build_embedder`` (a runtime of ``embeddings.registry``);
+  ``retriever.loaders.load_upload`` / ``load_path``; ``retriever.fusion`` (pure RRF and weighted fusion);
+  ``retriever.text.analyze`` (BM25 terms, ko/en).
 """

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from embeddings.e5_onnx import E5OnnxSettings
 from retriever.embedders import Embedder, TokenCounting, build_embedder, build_english_embedder
 from retriever.hybrid import HybridSearch
 from retriever.ingest import (
@@ -81,7 +80,7 @@ class LocalRetriever:
         self.store = ChromaStore(settings)
         self.embedder: Embedder = build_embedder(settings)
         self.english: Embedder | None = build_english_embedder(settings)
-        self.reranker = (CrossEncoderReranker(settings.reranker_model, models_dir=E5OnnxSettings().models_dir,
+        self.reranker = (CrossEncoderReranker(settings.reranker_model, models_dir=settings.e5_onnx.models_dir,
                                               precision=settings.rerank_precision, threads=settings.rerank_threads,
                                               max_length=settings.rerank_max_length, blend=settings.rerank_blend)
                          if settings.reranker_model else None)

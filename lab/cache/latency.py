@@ -24,7 +24,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from cache import AnswerCache, CachedAnswer, CacheScope, CacheSettings, E5OnnxQuestionEmbedder
+from cache import AnswerCache, CachedAnswer, CacheScope, CacheSettings, question_embedder
 from gateway.cli import demo_corpus_path
 from gateway.components import cache_scope_factory
 from gateway.pipeline import ChatTurn, Pipeline, PipelineOptions
@@ -57,7 +57,7 @@ async def _measure(questions: list[str], work: Path) -> dict[str, Any]:
     settings = GuardrailsSettings()
     guard = LocalGuard(load_policy(settings.policy_path), settings)
     await guard.warm_up()
-    embedder = E5OnnxQuestionEmbedder()
+    embedder = question_embedder(CacheSettings())
     pipelines: dict[str, Pipeline] = {}
     for name, evidence, beside in (("evidence_on", True, True), ("evidence_after_rails", True, False),
                                    ("evidence_off", False, True)):

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cache.embedders import QuestionEmbedder
+from embeddings.protocol import Embedder
 from lab.cache.evaluation import Pair, Vectors, embed_all
 
 __all__ = ["cached_vectors"]
 
 
-def cached_vectors(pairs: Sequence[Pair], name: str, make: Callable[[], QuestionEmbedder], root: Path) -> Vectors:
+def cached_vectors(pairs: Sequence[Pair], name: str, make: Callable[[], Embedder], root: Path) -> Vectors:
     """The vector of every question of ``pairs`` by the embedder ``name`` (built by ``make`` only when a
     question is new), kept in ``root/cache-vectors-<name>.npz``."""
     path = root / f"cache-vectors-{name}.npz"

@@ -28,6 +28,7 @@ from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm
 
+from embeddings.e5_onnx import E5OnnxSettings
 from guardrails.classifier import InjectionClassifier, combine_turn, featurize, is_short, may_veto, semantic_inputs
 from guardrails.semantic import Matrix, SemanticEncoder, SemanticSpec
 from lab.guardrails.data import Example, text_key
@@ -138,7 +139,7 @@ TURN_C = 64.0
 
 def semantic_vectors(texts: Sequence[str], spec: SemanticSpec) -> Matrix:
     """The semantic vectors of training texts, with a progress bar."""
-    encoder = SemanticEncoder(spec)
+    encoder = SemanticEncoder(spec, models_dir=E5OnnxSettings().models_dir)
     with tqdm(total=len(texts), desc="semantic vectors", unit="text", leave=False) as bar:
         return encoder.encode(semantic_inputs(texts), progress=lambda done: bar.update(done - bar.n))
 

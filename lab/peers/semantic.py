@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cache import AnswerCache, CachedAnswer, CacheScope, CacheSettings
-from cache.embedders import EMBEDDERS
+from cache.embedders import question_embedder
 from lab.cache.eval_cli import DEFAULT_PAIRS
 from lab.cache.evaluation import Pair, load_pairs
 
@@ -60,7 +60,7 @@ def compare_semantic(python: Path, work: Path) -> dict[str, Any]:
     pairs = load_pairs(*DEFAULT_PAIRS)
     settings = CacheSettings()
     texts = sorted({p.a for p in pairs} | {p.b for p in pairs})
-    vectors = np.asarray(EMBEDDERS[settings.embedder]().embed(texts), dtype=np.float32)
+    vectors = np.asarray(question_embedder(settings).embed_queries(texts), dtype=np.float32)
     np.save(work / "question-vectors.npy", vectors)
     shutil.rmtree(work / "gptcache", ignore_errors=True)
     job = {"texts": texts, "vectors": str(work / "question-vectors.npy"), "work": str(work / "gptcache"),

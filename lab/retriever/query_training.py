@@ -5,6 +5,10 @@ embedder's query encoder is fine-tuned so that training queries land near the ro
 documents, with a softmax over every row of the index (each row a window or chunk vector). The result is
 a sentence-transformers directory with ``ragd_training.json``; ``RAGD_RETRIEVER_QUERY_EMBEDDER_MODEL``
 points the retriever at it (:class:`retriever.embedders.QuerySideEmbedder`).
+
+The loop is a few lines of plain torch rather than sentence-transformers' trainer: its loss scores each
+query against the frozen index rows (a tensor, not texts the model embeds), which none of the library's
+losses does, and the frozen word table needs its own parameter list.
 """
 
 from __future__ import annotations

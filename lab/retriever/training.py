@@ -2,14 +2,15 @@
 
 Hard negatives come from ragd's own retrieval: the training corpus is ingested through
 ``LocalRetriever`` (the evaluation cache is reused) and each training query's top documents that
-are not judged relevant become its negatives. Training loops are plain torch (no ``datasets`` /
-``accelerate`` needed), with a progress bar; the output directory loads with
-``sentence_transformers.CrossEncoder`` / ``SentenceTransformer`` and holds ``ragd_training.json``
-(data, settings, scores).
+are not judged relevant become its negatives. sentence-transformers' trainers run the training
+(``CrossEncoderTrainer``, ``SentenceTransformerTrainer``: constant learning rate, one log line per step,
+no checkpoints); the output directory loads with ``sentence_transformers.CrossEncoder`` /
+``SentenceTransformer`` and holds ``ragd_training.json`` (data, settings, scores).
 
 Reranker loss: listwise softmax cross-entropy over (positive, hard negatives) groups by default
-(``bce`` available). Embedder loss: MultipleNegativesRankingLoss (in-batch negatives, plus the
-mined hard negative of each pair).
+(sentence-transformers' cross-encoder ``MultipleNegativesRankingLoss`` on raw logits, no in-batch
+negatives; ``bce``: ``BinaryCrossEntropyLoss`` over the same pairs). Embedder loss:
+``MultipleNegativesRankingLoss`` (in-batch negatives, plus the mined hard negative of each pair).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -132,28 +134,39 @@ def write_metadata(out: Path, kind: str, base: str, dataset: Dataset, config: Tr
 # ---------------------------------------------------------------- reranker
 
 
-def _reranker_batches(examples: Sequence[Example], config: TrainConfig,
-                      rng: random.Random) -> list[list[Example]]:
-    order = list(examples)
-    rng.shuffle(order)
-    per = max(1, config.batch_size // (1 + config.negatives))
-    return [order[i:i + per] for i in range(0, len(order), per)]
+def _arguments(kind: Any, output_dir: str, config: TrainConfig, batch_size: int, progress: bool) -> Any:
+    """The trainers' arguments: ``config``'s epochs, step cap, learning rate (constant) and seed."""
+    return kind(output_dir=output_dir, num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
+                per_device_train_batch_size=batch_size, learning_rate=config.learning_rate,
+                lr_scheduler_type="constant", warmup_ratio=0.0, seed=config.seed, data_seed=config.seed,
+                logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=not progress, use_cpu=True)
 
 
-def _reranker_loss(model: Any, tokenizer: Any, batch: list[Example], config: TrainConfig) -> Any:
-    import torch
+def _train(trainer: Any) -> dict[str, Any]:
+    """Run ``trainer`` (its per-step log lines go to its progress bar, not stdout) and return its steps and
+    its first and last losses."""
+    from transformers import PrinterCallback
 
-    pairs = [(e.query, p) for e in batch for p in (e.positive, *e.negatives)]
-    features = tokenizer([q for q, _ in pairs], [p for _, p in pairs], padding=True, truncation="only_second",
-                         max_length=config.max_length, return_tensors="pt")
-    logits = model(**features).logits[:, -1]
-    sizes = [1 + len(e.negatives) for e in batch]
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    losses = [float(entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
+    return {"steps": int(trainer.state.global_step), "first_loss": losses[0] if losses else None,
+            "last_loss": sum(losses[-10:]) / len(losses[-10:]) if losses else None}
+
+
+def _reranker_rows(examples: Sequence[Example], config: TrainConfig) -> dict[str, list[Any]]:
+    """The training table: for ``listwise``, one row per example with its positive and exactly
+    ``config.negatives`` hard negatives (examples with fewer are left out); for ``bce``, one labelled
+    (query, passage) row per positive and per negative."""
     if config.loss == "bce":
-        labels = torch.tensor([float(i == 0) for n in sizes for i in range(n)])
-        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
-    losses = [torch.nn.functional.cross_entropy(group[None, :], torch.zeros(1, dtype=torch.long))
-              for group in torch.split(logits, sizes)]
-    return torch.stack(losses).mean()
+        pairs = [(e.query, p, float(i == 0)) for e in examples for i, p in enumerate((e.positive, *e.negatives))]
+        return {"query": [q for q, _, _ in pairs], "passage": [p for _, p, _ in pairs],
+                "label": [y for _, _, y in pairs]}
+    full = [e for e in examples if len(e.negatives) >= config.negatives]
+    rows: dict[str, list[Any]] = {"query": [e.query for e in full], "positive": [e.positive for e in full]}
+    for i in range(config.negatives):
+        rows[f"negative_{i + 1}"] = [e.negatives[i] for e in full]
+    return rows
 
 
 def _dev_scores(cross: Any, dev: Sequence[Example]) -> dict[str, float]:
@@ -215,35 +228,30 @@ def choose_blend(heads: dict[str, list[ScoredChunk]], cross_scores: dict[str, li
 def train_reranker(dataset: Dataset, settings: RetrieverSettings, out: Path, *, cache_root: Path,
                    config: TrainConfig, base: str | None = None, progress: bool = True) -> Path:
     """Fine-tune a cross-encoder from ``base`` (default: the packaged MiniLM) and save it to ``out``."""
-    import torch
-    from sentence_transformers import CrossEncoder
+    import datasets
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, MultipleNegativesRankingLoss
 
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
     examples = mine_examples(dataset, settings, cache_root=cache_root, negatives=config.negatives,
                              progress=progress)
     train, dev = _split(examples, config.dev_fraction, config.seed)
     base = base or default_backbone()
     cross = CrossEncoder(base, num_labels=1, max_length=config.max_length, device="cpu")
-    model, tokenizer = cross.model, cross.tokenizer
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
-    batches = [b for _ in range(config.epochs) for b in _reranker_batches(train, config, rng)]
-    steps = _steps(len(batches) // max(config.epochs, 1), config)
-    losses: list[float] = []
-    model.train()
-    for batch in tqdm(batches[:steps], desc="train reranker", unit="step", disable=not progress):
-        loss = _reranker_loss(model, tokenizer, batch, config)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(float(loss.detach()))
-    model.eval()
+    rows = _reranker_rows(train, config)
+    if config.loss == "bce":
+        loss: Any = BinaryCrossEntropyLoss(cross)
+        batch = config.batch_size
+    else:  # softmax over each group's raw logits: no sigmoid, no in-batch negatives
+        loss = MultipleNegativesRankingLoss(cross, num_negatives=0, scale=1, activation_fn=None)
+        batch = max(1, config.batch_size // (1 + config.negatives))
+    with tempfile.TemporaryDirectory(prefix="ragd-train-") as scratch:
+        scores: dict[str, Any] = _train(CrossEncoderTrainer(
+            model=cross, args=_arguments(CrossEncoderTrainingArguments, scratch, config, batch, progress),
+            train_dataset=datasets.Dataset.from_dict(rows), loss=loss))
     out.mkdir(parents=True, exist_ok=True)
     cross.save(str(out))
     write_graphs(out)  # the ONNX Runtime graphs the retriever serves (fp32, int8), so it needs no torch
-    scores = {"steps": steps, "first_loss": losses[0] if losses else None,
-              "last_loss": sum(losses[-10:]) / max(len(losses[-10:]), 1) if losses else None,
-              **_dev_scores(cross, dev)}
+    scores.update(_dev_scores(cross, dev))
     dev_qids = sorted({e.query_id for e in dev})
     if dev_qids:
         top_n = settings.rerank_top_n
@@ -253,7 +261,7 @@ def train_reranker(dataset: Dataset, settings: RetrieverSettings, out: Path, *, 
             show_progress_bar=False)] for qid, chunks in heads.items()}
         scores.update(choose_blend(heads, cross_scores, top_n, dataset.qrels))
         scores["rerank_top_n"] = top_n
-    write_metadata(out, "reranker", base, dataset, config, len(train), scores)
+    write_metadata(out, "reranker", base, dataset, config, len(next(iter(rows.values()))), scores)
     return out
 
 
@@ -264,49 +272,31 @@ def train_embedder(dataset: Dataset, settings: RetrieverSettings, out: Path, *, 
                    config: TrainConfig, base: str, query_prefix: str = "", passage_prefix: str = "",
                    progress: bool = True) -> Path:
     """Fine-tune a sentence-transformers bi-encoder with MultipleNegativesRankingLoss and save it."""
-    import torch
-    from sentence_transformers import SentenceTransformer
+    import datasets
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.training_args import BatchSamplers
 
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
     examples = mine_examples(dataset, settings, cache_root=cache_root, negatives=1, progress=progress)
     train, _ = _split(examples, config.dev_fraction, config.seed)
     model = SentenceTransformer(base, device="cpu")
     model.max_seq_length = config.max_length
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
-    per_epoch = [train[i:i + config.batch_size] for i in range(0, len(train), config.batch_size)]
-    steps = _steps(len(per_epoch), config)
-    batches: list[list[Example]] = []
-    for _ in range(config.epochs):
-        rng.shuffle(train)
-        batches += [train[i:i + config.batch_size] for i in range(0, len(train), config.batch_size)]
-    losses: list[float] = []
-    model.train()
-    for batch in tqdm(batches[:steps], desc="train embedder", unit="step", disable=not progress):
-        queries = _embed(model, [query_prefix + e.query for e in batch])
-        passages = [passage_prefix + e.positive for e in batch]
-        passages += [passage_prefix + e.negatives[0] for e in batch if e.negatives]
-        docs = _embed(model, passages)
-        scores = 20.0 * queries @ docs.T  # cosine similarity with scale 20, as MNRL
-        loss = torch.nn.functional.cross_entropy(scores, torch.arange(len(batch)))
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(float(loss.detach()))
-    model.eval()
+    rows = {"anchor": [query_prefix + e.query for e in train], "positive": [passage_prefix + e.positive for e in train]}
+    if train and all(e.negatives for e in train):
+        rows["negative"] = [passage_prefix + e.negatives[0] for e in train]
+    with tempfile.TemporaryDirectory(prefix="ragd-train-") as scratch:
+        arguments = _arguments(SentenceTransformerTrainingArguments, scratch, config, config.batch_size, progress)
+        arguments.batch_sampler = BatchSamplers.NO_DUPLICATES  # a passage twice in a batch is a false negative
+        scores = _train(SentenceTransformerTrainer(model=model, args=arguments,
+                                                   train_dataset=datasets.Dataset.from_dict(rows),
+                                                   loss=MultipleNegativesRankingLoss(model)))
     out.mkdir(parents=True, exist_ok=True)
     model.save(str(out))
-    scores_out = {"steps": steps, "first_loss": losses[0] if losses else None,
-                  "last_loss": sum(losses[-10:]) / max(len(losses[-10:]), 1) if losses else None}
     config_out = TrainConfig(**{**asdict(config), "extra": {"query_prefix": query_prefix,
                                                              "passage_prefix": passage_prefix}})
-    write_metadata(out, "embedder", base, dataset, config_out, len(train), scores_out)
+    write_metadata(out, "embedder", base, dataset, config_out, len(train), scores)
     return out
-
-
-def _embed(model: Any, texts: list[str]) -> Any:
-    import torch
-
-    features = model.tokenize(texts)
-    vectors = model(features)["sentence_embedding"]
-    return torch.nn.functional.normalize(vectors, dim=-1)

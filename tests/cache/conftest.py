@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis
 
-from cache import AnswerCache, CacheScope, CacheSettings, E5OnnxQuestionEmbedder, QuestionEmbedder
+from cache import AnswerCache, CacheScope, CacheSettings, question_embedder
+from embeddings.protocol import Embedder
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -22,8 +23,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> QuestionEmbedder:
-    return E5OnnxQuestionEmbedder()
+def embedder() -> Embedder:
+    return question_embedder(CacheSettings())
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def settings(namespace: str) -> CacheSettings:
 
 @pytest.fixture(params=["memory", "redis"])
 async def cache(
-    request: pytest.FixtureRequest, settings: CacheSettings, embedder: QuestionEmbedder
+    request: pytest.FixtureRequest, settings: CacheSettings, embedder: Embedder
 ) -> AsyncIterator[AnswerCache]:
     """The same contract runs against both backends."""
     answer_cache = AnswerCache.create(settings, SHARED_REDIS if request.param == "redis" else None, embedder)

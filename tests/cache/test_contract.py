@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from cache import AnswerCache, CachedAnswer, CacheLookup, CacheSettings, QuestionEmbedder
+from cache import AnswerCache, CachedAnswer, CacheLookup, CacheSettings
+from embeddings.protocol import Embedder
 from services.contracts import GenerationParams
 from tests.cache.conftest import SHARED_REDIS, scope
 
@@ -95,7 +96,7 @@ async def test_a_typo_under_the_threshold_is_compared_again_respelt(cache: Answe
 
 
 async def test_without_the_respelt_comparison_the_typo_misses(settings: CacheSettings,
-                                                              embedder: QuestionEmbedder) -> None:
+                                                              embedder: Embedder) -> None:
     cache = AnswerCache.create(settings.model_copy(update={"respell_floor": 1.0}), None, embedder)
     await cache.store(scope(), "그 박물관의 소장품은 몇 점인가요?", ANSWER)
     assert (await cache.lookup(scope(), "그 박물관의 소장퓸은 몇 점인가요?")).outcome == "miss"
@@ -146,7 +147,7 @@ async def test_lookup_result_carries_no_key_material(cache: AnswerCache) -> None
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-async def test_partition_is_bounded_with_eviction(backend: str, namespace: str, embedder: QuestionEmbedder) -> None:
+async def test_partition_is_bounded_with_eviction(backend: str, namespace: str, embedder: Embedder) -> None:
     settings = CacheSettings(namespace=namespace, max_entries_per_partition=3, semantic=False, redis_timeout_s=0.5)
     small = AnswerCache.create(settings, SHARED_REDIS if backend == "redis" else None, embedder)
     for i in range(5):
@@ -157,7 +158,7 @@ async def test_partition_is_bounded_with_eviction(backend: str, namespace: str, 
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-async def test_entries_expire_after_ttl(backend: str, namespace: str, embedder: QuestionEmbedder) -> None:
+async def test_entries_expire_after_ttl(backend: str, namespace: str, embedder: Embedder) -> None:
     settings = CacheSettings(namespace=namespace, ttl_s=1, redis_timeout_s=0.5)
     short = AnswerCache.create(settings, SHARED_REDIS if backend == "redis" else None, embedder)
     await short.store(scope(), QUESTION, ANSWER)

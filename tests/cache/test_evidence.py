@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from cache import AnswerCache, CachedAnswer, CacheScope, CacheSettings, QuestionEmbedder
+from cache import AnswerCache, CachedAnswer, CacheScope, CacheSettings
 from cache.evidence import EvidenceCheck, agreement
+from embeddings.protocol import Embedder
 from gateway.components import cache_scope_factory
 from gateway.pipeline import ChatTurn, Pipeline
 from guardrails.engine import LocalGuard
@@ -139,7 +140,7 @@ async def _ask(pipeline: Pipeline, question: str) -> tuple[str, str]:
 
 
 async def test_a_paraphrase_whose_retrieval_agrees_is_served_and_exact_hits_never_retrieve(
-    corpus: tuple[LocalRetriever, MemoryEpochStore], guard: LocalGuard, embedder: QuestionEmbedder, namespace: str
+    corpus: tuple[LocalRetriever, MemoryEpochStore], guard: LocalGuard, embedder: Embedder, namespace: str
 ) -> None:
     cache = AnswerCache.create(CacheSettings(namespace=namespace, redis_timeout_s=0.5), SHARED_REDIS, embedder)
     pipeline, retriever, generator = _pipeline(corpus, guard, cache)
@@ -162,12 +163,12 @@ async def test_a_paraphrase_whose_retrieval_agrees_is_served_and_exact_hits_neve
 
 
 async def test_a_near_miss_whose_retrieval_disagrees_is_refused_and_answered_fresh(
-    corpus: tuple[LocalRetriever, MemoryEpochStore], guard: LocalGuard, embedder: QuestionEmbedder, namespace: str,
+    corpus: tuple[LocalRetriever, MemoryEpochStore], guard: LocalGuard, embedder: Embedder, namespace: str,
     rejected_before: dict[str, float],
 ) -> None:
     # threshold and guards loose enough that the near miss reaches the evidence check
     settings = CacheSettings(namespace=namespace, redis_timeout_s=0.5, guards=False, semantic_threshold=0.80)
-    cosine = float(embedder.embed([STORED])[0] @ embedder.embed([NEAR_MISS])[0])
+    cosine = float(embedder.embed_queries([STORED])[0] @ embedder.embed_queries([NEAR_MISS])[0])
     assert cosine >= settings.semantic_threshold, cosine
     cache = AnswerCache.create(settings, SHARED_REDIS, embedder)
     pipeline, retriever, generator = _pipeline(corpus, guard, cache)
@@ -185,7 +186,7 @@ async def test_a_near_miss_whose_retrieval_disagrees_is_refused_and_answered_fre
 
 
 async def test_an_entry_without_evidence_is_never_served_semantically(
-    corpus: tuple[LocalRetriever, MemoryEpochStore], guard: LocalGuard, embedder: QuestionEmbedder, namespace: str,
+    corpus: tuple[LocalRetriever, MemoryEpochStore], guard: LocalGuard, embedder: Embedder, namespace: str,
     rejected_before: dict[str, float],
 ) -> None:
     cache = AnswerCache.create(CacheSettings(namespace=namespace, redis_timeout_s=0.5), SHARED_REDIS, embedder)
@@ -245,7 +246,7 @@ class RailsAfterRetrieval:
 
 
 async def test_a_missing_question_retrieves_beside_the_input_rails_once(
-    corpus: tuple[LocalRetriever, MemoryEpochStore], guard: LocalGuard, embedder: QuestionEmbedder, namespace: str
+    corpus: tuple[LocalRetriever, MemoryEpochStore], guard: LocalGuard, embedder: Embedder, namespace: str
 ) -> None:
     started = asyncio.Event()
     rails = RailsAfterRetrieval(guard, started)

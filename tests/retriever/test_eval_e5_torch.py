@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from embeddings.e5_torch import E5TorchEmbedder, ensure_converted, quantize_int8
-from retriever.embedders import EMBEDDERS
+from retriever.embedders import build_embedder
 from retriever.settings import RetrieverSettings
 
 TEXTS = [
@@ -74,7 +74,7 @@ def test_int8_stays_close_and_ranks_alike(model_dir: Path, reference: tuple[np.n
 def test_registered_as_a_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path) -> None:
     monkeypatch.setenv("RAGD_E5_TORCH_MODELS_DIR", str(model_dir.parent))
     monkeypatch.setenv("RAGD_E5_TORCH_INT8", "false")
-    embedder = EMBEDDERS["e5-torch"](RetrieverSettings(data_dir=tmp_path, embedder_backend="e5-torch"))
+    embedder = build_embedder(RetrieverSettings(data_dir=tmp_path, embedder_backend="e5-torch"))
     assert embedder.name == "e5-torch:multilingual-e5-small"
     assert embedder.dim == 384
     assert embedder.embed_queries([]).shape == (0, 384)
