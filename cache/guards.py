@@ -127,8 +127,8 @@ def _entities(text: str) -> list[str]:
     korean = bool(_HANGUL.search(text))
     found: list[str] = []
     for i, word in enumerate(words):
-        if _HANGUL.match(word) or word == "I" or word.startswith("I'"):
-            continue
+        if _HANGUL.match(word) or word == "I" or word.startswith("I'") or word[0].isdigit():
+            continue  # a number is the number guard's, not a name
         base = re.sub(r"'s$", "", word)
         named = (i > 0 and base[:1].isupper()) or any(ch.isupper() for ch in base[1:]) or korean
         coded = any(ch.isdigit() for ch in base) and any(ch.isalpha() for ch in base)

@@ -127,6 +127,7 @@ def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> No
         ("bridge open date?", "When did the bridge open?"),
         ("그 화가는 결국 누구의 제자로 들어갔나요?", "그 화가는 누구의 제자가 되었나요?"),  # both ask whose
         ("그 선수가 올림픽에 출전할 수 없었던 이유는?", "그 선수는 왜 올림픽에 나가지 못했나요?"),  # both negated
+        ("MBC 2015년 시청률?", "2015년 MBC의 시청률은 얼마였나요?"),  # a year is no name: no entity swap
     ],
 )
 def test_guards_let_paraphrases_through(query: str, candidate: str) -> None:
