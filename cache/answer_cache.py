@@ -25,10 +25,11 @@ from cache.embedders import question_embedder
 from cache.entries import CachedAnswer, CacheLookup, Outcome
 from cache.evidence import EvidenceCheck, EvidenceSource, RejectReason, count_rejection
 from cache.guards import reject_reason
-from cache.index import pack_record
+from cache.index import Neighbour, PartitionIndex, pack_record
 from cache.keys import CacheScope, exact_key, group_key, partition_key
 from cache.redis_backend import RedisBackend
 from cache.settings import CacheSettings
+from cache.variants import align
 from embeddings.protocol import Embedder, prepare_queries
 from services.contracts import GenerationParams
 from services.httpclient import CircuitBreaker
@@ -167,6 +168,19 @@ class AnswerCache:
         observe_stage("cache_lookup", time.perf_counter() - start)
         return self._count(CacheLookup("exact", self._decode(raw), 1.0))
 
+    async def wants_retrieval(self, scope: CacheScope, question: str) -> bool:
+        """Whether a lookup of ``question`` in ``scope`` will ask for its retrieval: the evidence check is
+        on and the question has no exact entry (False too when the cache is off for these parameters or
+        the store cannot say). Counts nothing: for a caller deciding whether to start the retrieval
+        before the input rails have let the question through."""
+        if self._evidence is None or self._embedder is None or not self._cacheable(scope.params) \
+                or self._breaker.is_open:
+            return False
+        try:
+            return await self._io(self._backend.get(exact_key(scope, question))) is None
+        except Exception:
+            return False
+
     async def store(self, scope: CacheScope, question: str, answer: CachedAnswer, *, write: bool = True) -> bool:
         """Store a complete answer (``finish_reason == "stop"``); False when skipped or the store failed.
 
@@ -222,10 +236,11 @@ class AnswerCache:
         vector, index = await asyncio.gather(
             self._vector(question, early), self._io(self._backend.index(partition_key(scope), self._embedder.dim))
         )
-        for neighbour in index.nearest(vector, self.settings.semantic_candidates):
-            if neighbour.similarity < self.settings.semantic_threshold:
-                break
-            reason = await self._refusal(question, neighbour.question, neighbour.similarity)
+        for rank, neighbour in enumerate(index.nearest(vector, self.settings.semantic_candidates)):
+            similarity = await self._similarity(question, neighbour, index) if rank == 0 else neighbour.similarity
+            if similarity < self.settings.semantic_threshold:
+                continue
+            reason = await self._refusal(question, neighbour.question, similarity)
             raw = None if reason is not None else await self._io(self._backend.get(neighbour.key))
             if raw is None:
                 continue
@@ -234,9 +249,24 @@ class AnswerCache:
                 ids = await retrieved
                 reason = "retrieval" if ids is None else self._evidence.reason(answer, ids)
             if reason is None:
-                return CacheLookup("semantic", answer, neighbour.similarity)
-            count_rejection(reason, question, neighbour.question, neighbour.similarity)
+                return CacheLookup("semantic", answer, similarity)
+            count_rejection(reason, question, neighbour.question, similarity)
         return CacheLookup("miss")
+
+    async def _similarity(self, question: str, neighbour: Neighbour, index: PartitionIndex) -> float:
+        """The nearest neighbour's cosine, or, when it is under the threshold but at least ``respell_floor`` and the
+        question differs from it by spacing or typos only in places, the cosine of the question spelt as
+        the neighbour is (:func:`cache.variants.align`): an embedding sees "전자화페" and "전자화폐" as
+        further apart than the guards, which compare the respelt question, do. Only the nearest neighbour
+        is compared again, so a lookup embeds at most one more text."""
+        similarity = neighbour.similarity
+        if not self.settings.respell_floor <= similarity < self.settings.semantic_threshold:
+            return similarity
+        respelt = align(question, neighbour.question)
+        if respelt == question:
+            return similarity
+        again = index.similarity(neighbour.key, await self._vector(respelt))
+        return similarity if again is None else max(similarity, again)
 
     def _decode(self, raw: bytes) -> CachedAnswer:
         """The entry stored as ``raw``, parsed once while it stays hot (a hot answer is hit again and

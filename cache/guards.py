@@ -15,11 +15,13 @@ from collections.abc import Callable
 
 from cache.lexicon import (
     ANTONYMS,
+    ASK_NOUNS,
     EN_NEGATION,
     EN_NUMBERS,
     EN_STOPWORDS,
     KO_COUNTERS,
     KO_FUSED_COUNTERS,
+    KO_LIGHT_PREDICATES,
     KO_NEGATION,
     KO_NUMBERS,
     KO_PARTICLES,
@@ -72,6 +74,8 @@ def _numbers(text: str) -> set[str]:
             found.add(word.replace(",", ""))
         elif word in EN_NUMBERS:
             found.add(EN_NUMBERS[word])
+        elif "-" in word:  # "three-planet", "two-thirds"
+            found |= {EN_NUMBERS[part] for part in word.split("-") if part in EN_NUMBERS}
         elif _HANGUL.match(word) and (value := _ko_number(word, following)) is not None:
             found.add(value)
     return found
@@ -123,8 +127,8 @@ def _entities(text: str) -> list[str]:
     korean = bool(_HANGUL.search(text))
     found: list[str] = []
     for i, word in enumerate(words):
-        if _HANGUL.match(word) or word == "I" or word.startswith("I'"):
-            continue
+        if _HANGUL.match(word) or word == "I" or word.startswith("I'") or word[0].isdigit():
+            continue  # a number is the number guard's, not a name
         base = re.sub(r"'s$", "", word)
         named = (i > 0 and base[:1].isupper()) or any(ch.isupper() for ch in base[1:]) or korean
         coded = any(ch.isdigit() for ch in base) and any(ch.isalpha() for ch in base)
@@ -190,9 +194,21 @@ def _canonical(word: str) -> str:
     return word.removesuffix("'s")
 
 
-def _is_content(word: str) -> bool:
+def _ask_noun(word: str) -> str | None:
+    """What a noun restating a question word asks ("시기는" -> time, "count" -> count), or None."""
+    if word in ASK_NOUNS:
+        return ASK_NOUNS[word]
     if _HANGUL.match(word):
-        return word not in KO_STOPWORDS and _ko_stem(word) not in KO_STOPWORDS
+        stem = next((word[: -len(p)] for p in KO_PARTICLES if word.endswith(p) and len(word) > len(p)), word)
+        return ASK_NOUNS.get(stem)
+    return None
+
+
+def _is_content(word: str) -> bool:
+    if _ask_noun(word) is not None:
+        return False
+    if _HANGUL.match(word):
+        return word not in KO_STOPWORDS and _ko_stem(word) not in KO_STOPWORDS and word not in KO_LIGHT_PREDICATES
     return word not in EN_STOPWORDS
 
 
@@ -257,6 +273,8 @@ def _asks(text: str) -> frozenset[str]:
     lowered = f" {_lower(text)} "
     found = {kind for word, kind in _EN_ASKS if re.search(rf"\b{word}\b", lowered)}
     found |= {kind for word, kind in _KO_ASKS if word in lowered}
+    if not found:  # a short question without a question word may name what it asks: "건설 시기?", "castle count?"
+        found = {kind for word in _tokens(lowered) if (kind := _ask_noun(word)) is not None}
     if "몇 년에" in lowered or "몇년에" in lowered:  # "in what year", not "how many"
         found.add("time")
         found.discard("count")
@@ -296,6 +314,28 @@ def _count_change(query: str, candidate: str) -> bool:
     return q is not None and c is not None and q != c
 
 
+_WHOSE = re.compile(r"(?:누구의|\bwhose)\s*([\w'-]+)")
+_OWNED = re.compile(r"([\w-]+?)(?:의|'s)\s+([\w'-]+)")
+
+
+def _whose(text: str) -> tuple[set[str], set[str]]:
+    """The nouns asked of as someone's ("누구의 제자", "whose student") and the nouns said to be a named
+    owner's ("임세영의 제자", "Tesla's student"), stemmed."""
+    lowered = _lower(text)
+    asked = {_canonical(m.group(1)) for m in _WHOSE.finditer(lowered)}
+    owned = {_canonical(m.group(2)) for m in _OWNED.finditer(lowered) if m.group(1) not in ("누구", "whose")}
+    return asked, owned
+
+
+def _whose_swap(query: str, candidate: str) -> bool:
+    """One asks whose N someone is and the other who someone's N is: the same two people, the other way
+    round ("임세영은 누구의 제자인가요" / "임세영의 제자는 누구인가요", "Whose student was X?" / "Who was X's
+    student?")."""
+    aq, oq = _whose(query)
+    ac, oc = _whose(candidate)
+    return bool(aq & oc) or bool(ac & oq)
+
+
 GUARDS: dict[str, Callable[[str, str], bool]] = {
     "asks": _asks_differ,
     "counted": _count_change,
@@ -306,6 +346,7 @@ GUARDS: dict[str, Callable[[str, str], bool]] = {
     "entity_swap": _entity_swap,
     "entity": _entity_change,
     "role_swap": _ko_role_swap,
+    "whose": _whose_swap,
     "word_order": _word_order_swap,
     "substitution": _substitution,
     "language": lambda q, c: bool(_HANGUL.search(q)) != bool(_HANGUL.search(c)),

@@ -82,6 +82,13 @@ class PartitionIndex:
         self._keys.pop()
         self._questions.pop()
 
+    def similarity(self, key: str, vector: Vector) -> float | None:
+        """The cosine similarity of the entry ``key`` to a unit ``vector``; None when the entry is gone."""
+        row = self._rows.get(key)
+        if row is None or vector.shape != (self.dim,):
+            return None
+        return float(self._matrix[row] @ vector)
+
     def nearest(self, vector: Vector, k: int) -> list[Neighbour]:
         """Up to ``k`` entries by decreasing cosine similarity to a unit ``vector``."""
         n = len(self._keys)

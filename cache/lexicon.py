@@ -4,11 +4,13 @@ from __future__ import annotations
 
 __all__ = [
     "ANTONYMS",
+    "ASK_NOUNS",
     "EN_NEGATION",
     "EN_NUMBERS",
     "EN_STOPWORDS",
     "KO_COUNTERS",
     "KO_FUSED_COUNTERS",
+    "KO_LIGHT_PREDICATES",
     "KO_NEGATION",
     "KO_NUMBERS",
     "KO_PARTICLES",
@@ -65,7 +67,8 @@ EN_NEGATION = frozenset(
     )
 )
 # Substrings of the space-padded question; " 안 " needs its spaces ("동안" is "during", not "not").
-KO_NEGATION = tuple(_split_on("|", "않|없|못 |못받| 안 |아니|아닌|말고|제외|불가|금지|안 되|안되|빼고|불허"))
+KO_NEGATION = tuple(_split_on(
+    "|", "않|없|못 |못받|못하|못했|못해|못한|지 못| 안 |아니|아닌|말고|제외|불가|금지|안 되|안되|빼고|불허"))
 ANTONYMS = [
     tuple(word.replace("_", " ") for word in pair.split("/"))
     for pair in _words(
@@ -124,4 +127,25 @@ KO_STOPWORDS = frozenset(
         "혹시 저기요 궁금해서 그러는데 아세요 아시나요 알려줄 알려줄래요 줄래요 줄 있어요 정확히 좀요 "
         "사람 사람은 사람이 인물 인물은 인물이"
     )
+)
+# Light predicates: forms of 하다 (do), 되다 (become), 이다 (be), 있다 (exist) and the bound noun 것 that
+# close a Korean question. They carry the sentence's grammar, not its content: "처음 공연을 언제 했나요" and
+# "처음 구상된 게 언제인가요" keep one frame and exchange one slot (공연 / 구상).
+KO_LIGHT_PREDICATES = frozenset(
+    _words(
+        "했나요 했어요 했습니까 했는지 했죠 했니 했던 했을까요 했을 합니까 합니다 해요 하죠 한가요 할까요 하니 "
+        "하는지 하는가요 하던 되나요 됐나요 됐어요 됐는지 됐죠 되었나요 되었어요 되었습니까 되었는지 됩니까 돼요 "
+        "될까요 되는지 되는가요 되던 인가요 인지 인가 인지요 이에요 예요 입니까 이었나요 였나요 이었어요 였어요 "
+        "였는지 일까요 이죠 이었죠 있었나요 있어요 있었어요 있습니까 있는지 있을까요 있었는지 것 것은 것이 게 거 건 "
+        "건가요 거예요 걸까요 거죠"
+    )
+)
+# Nouns that restate a question word in a short question without one ("캐나다 태평양 철도 건설 시기?" asks
+# "언제", "rhine gorge castle count?" asks "how many"): what they ask, not a content slot.
+ASK_NOUNS = _pairs(
+    "시기=time 날짜=time 연도=time 년도=time 시점=time 일자=time date=time "
+    "개수=count 숫자=count 인원=count count=count "
+    "장소=place 위치=place location=place place=place "
+    "이유=reason 원인=reason reason=reason "
+    "가격=amount 비용=amount 금액=amount price=amount cost=amount"
 )

@@ -41,6 +41,11 @@ class CacheSettings(BaseSettings):
         0.96, gt=0.0, le=1.0, description="Cosine similarity at or above which a guarded neighbour is a hit."
     )
     semantic_candidates: int = Field(3, ge=1, le=20, description="Nearest neighbours examined per semantic lookup.")
+    respell_floor: float = Field(
+        0.9, gt=0.0, le=1.0,
+        description="Cosine at or above which a neighbour under the threshold is compared again after the question "
+                    "takes its spacing and spelling (cache.variants.align; one more embedding when that changes the "
+                    "question); at or above the threshold: never.")
     guards: bool = Field(True, description="Reject neighbours that differ in numbers, negation, entities or roles.")
     guards_off: frozenset[str] = Field(
         frozenset({"entity"}),

@@ -16,7 +16,8 @@ import difflib
 import re
 import unicodedata
 
-from cache.lexicon import ANTONYMS, EN_NEGATION, EN_NUMBERS, KO_NUMBERS, TEMPORAL
+from cache.lexicon import ANTONYMS, EN_NEGATION, EN_NUMBERS, KO_NUMBERS, KO_PARTICLES, TEMPORAL
+from cache.loanwords import same_name
 
 __all__ = ["align", "one_edit"]
 
@@ -112,14 +113,50 @@ def respell(text: str, model: str) -> str:
     return _WORD.sub(fix, text)
 
 
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _spellings(word: str, particle: str) -> list[str]:
+    """How a Hangul word of the cached question may write a name, most likely first: without the
+    particle the question puts after the Latin word ("Seven의" against "세븐의": "세븐"), as it stands
+    ("간사이", whose last syllable only looks like the particle 이), then without its own particle
+    ("토텐코프를": "토텐코프")."""
+    out = [word[: -len(particle)]] if particle and word.endswith(particle) and len(word) > len(particle) else []
+    out.append(word)
+    out += [word[: -len(p)] for p in KO_PARTICLES if word.endswith(p) and len(word) > len(p)]
+    return out
+
+
+def transliterate(text: str, model: str) -> str:
+    """``text`` (Korean) with each Latin word that ``model`` (Korean) writes in Hangul, and only one way,
+    written as there: "Alexander Haig는 Reagan 정부에서" against "알렉산더 헤이그는 레이건 정부에서" reads
+    "알렉산더 Haig는 레이건 정부에서" ("Haig" has one consonant: too little to tell; see
+    :mod:`cache.loanwords`)."""
+    if not (_HANGUL.search(text) and _HANGUL.search(model)):
+        return text
+    own = set(_WORD.findall(text))
+    theirs = [w for w in dict.fromkeys(_WORD.findall(model)) if _HANGUL.match(w) and w not in own]
+
+    def fix(match: re.Match[str]) -> str:
+        word = match.group(0)
+        particle = _PARTICLE_AFTER.match(text, match.end())
+        found = {next((s for s in _spellings(w, particle.group(0) if particle else "") if same_name(word, s)), None)
+                 for w in theirs} - {None}
+        return found.pop() or word if len(found) == 1 else word
+
+    return _LATIN_WORD.sub(fix, text)
+
+
+_PARTICLE_AFTER = re.compile(r"[\uac00-\ud7a3]+")
 _ASIDE = re.compile(r"\s*\([^()]*\)")
 
 
 def align(question: str, cached: str) -> str:
-    """``question`` spaced and spelt like ``cached`` where it differs only by spacing or typos, and
-    without an aside in parentheses that ``cached`` does not have ("증강현실(AR)", "천안함(Cheonan)")."""
+    """``question`` spaced and spelt like ``cached`` where it differs only by spacing, typos or a name
+    in Latin letters that ``cached`` writes in Hangul, and without an aside in parentheses that
+    ``cached`` does not have ("증강현실(AR)", "천안함(Cheonan)")."""
     model = _letters(cached)
     text = _letters(question)
     if "(" not in model:
         text = _ASIDE.sub("", text)
-    return respell(respace(text, model), model)
+    return respell(respace(transliterate(text, model), model), model)

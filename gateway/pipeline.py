@@ -119,6 +119,7 @@ class AnswerCacheLike(Protocol):
                      early: Awaitable[Vector] | None = None,
                      evidence: Callable[[], Awaitable[Sequence[str]]] | None = None) -> CacheLookup: ...
     async def lookup_exact(self, scope: CacheScope, question: str) -> CacheLookup | None: ...
+    async def wants_retrieval(self, scope: CacheScope, question: str) -> bool: ...
     async def store(self, scope: CacheScope, question: str, answer: CachedAnswer) -> bool: ...
     async def ready(self) -> dict[str, bool]: ...
 
@@ -147,6 +148,7 @@ class PipelineOptions:
     holdback_chars: int = 64  # the output rails' hold-back window
     on_block_error: bool = False  # a blocked input is a 400 content_policy error instead of a refusal answer
     input_decision_cache: int = 4096  # input-rail decisions remembered
+    retrieve_beside_rails: bool = True  # start the evidence check's retrieval beside the input rails
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,25 @@ class _Found:
     answer: Answer | None = None
 
 
+async def _started(ahead: asyncio.Future[_Once | None]) -> _Once | None:
+    """The retrieval started ahead, or None when none was (or starting it failed)."""
+    try:
+        return await ahead
+    except Exception:
+        return None
+
+
+def _drop_unused(ahead: asyncio.Future[_Once | None]) -> None:
+    """Cancels a retrieval started ahead that nobody awaits (the rails blocked or changed the question)."""
+    if not ahead.done():
+        ahead.cancel()
+        ahead.add_done_callback(lambda task: task.cancelled() or task.exception())
+        return
+    retrieval = None if ahead.cancelled() or ahead.exception() else ahead.result()
+    if retrieval is not None:
+        retrieval.cancel_unless_used()
+
+
 class _Once:
     """A coroutine started on first use and shared: the standalone question's retrieval, wanted by the
     cache's evidence check (a semantic candidate is served only if it agrees) and for generation."""
@@ -166,8 +187,15 @@ class _Once:
     def __init__(self, start: Callable[[], Awaitable[RetrieveResponse]]) -> None:
         self._start = start
         self._future: asyncio.Future[RetrieveResponse] | None = None
+        self._used = False  # asked for again after it was started
+
+    def cancel_unless_used(self) -> None:
+        """Cancels the retrieval if nobody asked for it after it was started."""
+        if self._future is not None and not self._used and not self._future.done():
+            self._future.cancel()
 
     def __call__(self) -> asyncio.Future[RetrieveResponse]:
+        self._used = self._future is not None
         if self._future is None:
             self._future = asyncio.ensure_future(self._start())
             self._future.add_done_callback(lambda done: done.cancelled() or done.exception())
@@ -227,8 +255,11 @@ class Pipeline:
         # lookup starts now, beside the input rails, and is used only if the rails leave it unchanged
         early = self.cache.embed_early(turn.question, turn.params) if (
             self.cache is not None and not turn.history and turn.cache_read and turn.retrieval) else None
+        # and so does its retrieval, when the cache's evidence check will want it (never for an exact hit)
+        ahead = (asyncio.ensure_future(self._retrieve_ahead(turn))
+                 if early is not None and self.options.retrieve_beside_rails else None)
         try:
-            prepared = await self._prepare(turn, early)
+            prepared = await self._prepare(turn, early, ahead)
         except BaseException:  # no generation follows: the place in the generator's queue is free again
             if ticket is not None:
                 ticket.release(completed=False)
@@ -237,6 +268,8 @@ class Pipeline:
             if early is not None and not early.done():
                 early.cancel()  # unused (blocked, redacted, an exact hit): its thread finishes unseen
                 early.add_done_callback(lambda task: task.cancelled() or task.exception())
+            if ahead is not None:
+                _drop_unused(ahead)
         if ticket is None:
             return prepared
         if prepared.answer is not None or prepared.abstention is not None:
@@ -244,7 +277,25 @@ class Pipeline:
             return prepared
         return replace(prepared, ticket=ticket)
 
-    async def _prepare(self, turn: ChatTurn, early: Awaitable[Vector] | None) -> Prepared:
+    async def _retrieve_ahead(self, turn: ChatTurn) -> _Once | None:
+        """The single-turn question's retrieval, started beside the input rails when the cache will ask
+        for it (its exact key misses and the evidence check is on; None otherwise): the evidence check
+        of a semantic candidate and the generation of a miss both need it, and it need not wait for the
+        rails. A question the rails then block or change drops it unused."""
+        if self.cache is None or self.scope_factory is None:
+            return None
+        try:
+            scope = self._cache_scope(turn, await self.epochs.get(turn.tenant, turn.collection))
+        except Exception:  # the lookup after the rails meets the failure and counts it
+            return None
+        if not await self.cache.wants_retrieval(scope, turn.question):
+            return None
+        retrieval = _Once(lambda: self._retrieve(turn, turn.question))
+        retrieval()
+        return retrieval
+
+    async def _prepare(self, turn: ChatTurn, early: Awaitable[Vector] | None,
+                       ahead: asyncio.Future[_Once | None] | None = None) -> Prepared:
         degraded: list[str] = []
         decision = await self._check_input(turn.tenant, turn.question, degraded)
         history, history_block = await self._check_history(turn, degraded)
@@ -261,7 +312,8 @@ class Pipeline:
             return self._plain(turn, question, history, degraded)
         standalone = await self._standalone(question, history, degraded)
         flags = tuple(decision.flag_actions) if decision is not None and decision.action == "flag" else ()
-        retrieval = _Once(lambda: self._retrieve(turn, standalone))
+        retrieval = await _started(ahead) if ahead is not None and standalone == turn.question else None
+        retrieval = retrieval or _Once(lambda: self._retrieve(turn, standalone))
         found = await self._lookup(turn, standalone, degraded, retrieval,
                                    early if standalone == turn.question else None)
         if found.answer is not None:

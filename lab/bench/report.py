@@ -181,11 +181,15 @@ def _cache_precision(where: Where) -> list[str]:
     latency = _load(results / "cache-evidence-latency.json")
     if latency is not None:
         lrows = []
-        for mode in ("evidence_on", "evidence_off"):
-            m = latency.get(mode, {})
+        modes = {"evidence_on": "evidence on", "evidence_after_rails": "evidence on, retrieval after the rails",
+                 "evidence_off": "evidence off"}
+        for mode, label in modes.items():
+            m = latency.get(mode)
+            if m is None:
+                continue
             for kind in ("semantic_hit", "exact_hit"):
                 s = m.get(kind, {})
-                lrows.append([kind.replace("_", " "), mode.replace("_", " "), _num(s.get("n")),
+                lrows.append([kind.replace("_", " "), label, _num(s.get("n")),
                               _num(s.get("p50_ms"), 2), _num(s.get("p95_ms"), 2)])
         out += ["", f"`{latency.get('path')}`, load average {latency.get('load_average_1m_at_end')} at the end:", "",
                 *_table(["hit", "evidence check", "n", "p50 ms", "p95 ms"], lrows)]

@@ -12,7 +12,7 @@ from typing import Any
 from cache.embedders import CACHE_RUNTIMES, question_embedder
 from cache.evidence import EvidenceCheck
 from cache.settings import CacheSettings
-from lab.cache.evaluation import PAIRS_PATH, Agrees, Pair, evaluate, load_pairs
+from lab.cache.evaluation import PAIRS_PATH, Agrees, Pair, evaluate, load_pairs, respelt_texts
 from lab.cache.protocol import leave_kind_out
 from lab.cache.vectors import cached_vectors
 from lab.guardrails.data import default_data_dir
@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_PAIRS", "add_cache", "plot"]
 DATA = Path(__file__).parent / "data"
 DEFAULT_PAIRS = (
     PAIRS_PATH, DATA / "grounded_pairs.jsonl", DATA / "style_pairs.jsonl", DATA / "style_holdout_pairs.jsonl",
-    DATA / "style_holdout2_pairs.jsonl",
+    DATA / "style_holdout2_pairs.jsonl", DATA / "style_holdout3_pairs.jsonl",
 )
 
 
@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     checks = None if args.no_evidence else _evidence(pairs, args.data_dir or default_data_dir(), settings)
     embedder = question_embedder(CacheSettings(embedder=args.embedder))  # loads on first use, if a vector is new
     vectors = cached_vectors(pairs, args.embedder, lambda: embedder, args.cache_root)
+    respelt = [Pair(f"respelt-{i}", "", "", False, "", t, t)
+               for i, t in enumerate(sorted(respelt_texts(pairs, vectors, settings.respell_floor)))]
+    vectors |= cached_vectors(respelt, args.embedder, lambda: embedder, args.cache_root)
     dev = [p for p in pairs if p.split == "dev"]
     protocol: dict[str, Any] | None = None
     chosen: tuple[float, str] | None = (settings.semantic_threshold, "configured")

@@ -29,16 +29,19 @@ from tqdm import tqdm
 
 from cache.guards import fired_guards
 from cache.keys import normalize_question
+from cache.settings import CacheSettings
+from cache.variants import align
 from embeddings.protocol import Embedder
 
 __all__ = [
-    "PAIRS_PATH", "THRESHOLDS", "Agrees", "Pair", "Rule", "choose_threshold", "crowded", "evaluate", "load_pairs",
-    "pairwise", "subsets_of",
+    "PAIRS_PATH", "RESPELL_FLOOR", "THRESHOLDS", "Agrees", "Pair", "Rule", "choose_threshold", "crowded", "evaluate",
+    "load_pairs", "pairwise", "respelt_texts", "subsets_of",
 ]
 
 PAIRS_PATH = Path(__file__).parent / "data" / "pairs.jsonl"
 THRESHOLDS = tuple(round(0.70 + 0.005 * i, 3) for i in range(60))
 MAX_FALSE_HIT_RATE = 0.01
+RESPELL_FLOOR: float = CacheSettings.model_fields["respell_floor"].default
 Vectors = dict[str, npt.NDArray[np.float32]]
 
 
@@ -93,15 +96,32 @@ def _same_key(question: str, candidate: str) -> bool:
     return normalize_question(question) == normalize_question(candidate)
 
 
+@functools.lru_cache(maxsize=65_536)
+def _respelt(question: str, candidate: str) -> str:
+    return align(question, candidate)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """The decision the cache takes: cosine >= ``threshold``, no guard outside ``guards_off`` fires
-    (when ``guards``), and, with ``agrees``, the question's retrieval agrees with the entry's evidence."""
+    """The decision the cache takes: cosine >= ``threshold`` (for the nearest entry under it but at least
+    ``respell_floor``, the cosine of the question spelt as the entry is), no guard outside ``guards_off``
+    fires (when ``guards``), and, with ``agrees``, the question's retrieval agrees with the entry's evidence."""
 
     threshold: float
     guards: bool = True
     guards_off: frozenset[str] = frozenset()
     agrees: Agrees | None = None
+    respell_floor: float = RESPELL_FLOOR
+
+    def similarity(self, vectors: Vectors, question: str, candidate: str, cosine: float) -> float:
+        """What :meth:`cache.AnswerCache._similarity` makes of the nearest entry's ``cosine`` (the
+        respelt question's vector must be in ``vectors``: :func:`respelt_texts`)."""
+        if not self.respell_floor <= cosine < self.threshold:
+            return cosine
+        text = _respelt(question, candidate)
+        if text == question or text not in vectors:
+            return cosine
+        return max(cosine, float(vectors[text] @ vectors[candidate]))
 
     def accepts(self, question: str, candidate: str, similarity: float, corpus: str) -> bool:
         if _same_key(question, candidate):
@@ -124,7 +144,8 @@ def _rule(threshold: float | Rule, guards: bool) -> Rule:
 def pairwise(pairs: Sequence[Pair], vectors: Vectors, threshold: float | Rule, guards: bool = True) -> dict[str, Any]:
     rule = _rule(threshold, guards)
     pairs = rule.measurable(pairs)
-    hits = [p for p in pairs if rule.accepts(p.b, p.a, float(vectors[p.a] @ vectors[p.b]), p.corpus)]
+    hits = [p for p in pairs
+            if rule.accepts(p.b, p.a, rule.similarity(vectors, p.b, p.a, float(vectors[p.a] @ vectors[p.b])), p.corpus)]
     return _rates(pairs, {p.id for p in hits if p.hit}, [p.id for p in hits if not p.hit], per_lookup=False)
 
 
@@ -143,8 +164,10 @@ def crowded(
     for p in pairs:
         pool = pools[p.corpus]
         sims = matrices[p.corpus] @ vectors[p.b]
-        for i in np.argsort(-sims)[:candidates]:
-            if pool[i] == p.b or not rule.accepts(p.b, pool[i], float(sims[i]), p.corpus):
+        nearest = [i for i in np.argsort(-sims)[: candidates + 1] if pool[i] != p.b][:candidates]
+        for rank, i in enumerate(nearest):
+            similarity = rule.similarity(vectors, p.b, pool[i], float(sims[i])) if rank == 0 else float(sims[i])
+            if not rule.accepts(p.b, pool[i], similarity, p.corpus):
                 continue
             if p.hit and pool[i] == p.a:
                 good.add(p.id)
@@ -152,6 +175,24 @@ def crowded(
                 wrong.append(p.id)
             break
     return _rates(pairs, good, wrong, per_lookup=True)
+
+
+def respelt_texts(pairs: Sequence[Pair], vectors: Vectors, floor: float = RESPELL_FLOOR,
+                  candidates: int = 3) -> set[str]:
+    """The respelt questions whose vectors :meth:`Rule.similarity` may need: each ``b`` spelt as its own
+    ``a`` and as its nearest cached questions (over all pairs and within its corpus), where the cosine
+    is at least ``floor`` and the spelling changes."""
+    pool = sorted({p.a for p in pairs})
+    matrix = np.stack([vectors[a] for a in pool])
+    texts: set[str] = set()
+    for p in pairs:
+        sims = matrix @ vectors[p.b]
+        near = [pool[i] for i in np.argsort(-sims)[: 4 * candidates] if pool[i] != p.b]
+        same = {q.a for q in pairs if q.corpus == p.corpus}
+        for a in {p.a, *near[:candidates], *[x for x in near if x in same][:candidates]}:
+            if float(vectors[a] @ vectors[p.b]) >= floor and (text := _respelt(p.b, a)) != p.b:
+                texts.add(text)
+    return texts
 
 
 def _rates(pairs: Sequence[Pair], good: set[str], wrong: list[str], *, per_lookup: bool) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 (``Pipeline.prepare``: input rails, cache lookup and, with the evidence check, the question's own
 retrieval), with the evidence check on and off, measured side by side in one process.
 
-One retriever holds the demo corpus; two pipelines share it, the input rails and the question
-embedder, and differ only in ``RAGD_CACHE_EVIDENCE``. Each cache holds the bench question's answer
+One retriever holds the demo corpus; three pipelines share it, the input rails and the question
+embedder: the evidence check on, its retrieval started beside the input rails (the default); on, the
+retrieval started after them (``PipelineOptions.retrieve_beside_rails`` off); and off
+(``RAGD_CACHE_EVIDENCE=false``). Each cache holds the bench question's answer
 with its evidence (its top-4 chunk ids, as the pipeline stores it). Every paraphrase the cache serves
 (each asked once, so each is embedded afresh) and the bench question itself (an exact hit, which never
-retrieves) are asked of both pipelines in alternation, so both see the same machine load. HTTP and
+retrieves) are asked of every pipeline in rotation, so all see the same machine load. HTTP and
 auth are not in it (an exact hit through the whole gateway adds ~0.3-0.5 ms; docs/benchmarks.md).
 """
 
@@ -25,7 +27,7 @@ from tqdm import tqdm
 from cache import AnswerCache, CachedAnswer, CacheScope, CacheSettings, question_embedder
 from gateway.cli import demo_corpus_path
 from gateway.components import cache_scope_factory
-from gateway.pipeline import ChatTurn, Pipeline
+from gateway.pipeline import ChatTurn, Pipeline, PipelineOptions
 from guardrails.engine import LocalGuard
 from guardrails.policy import load_policy
 from guardrails.settings import GuardrailsSettings
@@ -57,11 +59,13 @@ async def _measure(questions: list[str], work: Path) -> dict[str, Any]:
     await guard.warm_up()
     embedder = question_embedder(CacheSettings())
     pipelines: dict[str, Pipeline] = {}
-    for name, evidence in (("evidence_on", True), ("evidence_off", False)):
+    for name, evidence, beside in (("evidence_on", True, True), ("evidence_after_rails", True, False),
+                                   ("evidence_off", False, True)):
         cache = AnswerCache.create(CacheSettings(evidence=evidence), None, embedder)
         await cache.warm_up()
         pipeline = Pipeline(retriever=retriever, generator=None, guard=guard, epochs=epochs,  # type: ignore[arg-type]
-                            cache=cache, scope_factory=cache_scope_factory(CacheScope))
+                            cache=cache, scope_factory=cache_scope_factory(CacheScope),
+                            options=PipelineOptions(retrieve_beside_rails=beside))
         scope = pipeline._cache_scope(_turn(QUESTION), await epochs.get(TENANT, COLLECTION))
         found = await retriever.retrieve(RetrieveRequest(tenant=TENANT, collection=COLLECTION, query=QUESTION,
                                                          top_k=_turn(QUESTION).top_k))
@@ -72,7 +76,8 @@ async def _measure(questions: list[str], work: Path) -> dict[str, Any]:
     outcomes: dict[str, dict[str, int]] = {n: {} for n in pipelines}
     plan = [(q, kind) for q in questions for kind in ("semantic", "exact")]
     for i, (question, kind) in enumerate(tqdm(plan, desc="alternating requests", unit="req")):
-        for name in (list(pipelines) if i % 4 < 2 else list(pipelines)[::-1]):
+        names = list(pipelines)
+        for name in names[i % len(names):] + names[: i % len(names)]:  # each goes first in turn
             start = time.perf_counter()
             prepared = await pipelines[name].prepare(_turn(question if kind == "semantic" else QUESTION))
             elapsed = time.perf_counter() - start

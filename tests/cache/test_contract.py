@@ -87,6 +87,21 @@ async def test_typo_variants_are_semantic_hits(cache: AnswerCache, stored: str, 
     assert (await cache.lookup(scope(), asked)).outcome == "semantic"
 
 
+async def test_a_typo_under_the_threshold_is_compared_again_respelt(cache: AnswerCache) -> None:
+    stored, asked = "그 박물관의 소장품은 몇 점인가요?", "그 박물관의 소장퓸은 몇 점인가요?"  # e5 cosine ~0.95
+    await cache.store(scope(), stored, ANSWER)
+    hit = await cache.lookup(scope(), asked)
+    assert hit.outcome == "semantic" and hit.similarity is not None
+    assert hit.similarity >= cache.settings.semantic_threshold
+
+
+async def test_without_the_respelt_comparison_the_typo_misses(settings: CacheSettings,
+                                                              embedder: Embedder) -> None:
+    cache = AnswerCache.create(settings.model_copy(update={"respell_floor": 1.0}), None, embedder)
+    await cache.store(scope(), "그 박물관의 소장품은 몇 점인가요?", ANSWER)
+    assert (await cache.lookup(scope(), "그 박물관의 소장퓸은 몇 점인가요?")).outcome == "miss"
+
+
 async def test_a_korean_spacing_variant_is_an_exact_hit(cache: AnswerCache) -> None:
     await cache.store(scope(), "노아의 방주는 몇 층이었나요?", ANSWER)
     assert (await cache.lookup(scope(), "노아의방주는 몇층이었나요?")).outcome == "exact"

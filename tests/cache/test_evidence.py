@@ -4,6 +4,7 @@ so): it always finishes, so every answer is cacheable, and it counts its calls."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from services.contracts import (
     Delta,
     DocumentIn,
     GenerationParams,
+    GuardCheckRequest,
+    GuardDecision,
     RetrieveRequest,
     RetrieveResponse,
     Usage,
@@ -72,12 +75,15 @@ class FakeStopGenerator:
 class CountingRetriever:
     """The real retriever, with its retrieve calls counted (a retrieval must never run twice per turn)."""
 
-    def __init__(self, inner: LocalRetriever) -> None:
+    def __init__(self, inner: LocalRetriever, started: asyncio.Event | None = None) -> None:
         self.inner = inner
         self.calls: list[str] = []
+        self.started = started
 
     async def retrieve(self, request: RetrieveRequest) -> RetrieveResponse:
         self.calls.append(request.query)
+        if self.started is not None:
+            self.started.set()
         return await self.inner.retrieve(request)
 
     def __getattr__(self, name: str) -> Any:
@@ -215,3 +221,45 @@ def test_the_packaged_pair_files_parse(tmp_path: Path) -> None:
     pairs = load_pairs(*DEFAULT_PAIRS)
     assert len({p.id for p in pairs}) == len(pairs)
     assert {p.corpus for p in pairs} >= {"", "xquad_en", "korquad_v1_dev"}
+
+
+class RailsAfterRetrieval:
+    """The real input rails, answering only once the question's retrieval has been asked for (or after
+    a bound, noting that it had not been): shows what runs beside the rails."""
+
+    def __init__(self, inner: LocalGuard, started: asyncio.Event) -> None:
+        self.inner = inner
+        self.started = started
+        self.retrieval_began_during_rails: list[bool] = []
+
+    async def check(self, request: GuardCheckRequest) -> GuardDecision:
+        if request.kind == "input":
+            try:
+                await asyncio.wait_for(self.started.wait(), timeout=5)
+                self.retrieval_began_during_rails.append(True)
+            except TimeoutError:
+                self.retrieval_began_during_rails.append(False)
+        return await self.inner.check(request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_missing_question_retrieves_beside_the_input_rails_once(
+    corpus: tuple[LocalRetriever, MemoryEpochStore], guard: LocalGuard, embedder: Embedder, namespace: str
+) -> None:
+    started = asyncio.Event()
+    rails = RailsAfterRetrieval(guard, started)
+    cache = AnswerCache.create(CacheSettings(namespace=namespace, redis_timeout_s=0.5), SHARED_REDIS, embedder)
+    retriever, generator = CountingRetriever(corpus[0], started), FakeStopGenerator()
+    pipeline = Pipeline(retriever=retriever, generator=generator, guard=rails,  # type: ignore[arg-type]
+                        epochs=corpus[1], cache=cache, scope_factory=cache_scope_factory(CacheScope))
+    assert (await _ask(pipeline, STORED))[0] == "miss"
+    started.clear()
+    assert (await _ask(pipeline, PARAPHRASE))[0] == "semantic"
+    assert rails.retrieval_began_during_rails == [True, True]
+    assert retriever.calls == [STORED, PARAPHRASE]  # once per question, for the check and the generation alike
+
+    assert (await _ask(pipeline, STORED))[0] == "exact"
+    assert len(retriever.calls) == 2  # an exact hit retrieves nothing, not even ahead
+    await cache.close()

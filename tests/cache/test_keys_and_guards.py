@@ -91,6 +91,14 @@ def test_sampled_requests_are_not_cached() -> None:
         ("Who led the committee set up by Seaman?", "When was the committee set up by Seaman established?", "asks"),
         ("How many years did the war last?", "When did the war start?", "asks"),
         ("전화기를 발명한 사람은 누구인가요?", "페니실린을 발견한 사람은 누구인가요?", "substitution"),
+        # another event of one subject: the closing light predicates (했나요 / 인가요) are no content slot
+        ("그 극단은 처음 창단된 게 언제인가요?", "그 극단은 처음 공연을 언제 했나요?", "substitution"),
+        ("그 다리의 건설 비용은?", "그 다리는 언제 건설되었나요?", "asks"),  # an ask noun: amount, not time
+        ("bridge opening cost?", "When did the bridge open?", "asks"),
+        ("박지성의 후배는 누구인가요?", "박지성은 누구의 후배인가요?", "whose"),  # the same two people, reversed
+        ("Who was Tesla's apprentice?", "Whose apprentice was Tesla?", "whose"),
+        ("그 선수는 왜 올림픽에 나갔나요?", "그 선수는 왜 올림픽에 나가지 못했나요?", "negation"),  # -지 못하다
+        ("When was the two-seat version introduced?", "When was the three-seat version introduced?", "number"),
     ],
 )
 def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> None:
@@ -114,6 +122,12 @@ def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> No
         ("증강현실(AR) 연구를 처음 시작한 사람은?", "증강현실 연구를 처음 시작한 사람은?"),  # an aside
         ("반숙 달걀은 몇 분 동안 삶아야 하나요?", "달걀을 반숙으로 삶으려면 얼마나 걸리나요?"),  # both ask how long
         ("페니실린은 누가 발견했나요?", "페니실린을 발견한 사람은 누구인가요?"),  # "the person who" asks who
+        ("그 극단이 처음 공연한 게 언제인가요?", "그 극단은 처음 공연을 언제 했나요?"),  # light predicates differ
+        ("그 다리 건설 시기?", "그 다리는 언제 건설되었나요?"),  # an ask noun restates 언제
+        ("bridge open date?", "When did the bridge open?"),
+        ("그 화가는 결국 누구의 제자로 들어갔나요?", "그 화가는 누구의 제자가 되었나요?"),  # both ask whose
+        ("그 선수가 올림픽에 출전할 수 없었던 이유는?", "그 선수는 왜 올림픽에 나가지 못했나요?"),  # both negated
+        ("MBC 2015년 시청률?", "2015년 MBC의 시청률은 얼마였나요?"),  # a year is no name: no entity swap
     ],
 )
 def test_guards_let_paraphrases_through(query: str, candidate: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cache.guards import reject_reason
+from cache.loanwords import same_name
 from cache.variants import align, one_edit
 
 
@@ -55,3 +56,37 @@ def test_spacing_and_typo_paraphrases_pass_the_guards(query: str, candidate: str
 )
 def test_near_misses_spelt_differently_are_still_refused(query: str, candidate: str, guard: str) -> None:
     assert reject_reason(query, candidate, frozenset({"entity"})) == guard
+
+
+@pytest.mark.parametrize(
+    ("latin", "hangul", "same"),
+    [
+        ("Alexander", "알렉산더", True), ("Reagan", "레이건", True), ("Xbox", "엑스박스", True),
+        ("Washington", "워싱턴", True), ("nightclub", "나이트클럽", True),
+        ("Nixon", "레이건", False), ("Ford", "닉슨", False),
+        ("Haig", "헤이그", False),  # one consonant: too little to tell a name by
+    ],
+)
+def test_a_latin_name_matches_its_hangul_spelling_by_consonants(latin: str, hangul: str, same: bool) -> None:
+    assert same_name(latin, hangul) is same
+
+
+def test_a_latin_name_is_written_as_the_cached_question_writes_it() -> None:
+    cached = "레이건 정부의 국무장관은 누구였나요?"
+    assert align("Reagan 정부의 국무장관은 누구였나요?", cached) == cached
+    assert reject_reason("Reagan 정부의 국무장관은 누구였나요?", cached, frozenset({"entity"})) is None
+    # another name stays itself, and the guards see it exchanged
+    assert align("Nixon 정부의 국무장관은 누구였나요?", cached) == "Nixon 정부의 국무장관은 누구였나요?"
+    assert reject_reason("Nixon 정부의 국무장관은 누구였나요?", cached, frozenset({"entity"})) == "substitution"
+
+
+@pytest.mark.parametrize(
+    ("question", "cached"),
+    [
+        ("영화 Seven의 감독은 누구인가요?", "영화 세븐의 감독은 누구인가요?"),  # the question's particle, not 세븐의의
+        ("Kansai 공항은 언제 개항했나요?", "간사이 공항은 언제 개항했나요?"),  # 간사이 is no 간사 + 이
+        ("Totenkopf 사단은 언제 창설되었나요?", "토텐코프 사단은 언제 창설되었나요?"),
+    ],
+)
+def test_a_latin_name_takes_the_cached_spelling_without_particles(question: str, cached: str) -> None:
+    assert align(question, cached) == cached
