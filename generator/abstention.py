@@ -16,6 +16,10 @@ questions, never on evaluated ones. The signals (:data:`FEATURES`):
 - ``dense``, ``dense_gap``: the best raw dense cosine among the sources, and its lead over the second best;
 - ``bm25``, ``bm25_gap``: log(1 + the best raw BM25 score), and its lead over the second best (same scale);
 - ``english``, ``english_gap``: as ``dense`` for the English embedder's side (0 where it did not run);
+- ``lexical``, ``lexical_top``: the best, and the first source's, ``bm25_coverage`` side score: the share of
+  the question's BM25 terms (English stems, Korean morphemes) a source holds, each weighted by its IDF over
+  the whole collection, so a rare name, number or date the question asks about counts most, and most of all
+  when no passage holds it;
 - ``agree``: 1 when the first source is the first of both the dense and the BM25 ranking;
 - ``units``: log(1 + the number of distinct question units).
 
@@ -44,13 +48,13 @@ __all__ = ["FEATURES", "Abstainer", "Decision", "abstainer_from", "evidence_feat
 _log = logging.getLogger("ragd.pipeline")
 
 FEATURES = ("coverage", "own", "typed", "typed_miss", "source", "union", "dense", "dense_gap", "bm25", "bm25_gap",
-            "english", "english_gap", "agree", "units")
+            "english", "english_gap", "lexical", "lexical_top", "agree", "units")
 
 
 # the retrieval sides each signal reads (the others are lexical, read from the sources' text)
 _SIDES: dict[str, tuple[str, ...]] = {"dense": ("dense",), "dense_gap": ("dense",), "bm25": ("bm25",),
                                       "bm25_gap": ("bm25",), "english": ("english",), "english_gap": ("english",),
-                                      "agree": ("dense", "bm25")}
+                                      "lexical": ("bm25",), "lexical_top": ("bm25",), "agree": ("dense", "bm25")}
 
 
 def _top_two(values: Sequence[float]) -> tuple[float, float]:
@@ -68,6 +72,7 @@ def evidence_features(question: str, sources: Sequence[ScoredChunk], *, context_
     dense, dense_second = _top_two([c.side_scores.get("dense", 0.0) for c in sources])
     bm25, bm25_second = _top_two([math.log1p(c.side_scores.get("bm25", 0.0)) for c in sources])
     english, english_second = _top_two([c.side_scores.get("english", 0.0) for c in sources])
+    lexical = [c.side_scores.get("bm25_coverage", 0.0) for c in sources]
     first = sources[0].ranks if sources else {}
     return {
         "coverage": best.coverage if best is not None else 0.0,
@@ -82,6 +87,8 @@ def evidence_features(question: str, sources: Sequence[ScoredChunk], *, context_
         "bm25_gap": bm25 - bm25_second,
         "english": english,
         "english_gap": english - english_second,
+        "lexical": max(lexical, default=0.0),
+        "lexical_top": lexical[0] if lexical else 0.0,
         "agree": float(first.get("dense") == 1 and first.get("bm25") == 1),
         "units": math.log1p(len(set(found.wanted))),
     }

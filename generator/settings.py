@@ -40,13 +40,13 @@ def _default_extra_body() -> dict[str, float | int | str | bool]:
 
 def _default_abstain_weights() -> dict[str, dict[str, float]]:
     # chosen by `ragd train abstention` on the calibration split (bench/results/answers/abstention_calibration.json)
-    return {"en": {"bias": -42.1348, "source": 3.148, "dense": 43.0407, "bm25_gap": 1.909, "dense_gap": 41.8753,
-                   "coverage": 6.1999},
-            "ko": {"bias": -26.1134, "own": 10.9065, "agree": 1.2632, "dense": 24.3924}}
+    return {"en": {"bias": -41.5172, "lexical_top": 3.91, "dense": 42.1296, "coverage": 5.8908,
+                   "english_gap": 6.1153, "bm25_gap": 2.1345},
+            "ko": {"bias": -6.5425, "lexical_top": 5.5752, "own": 7.8351, "dense_gap": 6.0872}}
 
 
 def _default_abstain_thresholds() -> dict[str, float]:
-    return {"en": -1.2029, "ko": -1.4966}
+    return {"en": -1.5062, "ko": -1.3066}
 
 
 class GeneratorSettings(ServiceSettings):
@@ -87,7 +87,8 @@ class GeneratorSettings(ServiceSettings):
         description="Per question language ('en', 'ko'; others use 'en'), the evidence score's weights over its "
                     "signals (bias, and any of generator.abstention.FEATURES: coverage, own, typed, typed_miss, "
                     "source, union (shares of the question covered, 0..1), dense, dense_gap, english, english_gap "
-                    "(cosines), bm25, bm25_gap (log(1 + BM25)), agree (0/1), units (log count)), as JSON; chosen "
+                    "(cosines), bm25, bm25_gap (log(1 + BM25)), lexical, lexical_top (IDF-weighted shares of the "
+                    "question's BM25 terms, 0..1), agree (0/1), units (log count)), as JSON; chosen "
                     "by `ragd train abstention`.")
     abstain_thresholds: dict[str, float] = Field(
         default_factory=_default_abstain_thresholds,

@@ -189,6 +189,25 @@ class BM25Index:
         candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
         return [(state.segments[s].chunk_ids[r], score) for score, s, r in candidates[:k]]
 
+    def coverage(self, query_terms: Sequence[str], chunk_ids: Sequence[str]) -> dict[str, float]:
+        """Per chunk, the IDF-weighted share of the query's distinct terms it holds (0..1; 0 for a chunk not in
+        the index). IDF is over the whole index, so a rare term (a name, a number) weighs more than one the
+        topic's every passage shares, and a term no chunk holds weighs most: a passage that was never ingested
+        leaves its own terms uncovered."""
+        state = self._state
+        terms = sorted({t for t in query_terms if t})
+        if not terms or state.count == 0:
+            return {cid: 0.0 for cid in chunk_ids}
+        found = {t: [seg.postings(t) for seg in state.segments] for t in terms}
+        weights = {t: _coverage_idf(state, lists) for t, lists in found.items()}
+        total = sum(weights.values())
+        out: dict[str, float] = {}
+        for cid in chunk_ids:
+            where = _live_row(state, cid)
+            held = 0.0 if where is None else sum(w for t, w in weights.items() if _holds(found[t][where[0]], where[1]))
+            out[cid] = held / total
+        return out
+
     def _idf(self, state: _State, lists: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]] | None]) -> float:
         df = 0
         for found, live in zip(lists, state.live, strict=True):
@@ -327,6 +346,29 @@ class BM25Index:
             return cls._of(_state(segments, tuple(live)), fingerprint, float(meta["k1"]), float(meta["b"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def _coverage_idf(state: _State, lists: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]] | None]) -> float:
+    df = sum(len(found[0]) if live is None else int(np.count_nonzero(live[found[0]]))
+             for found, live in zip(lists, state.live, strict=True) if found is not None)
+    return math.log(1 + (state.count - df + 0.5) / (df + 0.5))
+
+
+def _live_row(state: _State, chunk_id: str) -> tuple[int, int] | None:
+    """The segment and row that hold ``chunk_id`` live, if any."""
+    for s, (seg, live) in enumerate(zip(state.segments, state.live, strict=True)):
+        row = seg.row_of.get(chunk_id)
+        if row is not None and (live is None or bool(live[row])):
+            return s, row
+    return None
+
+
+def _holds(found: tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]] | None, row: int) -> bool:
+    if found is None:
+        return False
+    rows = found[0]
+    i = int(np.searchsorted(rows, row))
+    return i < len(rows) and int(rows[i]) == row
 
 
 def _state(segments: tuple[Segment, ...], live: tuple[npt.NDArray[np.bool_] | None, ...]) -> _State:

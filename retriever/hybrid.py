@@ -20,7 +20,7 @@ from retriever.ingest import passage_text
 from retriever.rerank import CrossEncoderReranker, rerank_head
 from retriever.settings import RetrieverSettings
 from retriever.store import ChromaStore
-from retriever.text import analyze, detect_language
+from retriever.text import analyze, detect_language, question_terms
 from retriever.view import CorpusView, FilterScope
 from services.contracts import RetrieveRequest, RetrieveResponse, ScoredChunk
 from services.errors import DependencyUnavailableError
@@ -79,6 +79,8 @@ class HybridSearch:
         timings["fuse"] = round((time.perf_counter() - started) * 1000, 3)
         ordered = await self._rerank(request, language, view, fused, degraded, timings)
         chunks = [self._scored(view, cid, score, rankings) for cid, score in ordered[:request.top_k]]
+        if "bm25" in rankings and chunks:
+            chunks = await asyncio.to_thread(_with_coverage, view, request.query, chunks)
         return RetrieveResponse(chunks=chunks, epoch=view.epoch, degraded=degraded, timings_ms=timings)
 
     def _bm25(self, view: CorpusView, request: RetrieveRequest, depth: int,
@@ -151,6 +153,14 @@ class HybridSearch:
                     break
         return ScoredChunk(chunk_id=cid, doc_id=chunk.doc_id, title=doc.title, text=chunk.text, score=score,
                            ranks=ranks, side_scores=raw, metadata=doc.metadata)
+
+
+def _with_coverage(view: CorpusView, query: str, chunks: list[ScoredChunk]) -> list[ScoredChunk]:
+    """``chunks`` with side score ``bm25_coverage``: the IDF-weighted share of the question's terms each holds
+    (IDF over the whole collection; what abstention reads to tell the passage asked about from its siblings)."""
+    cover = view.bm25().coverage(question_terms(query), [c.chunk_id for c in chunks])
+    return [c.model_copy(update={"side_scores": {**c.side_scores, "bm25_coverage": round(cover[c.chunk_id], 6)}})
+            for c in chunks]
 
 
 def fuse(rankings: Mapping[str, Ranked], settings: RetrieverSettings) -> list[tuple[str, float]]:

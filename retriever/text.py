@@ -12,7 +12,8 @@ import Stemmer
 
 from services.text import Language, detect_language, hangul_ratio, split_sentences
 
-__all__ = ["Language", "analyze", "analyze_many", "detect_language", "hangul_ratio", "kiwi", "split_sentences"]
+__all__ = ["Language", "analyze", "analyze_many", "detect_language", "hangul_ratio", "kiwi", "question_terms",
+           "split_sentences"]
 
 _LATIN_TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 # Kiwi tags kept for BM25: nouns, verb/adjective stems, roots, foreign words, numbers, Chinese characters.
@@ -27,6 +28,9 @@ there these they this those through to too under until up very was we were what 
 why will with would you your yours yourself yourselves s t don doesn didn isn wasn aren weren
 """
 _ENGLISH_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+
+# Korean question words Kiwi keeps as content (pronouns, adverbs): they say what is asked, not what to look for
+_KOREAN_QUESTION_WORDS = frozenset({"무엇", "누구", "언제", "어디", "얼마", "왜", "어느", "어떻", "뭐"})
 
 _kiwi_lock = threading.Lock()
 
@@ -70,6 +74,12 @@ def _korean_tokens(text: str) -> list[str]:
 def analyze(text: str) -> list[str]:
     """BM25 terms of ``text``. Text with Hangul goes through Kiwi, whose Latin tokens get English stems."""
     return _korean_tokens(text) if hangul_ratio(text) > 0 else _english_tokens(text)
+
+
+def question_terms(question: str) -> list[str]:
+    """The BM25 terms of a question that name what to look for: Korean question words left out (English ones
+    are stop words already)."""
+    return [t for t in analyze(question) if t not in _KOREAN_QUESTION_WORDS]
 
 
 def analyze_many(texts: Sequence[str]) -> list[list[str]]:

@@ -103,7 +103,9 @@ class ScoredChunk(_Wire):
     ranks: dict[str, int] = Field(default_factory=dict, description="1-based rank on each side, e.g. bm25, dense.")
     side_scores: dict[str, float] = Field(
         default_factory=dict, description="Raw score on each side that ranked it: bm25 (BM25), dense and english "
-                                          "(cosine similarity of the best window).")
+                                          "(cosine similarity of the best window); with the BM25 side, "
+                                          "bm25_coverage: the IDF-weighted share of the question's terms the "
+                                          "chunk holds (0..1).")
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
 

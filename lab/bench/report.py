@@ -52,7 +52,9 @@ def _num(value: Any, digits: int = 3) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:,.{digits}f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
+        if abs(value) >= 1000 or digits == 0:  # no decimals: stripping zeros would turn 40 into 4
+            return f"{value:,.0f}"
+        return f"{value:,.{digits}f}".rstrip("0").rstrip(".")
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)

@@ -26,3 +26,9 @@ def test_a_recorded_run_becomes_a_row_and_an_empty_folder_gives_no_tables(tmp_pa
     row = next(line for line in page.splitlines() if line.startswith("| xquad.en"))
     assert "| extractive | 10 | 0.900 |" in row and "| 0.040 |" in row and "`answers/xquad.json`" in row
     assert "## Answers" in page and "## Latency" not in page
+
+
+def test_whole_numbers_keep_their_trailing_zeros() -> None:
+    from lab.bench.report import _num
+
+    assert _num(39.7, 0) == "40" and _num(100.2, 0) == "100" and _num(0.8, 3) == "0.8" and _num(1234.5) == "1,234"

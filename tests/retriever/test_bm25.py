@@ -9,7 +9,7 @@ import bm25s
 import numpy as np
 
 from retriever.bm25 import BM25Index
-from retriever.text import analyze
+from retriever.text import analyze, question_terms
 
 DOCS = {
     "tides": "Tides are caused by the gravitational pull of the Moon.",
@@ -146,3 +146,30 @@ def test_saving_an_update_writes_only_the_delta_and_loads_back(tmp_path: Path) -
     assert len([p for p in (tmp_path / "idx").iterdir() if p.is_dir()]) == 1
     again = BM25Index.load(tmp_path / "idx", "v2")
     assert again is not None and again.search(["w1", "w3"], 30) == loaded.search(["w1", "w3"], 30)
+
+
+def test_coverage_weighs_the_rare_terms_of_the_question_by_their_idf_over_the_index() -> None:
+    docs = {"a": "The Moon orbits the Earth.", "b": "The Moon pulls the tides of the Earth.",
+            "c": "The Moon was first reached by Apollo 11 in 1969.", "d": "Bees dance."}
+    index = BM25Index(list(docs), [analyze(t) for t in docs.values()])
+    cover = index.coverage(analyze("When did Apollo 11 reach the Moon?"), ["a", "c", "d", "unknown"])
+    # "a" holds only the common "moon"; "c" holds every term; a chunk that is not indexed holds nothing
+    assert cover["c"] == 1.0 and cover["d"] == cover["unknown"] == 0.0
+    assert 0.0 < cover["a"] < 0.34
+    # a question term no chunk holds weighs most: a passage sharing the rest covers less than its share of terms
+    missing = index.coverage(analyze("Apollo Moon Tranquility"), ["c"])["c"]
+    assert 0.0 < missing < 2 / 3
+    assert index.coverage([], ["a"]) == {"a": 0.0}
+
+
+def test_coverage_reads_a_replaced_chunk_as_its_live_version() -> None:
+    base = BM25Index(["x", "y"], [analyze("old words here"), analyze("other text")])
+    step = base.updated(["x"], ["x"], [analyze("new lighthouse words")], fingerprint="v2")
+    assert step.coverage(analyze("lighthouse"), ["x"])["x"] == 1.0
+    assert step.coverage(analyze("old"), ["x"])["x"] == 0.0
+
+
+def test_question_terms_leave_out_korean_question_words() -> None:
+    assert "누구" not in question_terms("한라산을 처음 오른 사람은 누구인가?")
+    assert "한라산" in question_terms("한라산을 처음 오른 사람은 누구인가?")
+    assert question_terms("Who climbed the mountain?") == analyze("Who climbed the mountain?")

@@ -48,6 +48,9 @@ def test_hybrid_retrieval_finds_the_gold_document_in_both_languages(ingested: Ma
             assert result.degraded == []
             sides = {"bm25", "dense", "english"} if detect_language(case["query"]) == "en" else {"bm25", "dense"}
             assert set(result.chunks[0].ranks) == sides
+            # what abstention reads: the share of the question's terms (IDF-weighted) each returned chunk holds
+            cover = [c.side_scores["bm25_coverage"] for c in result.chunks]
+            assert all(0.0 <= v <= 1.0 for v in cover) and cover[0] > 0.0, case["query"]
             assert result.epoch == await retriever.epochs.get("acme", "kb")
 
     asyncio.run(run())
@@ -218,6 +221,7 @@ def test_bm25_side_down_dense_serves_and_both_down_is_unavailable_injected_fault
         result = await retriever.retrieve(_ask("what causes tides"))
         assert result.degraded == ["bm25"]
         assert result.chunks[0].doc_id == "en-tides" and set(result.chunks[0].ranks) == {"dense", "english"}
+        assert "bm25_coverage" not in result.chunks[0].side_scores  # no BM25 side, no coverage read from it
 
         other = LocalRetriever(retriever.settings.model_copy(update={"embedder_backend": "sentence-transformers"}),
                                retriever.epochs)

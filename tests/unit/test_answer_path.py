@@ -50,6 +50,18 @@ def test_evidence_features_see_the_lead_of_the_first_source_and_the_kind_of_answ
     assert many["union"] < 1.0  # "keepers" is in no source
 
 
+def test_lexical_signals_read_the_sources_collection_wide_coverage_of_the_question() -> None:
+    sibling = LIGHTHOUSE.model_copy(update={"chunk_id": "c3", "side_scores": {"bm25": 3.0, "bm25_coverage": 0.2}})
+    gold = LIGHTHOUSE.model_copy(update={"side_scores": {"bm25": 12.0, "bm25_coverage": 0.9}})
+    features = evidence_features("When was the Aurora lighthouse built?", [sibling, gold], context_weight=0.75)
+    assert features["lexical"] == 0.9 and features["lexical_top"] == 0.2
+    # the signals read the BM25 side: when it failed for the question, a score that weighs them is not judged
+    abstainer = Abstainer(weights={"en": {"lexical": 5.0}}, thresholds={"en": 2.0}, texts={"en": "Not covered."})
+    assert abstainer.failed_sides("en", ["bm25"]) == ["bm25"]
+    assert abstainer.decide("When was the Aurora lighthouse built?", "en", [sibling]).abstain
+    assert not abstainer.decide("When was the Aurora lighthouse built?", "en", [gold]).abstain
+
+
 def test_answer_types_are_read_from_the_question_in_either_language() -> None:
     assert answer_type("How many keepers did it have?", "en") == "number"
     assert answer_type("In what year was it built?", "en") == answer_type("언제 지어졌나요?", "ko") == "date"
