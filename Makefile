@@ -58,7 +58,7 @@ test-clients: install chromium $(CLIENT_STAMPS)
 	$(BIN)/python -m lab.clients.run --venvs .clients --results clients-results
 
 lint: install
-	$(BIN)/ruff check services gateway retriever generator cache guardrails lab tests
+	$(BIN)/ruff check services embeddings gateway retriever generator cache guardrails lab tests
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
