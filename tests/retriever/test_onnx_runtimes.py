@@ -149,6 +149,14 @@ def test_scores_do_not_depend_on_batching(cross_encoder: Path, models_dir: Path)
     assert np.allclose(one, batched, atol=1e-6)
 
 
+def test_closing_stops_the_workers_and_a_later_call_loads_again(cross_encoder: Path, models_dir: Path) -> None:
+    model = CrossEncoderOnnx(cross_encoder, cache_dir=models_dir, precision="int8", threads=2)
+    first = model.scores(QUERIES[0], PASSAGES[:4])
+    model.close()
+    assert not model.loaded
+    assert np.array_equal(model.scores(QUERIES[0], PASSAGES[:4]), first) and model.loaded
+
+
 def test_training_writes_the_graphs_the_runtime_loads(cross_encoder: Path, tmp_path: Path) -> None:
     import shutil
 
