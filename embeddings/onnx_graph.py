@@ -194,9 +194,10 @@ def quantize_int8(source: Path, target: Path, *, linear: Sequence[str] = ("qkv",
     names = [n.name for n in onnx.load(str(source), load_external_data=False).graph.node
              if n.op_type in ("MatMul", "Attention") and n.name.startswith("l") and n.name.split(".")[-1] in linear]
     tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    # ONNX shape inference knows no com.microsoft op, so past a fused op no tensor has an inferred type;
+    # every tensor of these graphs is float
     quantize_dynamic(source, tmp, per_channel=True, weight_type=QuantType.QInt8, nodes_to_quantize=names,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # ONNX shape inference
-    # knows no com.microsoft op, so the fused graph's tensors have no inferred type: all of them are float
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     tmp.replace(target)  # atomic: a concurrent builder writes the same bytes
     return target
 
