@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Dense", "GraphBuilder", "LayerKeys", "Norm", "PaddedBatch", "cpu_session", "encoder",
-           "encoder_and_mean_pool", "padded_batches", "quantize_int8"]
+__all__ = ["Dense", "GraphBuilder", "LayerKeys", "Linear", "Norm", "PaddedBatch", "cpu_session", "encoder",
+           "encoder_and_mean_pool", "fused_encoder", "padded_batches", "quantize_int8"]
+
+MICROSOFT = "com.microsoft"
 
 
 class GraphBuilder:
@@ -59,6 +61,8 @@ Dense = Callable[[str, Sequence[str], str], str]
 """``(x, weight keys stacked along the outputs, node name) -> output``: one linear layer."""
 Norm = Callable[[str, str], str]
 """``(x, weight key) -> output``: one layer norm."""
+Linear = Callable[[Sequence[str]], tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]
+"""``weight keys stacked along the outputs -> (weight (in, out), bias (out,))``: one linear layer's arrays."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,40 @@ def encoder(g: GraphBuilder, x: str, *, hidden: int, heads: int, layers: Sequenc
     return x
 
 
+def fused_encoder(g: GraphBuilder, x: str, *, heads: int, layers: Sequence[LayerKeys], linear: Linear,
+                  norm: Callable[[str], tuple[str, str]], eps: float) -> str:
+    """:func:`encoder` written with ONNX Runtime's fused CPU kernels (``com.microsoft`` domain): one
+    ``Attention`` per layer (the Q/K/V projection, scaled masked softmax and context in one kernel, masked
+    by ``attention_mask`` as 0/1 int32), ``SkipLayerNormalization`` for each residual add + bias + layer
+    norm, ``BiasGelu`` for the FFN activation (erf GELU). The linear layers left as plain ``MatMul`` are
+    named ``<prefix>ao``, ``<prefix>fi`` and ``<prefix>fo``, the attention ``<prefix>qkv``, as
+    :func:`quantize_int8` expects. ``norm(key) -> (gamma, beta)`` names a layer norm's weights."""
+    from onnx import TensorProto
+
+    mask = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
+
+    def matmul(x: str, keys: Sequence[str], name: str) -> tuple[str, str]:
+        weight, bias = linear(keys)
+        return g.op("MatMul", [x, g.const(f"{name}.w", weight)], name=name), g.const(f"{name}.b", bias)
+
+    def residual(x: str, out: tuple[str, str], key: str, name: str) -> str:
+        """LayerNorm(x + out + bias): the residual add of a linear layer's output ``(out, bias)``."""
+        gamma, beta = norm(key)
+        return g.op("SkipLayerNormalization", [out[0], x, gamma, beta, out[1]], name=name, domain=MICROSOFT,
+                    epsilon=eps)
+
+    for keys in layers:
+        p = keys.prefix
+        weight, bias = linear(keys.qkv)
+        context = g.op("Attention", [x, g.const(f"{p}qkv.w", weight), g.const(f"{p}qkv.b", bias), mask],
+                       name=f"{p}qkv", domain=MICROSOFT, num_heads=heads)
+        x = residual(x, matmul(context, [keys.attention_out], f"{p}ao"), keys.attention_norm, f"{p}ao_norm")
+        inner, inner_bias = matmul(x, [keys.ffn_in], f"{p}fi")
+        gelu = g.op("BiasGelu", [inner, inner_bias], name=f"{p}gelu", domain=MICROSOFT)
+        x = residual(x, matmul(gelu, [keys.ffn_out], f"{p}fo"), keys.output_norm, f"{p}fo_norm")
+    return x
+
+
 def encoder_and_mean_pool(g: GraphBuilder, x: str, *, hidden: int, heads: int, layers: Sequence[LayerKeys],
                           dense: Dense, norm: Norm) -> None:
     """:func:`encoder`, then mean pooling over real tokens into the graph output ``pooled`` (B, H)."""
@@ -144,33 +182,38 @@ def encoder_and_mean_pool(g: GraphBuilder, x: str, *, hidden: int, heads: int, l
     g.nodes.append(helper.make_node("Div", [summed, count], ["pooled"], name="mean_pool"))
 
 
-def quantize_int8(source: Path, target: Path) -> Path:
+def quantize_int8(source: Path, target: Path, *, linear: Sequence[str] = ("qkv", "ao", "fi")) -> Path:
     """The float graph ``source`` written to ``target`` with its encoder's linear layers int8 (ONNX Runtime's
-    dynamic quantisation: weights per output channel, activations per tensor), except each layer's FFN
-    down-projection (node ``l<i>.fo``), whose GELU inputs have outliers one activation scale cannot hold.
-    The linear nodes are the ``MatMul`` nodes named ``l<i>.qkv``, ``l<i>.ao`` and ``l<i>.fi``."""
+    dynamic quantisation: weights per output channel, activations per tensor). ``linear`` names the layers
+    quantised: the ``MatMul`` or fused ``Attention`` nodes named ``l<i>.<name>``. The default leaves each
+    layer's FFN down-projection (``l<i>.fo``) in fp32: its GELU inputs have outliers one activation scale
+    cannot hold."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     names = [n.name for n in onnx.load(str(source), load_external_data=False).graph.node
-             if n.op_type == "MatMul" and n.name.startswith("l") and n.name.split(".")[-1] in ("qkv", "ao", "fi")]
+             if n.op_type in ("MatMul", "Attention") and n.name.startswith("l") and n.name.split(".")[-1] in linear]
     tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    quantize_dynamic(source, tmp, per_channel=True, weight_type=QuantType.QInt8, nodes_to_quantize=names)
+    # ONNX shape inference knows no com.microsoft op, so past a fused op no tensor has an inferred type;
+    # every tensor of these graphs is float
+    quantize_dynamic(source, tmp, per_channel=True, weight_type=QuantType.QInt8, nodes_to_quantize=names,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     tmp.replace(target)  # atomic: a concurrent builder writes the same bytes
     return target
 
 
-def cpu_session(path: Path, threads: int) -> Any:
+def cpu_session(path: Path, threads: int, *, arena: bool = False) -> Any:
     """An ONNX Runtime CPU session of ``path`` as ragd runs its graphs: ``threads`` intra-op threads that
-    sleep when idle (no spinning on shared cores), warnings off, and no memory arena: batches of padded
-    passages vary in shape, and an arena keeps the largest one's buffers for the life of the process
-    (gigabytes after an ingest); without it, each run's buffers go back to the system."""
+    sleep when idle (no spinning on shared cores), warnings off, and by default no memory arena: batches
+    of padded passages vary in shape, and an arena keeps the largest one's buffers for the life of the
+    process (gigabytes after an ingest); without it, each run's buffers go back to the system. ``arena``
+    suits a graph whose inputs are small and bounded: it saves each run allocating its activations."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    options.enable_cpu_mem_arena = False
+    options.enable_cpu_mem_arena = arena
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

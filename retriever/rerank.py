@@ -87,12 +87,13 @@ class CrossEncoderReranker:
     """A cross-encoder directory (``model.safetensors`` and ``tokenizer.json`` of a BERT
     ``CrossEncoder``, as ``ragd train reranker`` writes) scoring (query, passage) pairs under ONNX
     Runtime (:class:`embeddings.cross_onnx.CrossEncoderOnnx`, no torch); loads lazily, once.
-    ``precision`` "int8" quantises the encoder's linear layers, "fp32" keeps the trained weights; the graph
+    ``precision`` "int8" quantises the encoder's linear layers except the FFN down-projections, "int8-all"
+    those too, "fp32" keeps the trained weights; the graph
     is the one inside the directory (``onnx/``), else one built under ``models_dir`` on first load."""
 
     def __init__(self, model_path_or_id: str, *, models_dir: Path | None = None, precision: Precision = "int8",
                  threads: int = 2,
-                 batch_size: int = 32, max_length: int | None = None, blend: float | None = None) -> None:
+                 batch_size: int = 1, max_length: int | None = None, blend: float | None = None) -> None:
         self.model_path_or_id = model_path_or_id
         meta = read_training_meta(model_path_or_id)  # read once: blend and languages
         chosen = meta_blend(meta) if blend is None else blend

@@ -89,12 +89,13 @@ class RetrieverSettings(ServiceSettings):
         None, description="Cross-encoder directory (a BERT CrossEncoder with model.safetensors and tokenizer.json, "
                           "e.g. one of `ragd train reranker`); None: reranking off.")
     rerank_top_n: int = Field(20, ge=1, le=500, description="Fused candidates the cross-encoder rescores.")
-    rerank_precision: Literal["int8", "fp32"] = Field(
-        "int8", description="Cross-encoder graph under ONNX Runtime: 'int8' quantises its linear layers (except the "
-                            "FFN down-projections), 'fp32' keeps the trained weights.")
+    rerank_precision: Literal["int8", "int8-all", "fp32"] = Field(
+        "int8", description="Cross-encoder graph under ONNX Runtime: 'int8' quantises its linear layers except the "
+                            "FFN down-projections, 'int8-all' those too, 'fp32' keeps the trained weights.")
     rerank_threads: int = Field(
         default_factory=lambda: capped_threads(2), ge=1, le=64,
-        description="Intra-op threads of one rerank call (default 2, fewer when the container has fewer CPUs).")
+        description="Workers scoring the pairs of rerank calls side by side, one core each (default 2, fewer when "
+                    "the container has fewer CPUs).")
     rerank_max_length: int | None = Field(
         None, ge=16, le=4096,
         description="Tokens of one (query, passage) pair for the cross-encoder; None: the model's own limit (a "

@@ -283,6 +283,9 @@ def _peers(where: Where) -> list[str]:
     return out
 
 
+_FORMER_RERANK = "standard-op graph, batches of 32 (former)"
+
+
 def _runtimes(where: Where) -> list[str]:
     rows = []
     for path in sorted(where.results.glob("e5_passages*.json")):
@@ -298,12 +301,19 @@ def _runtimes(where: Where) -> list[str]:
     rerank = []
     for path in sorted(where.results.glob("rerank_onnx*.json")):
         r = json.loads(path.read_text())
+        load = r.get("load_average_1m", {}).get("median")
         for name, m in r.get("runtimes", {}).items():
-            rerank.append([f"`{path.name}`", str(r.get("model")), _num(r.get("max_length")), name,
-                           f"{_num(m.get('ms_p50'), 0)} / {_num(m.get('ms_p95'), 0)}", _num(m.get("cpu_ms_p50"), 0)])
+            graph = ("torch" if name.startswith("torch") else _FORMER_RERANK if name.endswith("-former")
+                     else r.get("graph", _FORMER_RERANK))
+            vs = m.get("vs_onnx-fp32")
+            agree = f"{_fixed(vs.get('spearman_median'), 3)} / {_fixed(vs.get('spearman_min'), 3)}" if vs else "n/a"
+            rerank.append([f"`{path.name}`", graph, str(r.get("data", "scifact")), _num(r.get("max_length")), name,
+                           f"{_num(m.get('ms_p50'), 0)} / {_num(m.get('ms_p95'), 0)}", _num(m.get("cpu_ms_p50"), 0),
+                           agree, _num(load, 1)])
     if rerank:
-        out += ["", *_table(["run", "cross-encoder", "pair tokens", "runtime", "N=20 wall p50 / p95 ms",
-                             "CPU ms per call p50"], rerank)]
+        out += ["", *_table(["run", "ONNX graph / runtime", "queries", "pair tokens", "runtime",
+                             "N=20 wall p50 / p95 ms", "CPU ms per call p50", "Spearman to onnx-fp32 (median / min)",
+                             "load avg"], rerank)]
     return out
 
 

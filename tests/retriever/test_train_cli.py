@@ -24,6 +24,7 @@ def common(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 def test_train_reranker_writes_a_cross_encoder(tmp_path: Path, common: list[str]) -> None:
     from sentence_transformers import CrossEncoder
 
+    from embeddings.cross_onnx import graph_path
     from lab.retriever.training import BLEND_GRID
     from retriever.rerank import CrossEncoderReranker
 
@@ -50,7 +51,8 @@ def test_train_reranker_writes_a_cross_encoder(tmp_path: Path, common: list[str]
                                                            ("coffee and diabetes", "Malaria and mosquitoes.")])
     assert np.asarray(scores).shape == (2,) and np.all(np.isfinite(scores))
     # training writes the ONNX Runtime graphs the retriever serves, with sentence-transformers' scores
-    assert (out / "onnx" / "model-fp32.onnx").is_file() and (out / "onnx" / "model-int8.onnx").is_file()
+    assert graph_path(out, "fp32").is_file() and graph_path(out, "int8").is_file()
+    assert graph_path(out, "fp32").parent == out / "onnx"
     served = CrossEncoderReranker(str(out), precision="fp32").scores(
         "coffee and diabetes", ["Coffee lowers diabetes risk.", "Malaria and mosquitoes."])
     assert np.allclose(served, scores, atol=1e-5)
