@@ -230,7 +230,7 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
                         help="scale: one dense vector per chunk and no English side (a third of the store writes; "
                              "the JSON says so)")
     parser.add_argument("--no-bare", dest="bare", action="store_false",
-                        help="scale: do not time a bare FastAPI endpoint beside the largest size")
+                        help="scale: do not time a bare FastAPI endpoint beside each size")
     parser.add_argument("--cache-dir", default=str(Path(".ragd") / "eval-cache"),
                         help="where ingested indexes are kept for reuse (shared with ragd eval retrieval)")
 

@@ -7,7 +7,7 @@ is synthetic and how the collection is written), loaded cold, then timed: hybrid
 fusion, no reranker, default settings) through ``LocalRetriever.retrieve``, BM25 alone, dense alone (query
 embedding + Chroma HNSW), resident memory per chunk, and adding 100 documents to the collection (until the
 next query is served). Ingest overhead is measured once on real documents with the real embedders. A bare
-FastAPI endpoint is timed over loopback in the same run, interleaved with the largest size's queries, as the
+FastAPI endpoint is timed over loopback in the same run, interleaved with each size's queries, as the
 machine's noise floor.
 """
 
@@ -68,7 +68,7 @@ def bench_scale(opts: argparse.Namespace) -> dict[str, Any]:
                 sizes[str(n)] = reason
                 continue
             params = {"n": n, "data": opts.data, "data_dir": str(root / str(n)), "queries": opts.queries,
-                      "embedder": opts.embedder, "bare": bool(opts.bare and n == max(opts.sizes)),
+                      "embedder": opts.embedder, "bare": bool(opts.bare),
                       "lean": opts.lean, "store_writes": opts.store_writes}
             sizes[str(n)] = last = _in_child(params)
             shutil.rmtree(root / str(n), ignore_errors=True)
