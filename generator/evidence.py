@@ -35,7 +35,12 @@ _EN_STOP = frozenset(_EN_STOP_TEXT.split())
 _KO_QUESTION_WORDS = ("무엇", "무슨", "어떤", "어떻게", "어디", "언제", "누구", "누가", "몇", "얼마", "왜", "인가요",
                       "인가", "나요", "까요", "습니까", "입니까", "였나", "었나", "했나", "하나요", "되나요", "있나요",
                       "는가", "은가")
-_KO_QUESTION = tuple(sorted(_KO_QUESTION_WORDS, key=len, reverse=True))  # longest first
+# the words of a request around the topic: they say how to answer, not what to look for
+_KO_REQUEST_WORDS = ("에 대해", "에 대한", "설명해", "설명", "알려", "주세요", "줄래요", "줄 수", "부탁합니다",
+                     "부탁해요", "부탁", "간단히", "개념을", "개념", "소개해", "말해")
+_EN_REQUEST = frozenset({"tell", "explain", "describe", "briefly", "brief", "please", "help", "understand", "know",
+                         "like", "want", "wonder", "elaborate", "overview", "summarize", "summarise"})
+_KO_QUESTION = tuple(sorted(_KO_QUESTION_WORDS + _KO_REQUEST_WORDS, key=len, reverse=True))  # longest first
 
 
 @cache
@@ -45,8 +50,13 @@ def _stemmer() -> Any:
 
 def units(text: str, *, question: bool = False) -> list[str]:
     """Matching units of ``text``: English stems without stop words; Korean character bigrams inside each
-    word (a one-syllable word is kept whole). For a question, Korean question words are left out."""
+    word (a one-syllable word is kept whole). For a question, question words and the words of a request
+    ("설명해 주세요", "tell me about") are left out."""
     text = unicodedata.normalize("NFKC", _CITATION.sub(" ", text)).lower()
+    if question:
+        for phrase in _KO_REQUEST_WORDS:
+            if " " in phrase:
+                text = text.replace(phrase, " ")
     out: list[str] = []
     for word in _WORD.findall(text):
         if _HANGUL.search(word):
@@ -55,7 +65,7 @@ def units(text: str, *, question: bool = False) -> list[str]:
                     word = word.replace(ending, " ")
             for part in word.split():
                 out.extend(part[i:i + 2] for i in range(len(part) - 1)) if len(part) > 1 else out.append(part)
-        elif word not in _EN_STOP and (len(word) > 1 or word.isdigit()):
+        elif word not in _EN_STOP and (len(word) > 1 or word.isdigit()) and not (question and word in _EN_REQUEST):
             out.append(_stemmer().stemWord(word))
     return out
 

@@ -31,6 +31,11 @@ _ENGLISH_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 # Korean question words Kiwi keeps as content (pronouns, adverbs): they say what is asked, not what to look for
 _KOREAN_QUESTION_WORDS = frozenset({"무엇", "누구", "언제", "어디", "얼마", "왜", "어느", "어떻", "뭐"})
+# the words of a request around the topic ("X에 대해 설명해 주세요", "tell me about X"): they say how to answer,
+# not what to look for (English ones as stemmed by the analyzer)
+_REQUEST_TERMS = frozenset({"대하", "설명", "알리", "부탁", "간단히", "간단", "개념", "소개", "말하", "궁금", "수",
+                            "있", "tell", "explain", "describ", "briefli", "brief", "pleas", "help", "understand",
+                            "know", "like", "want", "wonder", "elabor", "overview", "summar", "summaris"})
 
 _kiwi_lock = threading.Lock()
 
@@ -77,9 +82,9 @@ def analyze(text: str) -> list[str]:
 
 
 def question_terms(question: str) -> list[str]:
-    """The BM25 terms of a question that name what to look for: Korean question words left out (English ones
-    are stop words already)."""
-    return [t for t in analyze(question) if t not in _KOREAN_QUESTION_WORDS]
+    """The BM25 terms of a question that name what to look for: Korean question words and the words of a
+    request ("설명해 주세요", "tell me about") left out (English question words are stop words already)."""
+    return [t for t in analyze(question) if t not in _KOREAN_QUESTION_WORDS and t not in _REQUEST_TERMS]
 
 
 def analyze_many(texts: Sequence[str]) -> list[list[str]]:

@@ -56,6 +56,25 @@ def test_readme_questions_get_short_cited_finished_answers_cached_on_repeat(
     assert headers["x-ragd-cache"] == "exact" and again.choices[0].message.content == text
 
 
+@pytest.mark.parametrize(("question", "cited_title"), [
+    ("하이브리드 검색에 대해 설명해 주세요.", "하이브리드 검색"),
+    ("테넌트 격리의 개념을 알려 주세요.", "테넌트"),
+    ("vLLM 서빙에 대해 간단히 설명해 줄래요?", "vLLM"),
+    ("Tell me about hybrid retrieval.", "Hybrid retrieval"),
+    ("Help me understand HNSW index tuning.", "HNSW"),
+])
+def test_requests_about_the_documents_are_answered_not_declined(demo: Server, question: str,
+                                                                cited_title: str) -> None:
+    """A chat-style request ("X에 대해 설명해 주세요", "tell me about X") names its topic among words that say
+    how to answer; those words are in no document, and must not make the evidence look weak."""
+    answer, _ = _ask(demo, question)
+    text = answer.choices[0].message.content
+    citations = (answer.model_extra or {})["citations"]
+    assert text not in (SETTINGS.abstain_text_en, SETTINGS.abstain_text_ko)
+    assert citations and any(cited_title in c["title"] for c in citations), citations
+    assert _hangul(text) == _hangul(question)
+
+
 @pytest.mark.parametrize(("question", "expected"), [
     ("What is the capital of France?", SETTINGS.abstain_text_en),
     ("프랑스의 수도는 어디인가요?", SETTINGS.abstain_text_ko),
