@@ -15,8 +15,10 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -58,7 +60,8 @@ def _answers(url: str) -> bool:
 @contextmanager
 def ragd_running(url: str, out: Path) -> Iterator[bool]:
     """Yield whether this run started the server: a loopback target that does not answer gets
-    ``ragd serve --demo`` on its port (its log in ``out/ragd.log``) until the block ends."""
+    ``ragd serve --demo`` on its port (its log in ``out/ragd.log``) until the block ends, over a fresh data
+    dir (unless ``RAGD_DATA_DIR`` names one), so every run starts from the demo corpus alone."""
     if _answers(url):
         yield False
         return
@@ -68,15 +71,19 @@ def ragd_running(url: str, out: Path) -> Iterator[bool]:
     port = str(parts.port or 80)
     log = out / "ragd.log"
     print(f"ragd load: nothing answers {url}; starting `ragd serve --demo` on port {port} (log: {log})", flush=True)
+    data = None if "RAGD_DATA_DIR" in os.environ else tempfile.mkdtemp(prefix="ragd-load-")
+    env = {**os.environ, **({"RAGD_DATA_DIR": data} if data else {})}
     with log.open("wb") as sink:
         process = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--demo", "--host",
                                     parts.hostname or "127.0.0.1", "--port", port], cwd=REPO, stdout=sink,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+                                   stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
         wait_http(url + "/ready", timeout_s=900, process=process, log=log)
         yield True
     finally:
         stop_process(process)
+        if data:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 def scrape_counters(url: str) -> dict[str, dict[str, float]] | None:
