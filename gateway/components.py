@@ -90,7 +90,9 @@ async def _retriever(settings: GatewaySettings, epochs: EpochStore, stack: Async
         stack.push_async_callback(client.aclose)
         return client
     service = importlib.import_module("retriever.service")
-    retriever_settings = importlib.import_module("retriever.settings").RetrieverSettings()
+    # in process, the retriever keeps its files under the gateway's data dir (both read RAGD_DATA_DIR; a
+    # gateway built with another data dir in code takes its retriever along)
+    retriever_settings = importlib.import_module("retriever.settings").RetrieverSettings(data_dir=settings.data_dir)
     local = service.LocalRetriever(retriever_settings, epochs)
     await local.warm_up()
     stack.push_async_callback(local.aclose)
