@@ -199,7 +199,7 @@ class BM25Index:
         if not terms or state.count == 0:
             return {cid: 0.0 for cid in chunk_ids}
         found = {t: [seg.postings(t) for seg in state.segments] for t in terms}
-        weights = {t: _coverage_idf(state, lists) for t, lists in found.items()}
+        weights = {t: _okapi_idf(state.count, _document_frequency(state, lists)) for t, lists in found.items()}
         total = sum(weights.values())
         out: dict[str, float] = {}
         for cid in chunk_ids:
@@ -209,14 +209,8 @@ class BM25Index:
         return out
 
     def _idf(self, state: _State, lists: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]] | None]) -> float:
-        df = 0
-        for found, live in zip(lists, state.live, strict=True):
-            if found is not None:
-                df += len(found[0]) if live is None else int(np.count_nonzero(live[found[0]]))
-        if df == 0:
-            return 0.0
-        n = state.count
-        return float(np.float32(math.log(1 + (n - df + 0.5) / (df + 0.5))))
+        df = _document_frequency(state, lists)
+        return 0.0 if df == 0 else float(np.float32(_okapi_idf(state.count, df)))
 
     def _segment_scores(self, seg: Segment, s: int, terms: Sequence[str],
                         postings: dict[str, list[tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]] | None]],
@@ -348,10 +342,16 @@ class BM25Index:
             return None
 
 
-def _coverage_idf(state: _State, lists: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]] | None]) -> float:
-    df = sum(len(found[0]) if live is None else int(np.count_nonzero(live[found[0]]))
-             for found, live in zip(lists, state.live, strict=True) if found is not None)
-    return math.log(1 + (state.count - df + 0.5) / (df + 0.5))
+def _document_frequency(state: _State,
+                        lists: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]] | None]) -> int:
+    """Live chunks holding a term, from its postings in each segment."""
+    return sum(len(found[0]) if live is None else int(np.count_nonzero(live[found[0]]))
+               for found, live in zip(lists, state.live, strict=True) if found is not None)
+
+
+def _okapi_idf(n: int, df: int) -> float:
+    """BM25's (Lucene's) IDF of a term held by ``df`` of ``n`` chunks."""
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
 def _live_row(state: _State, chunk_id: str) -> tuple[int, int] | None:
