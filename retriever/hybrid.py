@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from embeddings.protocol import embeds_as
@@ -20,7 +21,7 @@ from retriever.ingest import passage_text
 from retriever.rerank import CrossEncoderReranker, rerank_head
 from retriever.settings import RetrieverSettings
 from retriever.store import ChromaStore
-from retriever.text import analyze, detect_language, question_terms
+from retriever.text import analyze, content_terms, detect_language
 from retriever.view import CorpusView, FilterScope
 from services.contracts import RetrieveRequest, RetrieveResponse, ScoredChunk
 from services.errors import DependencyUnavailableError
@@ -54,7 +55,7 @@ class HybridSearch:
         bm25_task = _timed("retrieve_bm25", timings,
                            lambda: asyncio.to_thread(self._bm25, view, request, depth, scope))
         dense_task = _timed("retrieve_dense", timings, lambda: self._dense(view, request, depth, timings, scope))
-        tasks = {"bm25": bm25_task, "dense": dense_task}
+        tasks: dict[str, Awaitable[Ranked | _Bm25Side]] = {"bm25": bm25_task, "dense": dense_task}
         language = detect_language(request.query)
         if self.english is not None and language == "en":
             english = self.english
@@ -63,11 +64,14 @@ class HybridSearch:
         results = await asyncio.gather(*tasks.values(), return_exceptions=True)
         rankings: dict[str, Ranked] = {}
         degraded: list[str] = []
+        terms: list[str] = []  # the query's BM25 terms, analyzed once by the BM25 side
         for side, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):
                     raise result
                 _fail(side, result, degraded)
+            elif isinstance(result, _Bm25Side):
+                terms, rankings[side] = result.terms, result.ranked
             elif side != "english" or result:  # a collection without an English side: two lists
                 rankings[side] = result
         if "bm25" not in rankings and "dense" not in rankings:
@@ -80,12 +84,13 @@ class HybridSearch:
         ordered = await self._rerank(request, language, view, fused, degraded, timings)
         chunks = [self._scored(view, cid, score, rankings) for cid, score in ordered[:request.top_k]]
         if "bm25" in rankings and chunks:
-            chunks = await asyncio.to_thread(_with_coverage, view, request.query, chunks)
+            chunks = await asyncio.to_thread(_with_coverage, view, terms, chunks)
         return RetrieveResponse(chunks=chunks, epoch=view.epoch, degraded=degraded, timings_ms=timings)
 
     def _bm25(self, view: CorpusView, request: RetrieveRequest, depth: int,
-              scope: FilterScope | None) -> list[tuple[str, float]]:
-        return view.bm25().search(analyze(request.query), depth, allowed=scope.chunks if scope else None)
+              scope: FilterScope | None) -> _Bm25Side:
+        terms = analyze(request.query)
+        return _Bm25Side(terms, view.bm25().search(terms, depth, allowed=scope.chunks if scope else None))
 
     async def _dense(self, view: CorpusView, request: RetrieveRequest, depth: int, timings: dict[str, float],
                      scope: FilterScope | None) -> list[tuple[str, float]]:
@@ -155,10 +160,19 @@ class HybridSearch:
                            ranks=ranks, side_scores=raw, metadata=doc.metadata)
 
 
-def _with_coverage(view: CorpusView, query: str, chunks: list[ScoredChunk]) -> list[ScoredChunk]:
-    """``chunks`` with side score ``bm25_coverage``: the IDF-weighted share of the question's terms each holds
-    (IDF over the whole collection; what abstention reads to tell the passage asked about from its siblings)."""
-    cover = view.bm25().coverage(question_terms(query), [c.chunk_id for c in chunks])
+@dataclass(frozen=True)
+class _Bm25Side:
+    """The BM25 side's answer: the query's terms (coverage reads them again) and their ranking."""
+
+    terms: list[str]
+    ranked: list[tuple[str, float]]
+
+
+def _with_coverage(view: CorpusView, terms: list[str], chunks: list[ScoredChunk]) -> list[ScoredChunk]:
+    """``chunks`` with side score ``bm25_coverage``: the IDF-weighted share of the question's content terms
+    (``terms`` less question and request words) each holds (IDF over the whole collection; what abstention
+    reads to tell the passage asked about from its siblings)."""
+    cover = view.bm25().coverage(content_terms(terms), [c.chunk_id for c in chunks])
     return [c.model_copy(update={"side_scores": {**c.side_scores, "bm25_coverage": round(cover[c.chunk_id], 6)}})
             for c in chunks]
 

@@ -12,8 +12,17 @@ import Stemmer
 
 from services.text import Language, detect_language, hangul_ratio, split_sentences
 
-__all__ = ["Language", "analyze", "analyze_many", "detect_language", "hangul_ratio", "kiwi", "question_terms",
-           "split_sentences"]
+__all__ = [
+    "Language",
+    "analyze",
+    "analyze_many",
+    "content_terms",
+    "detect_language",
+    "hangul_ratio",
+    "kiwi",
+    "question_terms",
+    "split_sentences",
+]
 
 _LATIN_TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 # Kiwi tags kept for BM25: nouns, verb/adjective stems, roots, foreign words, numbers, Chinese characters.
@@ -84,7 +93,12 @@ def analyze(text: str) -> list[str]:
 def question_terms(question: str) -> list[str]:
     """The BM25 terms of a question that name what to look for: Korean question words and the words of a
     request ("설명해 주세요", "tell me about") left out (English question words are stop words already)."""
-    return [t for t in analyze(question) if t not in _KOREAN_QUESTION_WORDS and t not in _REQUEST_TERMS]
+    return content_terms(analyze(question))
+
+
+def content_terms(terms: Sequence[str]) -> list[str]:
+    """:func:`question_terms` of a question already analyzed into ``terms``."""
+    return [t for t in terms if t not in _KOREAN_QUESTION_WORDS and t not in _REQUEST_TERMS]
 
 
 def analyze_many(texts: Sequence[str]) -> list[list[str]]:
