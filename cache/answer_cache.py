@@ -236,11 +236,14 @@ class AnswerCache:
         vector, index = await asyncio.gather(
             self._vector(question, early), self._io(self._backend.index(partition_key(scope), self._embedder.dim))
         )
+        threshold = self.settings.threshold_for(question)
         for rank, neighbour in enumerate(index.nearest(vector, self.settings.semantic_candidates)):
-            similarity = await self._similarity(question, neighbour, index) if rank == 0 else neighbour.similarity
-            if similarity < self.settings.semantic_threshold:
+            similarity = (
+                await self._similarity(question, neighbour, index, threshold) if rank == 0 else neighbour.similarity
+            )
+            if similarity < threshold:
                 continue
-            reason = await self._refusal(question, neighbour.question, similarity)
+            reason = await self._refusal(question, neighbour.question, similarity, threshold)
             raw = None if reason is not None else await self._io(self._backend.get(neighbour.key))
             if raw is None:
                 continue
@@ -253,14 +256,14 @@ class AnswerCache:
             count_rejection(reason, question, neighbour.question, similarity)
         return CacheLookup("miss")
 
-    async def _similarity(self, question: str, neighbour: Neighbour, index: PartitionIndex) -> float:
+    async def _similarity(self, question: str, neighbour: Neighbour, index: PartitionIndex, threshold: float) -> float:
         """The nearest neighbour's cosine, or, when it is under the threshold but at least ``respell_floor`` and the
         question differs from it by spacing or typos only in places, the cosine of the question spelt as
         the neighbour is (:func:`cache.variants.align`): an embedding sees "전자화페" and "전자화폐" as
         further apart than the guards, which compare the respelt question, do. Only the nearest neighbour
         is compared again, so a lookup embeds at most one more text."""
         similarity = neighbour.similarity
-        if not self.settings.respell_floor <= similarity < self.settings.semantic_threshold:
+        if not self.settings.respell_floor <= similarity < threshold:
             return similarity
         respelt = align(question, neighbour.question)
         if respelt == question:
@@ -281,12 +284,12 @@ class AnswerCache:
             self._decoded.move_to_end(raw)
         return answer
 
-    async def _refusal(self, question: str, candidate: str, similarity: float) -> RejectReason | None:
+    async def _refusal(self, question: str, candidate: str, similarity: float, threshold: float) -> RejectReason | None:
         """Why the guards or the verifier refuse ``candidate`` (counted), or None when they accept it."""
         reason: RejectReason | None = None
         if self.settings.guards and reject_reason(question, candidate, self.settings.guards_off) is not None:
             reason = "guard"
-        elif self._verifier is not None and similarity < self.settings.semantic_threshold + self.settings.verifier_band:
+        elif self._verifier is not None and similarity < threshold + self.settings.verifier_band:
             score = await asyncio.to_thread(self._verifier.score, question, candidate)
             reason = None if score >= self.settings.verifier_min_score else "verifier"
         if reason is not None:

@@ -211,7 +211,7 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
                         help="retriever embedder backend (default: RAGD_RETRIEVER_EMBEDDER_BACKEND, else e5-onnx)")
     parser.add_argument("--sizes", type=_sizes, default=[10_000, 100_000],
                         help="scale: collection sizes in chunks, comma-separated (10000,100000; 1000000 runs only "
-                             "when the memory measured at the smaller sizes projects under 8 GiB)")
+                             "when the memory measured at the smaller sizes projects under --max-rss-gib)")
     parser.add_argument("--json", default=None,
                         help="also write the result JSON here (and the plot beside it, .png); peers: the result JSON "
                              "(default bench/results/peers.json; its Markdown table goes beside it, .md)")
@@ -222,6 +222,9 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
                         help="scale: documents of the ingest-overhead run with the real embedders (60)")
     parser.add_argument("--max-build-s", type=float, default=3600.0,
                         help="scale: a size whose build time, projected from the last size, passes this is not run")
+    parser.add_argument("--max-rss-gib", type=float, default=8.0,
+                        help="scale: a size over 100k whose process memory, projected from the last size, passes "
+                             "this many GiB is not run (8)")
     parser.add_argument("--store-writes", choices=["vectors", "full"], default="vectors",
                         help="scale: how the measured collection is written: 'vectors', only what a search reads from "
                              "the store (vectors, doc ids), the view built in memory; 'full', every row as ingest "

@@ -175,8 +175,10 @@ def _cache_precision(where: Where) -> list[str]:
         for kind in ("pairwise", "pairwise_evidence"):
             s = at.get(kind)
             if s:
+                threshold = " / ".join(f"{lang} {t}" for lang, t in at["thresholds"].items()) \
+                    if at.get("thresholds") else _num(at.get("threshold"))
                 rows.append([split, "evidence-checked" if kind.endswith("evidence") else "threshold and guards",
-                             _num(at.get("threshold")), _num(s.get("pairs")), _fixed(s.get("hit_rate")),
+                             threshold, _num(s.get("pairs")), _fixed(s.get("hit_rate")),
                              _fixed(s.get("false_hit_rate"))])
     out = _table(["pair set", "served when", "threshold", "pairs", "paraphrase hit rate", "false hit rate"], rows)
     out += ["", f"Shipped settings: `{json.dumps(r.get('configured'))}` (chosen by {r.get('threshold_source')})."]

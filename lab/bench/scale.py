@@ -45,7 +45,6 @@ __all__ = ["bench_scale"]
 
 TENANT, COLLECTION = "bench", "scale"
 _BATCH = 1000  # documents per add_documents call while building
-_MAX_RSS_BYTES = 8 * 1024**3  # a size over _ALWAYS_RUN whose projected process memory passes this is not run
 _ALWAYS_RUN = 100_000  # sizes up to this run whatever the projections say (the targets are set at 100k)
 
 
@@ -63,7 +62,7 @@ def bench_scale(opts: argparse.Namespace) -> dict[str, Any]:
     try:
         last: dict[str, Any] | None = None
         for n in opts.sizes:
-            reason = _too_big(last, n, opts.max_build_s)
+            reason = _too_big(last, n, opts.max_build_s, opts.max_rss_gib)
             if reason:
                 sizes[str(n)] = reason
                 continue
@@ -82,7 +81,7 @@ def bench_scale(opts: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _too_big(last: dict[str, Any] | None, n: int, max_build_s: float) -> dict[str, Any] | None:
+def _too_big(last: dict[str, Any] | None, n: int, max_build_s: float, max_rss_gib: float) -> dict[str, Any] | None:
     """Why size ``n`` is not run, projected from the last size measured (memory and build time grow linearly
     with chunks); None when it fits."""
     if last is None or n <= _ALWAYS_RUN:
@@ -90,8 +89,9 @@ def _too_big(last: dict[str, Any] | None, n: int, max_build_s: float) -> dict[st
     memory = last["rss_base_bytes"] + max(last["rss_bytes_per_chunk"], 0) * n
     build = last["build_s"] / last["chunks"] * n
     out = {"projected_rss_bytes": int(memory), "projected_build_s": round(build)}
-    if memory > _MAX_RSS_BYTES:
-        return {"skipped": f"projected process memory {memory / 1024**3:.1f} GiB is over 8 GiB", **out}
+    if memory > max_rss_gib * 1024**3:
+        return {"skipped": f"projected process memory {memory / 1024**3:.1f} GiB is over --max-rss-gib "
+                           f"{max_rss_gib:g} GiB", **out}
     if build > max_build_s:
         return {"skipped": f"projected build time {build / 3600:.1f} h is over --max-build-s "
                            f"{max_build_s / 3600:.1f} h on this machine", **out}

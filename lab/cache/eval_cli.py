@@ -63,22 +63,24 @@ def run(args: argparse.Namespace) -> int:
     dev = [p for p in pairs if p.split == "dev"]
     protocol: dict[str, Any] | None = None
     chosen: tuple[float, str] | None = (settings.semantic_threshold, "configured")
+    by_language: dict[str, float] = dict(settings.semantic_thresholds)
     guards_off = settings.guards_off
     rank = settings.evidence_cited_rank
     if dev and args.choose == "leave-kind-out":
         protocol = leave_kind_out(dev, vectors, checks)
         chosen = (protocol["shipped"]["threshold"], "leave-kind-out")
+        by_language = protocol["shipped"]["thresholds"]
         guards_off = frozenset(protocol["shipped"]["guards_off"])
         rank = protocol["shipped"]["cited_rank"]
     elif dev and args.choose == "dev":
-        chosen = None
+        chosen, by_language = None, {}
     agrees = checks.get(rank) if checks else None
     report = evaluate(embedder, pairs, settings.semantic_threshold, agrees, guards_off, vectors=vectors,
-                      chosen=chosen)
+                      chosen=chosen, by_language=by_language)
     report["evidence_rule"] = {"min_cited": settings.evidence_min_cited, "min_overlap": settings.evidence_min_overlap,
                                "cited_rank": rank}
-    report["configured"] = {"threshold": settings.semantic_threshold, "guards_off": sorted(settings.guards_off),
-                            "cited_rank": settings.evidence_cited_rank}
+    report["configured"] = {"threshold": settings.semantic_threshold, "thresholds": dict(settings.semantic_thresholds),
+                            "guards_off": sorted(settings.guards_off), "cited_rank": settings.evidence_cited_rank}
     if protocol is not None:
         report["leave_kind_out"] = protocol
     report["embedder"] = args.embedder
@@ -113,8 +115,9 @@ def _summary(report: dict[str, Any]) -> str:
         "dev": "chosen on dev (false hits <= 1%, pairwise and crowded)",
         "leave-kind-out": "chosen on dev by the leave-kind-out protocol (lab/cache/protocol.py)",
     }.get(report["threshold_source"], "the configured RAGD_CACHE_SEMANTIC_THRESHOLD and RAGD_CACHE_GUARDS_OFF")
+    per_language = "".join(f", {lang} {v}" for lang, v in report.get("chosen_thresholds", {}).items())
     lines = [
-        f"embedder {report['embedder']}; threshold {t}, guards off {report['guards_off']}: {source}",
+        f"embedder {report['embedder']}; threshold {t}{per_language}, guards off {report['guards_off']}: {source}",
         f"embedding latency p50 ms: {report['embed_latency_ms_p50']}",
         f"{'subset':<14}{'pairs':>12}{'hit':>8}{'false':>8}{'crowd hit':>11}{'crowd false':>13}{'raw hit':>9}"
         f"{'raw false':>11}",
@@ -139,6 +142,9 @@ def _summary(report: dict[str, Any]) -> str:
         for kind, fold in lko["refit_folds"].items():
             lines.append(f"  {kind:<10} threshold {fold['threshold']} cited rank {fold['cited_rank']}: held-out "
                          f"false hits {fold['held_out_false_hit_rate']:.1%} {fold['held_out_false_hits'] or ''}")
+        for lang, chosen in lko.get("languages", {}).items():
+            folds = ", ".join(f"{kind} {fold['threshold']}" for kind, fold in chosen["folds"].items())
+            lines.append(f"  {lang}: the same folds on {lang} pairs alone, threshold {chosen['threshold']} ({folds})")
         lines.append(f"  shipped: {lko['shipped']}")
     evidenced = {n: r for n, r in report["at_chosen"].items() if "pairwise_evidence" in r}
     if evidenced:
@@ -175,6 +181,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
             )
             ax.plot(ts, [r[key]["false_hit_rate"] for r in rows], style, color="tab:red", label=f"false hits ({label})")
         ax.axvline(report["chosen_threshold"], color="gray", lw=0.8)
+        for lang, t in report.get("chosen_thresholds", {}).items():
+            ax.axvline(t, color="gray", lw=0.8, ls=":")
+            ax.annotate(lang, (t, 1.0), fontsize=7, color="gray", ha="right")
         ax.axhline(0.01, color="tab:red", lw=0.5, alpha=0.5)
         ax.set(title=f"{name} pairs ({report['embedder']})", xlabel="cosine threshold", ylabel="rate", ylim=(0, 1.02))
         ax.grid(alpha=0.3)

@@ -18,7 +18,7 @@ import functools
 import json
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,13 @@ from tqdm import tqdm
 
 from cache.guards import fired_guards
 from cache.keys import normalize_question
-from cache.settings import CacheSettings
+from cache.settings import CacheSettings, question_language
 from cache.variants import align
 from embeddings.protocol import Embedder
 
 __all__ = [
     "PAIRS_PATH", "RESPELL_FLOOR", "THRESHOLDS", "Agrees", "Pair", "Rule", "choose_threshold", "crowded", "evaluate",
-    "load_pairs", "pairwise", "respelt_texts", "subsets_of",
+    "load_pairs", "pairwise", "rates_at", "respelt_texts", "subsets_of",
 ]
 
 PAIRS_PATH = Path(__file__).parent / "data" / "pairs.jsonl"
@@ -103,20 +103,25 @@ def _respelt(question: str, candidate: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """The decision the cache takes: cosine >= ``threshold`` (for the nearest entry under it but at least
-    ``respell_floor``, the cosine of the question spelt as the entry is), no guard outside ``guards_off``
-    fires (when ``guards``), and, with ``agrees``, the question's retrieval agrees with the entry's evidence."""
+    """The decision the cache takes: cosine >= the question's threshold (``by_language`` for its language,
+    else ``threshold``; for the nearest entry under it but at least ``respell_floor``, the cosine of the
+    question spelt as the entry is), no guard outside ``guards_off`` fires (when ``guards``), and, with
+    ``agrees``, the question's retrieval agrees with the entry's evidence."""
 
     threshold: float
     guards: bool = True
     guards_off: frozenset[str] = frozenset()
     agrees: Agrees | None = None
     respell_floor: float = RESPELL_FLOOR
+    by_language: tuple[tuple[str, float], ...] = ()
+
+    def threshold_for(self, question: str) -> float:
+        return dict(self.by_language).get(question_language(question), self.threshold)
 
     def similarity(self, vectors: Vectors, question: str, candidate: str, cosine: float) -> float:
         """What :meth:`cache.AnswerCache._similarity` makes of the nearest entry's ``cosine`` (the
         respelt question's vector must be in ``vectors``: :func:`respelt_texts`)."""
-        if not self.respell_floor <= cosine < self.threshold:
+        if not self.respell_floor <= cosine < self.threshold_for(question):
             return cosine
         text = _respelt(question, candidate)
         if text == question or text not in vectors:
@@ -126,7 +131,7 @@ class Rule:
     def accepts(self, question: str, candidate: str, similarity: float, corpus: str) -> bool:
         if _same_key(question, candidate):
             return True  # an exact hit: served before any semantic check
-        if similarity < self.threshold:
+        if similarity < self.threshold_for(question):
             return False
         if self.guards and _fired(question, candidate) - self.guards_off:
             return False
@@ -217,22 +222,35 @@ def sweep(
 ) -> list[dict[str, Any]]:
     """Per threshold: guarded pairwise and crowded rates, cosine-only rates and, with ``agrees`` and
     pairs about a corpus, the evidence-checked pairwise and crowded rates (over those pairs only)."""
-    grounded = agrees is not None and any(p.corpus for p in pairs)
-    rows = []
-    for t in tqdm(thresholds, desc="thresholds", unit="t", leave=False):
-        guarded = Rule(t, guards_off=guards_off)
-        row: dict[str, Any] = {
-            "threshold": t,
-            "pairwise": pairwise(pairs, vectors, guarded),
-            "pairwise_unguarded": pairwise(pairs, vectors, Rule(t, guards=False)),
-            "crowded": crowded(pairs, vectors, guarded),
-        }
-        if grounded:
-            checked = Rule(t, guards_off=guards_off, agrees=agrees)
-            row["pairwise_evidence"] = pairwise(pairs, vectors, checked)
-            row["crowded_evidence"] = crowded(pairs, vectors, checked)
-        rows.append(row)
-    return rows
+    return [rates_at(pairs, vectors, t, agrees, guards_off)
+            for t in tqdm(thresholds, desc="thresholds", unit="t", leave=False)]
+
+
+def rates_at(
+    pairs: Sequence[Pair],
+    vectors: Vectors,
+    threshold: float,
+    agrees: Agrees | None = None,
+    guards_off: frozenset[str] = frozenset(),
+    by_language: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """One sweep row: the rates at ``threshold`` (``by_language``: the thresholds of questions in those
+    languages)."""
+    languages = tuple(sorted((by_language or {}).items()))
+    guarded = Rule(threshold, guards_off=guards_off, by_language=languages)
+    row: dict[str, Any] = {
+        "threshold": threshold,
+        "pairwise": pairwise(pairs, vectors, guarded),
+        "pairwise_unguarded": pairwise(pairs, vectors, Rule(threshold, guards=False, by_language=languages)),
+        "crowded": crowded(pairs, vectors, guarded),
+    }
+    if languages:
+        row["thresholds"] = dict(languages)
+    if agrees is not None and any(p.corpus for p in pairs):
+        checked = Rule(threshold, guards_off=guards_off, agrees=agrees, by_language=languages)
+        row["pairwise_evidence"] = pairwise(pairs, vectors, checked)
+        row["crowded_evidence"] = crowded(pairs, vectors, checked)
+    return row
 
 
 def choose_threshold(rows: Sequence[dict[str, Any]], bound: float = MAX_FALSE_HIT_RATE) -> float:
@@ -277,11 +295,12 @@ def evaluate(
     *,
     vectors: Vectors | None = None,
     chosen: tuple[float, str] | None = None,
+    by_language: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The report: sweeps per subset, the threshold chosen on ``dev`` (``default_threshold``, the
     configured one, when the pairs have no ``dev`` split; ``chosen``: a threshold the caller chose and
-    how), and the numbers at it. With ``agrees``, the rows also hold the evidence-checked rates of the
-    pairs about a corpus."""
+    how; ``by_language``: the thresholds of questions in those languages, beside it), and the numbers at
+    it. With ``agrees``, the rows also hold the evidence-checked rates of the pairs about a corpus."""
     if not pairs:
         raise ValueError("the pair set is empty")
     vectors = vectors if vectors is not None else embed_all(pairs, embedder)
@@ -301,9 +320,11 @@ def evaluate(
             for name, r in subsets.items()
         },
         "chosen_threshold": threshold,
+        "chosen_thresholds": dict(by_language or {}),
         "threshold_source": source,
         "guards_off": sorted(guards_off),
-        "at_chosen": {name: next(r for r in rows if r["threshold"] == threshold) for name, rows in sweeps.items()},
+        "at_chosen": {name: rates_at(rows, vectors, threshold, agrees, guards_off, by_language)
+                      for name, rows in subsets.items()},
         "embed_latency_ms_p50": {
             lang: embed_latency_ms(embedder, questions)
             for lang in ("en", "ko")

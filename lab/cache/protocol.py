@@ -16,6 +16,13 @@ costs; so only the guards that every fold (and the choice on all kinds) switched
 With that guard set fixed, each fold chooses its threshold and evidence rank again and is scored again
 on its held-out kind; the shipped threshold is the highest of those and of the choice on all kinds,
 and the shipped rank the strictest.
+
+Per language: a Korean paraphrase sits further from its question in e5's space than an English one
+does, so one threshold for both gives up Korean hits to keep English near misses out, and one bound
+over both lets one language's false hits hide among the other's near misses. With the guard set and
+the rank fixed, the same folds run again on each language's pairs alone, under the same bounds; the
+language's threshold is the highest of its folds' and of its choice on all kinds, and the cache
+compares a question with its own language's threshold (``RAGD_CACHE_SEMANTIC_THRESHOLDS``).
 """
 
 from __future__ import annotations
@@ -67,8 +74,8 @@ def _decide(pairs: Sequence[Pair], vectors: Vectors, rule: Rule, view: str) -> d
     negatives = len(pairs) if view == "crowded" else len(pairs) - positives
     good = sum(part["hits"] for part in parts)
     wrong = [fid for part in parts for fid in part["false_hits"]]
-    return {"hit_rate": round(good / max(positives, 1), 4), "false_hit_rate": round(len(wrong) / max(negatives, 1), 4),
-            "false_hits": wrong}
+    return {"hits": good, "hit_rate": round(good / max(positives, 1), 4),
+            "false_hit_rate": round(len(wrong) / max(negatives, 1), 4), "false_hits": wrong}
 
 
 def _safe(pairs: Sequence[Pair], vectors: Vectors, agrees: Agrees | None, threshold: float,
@@ -158,13 +165,39 @@ def leave_kind_out(pairs: Sequence[Pair], vectors: Vectors, checks: Checks | Non
         cited_rank=min([on_all.cited_rank, *(f["cited_rank"] for f in refit.values())], key=_strictness),
     )
     at_shipped = _decide(pairs, vectors, shipped.rule(checks), "pairwise")
-    return {"folds": folds, "refit_folds": refit,
+    ranked = {shipped.cited_rank: checks[shipped.cited_rank]} if checks else None
+    languages = _per_language(pairs, vectors, ranked, consensus)
+    return {"folds": folds, "refit_folds": refit, "languages": languages,
             "all_kinds": {"threshold": full.threshold, "guards_off": sorted(full.guards_off),
                           "cited_rank": full.cited_rank, "hit_rate": full.hit_rate},
             "shipped": {"threshold": shipped.threshold, "guards_off": sorted(shipped.guards_off),
                         "cited_rank": shipped.cited_rank, "dev_hit_rate": at_shipped["hit_rate"],
-                        "dev_false_hit_rate": at_shipped["false_hit_rate"]},
+                        "dev_false_hit_rate": at_shipped["false_hit_rate"],
+                        "thresholds": {lang: chosen["threshold"] for lang, chosen in languages.items()}},
             "bounds": {"pairwise": MAX_PAIRWISE, "crowded": MAX_CROWDED}}
+
+
+def _per_language(pairs: Sequence[Pair], vectors: Vectors, checks: Checks | None,
+                  guards_off: frozenset[str]) -> dict[str, Any]:
+    """Per language, on its pairs alone: the highest of its leave-kind-out refits' thresholds and of its
+    choice on all kinds."""
+    languages: dict[str, Any] = {}
+    for lang in sorted({p.lang for p in pairs}):
+        mine = [p for p in pairs if p.lang == lang]
+        folds: dict[str, Any] = {}
+        for kind in sorted({p.kind for p in mine if not p.hit}):
+            train = [p for p in mine if p.hit or p.kind != kind]
+            held = [p for p in mine if not p.hit and p.kind == kind]
+            made = _refit(train, vectors, checks, guards_off)
+            scored = _decide(held, vectors, made.rule(checks), "pairwise")
+            folds[kind] = {"threshold": made.threshold, "held_out_false_hit_rate": scored["false_hit_rate"],
+                           "held_out_false_hits": scored["false_hits"]}
+        on_all = _refit(mine, vectors, checks, guards_off)
+        threshold = max([on_all.threshold, *(f["threshold"] for f in folds.values())])
+        at = _decide(mine, vectors, replace(on_all, threshold=threshold).rule(checks), "pairwise")
+        languages[lang] = {"threshold": threshold, "folds": folds, "dev_hit_rate": at["hit_rate"],
+                           "dev_false_hit_rate": at["false_hit_rate"]}
+    return languages
 
 
 def _refit(pairs: Sequence[Pair], vectors: Vectors, checks: Checks | None, guards_off: frozenset[str]) -> Choice:

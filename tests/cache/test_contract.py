@@ -88,18 +88,39 @@ async def test_typo_variants_are_semantic_hits(cache: AnswerCache, stored: str, 
 
 
 async def test_a_typo_under_the_threshold_is_compared_again_respelt(cache: AnswerCache) -> None:
-    stored, asked = "그 박물관의 소장품은 몇 점인가요?", "그 박물관의 소장퓸은 몇 점인가요?"  # e5 cosine ~0.95
+    stored, asked = "전자화폐는 무엇을 가리키나요?", "전자화페는 무엇을 가리키나요?"  # e5 cosine ~0.90
     await cache.store(scope(), stored, ANSWER)
     hit = await cache.lookup(scope(), asked)
     assert hit.outcome == "semantic" and hit.similarity is not None
-    assert hit.similarity >= cache.settings.semantic_threshold
+    assert hit.similarity >= cache.settings.threshold_for(asked)
 
 
 async def test_without_the_respelt_comparison_the_typo_misses(settings: CacheSettings,
                                                               embedder: Embedder) -> None:
     cache = AnswerCache.create(settings.model_copy(update={"respell_floor": 1.0}), None, embedder)
-    await cache.store(scope(), "그 박물관의 소장품은 몇 점인가요?", ANSWER)
-    assert (await cache.lookup(scope(), "그 박물관의 소장퓸은 몇 점인가요?")).outcome == "miss"
+    await cache.store(scope(), "전자화폐는 무엇을 가리키나요?", ANSWER)
+    assert (await cache.lookup(scope(), "전자화페는 무엇을 가리키나요?")).outcome == "miss"
+
+
+async def test_korean_questions_are_held_to_the_korean_threshold(settings: CacheSettings,
+                                                                 embedder: Embedder) -> None:
+    stored, asked = "빛의 속도는 얼마인가요?", "빛은 얼마나 빠르게 이동하나요?"  # e5 cosine ~0.955
+    assert settings.threshold_for(asked) < settings.semantic_threshold == settings.threshold_for("How fast is light?")
+    per_language = AnswerCache.create(settings, None, embedder)
+    one_threshold = AnswerCache.create(settings.model_copy(update={"semantic_thresholds": {}}), None, embedder)
+    for answer_cache in (per_language, one_threshold):
+        await answer_cache.store(scope(), stored, ANSWER)
+    hit = await per_language.lookup(scope(), asked)
+    assert hit.outcome == "semantic" and hit.similarity is not None
+    assert settings.threshold_for(asked) <= hit.similarity < settings.semantic_threshold
+    assert (await one_threshold.lookup(scope(), asked)).outcome == "miss"
+
+
+def test_per_language_thresholds_name_a_known_language() -> None:
+    with pytest.raises(ValueError, match="per language"):
+        CacheSettings(semantic_thresholds={"fr": 0.9})
+    with pytest.raises(ValueError, match="per language"):
+        CacheSettings(semantic_thresholds={"ko": 1.5})
 
 
 async def test_a_korean_spacing_variant_is_an_exact_hit(cache: AnswerCache) -> None:

@@ -57,6 +57,8 @@ def test_eval_cli_without_dev_split_uses_the_configured_threshold(
     report = json.loads(out.read_text())
     assert report["threshold_source"] == "configured"
     assert report["chosen_threshold"] == CacheSettings().semantic_threshold
+    assert report["chosen_thresholds"] == CacheSettings().semantic_thresholds
+    assert report["at_chosen"]["independent"]["thresholds"] == CacheSettings().semantic_thresholds
     assert set(report["at_chosen"]) == {"independent", "independent_en", "independent_ko"}
     assert "configured RAGD_CACHE_SEMANTIC_THRESHOLD" in capsys.readouterr().out
 
