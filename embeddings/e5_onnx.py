@@ -228,9 +228,10 @@ class _QueryFlights:
     """One encoder run per question and graph in a process. The semantic cache and the retriever embed
     the same question with the same 4-bit graph (their own sessions, their own truncation lengths) at
     about the same time, on a request that misses or is checked against its evidence: the second asks
-    for the vector the first is computing, or has just computed, by graph file and token ids (the
-    same ids into the same graph are the same vector). A waiter whose owner has not finished within
-    ``wait_s`` (a run that was never started) computes the vector itself."""
+    for the vector the first is computing, or has just computed, by graph (its file name: the weights'
+    digest and the variant) and token ids (the same ids into the same graph are the same vector). A
+    waiter whose owner has not finished within ``wait_s`` (a run that was never started) computes the
+    vector itself. One per process, like the tokenizer."""
 
     def __init__(self, size: int = 256, wait_s: float = 1.0) -> None:
         self._lock = threading.Lock()
@@ -315,7 +316,7 @@ class E5OnnxEmbedder:
                                     precision=self._precision)
                 tokenizer = packaged_tokenizer()
                 session = cpu_session(path, self._threads)
-                self._graph = str(path)
+                self._graph = path.name
                 self._state = (tokenizer, weights.word, session)
             return self._state
 
