@@ -218,6 +218,10 @@ def _overload(where: Where) -> list[str]:
                    "answer p50 s", "slowest answer s", "slowest refusal s", "load at start"], rows)
 
 
+def _gib(value: Any) -> str:
+    return "" if value is None else f"{value / 1024**3:.1f}"
+
+
 def _scale(where: Where) -> list[str]:
     r = _load(where.results / "scale.json")
     if r is None:
@@ -225,15 +229,15 @@ def _scale(where: Where) -> list[str]:
     rows = []
     for size, m in sorted(r.get("sizes", {}).items(), key=lambda item: int(item[0])):
         if "skipped" in m:
-            rows.append([_num(int(size)), f"not run: {m['skipped']}", "", "", "", "", "", ""])
+            rows.append([_num(int(size)), f"not run: {m['skipped']}", "", "", "", "", "", "", ""])
             continue
         bare = m.get("bare_fastapi_ms_p50")
         rows.append([_num(int(size)), f"{_num(m.get('hybrid_ms_p50'), 1)} / {_num(m.get('hybrid_ms_p95'), 1)}",
                      _num(m.get("bm25_ms_p50"), 1), _num(m.get("dense_ms_p50"), 1),
                      _num(bare, 1) if bare is not None else "", _num(m.get("rss_bytes_per_chunk")),
-                     _num(m.get("build_s"), 1), _num(m.get("add100_s"), 2)])
+                     _gib(m.get("maxrss_bytes")), _num(m.get("build_s"), 1), _num(m.get("add100_s"), 2)])
     out = _table(["chunks", "hybrid p50 / p95 ms", "BM25 p50 ms", "dense p50 ms", "bare FastAPI p50 ms, same run",
-                  "memory bytes per chunk", "build s", "add 100 documents s"], rows)
+                  "memory bytes per chunk", "peak process memory GiB", "build s", "add 100 documents s"], rows)
     out.append("")
     out += ["Targets at 100k chunks: hybrid p50 <= 50 ms, p95 <= 120 ms; adding 100 documents <= 10 s plus their "
             "embedding.", ""]
@@ -361,8 +365,9 @@ SECTIONS: list[Section] = [
             "`python -m lab.cache.latency`.",
             _cache_precision, ("docs/img/cache_thresholds.png",)),
     Section("Scale (`ragd bench scale`)",
-            "`make bench-scale` (= `ragd bench scale --sizes 10000,100000`): retrieval latency, memory and "
-            "incremental adds by collection size; the method: [retrieval.md](retrieval.md#scale-benchmark-method).",
+            "`make bench-scale` (= `ragd bench scale --sizes 10000,100000`, ~6 min) or `make bench-scale-1m` (the "
+            "same with 1,000,000 chunks and a 20 GiB memory cap, ~1 h): retrieval latency, memory and incremental "
+            "adds by collection size; the method: [retrieval.md](retrieval.md#scale-benchmark-method).",
             _scale, ("bench/results/scale.png",)),
     Section("Side by side with the peers (`make bench-peers`)",
             "`ragd bench peers`: each peer installed from PyPI into its own virtualenv and run on the same machine "

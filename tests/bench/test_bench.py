@@ -161,3 +161,16 @@ def test_quick_scale_bench_writes_its_json_and_plot(tmp_path: Path) -> None:
     assert {"text", "passage_vectors", "query_vectors"} <= set(result["synthetic"])
     assert result["ingest"]["embed_s"] > 0 and result["ingest"]["ingest_s"] > 0
     assert out.with_suffix(".png").stat().st_size > 1000
+
+
+def test_scale_skips_a_size_whose_projected_memory_or_build_time_passes_its_cap() -> None:
+    from lab.bench.scale import _too_big
+
+    last = {"rss_base_bytes": 900_000_000, "rss_bytes_per_chunk": 13_000, "build_s": 235.0, "chunks": 100_000}
+    assert _too_big(last, 1_000_000, 7200, 20) is None
+    by_memory = _too_big(last, 1_000_000, 7200, 8)
+    assert by_memory is not None and "over --max-rss-gib 8" in by_memory["skipped"]
+    assert by_memory["projected_rss_bytes"] == 900_000_000 + 13_000 * 1_000_000
+    by_time = _too_big(last, 1_000_000, 600, 20)
+    assert by_time is not None and "--max-build-s" in by_time["skipped"]
+    assert _too_big(last, 100_000, 1, 0.1) is None  # the sizes the targets are set at always run
