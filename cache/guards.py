@@ -269,6 +269,12 @@ _DURATION = re.compile(
 )
 
 
+_RANK = re.compile(
+    r"\bwhere (?:did|does|do|is|was|were|will)\b.*\b(?:rank|ranked|place|placed|finish|finished)\b"
+    r"|몇\s*(?:위|등)"
+)
+
+
 def _asks(text: str) -> frozenset[str]:
     lowered = f" {_lower(text)} "
     found = {kind for word, kind in _EN_ASKS if re.search(rf"\b{word}\b", lowered)}
@@ -281,6 +287,9 @@ def _asks(text: str) -> frozenset[str]:
     if _DURATION.search(lowered):  # "how many minutes", "몇 분 동안", "얼마나 걸리": how long
         found.add("duration")
         found -= {"count", "amount"}
+    if _RANK.search(lowered):  # "where did X rank", "몇 위": a rank, not a place or a count
+        found.add("rank")
+        found -= {"place", "count"}
     if "amount" in found or "count" in found or "duration" in found:
         found.discard("time")  # "how long ... what time" style overlaps are one ask
     return frozenset(found)

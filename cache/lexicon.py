@@ -147,5 +147,6 @@ ASK_NOUNS = _pairs(
     "개수=count 숫자=count 인원=count count=count "
     "장소=place 위치=place location=place place=place "
     "이유=reason 원인=reason reason=reason "
-    "가격=amount 비용=amount 금액=amount price=amount cost=amount"
+    "가격=amount 비용=amount 금액=amount price=amount cost=amount "
+    "순위=rank 등수=rank rank=rank ranking=rank 점수=score score=score"
 )

@@ -229,25 +229,29 @@ class _QueryFlights:
     the same question with the same 4-bit graph (their own sessions, their own truncation lengths) at
     about the same time, on a request that misses or is checked against its evidence: the second asks
     for the vector the first is computing, or has just computed, by graph (its file name: the weights'
-    digest and the variant) and token ids (the same ids into the same graph are the same vector). A
-    waiter whose owner has not finished within ``wait_s`` (a run that was never started) computes the
-    vector itself. One per process, like the tokenizer."""
+    digest and the variant) and token ids (the same ids into the same graph are the same vector). Only
+    another embedder's run is shared: an embedder asked again for a question runs the encoder again
+    (a timing loop measures the encoder). A waiter whose owner has not finished within ``wait_s`` (a
+    run that was never started) computes the vector itself. One per process, like the tokenizer."""
 
     def __init__(self, size: int = 256, wait_s: float = 1.0) -> None:
         self._lock = threading.Lock()
-        self._flights: OrderedDict[tuple[str, tuple[int, ...]], Future[Matrix]] = OrderedDict()
+        self._flights: OrderedDict[tuple[str, tuple[int, ...]], tuple[int, Future[Matrix]]] = OrderedDict()
         self._size = size
         self._wait_s = wait_s
 
-    def run(self, key: tuple[str, tuple[int, ...]], compute: Callable[[], Matrix]) -> Callable[[], Matrix]:
-        """A call returning the (1, dim) vector of ``key``, computed by ``compute`` once per key."""
+    def run(self, key: tuple[str, tuple[int, ...]], owner: int, compute: Callable[[], Matrix]) -> Callable[[], Matrix]:
+        """A call returning the (1, dim) vector of ``key``: another owner's run of it when there is one
+        (running, or done without failing), else ``compute``'s, which later callers of other owners share."""
         with self._lock:
             found = self._flights.get(key)
-            if found is not None and not (found.done() and found.exception() is not None):
+            if found is not None and found[0] != owner and not (found[1].done() and found[1].exception() is not None):
                 self._flights.move_to_end(key)
-                return lambda: self._awaited(found, compute)
+                theirs = found[1]
+                return lambda: self._awaited(theirs, compute)
             flight: Future[Matrix] = Future()
-            self._flights[key] = flight
+            self._flights[key] = (owner, flight)
+            self._flights.move_to_end(key)
             while len(self._flights) > self._size:
                 self._flights.popitem(last=False)
 
@@ -343,7 +347,7 @@ class E5OnnxEmbedder:
             return np.asarray(out / norms, dtype=np.float32)
 
         if len(texts) == 1 and prefix == "query: ":  # the request path: one question
-            return _QUERY_FLIGHTS.run((self._graph, tuple(encodings[0].ids)), run)
+            return _QUERY_FLIGHTS.run((self._graph, tuple(encodings[0].ids)), id(self), run)
         return run
 
     def prepare_queries(self, texts: Sequence[str]) -> Callable[[], Matrix]:

@@ -99,6 +99,8 @@ def test_sampled_requests_are_not_cached() -> None:
         ("Who was Tesla's apprentice?", "Whose apprentice was Tesla?", "whose"),
         ("그 선수는 왜 올림픽에 나갔나요?", "그 선수는 왜 올림픽에 나가지 못했나요?", "negation"),  # -지 못하다
         ("When was the two-seat version introduced?", "When was the three-seat version introduced?", "number"),
+        ("Kenya CPI rank 2012?", "What score did Kenya get on the CPI in 2012?", "asks"),  # ask nouns: rank, score
+        ("케냐 2012년 부패인식지수 점수?", "케냐는 2012년 부패인식지수에서 몇 위였나요?", "asks"),
     ],
 )
 def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> None:
@@ -128,6 +130,8 @@ def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> No
         ("그 화가는 결국 누구의 제자로 들어갔나요?", "그 화가는 누구의 제자가 되었나요?"),  # both ask whose
         ("그 선수가 올림픽에 출전할 수 없었던 이유는?", "그 선수는 왜 올림픽에 나가지 못했나요?"),  # both negated
         ("MBC 2015년 시청률?", "2015년 MBC의 시청률은 얼마였나요?"),  # a year is no name: no entity swap
+        ("Kenya CPI rank 2012?", "Where did Kenya rank on the CPI in 2012?"),  # "where did X rank" asks a rank
+        ("케냐 2012년 부패인식지수 순위?", "케냐는 2012년 부패인식지수에서 몇 위였나요?"),  # 몇 위: a rank
     ],
 )
 def test_guards_let_paraphrases_through(query: str, candidate: str) -> None:
