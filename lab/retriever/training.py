@@ -20,7 +20,7 @@ import json
 import random
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -225,6 +225,18 @@ def choose_blend(heads: dict[str, list[ScoredChunk]], cross_scores: dict[str, li
             "dev_ndcg@10_by_blend": {str(w): round(v, 4) for w, v in by_weight.items()}}
 
 
+def _hard_negatives_only(base: type) -> type:
+    """The library's cross-encoder ranking loss over each query's own positive and hard negatives. Its
+    ``num_negatives=0`` still asks ``torch.multinomial`` for zero in-batch negatives whenever a batch
+    holds two or more groups, which torch refuses; this one draws none."""
+
+    class HardNegativesOnly(base):  # type: ignore[misc]
+        def get_in_batch_negatives(self, anchors: list[str], candidates: list[list[str]]) -> Iterator[list[str]]:
+            return iter(())
+
+    return HardNegativesOnly
+
+
 def train_reranker(dataset: Dataset, settings: RetrieverSettings, out: Path, *, cache_root: Path,
                    config: TrainConfig, base: str | None = None, progress: bool = True) -> Path:
     """Fine-tune a cross-encoder from ``base`` (default: the packaged MiniLM) and save it to ``out``."""
@@ -242,7 +254,8 @@ def train_reranker(dataset: Dataset, settings: RetrieverSettings, out: Path, *, 
         loss: Any = BinaryCrossEntropyLoss(cross)
         batch = config.batch_size
     else:  # softmax over each group's raw logits: no sigmoid, no in-batch negatives
-        loss = MultipleNegativesRankingLoss(cross, num_negatives=0, scale=1, activation_fn=None)
+        loss = _hard_negatives_only(MultipleNegativesRankingLoss)(cross, num_negatives=0, scale=1,
+                                                                  activation_fn=None)
         batch = max(1, config.batch_size // (1 + config.negatives))
     with tempfile.TemporaryDirectory(prefix="ragd-train-") as scratch:
         scores: dict[str, Any] = _train(CrossEncoderTrainer(

@@ -29,8 +29,9 @@ def test_train_reranker_writes_a_cross_encoder(tmp_path: Path, common: list[str]
     from retriever.rerank import CrossEncoderReranker
 
     out = tmp_path / "reranker"
+    # two groups of (positive + 3 negatives) per batch: the listwise loss draws no in-batch negatives
     assert main(["train", "reranker", "--out", str(out), "--negatives", "3", "--dev-fraction", "0.5",
-                 *common]) == 0
+                 *common, "--batch-size", "8"]) == 0
     meta = json.loads((out / "ragd_training.json").read_text())
     assert meta["kind"] == "reranker" and meta["scores"]["steps"] == 2
     assert meta["data"]["queries"] == 6 and meta["settings"]["negatives"] == 3
