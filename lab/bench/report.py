@@ -320,7 +320,23 @@ def _runtimes(where: Where) -> list[str]:
         out += ["", *_table(["run", "ONNX graph / runtime", "queries", "pair tokens", "runtime",
                              "N=20 wall p50 / p95 ms", "CPU ms per call p50", "Spearman to onnx-fp32 (median / min)",
                              "load avg"], rerank)]
-    return out
+    return out + _rerank_precision(where)
+
+
+def _rerank_precision(where: Where) -> list[str]:
+    r = _load(where.results / "rerank_precision_ndcg.json")
+    if r is None:
+        return []
+    first = r.get("first_stage", {})
+    rows = [[name, _fixed(m.get("ndcg@10"), 4), f"{r.get('delta_ndcg_vs_fp32', {}).get(name, 0.0):+.4f}",
+             _fixed(m.get("mrr@10"), 4),
+             _num(m.get("latency_ms_p50"), 0)] for name, m in r.get("runs", {}).items()]
+    rows.append(["first stage alone (no reranker)", _fixed(first.get("ndcg@10"), 4), "", _fixed(first.get("mrr@10"), 4),
+                 ""])
+    return ["", f"The reranker's precision against nDCG@10 (`bench/results/rerank_precision_ndcg.json`: "
+                f"{r.get('dataset')}, {r.get('queries')} queries, top {r.get('rerank_top_n')} in the reranker's own "
+                f"order; {r.get('model')}):", "",
+            *_table(["rerank precision", "nDCG@10", "vs fp32", "MRR@10", "query p50 ms (loaded)"], rows)]
 
 
 def _load_run(where: Where) -> list[str]:
