@@ -71,7 +71,7 @@ bench-scale: install
 	$(BIN)/ragd bench scale --sizes 10000,100000 --out bench/results
 	$(BIN)/ragd bench report --out bench/results --page docs/benchmarks.md
 
-# The same plus 1,000,000 chunks (about an hour and 13 GiB of memory on 2 cores; skipped with the reason when
+# The same plus 1,000,000 chunks (1-1.5 h and ~14 GiB of memory on 2 cores; skipped with the reason when
 # the memory measured at 100k projects past 20 GiB).
 bench-scale-1m: install
 	$(BIN)/ragd bench scale --sizes 10000,100000,1000000 --max-rss-gib 20 --max-build-s 7200 --out bench/results

@@ -382,7 +382,7 @@ SECTIONS: list[Section] = [
             _cache_precision, ("docs/img/cache_thresholds.png",)),
     Section("Scale (`ragd bench scale`)",
             "`make bench-scale` (= `ragd bench scale --sizes 10000,100000`, ~6 min) or `make bench-scale-1m` (the "
-            "same with 1,000,000 chunks and a 20 GiB memory cap, ~1 h): retrieval latency, memory and incremental "
+            "same with 1,000,000 chunks and a 20 GiB memory cap, 1-1.5 h): retrieval latency, memory and incremental "
             "adds by collection size; the method: [retrieval.md](retrieval.md#scale-benchmark-method).",
             _scale, ("bench/results/scale.png",)),
     Section("Side by side with the peers (`make bench-peers`)",
