@@ -74,8 +74,8 @@ def _decide(pairs: Sequence[Pair], vectors: Vectors, rule: Rule, view: str) -> d
     negatives = len(pairs) if view == "crowded" else len(pairs) - positives
     good = sum(part["hits"] for part in parts)
     wrong = [fid for part in parts for fid in part["false_hits"]]
-    return {"hits": good, "hit_rate": round(good / max(positives, 1), 4),
-            "false_hit_rate": round(len(wrong) / max(negatives, 1), 4), "false_hits": wrong}
+    return {"hit_rate": round(good / max(positives, 1), 4), "false_hit_rate": round(len(wrong) / max(negatives, 1), 4),
+            "false_hits": wrong}
 
 
 def _safe(pairs: Sequence[Pair], vectors: Vectors, agrees: Agrees | None, threshold: float,
