@@ -35,6 +35,10 @@ def test_eval_cli_writes_report_and_plot(tmp_path: Path) -> None:
     assert main(["eval", "cache", "--pairs", str(small), "--json", str(out), "--plot", str(png)]) == 0
     report = json.loads(out.read_text())
     assert report["chosen_threshold"] in THRESHOLDS
+    # one threshold per language, each chosen on that language's dev pairs alone
+    languages = report["leave_kind_out"]["languages"]
+    assert set(languages) == {"en", "ko"} == set(report["chosen_thresholds"])
+    assert all(report["chosen_thresholds"][lang] == languages[lang]["threshold"] for lang in languages)
     dev = report["at_chosen"]["dev"]
     assert dev["pairwise"]["false_hit_rate"] <= 0.01 and dev["crowded"]["false_hit_rate"] <= 0.01
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
