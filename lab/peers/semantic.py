@@ -79,6 +79,7 @@ def compare_semantic(python: Path, work: Path) -> dict[str, Any]:
             "ragd_paraphrase_hit_rate": ours["paraphrase_hit_rate"],
             "peer_paraphrase_hit_rate": theirs["paraphrase_hit_rate"],
             "peer": f"gptcache {peer['version']} (init_similar_cache defaults, threshold {peer['threshold']})",
-            "ragd_threshold": settings.semantic_threshold, "embedder": settings.embedder,
+            "ragd_threshold": settings.semantic_threshold, "ragd_thresholds": dict(settings.semantic_thresholds),
+            "embedder": settings.embedder,
             "pairs": {"paraphrase": sum(p.hit for p in pairs), "near_miss": sum(not p.hit for p in pairs)},
             "by_language": by_lang}
