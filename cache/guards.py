@@ -12,6 +12,7 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Callable
+from typing import Literal
 
 from cache.lexicon import (
     ANTONYMS,
@@ -31,7 +32,7 @@ from cache.lexicon import (
 )
 from cache.variants import align
 
-__all__ = ["GUARDS", "fired_guards", "reject_reason"]
+__all__ = ["GUARDS", "fired_guards", "question_language", "reject_reason"]
 
 # Digits, Latin words (with an inner apostrophe or hyphen) and Hangul runs are separate tokens, so
 # "TCP와" is "TCP" + "와" and "E42" stays one code.
@@ -42,6 +43,12 @@ _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _CLOCK = re.compile(r"\d\s*([ap])\.?m\b|\b(last|this|next)\s+(year|month|week|quarter)\b")
 _KO_TEMPORAL = {k: v for k, v in TEMPORAL.items() if _HANGUL.match(k)}
 _KO_SOLO_PARTICLES = ("", "에", "에는", "의", "를", "은", "는", "가", "도", "만", "로")
+
+
+def question_language(question: str) -> Literal["en", "ko"]:
+    """``ko`` when the question holds Hangul, else ``en``: the language the guards and the per-language
+    settings read."""
+    return "ko" if _HANGUL.search(question) else "en"
 
 
 def _tokens(text: str) -> list[str]:
@@ -358,7 +365,7 @@ GUARDS: dict[str, Callable[[str, str], bool]] = {
     "whose": _whose_swap,
     "word_order": _word_order_swap,
     "substitution": _substitution,
-    "language": lambda q, c: bool(_HANGUL.search(q)) != bool(_HANGUL.search(c)),
+    "language": lambda q, c: question_language(q) != question_language(c),
 }
 
 

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cache.guards import GUARDS
+from cache.guards import GUARDS, question_language
 from embeddings.e5_onnx import E5OnnxSettings
 
-__all__ = ["CacheSettings", "question_language"]
-
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
-
-
-def question_language(question: str) -> Literal["en", "ko"]:
-    """The language a per-language setting is looked up by: ``ko`` when the question holds Hangul."""
-    return "ko" if _HANGUL.search(question) else "en"
+__all__ = ["CacheSettings"]
 
 
 class CacheSettings(BaseSettings):

@@ -20,7 +20,6 @@ __all__ = [
     "detect_language",
     "hangul_ratio",
     "kiwi",
-    "question_terms",
     "split_sentences",
 ]
 
@@ -90,14 +89,10 @@ def analyze(text: str) -> list[str]:
     return _korean_tokens(text) if hangul_ratio(text) > 0 else _english_tokens(text)
 
 
-def question_terms(question: str) -> list[str]:
-    """The BM25 terms of a question that name what to look for: Korean question words and the words of a
-    request ("설명해 주세요", "tell me about") left out (English question words are stop words already)."""
-    return content_terms(analyze(question))
-
-
 def content_terms(terms: Sequence[str]) -> list[str]:
-    """:func:`question_terms` of a question already analyzed into ``terms``."""
+    """The BM25 terms of a question (``analyze``'s ``terms``) that name what to look for: Korean question
+    words and the words of a request ("설명해 주세요", "tell me about") left out (English question words are
+    stop words already)."""
     return [t for t in terms if t not in _KOREAN_QUESTION_WORDS and t not in _REQUEST_TERMS]
 
 

@@ -27,9 +27,9 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from cache.guards import fired_guards
+from cache.guards import fired_guards, question_language
 from cache.keys import normalize_question
-from cache.settings import CacheSettings, question_language
+from cache.settings import CacheSettings
 from cache.variants import align
 from embeddings.protocol import Embedder
 
