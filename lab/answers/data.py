@@ -2,8 +2,9 @@
 JSON (the original KorQuAD/XQuAD file, converted at load time, never written out).
 
 A dataset is a corpus plus questions, each with its gold passages and, where the dataset has them, its gold
-answers. ``split_heldout`` takes a seeded share of the documents out of the corpus: their questions become
-same-domain questions the ingested documents do not cover.
+answers. ``split_heldout`` takes a seeded share of the documents out of the corpus, each with its near-duplicates
+(KorQuAD holds the same paragraph twice under one article, and in a few other articles too): their questions
+become same-domain questions the ingested documents do not cover.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import statistics
+import unicodedata
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,8 +24,8 @@ from typing import Any
 from retriever.text import detect_language
 from services.contracts import DocumentIn
 
-__all__ = ["LONG_ANSWER_CHARS", "QADataset", "QAItem", "in_calibration_split", "load_qa", "sample_items",
-           "split_heldout"]
+__all__ = ["LONG_ANSWER_CHARS", "QADataset", "QAItem", "in_calibration_split", "load_qa", "near_duplicates",
+           "sample_items", "split_heldout"]
 
 # A dataset whose typical gold answer is longer than this is scored on citations and abstention only.
 LONG_ANSWER_CHARS = 60
@@ -146,11 +150,49 @@ def in_calibration_split(qid: str) -> bool:
     return int(hashlib.sha1(qid.encode()).hexdigest(), 16) % 5 == 0
 
 
+# Near-duplicates: documents sharing at least this share of the smaller one's character shingles.
+_DUPLICATE_CONTAINMENT = 0.8
+_SHINGLE = 8
+_COMMON_SHINGLE_DOCS = 50  # a shingle this many documents hold is boilerplate, not evidence of a copy
+_SPACE = re.compile(r"\s+")
+
+
+def _shingles(text: str) -> set[str]:
+    flat = _SPACE.sub("", unicodedata.normalize("NFKC", text).casefold())
+    return {flat[i:i + _SHINGLE] for i in range(max(1, len(flat) - _SHINGLE + 1))}
+
+
+def near_duplicates(docs: Sequence[DocumentIn], of: set[str]) -> set[str]:
+    """Ids of the documents outside ``of`` that nearly copy one inside it (at least ``_DUPLICATE_CONTAINMENT``
+    of the smaller document's 8-character shingles, spacing and case ignored, are shared)."""
+    shingles = {str(d.id): _shingles(d.text) for d in docs}
+    postings: dict[str, list[str]] = defaultdict(list)
+    for doc_id, grams in shingles.items():
+        for gram in grams:
+            postings[gram].append(doc_id)
+    found: set[str] = set()
+    for doc_id in sorted(of & shingles.keys()):
+        shared: dict[str, int] = defaultdict(int)
+        for gram in shingles[doc_id]:
+            holders = postings[gram]
+            if len(holders) <= _COMMON_SHINGLE_DOCS:
+                for other in holders:
+                    shared[other] += 1
+        for other, count in shared.items():
+            if other not in of and count >= _DUPLICATE_CONTAINMENT * min(len(shingles[doc_id]), len(shingles[other])):
+                found.add(other)
+    return found
+
+
 def split_heldout(dataset: QADataset, share: float, seed: int) -> tuple[list[DocumentIn], QADataset]:
     """The documents to ingest, and the dataset with each question marked answerable or not: a question
-    whose gold passages were all held out is unanswerable from what was ingested."""
+    whose gold passages were all held out is unanswerable from what was ingested. A seeded share of the
+    documents is held out, and with each its near-duplicates (:func:`near_duplicates`, to a fixed point): a
+    copy left in the corpus would answer the held-out passage's questions, which are then not unanswerable."""
     ordered = sorted(dataset.docs, key=lambda d: str(d.id))
     held = set(str(d.id) for d in random.Random(seed).sample(ordered, round(share * len(ordered))))
+    while copies := near_duplicates(ordered, held):
+        held |= copies
     kept = [d for d in ordered if str(d.id) not in held]
     items = [replace(item, answerable=not all(g in held for g in item.gold_docs)) for item in dataset.items]
     return kept, replace(dataset, items=items)

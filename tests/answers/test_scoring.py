@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lab.answers.data import in_calibration_split, load_qa, sample_items, split_heldout
+from lab.answers.data import (
+    QADataset,
+    QAItem,
+    in_calibration_split,
+    load_qa,
+    near_duplicates,
+    sample_items,
+    split_heldout,
+)
 from lab.answers.judge import agreement, lexical_judge, load_labels
 from lab.answers.metrics import score, summarize
 from lab.answers.report import markdown, question_rows
 from lab.answers.runner import Outcome
 from lab.answers.scoring import answer_f1, contains_gold, is_abstention, supported
+from services.contracts import DocumentIn
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "qa_tiny"
 
@@ -78,6 +87,24 @@ def test_held_out_documents_and_the_sample_are_seeded_and_never_touch_the_calibr
     assert [i.qid for i in sample] == [i.qid for i in sample_items(marked_b.items, 6, seed=3)]
     assert not any(in_calibration_split(i.qid) for i in sample)
     assert all(in_calibration_split(i.qid) for i in sample_items(marked_a.items, None, 3, calibration=True))
+
+
+def test_a_held_out_document_takes_its_near_copy_with_it() -> None:
+    text = ("Reciprocal rank fusion adds one over sixty plus the rank of each list. It needs no score calibration, "
+            "so lists of different scorers can be fused directly.")
+    docs = [DocumentIn(id="a", title="RRF", text=text),
+            DocumentIn(id="a-copy", title="RRF", text=text.replace("adds", "sums") + " It is the default."),
+            DocumentIn(id="b", title="BM25", text="BM25 scores a document by its term frequencies and lengths."),
+            DocumentIn(id="c", title="HNSW", text="HNSW finds approximate nearest neighbours in a layered graph.")]
+    assert near_duplicates(docs, {"a"}) == {"a-copy"}
+    assert near_duplicates(docs, {"b"}) == set()  # a different document is not a copy
+    items = [QAItem(qid="q1", question="What does RRF add?", gold_docs=("a",), answers=("one over sixty",))]
+    dataset = QADataset(name="copies", docs=docs, items=items, short_answers=True)
+    for seed in range(20):  # whichever of the pair is drawn, the other leaves with it
+        kept, marked = split_heldout(dataset, 0.25, seed)
+        ids = {str(d.id) for d in kept}
+        assert ("a" in ids) == ("a-copy" in ids)
+        assert marked.items[0].answerable == ("a" in ids)
 
 
 def test_scores_and_the_report_put_the_worst_question_first() -> None:
@@ -156,6 +183,24 @@ def test_calibration_rows_with_sources_are_scored_by_the_runtime_signals_and_tra
     curve = tradeoff([covered, other], {"weights": {"en": {"coverage": 1.0}}, "thresholds": {"en": 0.5}})["en"]
     assert curve["at_threshold"] == {"abstain_unanswerable": 1.0, "abstain_answerable": 0.0}
     assert (0.0, 1.0) in curve["curve"] and (1.0, 1.0) in curve["curve"]
+
+
+def test_a_held_out_question_the_corpus_answers_anyway_is_left_out_of_the_fit() -> None:
+    from lab.answers.abstention import answered_anyway, choose
+
+    sibling = {"chunk_id": "c2", "doc_id": "d2", "title": "Aurora lighthouse", "score": 1.0, "ranks": {"bm25": 1},
+               "side_scores": {"bm25": 9.0},
+               "text": "The harbour board built the Aurora lighthouse in 1871. Its lamp was first lit in 1872."}
+    held = {"id": "q1", "language": "en", "answerable": False, "question": "When was the Aurora lighthouse built?",
+            "answers": ["1871"], "sources": [sibling]}
+    assert answered_anyway(held)
+    assert not answered_anyway({**held, "answers": ["1869"]})  # the retained sibling does not hold the answer
+    assert not answered_anyway({**held, "answerable": True})
+    assert answered_anyway({"answerable": False, "answered_anyway": True})  # a calibration record's verdict
+    rows = [{"id": str(i), "language": "en", "answerable": i % 4 != 0, "coverage": 0.7 if i % 4 else 0.1}
+            for i in range(40)]
+    chosen = choose([*rows, held], 0.03)["calibration"]["en"]
+    assert chosen["held_out_answered"] == 1 and chosen["n"] == 40
 
 
 def test_the_tradeoff_curve_is_drawn(tmp_path: Path) -> None:
