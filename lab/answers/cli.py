@@ -19,7 +19,7 @@ from typing import Any
 from lab.answers.data import QADataset, load_qa, sample_items, split_heldout
 from lab.answers.metrics import Scored, score, summarize
 from lab.answers.plot import plot_reports
-from lab.answers.report import markdown, question_rows
+from lab.answers.report import KEYS, markdown, question_rows
 from lab.answers.runner import GatewayRunner, InProcessRunner, Outcome, Runner, index_dir, run_items
 
 __all__ = ["add_rag", "evaluate_rag"]
@@ -140,13 +140,10 @@ def _run(args: argparse.Namespace) -> int:
     # a SIGTERM (a timeout) unwinds like Ctrl-C, so the local llama.cpp server started for the run is stopped
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     report, rows = evaluate_rag(args)
-    keys = ("answer_contains_gold", "answer_f1", "cited_gold", "citation_precision", "faithfulness",
-            "abstain_unanswerable", "abstain_answerable", "finish_stop", "latency_ms_p50", "latency_ms_p95",
-            "ttft_ms_p50", "n")
     print(f"{report['dataset']}: {report['n']} questions ({report['n_unanswerable']} unanswerable), "
           f"generator {report['config']['generator']}")
     for lang, numbers in [("all", report), *report["by_language"].items()]:
-        print(f"  {lang:>3}: " + "  ".join(f"{k} {numbers[k]}" for k in keys if numbers.get(k) is not None))
+        print(f"  {lang:>3}: " + "  ".join(f"{k} {numbers[k]}" for k in KEYS if numbers.get(k) is not None))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

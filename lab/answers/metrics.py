@@ -28,6 +28,7 @@ class Scored:
     sentences: int = 0
     supported_sentences: int = 0
     unsupported: list[str] = field(default_factory=list)
+    answered_anyway: bool | None = None  # a held-out question answered with a gold answer from a retained document
 
     @property
     def failures(self) -> list[str]:
@@ -36,7 +37,8 @@ class Scored:
         if o.error:
             reasons.append(f"error: {o.error}")
         if not o.item.answerable and not self.abstained:
-            reasons.append("answered a question the documents do not cover")
+            reasons.append("answered a question the documents do not cover"
+                           + (" (a retained document holds its gold answer)" if self.answered_anyway else ""))
         if o.item.answerable and self.abstained:
             reasons.append("abstained on an answerable question")
         if self.contains is False:
@@ -56,6 +58,8 @@ def score(outcome: Outcome, docs: Mapping[str, str], *, short_answers: bool, jud
     item = outcome.item
     abstained = outcome.error is None and is_abstention(outcome.answer, len(outcome.cited_docs), abstention_texts)
     scored = Scored(outcome, abstained)
+    if not item.answerable and outcome.error is None and short_answers and item.answers and not abstained:
+        scored.answered_anyway = contains_gold(outcome.answer, item.answers)
     if not item.answerable or outcome.error is not None:
         return scored
     if short_answers and item.answers:
@@ -106,6 +110,7 @@ def summarize(rows: Sequence[Scored]) -> dict[str, Any]:
         "faithfulness": round(sum(r.supported_sentences for r in rows) / sentences, 4) if sentences else None,
         "abstain_unanswerable": _mean(r.abstained for r in unanswerable),
         "abstain_answerable": _mean(r.abstained for r in answerable),
+        "held_out_answered": sum(bool(r.answered_anyway) for r in unanswerable),
         "finish_stop": _mean(r.outcome.finish_reason == "stop" for r in rows),
         "latency_ms_p50": _percentile([r.outcome.latency_ms for r in finished], 50),
         "latency_ms_p95": _percentile([r.outcome.latency_ms for r in finished], 95),

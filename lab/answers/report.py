@@ -7,11 +7,12 @@ from typing import Any
 
 from lab.answers.metrics import Scored
 
-__all__ = ["markdown", "question_rows", "severity"]
+__all__ = ["KEYS", "markdown", "question_rows", "severity"]
 
-_KEYS = ("answer_contains_gold", "answer_f1", "cited_gold", "citation_precision", "faithfulness",
-         "abstain_unanswerable", "abstain_answerable", "finish_stop", "latency_ms_p50", "latency_ms_p95",
-         "ttft_ms_p50", "n")
+# the numbers a run reports, in the order they are printed and tabled
+KEYS = ("answer_contains_gold", "answer_f1", "cited_gold", "citation_precision", "faithfulness",
+        "abstain_unanswerable", "abstain_answerable", "held_out_answered", "finish_stop", "latency_ms_p50",
+        "latency_ms_p95", "ttft_ms_p50", "n")
 _WEIGHTS = {"error": 5, "answered a question": 4, "abstained on": 4, "gold answer not": 3, "no gold passage": 2,
             "sentences unsupported": 1, "finish_reason": 1}
 
@@ -55,7 +56,7 @@ def markdown(report: dict[str, Any], rows: Sequence[Scored], *, worst: int = 40)
              f"{report['config']['target']}, generator `{report['config']['generator']}`.", "",
              "| metric | all | " + " | ".join(languages) + " |",
              "|---|---|" + "---|" * len(languages)]
-    for key in _KEYS:
+    for key in KEYS:
         lines.append(f"| {key} | {_cell(report.get(key))} | "
                      + " | ".join(_cell(v.get(key)) for v in languages.values()) + " |")
     if "judge" in report:

@@ -203,6 +203,21 @@ def test_a_held_out_question_the_corpus_answers_anyway_is_left_out_of_the_fit() 
     assert chosen["held_out_answered"] == 1 and chosen["n"] == 40
 
 
+def test_a_held_out_question_answered_from_a_retained_document_is_counted_and_said() -> None:
+    from dataclasses import replace
+
+    dataset = load_qa(FIXTURE)
+    item = replace(next(i for i in dataset.items if i.qid == "q-en-1"), answerable=False)
+    answered = score(Outcome(item, "It was built in 1871 by the harbour board [1].", ["en-lighthouse"], "stop", 9.0,
+                             4.0), dataset.doc_text(), short_answers=True)
+    other = score(Outcome(item, "It has a red lamp [1].", ["en-lighthouse"], "stop", 9.0, 4.0), dataset.doc_text(),
+                  short_answers=True)
+    summary = summarize([answered, other])
+    assert summary["held_out_answered"] == 1 and summary["abstain_unanswerable"] == 0.0
+    assert "a retained document holds its gold answer" in answered.failures[0]
+    assert "retained" not in other.failures[0]
+
+
 def test_the_tradeoff_curve_is_drawn(tmp_path: Path) -> None:
     from lab.answers.plot import plot_tradeoff
 
