@@ -547,7 +547,8 @@ class Pipeline:
         try:
             with stage("generate"):
                 deltas = (_said(prepared.abstention) if prepared.abstention is not None
-                          else self.generator.stream(list(prepared.messages), turn.params, _context(prepared)))
+                          else self.generator.stream(list(prepared.messages), turn.params,
+                                               _context(prepared) if turn.retrieval else None))
                 async for delta in self._guarded(deltas, prepared):
                     if delta.finish_reason is not None:
                         final = delta

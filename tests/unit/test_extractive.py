@@ -5,10 +5,21 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
+from gateway.pipeline import ChatTurn, Pipeline
 from generator.backends import BACKENDS, ByLanguageGenerator, build_generator
 from generator.extractive import ExtractiveGenerator
 from generator.settings import GeneratorSettings
-from services.contracts import AnswerContext, ChatMessage, Completion, Delta, GenerationParams, ScoredChunk
+from services.contracts import (
+    AnswerContext,
+    ChatMessage,
+    Completion,
+    Delta,
+    GenerationParams,
+    GuardCheckRequest,
+    GuardDecision,
+    ScoredChunk,
+)
+from services.epochs import MemoryEpochStore
 
 SOURCES = [
     ScoredChunk(chunk_id="c1", doc_id="tea", title="Copperleaf tea", score=1.0,
@@ -112,3 +123,31 @@ def test_auto_is_the_model_when_a_generator_url_is_set_and_extraction_otherwise(
     assert isinstance(asyncio.run(build(None)).generator, ExtractiveGenerator)  # type: ignore[attr-defined]
     remote = asyncio.run(build("http://127.0.0.1:9/v1"))
     assert isinstance(remote.generator, OpenAIGenerator) and remote.packer is not None  # type: ignore[attr-defined]
+
+
+class _PassingGuardFake:
+    """Rails that pass every text (the test is about routing, not the rails)."""
+
+    policy_version = "fake"
+
+    async def check(self, request: GuardCheckRequest) -> GuardDecision:
+        return GuardDecision(action="pass", text=request.text)
+
+    async def ready(self) -> dict[str, bool]:
+        return {"fake": True}
+
+
+def test_a_plain_turn_reaches_the_model_not_the_extractive_route_of_its_language() -> None:
+    """``ragd-chat`` (no retrieval) has no sources to extract from: the router sends it to the model."""
+    router = ByLanguageGenerator({"en": ExtractiveGenerator(), "ko": ExtractiveGenerator()},  # type: ignore[dict-item]
+                                 _Named("hello from the model"))  # type: ignore[arg-type]
+    pipeline = Pipeline(retriever=None, generator=router, guard=_PassingGuardFake(),  # type: ignore[arg-type]
+                        epochs=MemoryEpochStore())
+
+    async def ask(question: str) -> str:
+        prepared = await pipeline.prepare(ChatTurn(tenant="t", collection="c", model="ragd-chat", question=question,
+                                                   retrieval=False))
+        return (await pipeline.answer(prepared)).content
+
+    assert asyncio.run(ask("Say hello in one word.")) == "hello from the model"
+    assert asyncio.run(ask("한 단어로 인사해 주세요.")) == "hello from the model"
