@@ -6,11 +6,6 @@ evaluated) are retrieved, as the chat path does; each row keeps its retrieved so
 recomputed from them (``--rows-from``) whenever a signal changes, without retrieving again. Several seeds hold
 out other documents each time: more declined examples from the same calibration questions.
 
-A held-out question that a retained document answers anyway (KorQuAD's sibling paragraphs often repeat a fact of
-the held-out one) is not unanswerable: when the answer extracted from its retrieved sources holds a gold answer,
-the row is left out of the fit (:func:`answered_anyway`; counted as ``held_out_answered``), so the score is not
-taught to decline questions the corpus answers.
-
 Per language, forward selection adds the signal that most raises the share of held-out questions declined at
 ``--max-false-abstention``, measured out of fold (five folds grouped by question, so a question seen under
 several seeds never scores itself); a logistic regression over the chosen signals (standardised, returned as
@@ -36,14 +31,12 @@ import numpy as np
 from tqdm import tqdm
 
 from generator.abstention import FEATURES, evidence_features
-from generator.extractive import ExtractiveGenerator
 from lab.answers.data import load_qa, sample_items, split_heldout
 from lab.answers.plot import plot_tradeoff
 from lab.answers.runner import InProcessRunner, index_dir
-from lab.answers.scoring import contains_gold
-from services.contracts import AnswerContext, RetrieveRequest, ScoredChunk
+from services.contracts import RetrieveRequest, ScoredChunk
 
-__all__ = ["add_abstention", "answered_anyway", "choose", "collect", "features_of", "fit_language", "tradeoff"]
+__all__ = ["add_abstention", "choose", "collect", "features_of", "fit_language", "tradeoff"]
 
 CONTEXT_WEIGHT = 0.75  # as the Abstainer's default
 _FOLDS = 5
@@ -95,7 +88,6 @@ async def _collect_one(path: Path, args: argparse.Namespace, seed: int) -> list[
                 top_k=settings.top_k))
             rows.append({"dataset": dataset.name, "seed": seed, "id": item.qid, "question": item.question,
                          "language": item.language, "answerable": item.answerable,
-                         "answers": list(item.answers),
                          "sources": [c.model_dump(include=_SOURCE_FIELDS) for c in result.chunks]})
     return rows
 
@@ -136,20 +128,6 @@ def features_of(row: dict[str, Any]) -> dict[str, float]:
         return {f: float(row[f]) for f in FEATURES if f in row}
     sources = [ScoredChunk.model_validate(s) for s in row["sources"]]
     return evidence_features(row["question"], sources, context_weight=CONTEXT_WEIGHT, language=row["language"])
-
-
-def answered_anyway(row: dict[str, Any]) -> bool:
-    """A held-out row whose extractive answer, from the sources retrieved without its passage, holds a gold
-    answer: the corpus answers it after all (a row of a calibration record carries the verdict; rows without
-    sources or gold answers: False)."""
-    if "answered_anyway" in row:
-        return bool(row["answered_anyway"])
-    if row["answerable"] or not row.get("sources") or not row.get("answers"):
-        return False
-    sources = [ScoredChunk.model_validate(s) for s in row["sources"]]
-    text, _ = ExtractiveGenerator().answer(AnswerContext(question=row["question"], language=row["language"],
-                                                         sources=sources), max_tokens=512)
-    return contains_gold(text, list(row["answers"]))
 
 
 def _model(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
@@ -222,18 +200,16 @@ def fit_language(rows: Sequence[dict[str, Any]], max_false: float, c: float = 1.
 
 
 def choose(rows: Sequence[dict[str, Any]], max_false: float) -> dict[str, Any]:
-    """Per language, the evidence score of :func:`fit_language`, fitted without the held-out rows the corpus
-    answers anyway (:func:`answered_anyway`)."""
+    """Per language, the evidence score of :func:`fit_language`."""
     out: dict[str, Any] = {"weights": {}, "thresholds": {}, "calibration": {}}
     for language in sorted({r["language"] for r in rows}):
-        every = [r for r in rows if r["language"] == language]
-        subset = [r for r in every if not answered_anyway(r)]
+        subset = [r for r in rows if r["language"] == language]
         chosen = fit_language(subset, max_false)
         out["weights"][language] = chosen["weights"]
         out["thresholds"][language] = chosen["threshold"]
         out["calibration"][language] = {"n": len(subset),
                                         "n_unanswerable": sum(not r["answerable"] for r in subset),
-                                        "held_out_answered": len(every) - len(subset), "chosen": chosen}
+                                        "chosen": chosen}
     return out
 
 
@@ -261,10 +237,9 @@ def tradeoff(rows: Sequence[dict[str, Any]], choice: dict[str, Any]) -> dict[str
 
 
 def _light(row: dict[str, Any]) -> dict[str, Any]:
-    """A row as the calibration record keeps it: ids, label, whether the corpus answers it anyway, and signals (no
-    question or source text)."""
+    """A row as the calibration record keeps it: ids, label and signals (no question or source text)."""
     keep: dict[str, Any] = {k: row[k] for k in ("dataset", "seed", "id", "language", "answerable") if k in row}
-    return {**keep, "answered_anyway": answered_anyway(row), **{k: round(v, 4) for k, v in features_of(row).items()}}
+    return {**keep, **{k: round(v, 4) for k, v in features_of(row).items()}}
 
 
 def _run(args: argparse.Namespace) -> int:

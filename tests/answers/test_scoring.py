@@ -185,24 +185,6 @@ def test_calibration_rows_with_sources_are_scored_by_the_runtime_signals_and_tra
     assert (0.0, 1.0) in curve["curve"] and (1.0, 1.0) in curve["curve"]
 
 
-def test_a_held_out_question_the_corpus_answers_anyway_is_left_out_of_the_fit() -> None:
-    from lab.answers.abstention import answered_anyway, choose
-
-    sibling = {"chunk_id": "c2", "doc_id": "d2", "title": "Aurora lighthouse", "score": 1.0, "ranks": {"bm25": 1},
-               "side_scores": {"bm25": 9.0},
-               "text": "The harbour board built the Aurora lighthouse in 1871. Its lamp was first lit in 1872."}
-    held = {"id": "q1", "language": "en", "answerable": False, "question": "When was the Aurora lighthouse built?",
-            "answers": ["1871"], "sources": [sibling]}
-    assert answered_anyway(held)
-    assert not answered_anyway({**held, "answers": ["1869"]})  # the retained sibling does not hold the answer
-    assert not answered_anyway({**held, "answerable": True})
-    assert answered_anyway({"answerable": False, "answered_anyway": True})  # a calibration record's verdict
-    rows = [{"id": str(i), "language": "en", "answerable": i % 4 != 0, "coverage": 0.7 if i % 4 else 0.1}
-            for i in range(40)]
-    chosen = choose([*rows, held], 0.03)["calibration"]["en"]
-    assert chosen["held_out_answered"] == 1 and chosen["n"] == 40
-
-
 def test_a_held_out_question_answered_from_a_retained_document_is_counted_and_said() -> None:
     from dataclasses import replace
 
