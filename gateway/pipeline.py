@@ -245,6 +245,12 @@ class Pipeline:
         self.abstainer = abstainer
         self.packer = packer
 
+    @property
+    def has_model(self) -> bool:
+        """A language model writes answers (its packer fits prompts into its window). Without one, answers are
+        extracted from the sources, and a plain turn (no retrieval) has nothing to be written from."""
+        return self.packer is not None
+
     # ------------------------------------------------------------------ before generation
 
     async def prepare(self, turn: ChatTurn) -> Prepared:

@@ -86,10 +86,16 @@ async def _task_sse(body: ChatCompletionRequest, content: str, usage: Usage) -> 
 
 
 @router.get("/v1/models")
-async def list_models(principal: PrincipalDep, components: ComponentsDep) -> Any:
+async def list_models(principal: PrincipalDep, components: ComponentsDep, request: Request) -> Any:
+    """The chat models (``ragd``, one per collection, ``ragd-chat``) and the embeddings model. Where no language
+    model can write without sources, ``ragd-chat`` serves a frontend's tasks only and is hidden from selectors."""
     collections = await components.corpus.list_collections(principal.tenant)
-    chat = [MODEL_PREFIX] + [f"{MODEL_PREFIX}:{c.name}" for c in collections] + [PLAIN_MODEL]
-    data = [_model_entry(n, "chat") for n in chat] + [_model_entry(EMBEDDING_MODEL, "embedding")]
+    chat = [MODEL_PREFIX] + [f"{MODEL_PREFIX}:{c.name}" for c in collections]
+    plain = _model_entry(PLAIN_MODEL, "chat")
+    if not request.app.state.pipeline.has_model:
+        plain["info"] = {"meta": {"hidden": True, "description": "Frontend tasks only (titles, tags): this server "
+                                                                 "has no language model to chat without retrieval."}}
+    data = [_model_entry(n, "chat") for n in chat] + [plain, _model_entry(EMBEDDING_MODEL, "embedding")]
     return {"object": "list", "data": data}
 
 

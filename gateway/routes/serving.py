@@ -25,10 +25,10 @@ from gateway.pipeline import Answer, ChatTurn, Pipeline, Prepared
 from gateway.replies import answer_headers, json_answer, log_answer, with_references
 from gateway.settings import GatewaySettings
 from gateway.sse import WireFormat
-from gateway.turns import MODEL_PREFIX
+from gateway.turns import MODEL_PREFIX, PLAIN_MODEL
 from services import telemetry
 from services.app import sse_error_event
-from services.errors import CollectionNotFoundError, NotFoundError
+from services.errors import CollectionNotFoundError, InvalidRequestError, NotFoundError
 
 __all__ = ["respond"]
 
@@ -76,6 +76,12 @@ async def respond(turn: ChatTurn, request: Request, context: ChatContext, *, str
                   wire: WireFormat, style: str = "fields") -> Response:
     """Prepare and answer ``turn``, as one body or a stream in ``wire``'s format."""
     principal, pipeline, settings = context.principal, context.pipeline, context.settings
+    if not turn.retrieval and not pipeline.has_model:
+        raise InvalidRequestError(
+            f"'{PLAIN_MODEL}' writes without retrieval and needs a language model; this server has none and "
+            f"answers by extraction from its documents (it serves '{PLAIN_MODEL}' for a frontend's tasks only). "
+            f"Use '{MODEL_PREFIX}', or configure a model (RAGD_GATEWAY_GENERATOR_URL, or "
+            "RAGD_GENERATOR_BACKEND=llm for the local llama.cpp model).", param="model", code="model_not_supported")
     prepared = await _prepare(pipeline, turn)
     if stream:
         on_done = partial(request.app.state.limiter.spend_tokens, principal)
