@@ -72,13 +72,18 @@ def headline(name: str, result: dict[str, Any]) -> list[tuple[str, str, str]]:
         s = result["summary"]
         sem = result["semantic_httpx_sequential"]
         c = result["connections"]
-        return [("bare FastAPI endpoint p50, 1 conn (ms)", _fmt(s["bare"]["p50_ms_c1"]), ""),
+        rows = [("bare FastAPI endpoint p50, 1 conn (ms)", _fmt(s["bare"]["p50_ms_c1"]), ""),
                 ("gateway exact hit p50, 1 conn (ms)", _fmt(s["exact"]["p50_ms_c1"]), "<= 3"),
                 (f"bare endpoint throughput, {c} conns (req/s)", _fmt(s["bare"]["rps"]), ""),
                 (f"gateway exact hit throughput, {c} conns (req/s)", _fmt(s["exact"]["rps"]), ""),
                 ("exact / bare throughput", _fmt(s["throughput_ratio"]), ">= 0.5"),
                 ("gateway semantic hit p50, httpx sequential (ms)",
                  f"{_fmt(sem.get('p50_ms'))} ({sem['semantic_hits']}/{sem['asked']} hits)", "<= 25")]
+        off = result.get("semantic_httpx_sequential_no_evidence")
+        if off:
+            rows.append(("gateway semantic hit p50 without the evidence check (ms)",
+                         f"{_fmt(off.get('p50_ms'))} ({off['semantic_hits']}/{off['asked']} hits)", ""))
+        return rows
     if name == "cache":
         rows = []
         for backend in ("memory", "redis"):

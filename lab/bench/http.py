@@ -1,7 +1,9 @@
-"""``ragd bench gateway``: exact and semantic cache hits through the whole embedded gateway, against a
-bare FastAPI endpoint returning the same JSON body, both real uvicorn servers driven by the same load
-generator over loopback. When the targets are missed, py-spy samples the gateway under load and the
-samples are grouped by layer (guardrails, cache, JSON, pydantic, logging, middleware, ...)."""
+"""``ragd bench gateway``: exact and semantic cache hits through the whole embedded gateway, against a bare FastAPI
+endpoint returning the same JSON body, both real uvicorn servers driven by the same load generator over loopback.
+Semantic hits are timed with the evidence check (the default) and again on a second gateway with it off
+(``RAGD_CACHE_EVIDENCE=false``), so its cost is read in the same run. When the targets are missed, py-spy samples
+the gateway under load and the samples are grouped by layer (guardrails, cache, JSON, pydantic, logging,
+middleware, ...)."""
 
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def paraphrases() -> list[str]:
 # ---------------------------------------------------------------- 1 + 2: the gateway over HTTP
 
 
-def _gateway_env(work: Path, redis_url: str | None) -> dict[str, str]:
+def _gateway_env(work: Path, redis_url: str | None, *, evidence: bool = True) -> dict[str, str]:
     from gateway.cli import demo_corpus_path
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_")}
@@ -56,6 +58,8 @@ def _gateway_env(work: Path, redis_url: str | None) -> dict[str, str]:
                 "PYTHONUNBUFFERED": "1"})
     if redis_url:
         env["RAGD_REDIS_URL"] = redis_url
+    if not evidence:
+        env["RAGD_CACHE_EVIDENCE"] = "false"
     return env
 
 
@@ -152,11 +156,34 @@ def bench_gateway(opts: argparse.Namespace) -> dict[str, Any]:
                                   str(bare_port), "--log-level", "warning", "--no-access-log"],
                          {**env, BARE_BODY_ENV: str(body_file)}, work, port=bare_port, ready_path="/health")
             try:
-                return _measure_gateway(url, bare.base_url + "/v1/chat/completions", gateway, opts, work)
+                result = _measure_gateway(url, bare.base_url + "/v1/chat/completions", gateway, opts, work)
             finally:
                 bare.stop()
         finally:
             gateway.stop()
+        result["semantic_httpx_sequential_no_evidence"] = _semantic_without_evidence(opts, work)
+        return result
+
+
+def _semantic_without_evidence(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Semantic hits on a second gateway whose cache serves them without the evidence check."""
+    folder = work / "no-evidence"
+    folder.mkdir()
+    port = free_port()
+    print("bench gateway: a second gateway without the evidence check...", file=sys.stderr)
+    env = _gateway_env(folder, opts.redis_url if opts.gateway_redis else None, evidence=False)
+    gateway = serve("gateway-no-evidence", ["-m", "services.cli", "serve", "--port", str(port)], env, folder,
+                    port=port)
+    try:
+        url = gateway.base_url + "/v1/chat/completions"
+        _prime(url)
+        candidates = asyncio.run(semantic_candidates(paraphrases()))[:opts.sequential]
+        before = _stage_sums(gateway.base_url)
+        semantic, asked = _sequential(url, candidates, "semantic")
+        return {**summarize(semantic), "asked": asked, "semantic_hits": len(semantic),
+                "server_side_mean_ms": _stage_means(before, _stage_sums(gateway.base_url))}
+    finally:
+        gateway.stop()
 
 
 def _measure_gateway(url: str, bare_url: str, gateway: Server, opts: argparse.Namespace,

@@ -124,6 +124,7 @@ def test_quick_gateway_bench_sees_exact_and_semantic_hits(tmp_path: Path) -> Non
     assert result["summary"]["exact"]["rps"] > 0 and result["summary"]["bare"]["rps"] > 0
     assert result["exact_httpx_sequential"]["n"] == 10
     assert result["semantic_httpx_sequential"]["semantic_hits"] > 0
+    assert result["semantic_httpx_sequential_no_evidence"]["semantic_hits"] > 0  # the second gateway, check off
     assert (tmp_path / "out" / "gateway.png").exists()
 
 
