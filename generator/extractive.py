@@ -1,18 +1,29 @@
 """An answerer without a language model: the sentences of the numbered sources that best cover the question,
 each cited as [n]. It cannot invent a fact (every sentence is copied from a source), it answers in the sources'
-language, and it costs no LLM call."""
+language, and it costs no LLM call.
+
+A chosen sentence that opens by pointing back ("This is how...", "It was built...", "이는...", "그는...") and owes
+part of its score to the sentence before it is answered with that sentence in front, so the answer says what
+"this" or "he" is."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from generator.evidence import score_sentences
+from generator.evidence import SentenceScore, score_sentences
 from services.contracts import AnswerContext, ChatMessage, Completion, Delta, GenerationParams, Usage
 
 __all__ = ["Candidate", "ExtractiveGenerator", "ExtractiveOptions", "pick"]
 
 _END = (".", "!", "?", "。", "…")
+# the opening words of a sentence that leans on the one before it
+_BACK_REFERENCE = re.compile(
+    r"(?:This|That|These|Those|It|Its|They|Their|Such|Thus|Hence|He|She|His|Her)\b"
+    r"|(?:이는|이것은|이것이|이를|이에|이로써|이로|이처럼|이렇게|이 때문에|그래서|따라서|그러므로|그 결과"
+    r"|그는|그녀는|그것은|그의)(?:\s|,)"
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class Candidate:
     position: int  # the sentence's position in its source
     text: str
     score: float
+    lead: str = ""  # the sentence before it, shown first when this one points back to it
 
 
 def pick(context: AnswerContext, options: ExtractiveOptions) -> list[Candidate]:
@@ -49,15 +61,40 @@ def pick(context: AnswerContext, options: ExtractiveOptions) -> list[Candidate]:
             break
         if candidate.text != best.text:
             chosen.append(candidate)
-    return chosen
+    return _with_leads(chosen, found)
+
+
+def _with_leads(chosen: list[Candidate], found: Sequence[SentenceScore]) -> list[Candidate]:
+    """Each chosen sentence that points back and was credited for its context gets the sentence before it as
+    its lead; when that sentence is chosen too, it is moved to stand right before instead."""
+    by_place = {(f.number, f.position): f for f in found}
+    places = {(c.number, c.position) for c in chosen}
+
+    def leans(c: Candidate) -> SentenceScore | None:
+        sentence, before = by_place[(c.number, c.position)], by_place.get((c.number, c.position - 1))
+        leaning = before is not None and sentence.coverage > sentence.own and _BACK_REFERENCE.match(c.text)
+        return before if leaning else None
+
+    out = [c if (before := leans(c)) is None or (before.number, before.position) in places
+           else replace(c, lead=before.text) for c in chosen]
+    for candidate in list(out):
+        if leans(candidate) is not None and (candidate.number, candidate.position - 1) in places:
+            earlier = next(c for c in out if (c.number, c.position) == (candidate.number, candidate.position - 1))
+            out.remove(earlier)
+            out.insert(out.index(candidate), earlier)
+    return out
 
 
 def _cited(candidate: Candidate) -> str:
-    """The sentence with its citation before the final punctuation: "... in 1871 [1]."."""
-    text = candidate.text.rstrip()
-    if text.endswith(_END):
-        return f"{text[:-1].rstrip()} [{candidate.number}]{text[-1]}"
-    return f"{text} [{candidate.number}]"
+    """The sentence (after its lead, if any, each) with its citation before the final punctuation: "... in 1871
+    [1]."."""
+    def cite(text: str) -> str:
+        text = text.rstrip()
+        if text.endswith(_END):
+            return f"{text[:-1].rstrip()} [{candidate.number}]{text[-1]}"
+        return f"{text} [{candidate.number}]"
+
+    return f"{cite(candidate.lead)} {cite(candidate.text)}" if candidate.lead else cite(candidate.text)
 
 
 def _tokens(text: str) -> int:
@@ -79,6 +116,8 @@ class ExtractiveGenerator:
         text = ""
         for candidate in chosen:
             longer = f"{text} {_cited(candidate)}".strip()
+            if candidate.lead and _tokens(longer) > max_tokens:  # no room for its lead: the sentence alone
+                longer = f"{text} {_cited(replace(candidate, lead=''))}".strip()
             if text and _tokens(longer) > max_tokens:
                 break
             text = longer

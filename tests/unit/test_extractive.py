@@ -41,9 +41,32 @@ def _context(question: str, language: str = "en") -> AnswerContext:
 def test_it_answers_with_the_sentence_that_covers_the_question_cited_by_its_source_number() -> None:
     generator = ExtractiveGenerator()
     text, finish = generator.answer(_context("When was the Aurora lighthouse built?"), 256)
-    assert text.startswith("It was built in 1871 by the harbour board [2].") and finish == "stop"
+    # "It" points back to the sentence before, which says what "it" is: that sentence leads, cited too
+    assert text.startswith("The Aurora lighthouse stands on the northern cape of Vell Island [2]. It was built in "
+                           "1871 by the harbour board [2].") and finish == "stop"
     text, _ = generator.answer(_context("Which country buys a small share of Copperleaf tea?"), 256)
     assert "exported to Japan [1]." in text
+
+
+def test_a_sentence_that_points_back_is_answered_after_the_sentence_it_leans_on() -> None:
+    epoch = ScoredChunk(chunk_id="e", doc_id="epoch", title="Corpus epoch", score=1.0,
+                        text="Every collection has a corpus epoch. When a document changes, the epoch changes, and all "
+                             "older answers become unreachable at once. This is how ragd guarantees that the cache "
+                             "never serves a stale answer.")
+    context = AnswerContext(question="How does ragd keep cached answers fresh after documents change?",
+                            sources=[epoch])
+    text, _ = ExtractiveGenerator().answer(context, 256)
+    assert text == ("When a document changes, the epoch changes, and all older answers become unreachable at once "
+                    "[1]. This is how ragd guarantees that the cache never serves a stale answer [1].")
+    singer = ScoredChunk(chunk_id="k", doc_id="singer", title="윤상", score=1.0,
+                         text="윤상은 1987년 김완선의 백밴드에서 활동했다. "
+                              "그는 1990년 데뷔 앨범으로 솔로 가수가 되었다.")
+    text, _ = ExtractiveGenerator().answer(AnswerContext(question="윤상은 언제 솔로 가수로 데뷔했나요?", language="ko",
+                                                          sources=[singer]), 256)
+    assert text.startswith("윤상은 1987년 김완선의 백밴드에서 활동했다 [1]. 그는 1990년 데뷔 앨범으로")
+    # a sentence that stands on its own gets no lead
+    text, _ = ExtractiveGenerator().answer(_context("Which country buys a small share of Copperleaf tea?"), 256)
+    assert not text.startswith("Copperleaf tea is grown")
 
 
 def test_korean_questions_match_by_character_bigrams_despite_particles() -> None:
