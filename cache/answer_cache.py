@@ -205,6 +205,26 @@ class AnswerCache:
             CACHE_EVICTIONS.inc(evicted)
         return True
 
+    async def remember(self, scope: CacheScope, question: str, answer: CachedAnswer) -> bool:
+        """Keep a semantic hit under ``question``'s own exact key, so the same question asked again is an exact
+        hit (same scope, so the same epoch: a corpus change drops it with the rest). No index record is written:
+        the alias is never a neighbour, so a later paraphrase is still compared with the question the answer was
+        made for, never with a paraphrase of it. False when the store failed (nothing else changes)."""
+        if self._breaker.is_open:
+            return False
+        place = Placement(partition_key(scope), group_key(scope), scope.epoch)
+        try:
+            evicted = await self._io(self._backend.put(place, exact_key(scope, question),
+                                                       answer.model_dump_json().encode(), None))
+        except Exception as exc:
+            self._trip(exc)
+            CACHE_STORES.labels("failed").inc()
+            return False
+        CACHE_STORES.labels("remembered").inc()
+        if evicted:
+            CACHE_EVICTIONS.inc(evicted)
+        return True
+
     async def reclaim(self, tenant: str, collection: str, epoch: str) -> int:
         """Delete the entries of every older corpus epoch of a collection at once (call it after an
         ingest, update or delete with the new epoch); they could never be served anyway, this frees

@@ -121,6 +121,7 @@ class AnswerCacheLike(Protocol):
     async def lookup_exact(self, scope: CacheScope, question: str) -> CacheLookup | None: ...
     async def wants_retrieval(self, scope: CacheScope, question: str) -> bool: ...
     async def store(self, scope: CacheScope, question: str, answer: CachedAnswer) -> bool: ...
+    async def remember(self, scope: CacheScope, question: str, answer: CachedAnswer) -> bool: ...
     async def ready(self) -> dict[str, bool]: ...
 
 
@@ -522,6 +523,8 @@ class Pipeline:
         lookup = await self.cache.lookup(scope, standalone, read=turn.cache_read, early=early, evidence=evidence)
         if lookup.degraded:  # the cache counted its own failure
             mark_degraded(degraded, "cache", counted=True)
+        if lookup.outcome == "semantic" and lookup.answer is not None and turn.cache_write:
+            await self.cache.remember(scope, standalone, lookup.answer)  # asked again, it is an exact hit
         answer = _answer_of(lookup.answer, lookup.outcome, degraded) if lookup.answer is not None else None
         return _Found(lookup.outcome, scope, epoch, answer)
 

@@ -74,7 +74,8 @@ STAGE_SECONDS = Histogram(
 )
 CACHE_LOOKUPS = Counter("ragd_cache_lookups", "Answer-cache lookups by outcome (exact, semantic, miss, bypass).",
                         ["outcome"])
-CACHE_STORES = Counter("ragd_cache_stores", "Answer-cache stores by result (stored, skipped, failed).", ["result"])
+CACHE_STORES = Counter("ragd_cache_stores", "Answer-cache stores by result (stored, skipped, failed; remembered: a "
+                       "semantic hit kept under its own question).", ["result"])
 CACHE_SEMANTIC_REJECTED = Counter(
     "ragd_cache_semantic_rejected", "Semantic-cache candidates above the threshold that were refused, by reason "
     "(guard, verifier, evidence, no_evidence, retrieval).", ["reason"])

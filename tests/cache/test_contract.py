@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from cache import AnswerCache, CachedAnswer, CacheLookup, CacheSettings
+from cache.keys import partition_key
 from embeddings.protocol import Embedder
 from services.contracts import GenerationParams
 from tests.cache.conftest import SHARED_REDIS, scope
@@ -33,6 +34,19 @@ async def test_paraphrase_is_a_semantic_hit(cache: AnswerCache) -> None:
     await cache.store(scope(), QUESTION, ANSWER)
     hit = await cache.lookup(scope(), PARAPHRASE)
     assert hit.outcome == "semantic" and hit.answer is not None and hit.answer.content == ANSWER.content
+
+
+async def test_a_remembered_semantic_hit_is_exact_next_time_but_never_a_neighbour(cache: AnswerCache) -> None:
+    await cache.store(scope(), QUESTION, ANSWER)
+    hit = await cache.lookup(scope(), PARAPHRASE)
+    assert hit.outcome == "semantic" and hit.answer is not None
+    assert await cache.remember(scope(), PARAPHRASE, hit.answer)
+    again = await cache.lookup(scope(), PARAPHRASE)
+    assert again.outcome == "exact" and again.answer is not None and again.answer.content == ANSWER.content
+    # the alias is no neighbour: the partition's index still holds the one question the answer was made for
+    index = await cache._backend.index(partition_key(scope()), cache._embedder.dim)  # type: ignore[union-attr]
+    assert len(index) == 1
+    assert (await cache.lookup(scope(epoch="e2"), PARAPHRASE)).outcome == "miss"  # a new corpus epoch: gone
 
 
 async def test_korean_paraphrase_is_a_semantic_hit(cache: AnswerCache) -> None:

@@ -67,6 +67,9 @@ def test_paraphrase_served_near_miss_with_other_evidence_answered_fresh(loose: S
     paraphrase = _ask(loose, "What time does the Zentra harbor open?")
     assert paraphrase.headers["x-ragd-cache"] == "semantic"
     assert paraphrase.json()["choices"][0]["message"]["content"] == first.json()["choices"][0]["message"]["content"]
+    again = _ask(loose, "What time does the Zentra harbor open?")  # the same question twice: exact the second time
+    assert again.headers["x-ragd-cache"] == "exact"
+    assert again.json()["choices"][0]["message"]["content"] == first.json()["choices"][0]["message"]["content"]
 
     before = _rejected(loose, "evidence")
     near_miss = _ask(loose, "When does the Zentra ferry leave?")
