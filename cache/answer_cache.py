@@ -194,16 +194,7 @@ class AnswerCache:
             CACHE_STORES.labels("failed").inc()
             return False
         with stage("cache_store"):
-            try:
-                evicted = await self._store(scope, question, answer)
-            except Exception as exc:
-                self._trip(exc)
-                CACHE_STORES.labels("failed").inc()
-                return False
-        CACHE_STORES.labels("stored").inc()
-        if evicted:
-            CACHE_EVICTIONS.inc(evicted)
-        return True
+            return await self._written(self._store(scope, question, answer), "stored")
 
     async def remember(self, scope: CacheScope, question: str, answer: CachedAnswer) -> bool:
         """Keep a semantic hit under ``question``'s own exact key, so the same question asked again is an exact
@@ -213,14 +204,19 @@ class AnswerCache:
         if self._breaker.is_open:
             return False
         place = Placement(partition_key(scope), group_key(scope), scope.epoch)
+        put = self._backend.put(place, exact_key(scope, question), answer.model_dump_json().encode(), None)
+        return await self._written(self._io(put), "remembered")
+
+    async def _written(self, write: Awaitable[int], result: str) -> bool:
+        """Await a write of entries, counted as ``result`` with what it evicted; a failure trips the breaker and
+        is counted as failed (False)."""
         try:
-            evicted = await self._io(self._backend.put(place, exact_key(scope, question),
-                                                       answer.model_dump_json().encode(), None))
+            evicted = await write
         except Exception as exc:
             self._trip(exc)
             CACHE_STORES.labels("failed").inc()
             return False
-        CACHE_STORES.labels("remembered").inc()
+        CACHE_STORES.labels(result).inc()
         if evicted:
             CACHE_EVICTIONS.inc(evicted)
         return True
