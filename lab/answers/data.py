@@ -163,36 +163,40 @@ def _shingles(text: str) -> set[str]:
 
 
 def near_duplicates(docs: Sequence[DocumentIn], of: set[str]) -> set[str]:
-    """Ids of the documents outside ``of`` that nearly copy one inside it (at least ``_DUPLICATE_CONTAINMENT``
-    of the smaller document's 8-character shingles, spacing and case ignored, are shared)."""
+    """Ids of the documents outside ``of`` that nearly copy one inside it, or a copy of one, to a fixed point (at
+    least ``_DUPLICATE_CONTAINMENT`` of the smaller document's 8-character shingles, spacing and case ignored, are
+    shared)."""
     shingles = {str(d.id): _shingles(d.text) for d in docs}
     postings: dict[str, list[str]] = defaultdict(list)
     for doc_id, grams in shingles.items():
         for gram in grams:
             postings[gram].append(doc_id)
     found: set[str] = set()
-    for doc_id in sorted(of & shingles.keys()):
-        shared: dict[str, int] = defaultdict(int)
-        for gram in shingles[doc_id]:
-            holders = postings[gram]
-            if len(holders) <= _COMMON_SHINGLE_DOCS:
-                for other in holders:
-                    shared[other] += 1
-        for other, count in shared.items():
-            if other not in of and count >= _DUPLICATE_CONTAINMENT * min(len(shingles[doc_id]), len(shingles[other])):
-                found.add(other)
+    frontier = sorted(of & shingles.keys())
+    while frontier:
+        copies: set[str] = set()
+        for doc_id in frontier:
+            shared: dict[str, int] = defaultdict(int)
+            for gram in shingles[doc_id]:
+                holders = postings[gram]
+                if len(holders) <= _COMMON_SHINGLE_DOCS:
+                    for other in holders:
+                        shared[other] += 1
+            copies |= {other for other, count in shared.items() if other not in of and other not in found
+                       and count >= _DUPLICATE_CONTAINMENT * min(len(shingles[doc_id]), len(shingles[other]))}
+        found |= copies
+        frontier = sorted(copies)
     return found
 
 
 def split_heldout(dataset: QADataset, share: float, seed: int) -> tuple[list[DocumentIn], QADataset]:
     """The documents to ingest, and the dataset with each question marked answerable or not: a question
     whose gold passages were all held out is unanswerable from what was ingested. A seeded share of the
-    documents is held out, and with each its near-duplicates (:func:`near_duplicates`, to a fixed point): a
-    copy left in the corpus would answer the held-out passage's questions, which are then not unanswerable."""
+    documents is held out, and with each its near-duplicates (:func:`near_duplicates`): a copy left in the
+    corpus would answer the held-out passage's questions, which are then not unanswerable."""
     ordered = sorted(dataset.docs, key=lambda d: str(d.id))
     held = set(str(d.id) for d in random.Random(seed).sample(ordered, round(share * len(ordered))))
-    while copies := near_duplicates(ordered, held):
-        held |= copies
+    held |= near_duplicates(ordered, held)
     kept = [d for d in ordered if str(d.id) not in held]
     items = [replace(item, answerable=not all(g in held for g in item.gold_docs)) for item in dataset.items]
     return kept, replace(dataset, items=items)
