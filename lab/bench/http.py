@@ -155,17 +155,19 @@ def bench_gateway(opts: argparse.Namespace) -> dict[str, Any]:
             bare = serve("bare", ["-m", "uvicorn", "--factory", "lab.bench.common:bare_app", "--port",
                                   str(bare_port), "--log-level", "warning", "--no-access-log"],
                          {**env, BARE_BODY_ENV: str(body_file)}, work, port=bare_port, ready_path="/health")
+            candidates = asyncio.run(semantic_candidates(paraphrases()))[:opts.sequential]
             try:
-                result = _measure_gateway(url, bare.base_url + "/v1/chat/completions", gateway, opts, work)
+                result = _measure_gateway(url, bare.base_url + "/v1/chat/completions", gateway, candidates, opts,
+                                          work)
             finally:
                 bare.stop()
         finally:
             gateway.stop()
-        result["semantic_httpx_sequential_no_evidence"] = _semantic_without_evidence(opts, work)
+        result["semantic_httpx_sequential_no_evidence"] = _semantic_without_evidence(candidates, opts, work)
         return result
 
 
-def _semantic_without_evidence(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
+def _semantic_without_evidence(candidates: Sequence[str], opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Semantic hits on a second gateway whose cache serves them without the evidence check."""
     folder = work / "no-evidence"
     folder.mkdir()
@@ -177,16 +179,21 @@ def _semantic_without_evidence(opts: argparse.Namespace, work: Path) -> dict[str
     try:
         url = gateway.base_url + "/v1/chat/completions"
         _prime(url)
-        candidates = asyncio.run(semantic_candidates(paraphrases()))[:opts.sequential]
-        before = _stage_sums(gateway.base_url)
-        semantic, asked = _sequential(url, candidates, "semantic")
-        return {**summarize(semantic), "asked": asked, "semantic_hits": len(semantic),
-                "server_side_mean_ms": _stage_means(before, _stage_sums(gateway.base_url))}
+        semantic, asked, stages = _semantic_hits(gateway, url, candidates)
+        return {**summarize(semantic), "asked": asked, "semantic_hits": len(semantic), "server_side_mean_ms": stages}
     finally:
         gateway.stop()
 
 
-def _measure_gateway(url: str, bare_url: str, gateway: Server, opts: argparse.Namespace,
+def _semantic_hits(gateway: Server, url: str, candidates: Sequence[str]) -> tuple[list[float], int, dict[str, float]]:
+    """The latencies of the semantic hits among ``candidates`` asked one at a time, how many were asked, and the
+    server-side stage means over them."""
+    before = _stage_sums(gateway.base_url)
+    semantic, asked = _sequential(url, candidates, "semantic")
+    return semantic, asked, _stage_means(before, _stage_sums(gateway.base_url))
+
+
+def _measure_gateway(url: str, bare_url: str, gateway: Server, candidates: Sequence[str], opts: argparse.Namespace,
                      work: Path) -> dict[str, Any]:
     rows = _ab_rounds({"bare": bare_url, "exact": url}, opts, work)
     _expect_cache(url, QUESTION, "exact")  # still an exact hit after the load (nothing evicted it)
@@ -194,10 +201,7 @@ def _measure_gateway(url: str, bare_url: str, gateway: Server, opts: argparse.Na
     before = _stage_sums(gateway.base_url)
     exact_seq, _ = _sequential(url, [QUESTION] * opts.sequential, "exact")
     stages = _stage_means(before, _stage_sums(gateway.base_url))
-    candidates = asyncio.run(semantic_candidates(paraphrases()))[:opts.sequential]
-    before = _stage_sums(gateway.base_url)
-    semantic, asked = _sequential(url, candidates, "semantic")
-    semantic_stages = _stage_means(before, _stage_sums(gateway.base_url))
+    semantic, asked, semantic_stages = _semantic_hits(gateway, url, candidates)
     result: dict[str, Any] = {
         "load_tool": rows[0]["tool"], "connections": opts.connections, "seconds_per_run": opts.seconds,
         "rounds": opts.rounds, "question": QUESTION,
