@@ -27,8 +27,11 @@ from services.contracts import DocumentIn
 __all__ = ["LONG_ANSWER_CHARS", "QADataset", "QAItem", "in_calibration_split", "load_qa", "near_duplicates",
            "sample_items", "split_heldout"]
 
-# A dataset whose typical gold answer is longer than this is scored on citations and abstention only.
+# A dataset whose typical gold answer is longer than this, or whose answers are mostly whole sentences, is scored on
+# citations and abstention only.
 LONG_ANSWER_CHARS = 60
+# how a sentence ends ("... 진학했다.", "... in 1910.", "...입니다!"): a span answer (XQuAD, KorQuAD) almost never does
+_SENTENCE_END = re.compile(r"[.!?。！？]\s*$")
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,11 @@ def _read_qrels(path: Path) -> dict[str, list[str]]:
 
 
 def _short(items: Sequence[QAItem]) -> bool:
-    lengths = [len(item.answers[0]) for item in items if item.answers]
-    return bool(lengths) and statistics.median(lengths) <= LONG_ANSWER_CHARS
+    """Whether the gold answers are short spans to look for in an answer: short, and not mostly whole sentences (a
+    Korean free-text answer of one sentence is often under 60 characters)."""
+    answers = [item.answers[0] for item in items if item.answers]
+    sentences = sum(bool(_SENTENCE_END.search(a)) for a in answers)
+    return bool(answers) and statistics.median(map(len, answers)) <= LONG_ANSWER_CHARS and sentences <= len(answers) / 2
 
 
 def load_beir_qa(directory: Path, split: str = "test") -> QADataset:
