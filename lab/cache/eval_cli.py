@@ -1,5 +1,6 @@
 """``ragd eval cache [--pairs FILE ...] [--json OUT] [--plot PNG]``: semantic-cache precision over
-thresholds, guarded and, for pairs about a corpus, evidence-checked (the question's own retrieval)."""
+thresholds, guarded and, for pairs about a corpus, evidence-checked (the question's own retrieval).
+``--url URL``: the pairs about a corpus through a running gateway instead (:mod:`lab.cache.http_eval`)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,12 @@ def add_cache(parser: argparse.ArgumentParser) -> None:
                              "Pairs without a dev split are scored at the configured settings.")
     parser.add_argument("--cache-root", type=Path, default=Path(".ragd") / "eval-cache",
                         help="Where question vectors, indexes and retrievals are kept for reruns.")
+    parser.add_argument("--url", default=None,
+                        help="OpenAI base URL of a running ragd gateway: ask the pairs about a corpus through its HTTP "
+                             "API (each corpus ingested into a collection of its own) and score what its "
+                             "x-ragd-cache header says, at the gateway's own settings.")
+    parser.add_argument("--api-key", default="none", help="API key for --url (a key with admin scope where the "
+                                                          "gateway has keys: it creates the collections).")
     parser.add_argument("--json", type=Path, default=None, help="Write the full report (all sweeps) here.")
     parser.add_argument("--plot", type=Path, default=None, help="Write a PNG of hit and false-hit rates here.")
     parser.set_defaults(run=run)
@@ -53,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     if not pairs:
         print(f"ragd eval cache: {', '.join(map(str, paths))} holds no pairs", file=sys.stderr)
         return 2
+    if args.url:
+        return _run_over_http(args, pairs)
     settings = CacheSettings()
     checks = None if args.no_evidence else _evidence(pairs, args.data_dir or default_data_dir(), settings)
     embedder = question_embedder(CacheSettings(embedder=args.embedder))  # loads on first use, if a vector is new
@@ -90,6 +99,35 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         plot(report, args.plot)
     print(_summary(report))
+    return 0
+
+
+def _run_over_http(args: argparse.Namespace, pairs: list[Pair]) -> int:
+    import asyncio
+
+    from lab.cache.http_eval import evaluate_over_http
+
+    if not any(p.corpus for p in pairs):
+        print("ragd eval cache --url: no pair is about a corpus (only those can be asked through a gateway)",
+              file=sys.stderr)
+        return 2
+    report = asyncio.run(evaluate_over_http(pairs, args.url, api_key=args.api_key,
+                                            data_dir=args.data_dir or default_data_dir()))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    lines = [f"through {report['url']} (the gateway's own settings; {report['skipped_without_corpus']} pairs about "
+             "no corpus left out)",
+             f"{'subset':<22}{'pairs':>10}{'hit':>8}{'false':>8}{'crowd hit':>11}{'crowd false':>13}"
+             f"{'corpus false':>14}{'unstored':>10}"]
+    for name, row in report["subsets"].items():
+        p, c, w = row["pairwise"], row["crowded"], row["crowded_corpus"]
+        lines.append(f"{name:<22}{row['paraphrases']:>4}+{row['near_misses']:<5}{p['hit_rate']:>8.1%}"
+                     f"{p['false_hit_rate']:>8.1%}{c['hit_rate']:>11.1%}{c['false_hit_rate']:>13.1%}"
+                     f"{w['false_hit_rate']:>14.1%}{len(row['unstored']):>10}")
+        if p["false_hits"] or c["false_hits"] or w["false_hits"]:
+            lines.append(f"{'':<22}false hits: {sorted({*p['false_hits'], *c['false_hits'], *w['false_hits']})}")
+    print("\n".join(lines))
     return 0
 
 

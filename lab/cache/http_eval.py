@@ -1,0 +1,196 @@
+"""The pair sets through a running gateway's HTTP API: ``ragd eval cache --url URL``.
+
+What a user meets, not what the offline decision says it would be: each pair's cached question is asked
+through ``/v1/chat/completions`` (rails, retrieval, the answer, the cache store), then the incoming question,
+and the response's ``x-ragd-cache`` header says whether the cache served it. Only pairs about a corpus take
+part: their corpus is ingested into a collection of its own over the REST API (the same documents
+``ragd eval cache`` retrieves from offline), so the answers and the evidence check are the gateway's own.
+
+Two views, as offline:
+
+* **pairwise**: every pair in a cache partition of its own. A partition is keyed by every generation
+  parameter, so each pair sends its own stop sequence (a string no answer holds); the cached question is
+  the only entry its incoming question can meet.
+* **crowded**: the cached questions of one split of a corpus in one partition (as offline, where a subset's
+  own cached questions crowd it), each incoming question looked up among them all; **crowded, whole
+  corpus**: every cached question about the corpus, of every split, in one partition, as in a cache that
+  has answered all of them. The entry that served a question is the one whose answer the response
+  repeats; a paraphrase served another question's answer, or a near miss served anything, is a false hit.
+
+Incoming questions are sent with ``Cache-Control: no-store``: they read the cache and never write it, so
+the order they are asked in changes nothing. A run's partitions carry a nonce of their own, so a rerun
+never meets an earlier run's entries. The gateway decides with its own settings (threshold, guards,
+evidence check); nothing is chosen here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from lab.cache.evaluation import Pair, subsets_of
+from lab.cache.grounding import load_corpus
+from lab.guardrails.data import default_data_dir
+from services.contracts import DocumentIn
+
+__all__ = ["Asked", "HttpCacheEval", "evaluate_over_http", "score"]
+
+_INGEST_BATCH = 100
+_HITS = frozenset({"exact", "semantic"})
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What came back for one question: the ``x-ragd-cache`` header and the answer."""
+
+    cache: str
+    content: str
+
+    @property
+    def hit(self) -> bool:
+        return self.cache in _HITS
+
+
+class HttpCacheEval:
+    """One gateway: a collection per corpus, questions through the chat endpoint."""
+
+    def __init__(self, url: str, *, api_key: str, timeout_s: float = 60.0, nonce: str | None = None) -> None:
+        base = url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=base, timeout=timeout_s,
+                                       headers={"authorization": f"Bearer {api_key}"})
+        self.nonce = nonce or secrets.token_hex(4)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @staticmethod
+    def collection_for(corpus: str, doc_ids: Sequence[str]) -> str:
+        digest = hashlib.sha256("\x00".join(sorted(doc_ids)).encode()).hexdigest()[:10]
+        return f"evalcache-{''.join(ch if ch.isalnum() else '-' for ch in corpus)[:24]}-{digest}"
+
+    async def ingest(self, collection: str, docs: Sequence[Any], *, progress: bool) -> None:
+        created = await self._http.post("/collections", json={"name": collection})
+        if created.status_code not in (201, 409):
+            created.raise_for_status()
+        bar = tqdm(total=len(docs), desc=f"ingest {collection}", unit="doc", disable=not progress)
+        for start in range(0, len(docs), _INGEST_BATCH):
+            batch = [d.model_dump(include={"id", "title", "text"}) for d in docs[start:start + _INGEST_BATCH]]
+            response = await self._http.post(f"/collections/{collection}/documents", json={"documents": batch})
+            response.raise_for_status()
+            bar.update(len(batch))
+        bar.close()
+
+    async def ask(self, collection: str, question: str, partition: str, *, store: bool) -> Asked:
+        """``question`` in the cache partition named ``partition`` (a stop sequence no answer holds)."""
+        body = {"model": f"ragd:{collection}", "messages": [{"role": "user", "content": question}],
+                "temperature": 0.0, "stop": [f"<|ragd-eval-cache {self.nonce} {partition}|>"]}
+        headers = {} if store else {"cache-control": "no-store"}
+        for attempt in range(5):
+            response = await self._http.post("/chat/completions", json=body, headers=headers)
+            if response.status_code != 429:
+                break
+            await asyncio.sleep(float(response.headers.get("retry-after", 1 + attempt)))
+        response.raise_for_status()
+        content = response.json()["choices"][0]["message"]["content"] or ""
+        return Asked(response.headers.get("x-ragd-cache", ""), content)
+
+
+@dataclass
+class _Run:
+    """What the questions got: per pair id, alone in a partition (``pairwise``), among the cached questions of
+    its split (``crowded``) and among those of its whole corpus (``crowded_corpus``)."""
+
+    stored: dict[str, bool]  # pair id -> its cached question's answer was stored (asked again: an exact hit)
+    pairwise: dict[str, Asked]
+    crowded: dict[str, Asked]
+    crowded_corpus: dict[str, Asked]
+    answers: dict[tuple[str, str], str]  # (partition, cached question) -> its answer there
+
+
+async def _crowd(client: HttpCacheEval, collection: str, partition: str, pairs: Sequence[Pair], run: _Run,
+                 into: dict[str, Asked], *, progress: bool) -> None:
+    for a in tqdm(sorted({p.a for p in pairs}), desc=partition, unit="q", disable=not progress):
+        run.answers[(partition, a)] = (await client.ask(collection, a, partition, store=True)).content
+    for p in pairs:
+        into[p.id] = await client.ask(collection, p.b, partition, store=False)
+
+
+async def _run_corpus(client: HttpCacheEval, collection: str, corpus: str, pairs: Sequence[Pair], run: _Run, *,
+                      progress: bool) -> None:
+    for i, p in enumerate(tqdm(pairs, desc=f"pairwise {corpus}", unit="pair", disable=not progress)):
+        await client.ask(collection, p.a, f"pair {corpus} {i}", store=True)
+        run.stored[p.id] = (await client.ask(collection, p.a, f"pair {corpus} {i}", store=False)).cache == "exact"
+        run.pairwise[p.id] = await client.ask(collection, p.b, f"pair {corpus} {i}", store=False)
+    for split in dict.fromkeys(p.split for p in pairs):
+        await _crowd(client, collection, f"crowded {corpus} {split}", [p for p in pairs if p.split == split], run,
+                     run.crowded, progress=progress)
+    await _crowd(client, collection, f"crowded {corpus}", pairs, run, run.crowded_corpus, progress=progress)
+
+
+def _crowded(pairs: Sequence[Pair], served: dict[str, Asked], answers: dict[tuple[str, str], str],
+             partition: Callable[[Pair], str]) -> dict[str, Any]:
+    """A hit is good when a paraphrase got its own cached question's answer; any other hit is false."""
+    good: list[str] = []
+    false: list[str] = []
+    for p in pairs:
+        if served[p.id].hit:
+            own = served[p.id].content == answers.get((partition(p), p.a))
+            (good if p.hit and own else false).append(p.id)
+    positives = sum(p.hit for p in pairs)
+    return {"hits": len(good), "hit_rate": round(len(good) / max(positives, 1), 4),
+            "false_hit_rate": round(len(false) / max(len(pairs), 1), 4), "false_hits": false}
+
+
+def score(pairs: Sequence[Pair], run: _Run) -> dict[str, Any]:
+    """Hit and false-hit rates of one subset: pairwise (false hits over its near misses) and crowded, among its
+    split's cached questions as offline and among its whole corpus's (false hits over every lookup);
+    ``unstored``: cached questions whose answer the gateway did not keep (a paraphrase of one cannot be
+    served)."""
+    positives = [p for p in pairs if p.hit]
+    pair_hits = [p.id for p in positives if run.pairwise[p.id].hit]
+    pair_false = [p.id for p in pairs if not p.hit and run.pairwise[p.id].hit]
+    near = len(pairs) - len(positives)
+    return {
+        "paraphrases": len(positives),
+        "near_misses": near,
+        "unstored": sorted(p.id for p in pairs if not run.stored.get(p.id, False)),
+        "pairwise": {"hits": len(pair_hits), "hit_rate": round(len(pair_hits) / max(len(positives), 1), 4),
+                     "false_hit_rate": round(len(pair_false) / max(near, 1), 4), "false_hits": pair_false,
+                     "served": {p.id: run.pairwise[p.id].cache for p in pairs}},
+        "crowded": _crowded(pairs, run.crowded, run.answers, lambda p: f"crowded {p.corpus} {p.split}"),
+        "crowded_corpus": _crowded(pairs, run.crowded_corpus, run.answers, lambda p: f"crowded {p.corpus}"),
+    }
+
+
+async def evaluate_over_http(pairs: Sequence[Pair], url: str, *, api_key: str, data_dir: Path | None = None,
+                             corpora: Mapping[str, Sequence[DocumentIn]] | None = None,
+                             progress: bool = True) -> dict[str, Any]:
+    """The report: per subset (as offline: ``dev``, each other split, and each by language), the rates the
+    gateway's own answers and headers give, for the pairs about a corpus. A corpus's documents come from
+    ``corpora`` where it names them, else from the shared data directory (``lab.cache.grounding.CORPORA``)."""
+    grounded = [p for p in pairs if p.corpus]
+    client = HttpCacheEval(url, api_key=api_key)
+    run = _Run({}, {}, {}, {}, {})
+    try:
+        for corpus in sorted({p.corpus for p in grounded}):
+            docs = (corpora or {}).get(corpus) or load_corpus(corpus, data_dir or default_data_dir()).docs
+            collection = client.collection_for(corpus, [str(d.id) for d in docs])
+            await client.ingest(collection, docs, progress=progress)
+            await _run_corpus(client, collection, corpus, [p for p in grounded if p.corpus == corpus], run,
+                              progress=progress)
+    finally:
+        await client.aclose()
+    return {
+        "url": url,
+        "nonce": client.nonce,
+        "skipped_without_corpus": len(pairs) - len(grounded),
+        "subsets": {name: score(rows, run) for name, rows in subsets_of(grounded).items()},
+    }
