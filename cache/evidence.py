@@ -30,32 +30,39 @@ RejectReason = Literal["guard", "verifier", "evidence", "no_evidence", "retrieva
 
 @dataclass(frozen=True, slots=True)
 class Agreement:
-    """How much of a cached answer's evidence the new question's top-k holds (fractions in [0, 1])."""
+    """How much of a cached answer's evidence the new question's top-k holds (fractions in [0, 1]), and whether
+    it ranks the answer's lead source high enough."""
 
     cited: float
     overlap: float
+    lead: bool = True
 
 
 def agreement(answer: CachedAnswer, retrieved: Sequence[str], cited_rank: int = 0) -> Agreement | None:
-    """The cited fraction (cited chunks found among the first ``cited_rank`` of ``retrieved``, all of
-    them when 0; an answer that named no particular source stands on its best-ranked chunk) and the
-    top-k overlap (the cached top-k found in ``retrieved``, over the shorter of the two lists); None
-    when the entry has no evidence."""
+    """The cited fraction (the answer's cited chunks found in ``retrieved``; an answer that named no particular
+    source stands on its best-ranked chunk), the top-k overlap (the cached top-k found in ``retrieved``, over the
+    shorter of the two lists) and the lead: the cited chunk its own question ranked best must rank among the
+    first ``cited_rank`` of ``retrieved`` (0: anywhere), or no lower than the cached question ranked it (an
+    answer that cites its question's third source cannot ask the new question to rank it second). None when
+    the entry has no evidence."""
     if not answer.retrieved_chunks:
         return None
     found = set(retrieved)
-    leading = set(retrieved[:cited_rank]) if cited_rank else found
     cited = answer.cited_chunks or answer.retrieved_chunks[:1]
+    own_rank = {chunk: i for i, chunk in reversed(list(enumerate(answer.retrieved_chunks)))}
+    lead = min(cited, key=lambda c: own_rank.get(c, len(own_rank)))
     depth = min(len(answer.retrieved_chunks), len(retrieved)) or 1
+    reach = max(cited_rank, own_rank.get(lead, 0) + 1) if cited_rank else len(retrieved)
     return Agreement(
-        cited=sum(c in leading for c in cited) / len(cited),
+        cited=sum(c in found for c in cited) / len(cited),
         overlap=sum(c in found for c in answer.retrieved_chunks[:depth]) / depth,
+        lead=lead in retrieved[:reach],
     )
 
 
 class EvidenceCheck:
-    """Accepts a candidate when the cited fraction (within the first ``cited_rank`` results; 0: the
-    whole top-k) and the top-k overlap reach their minimums."""
+    """Accepts a candidate when the lead source ranks high enough (``cited_rank``; 0: anywhere in the top-k), and
+    the cited fraction and the top-k overlap reach their minimums."""
 
     def __init__(self, min_cited: float, min_overlap: float, cited_rank: int = 0) -> None:
         self.min_cited = min_cited
@@ -67,7 +74,7 @@ class EvidenceCheck:
         found = agreement(answer, retrieved, self.cited_rank)
         if found is None:
             return "no_evidence"
-        if found.cited < self.min_cited or found.overlap < self.min_overlap:
+        if not found.lead or found.cited < self.min_cited or found.overlap < self.min_overlap:
             return "evidence"
         return None
 

@@ -66,12 +66,14 @@ class CacheSettings(BaseSettings):
         True, description="Serve a semantic candidate only if the question's own retrieval agrees with the "
                           "cached answer's evidence (needs the caller's retrieval; exact hits never pay for it).")
     evidence_min_cited: float = Field(
-        1.0, ge=0.0, le=1.0, description="Fraction of the cached answer's cited chunks that must be in the new "
-                                         "question's top-k (0 to 1).")
+        0.0, ge=0.0, le=1.0, description="Fraction of the cached answer's cited chunks that must be in the new "
+                                         "question's top-k (0 to 1), beside the lead source (evidence_cited_rank), "
+                                         "which must always be there.")
     evidence_cited_rank: int = Field(
-        2, ge=0, le=100, description="The cited chunks count only among the new question's first this many "
-                                     "results (1: its best chunk must be the one the answer stood on); 0: its "
-                                     "whole top-k.")
+        2, ge=0, le=100, description="The answer's lead source (the cited chunk its own question ranked best) "
+                                     "must be among the new question's first this many results, or ranked no "
+                                     "lower than the cached question ranked it (1: the new question's best chunk "
+                                     "must be the one the answer stood on); 0: anywhere in its top-k.")
     evidence_min_overlap: float = Field(
         0.0, ge=0.0, le=1.0, description="Fraction of the cached answer's top-k chunk ids that must be in the new "
                                          "question's top-k (0 to 1).")

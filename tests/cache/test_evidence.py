@@ -263,3 +263,22 @@ async def test_a_missing_question_retrieves_beside_the_input_rails_once(
     assert (await _ask(pipeline, STORED))[0] == "exact"
     assert len(retriever.calls) == 2  # an exact hit retrieves nothing, not even ahead
     await cache.close()
+
+
+def test_the_lead_source_must_rank_as_high_as_the_cached_question_ranked_it_and_every_cited_one_be_retrieved() -> None:
+    check = EvidenceCheck(min_cited=1.0, min_overlap=0.0, cited_rank=2)
+    # an answer from its question's first and third sources: the new question ranks the first one first and
+    # retrieves the third; asking the third to be in its first two would refuse the cached question itself
+    both = CachedAnswer(content="x", cited_chunks=["a", "c"], retrieved_chunks=["a", "b", "c", "d"])
+    assert check.reason(both, ["a", "b", "c", "d"]) is None
+    assert check.reason(both, ["b", "a", "x", "c"]) is None
+    assert check.reason(both, ["x", "y", "a", "c"]) == "evidence"  # the lead source fell out of the first two
+    assert check.reason(both, ["a", "b", "x", "y"]) == "evidence"  # a cited source is not retrieved at all
+    # an answer from its question's third source only: the new question must rank it third or better
+    third = CachedAnswer(content="x", cited_chunks=["c"], retrieved_chunks=["a", "b", "c", "d"])
+    assert check.reason(third, ["a", "b", "c", "d"]) is None and check.reason(third, ["c", "x", "y", "z"]) is None
+    assert check.reason(third, ["a", "b", "d", "c"]) == "evidence"
+    # an answer that named no source stands on its question's best chunk, within the first two
+    unnamed = CachedAnswer(content="x", retrieved_chunks=["a", "b", "c", "d"])
+    assert check.reason(unnamed, ["x", "a", "y", "z"]) is None
+    assert check.reason(unnamed, ["x", "y", "a", "z"]) == "evidence"
