@@ -184,6 +184,7 @@ def _cache_precision(where: Where) -> list[str]:
                              _fixed(s.get("false_hit_rate"))])
     out = _table(["pair set", "served when", "threshold", "pairs", "paraphrase hit rate", "false hit rate"], rows)
     out += ["", f"Shipped settings: `{json.dumps(r.get('configured'))}` (chosen by {r.get('threshold_source')})."]
+    out += _cache_over_http(results)
     latency = _load(results / "cache-evidence-latency.json")
     if latency is not None:
         lrows = []
@@ -200,6 +201,26 @@ def _cache_precision(where: Where) -> list[str]:
         out += ["", f"`{latency.get('path')}`, load average {latency.get('load_average_1m_at_end')} at the end:", "",
                 *_table(["hit", "evidence check", "n", "p50 ms", "p95 ms"], lrows)]
     return out
+
+
+def _cache_over_http(results: Path) -> list[str]:
+    r = _load(results / "cache-http-eval.json")
+    if r is None:
+        return []
+    rows = []
+    for split, s in r.get("subsets", {}).items():
+        p, c, w = s["pairwise"], s["crowded"], s["crowded_corpus"]
+        false = {i for view in (p, c, w) for i in view["false_hits"]}
+        otherwise = {i for view in (p, c, w) for i in view["false_hits_answered_otherwise"]}
+        rows.append([split, f"{s['paraphrases']} + {s['near_misses']}", _fixed(p["hit_rate"]),
+                     _fixed(p["false_hit_rate"]), _fixed(c["false_hit_rate"]), _fixed(w["false_hit_rate"]),
+                     f"{len(otherwise)} of {len(false)}"])
+    return ["", "The pairs about a corpus through a running gateway (`ragd eval cache --url`, "
+                "`bench/results/cache-http-eval.json`): what its `x-ragd-cache` header says, at its own settings; "
+                "crowded among the split's cached questions (as above) and among every cached question about the "
+                "corpus:", "",
+            *_table(["pair set", "pairs", "paraphrase hit rate", "false hit rate", "crowded false",
+                     "crowded false, whole corpus", "false hits answered otherwise than past the cache"], rows)]
 
 
 def _overload(where: Where) -> list[str]:

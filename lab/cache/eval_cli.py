@@ -126,7 +126,10 @@ def _run_over_http(args: argparse.Namespace, pairs: list[Pair]) -> int:
                      f"{p['false_hit_rate']:>8.1%}{c['hit_rate']:>11.1%}{c['false_hit_rate']:>13.1%}"
                      f"{w['false_hit_rate']:>14.1%}{len(row['unstored']):>10}")
         if p["false_hits"] or c["false_hits"] or w["false_hits"]:
-            lines.append(f"{'':<22}false hits: {sorted({*p['false_hits'], *c['false_hits'], *w['false_hits']})}")
+            views = (p, c, w)
+            lines.append(f"{'':<22}false hits: {sorted({i for v in views for i in v['false_hits']})}; served "
+                         "another answer than the question's own: "
+                         f"{sorted({i for v in views for i in v['false_hits_answered_otherwise']})}")
     print("\n".join(lines))
     return 0
 

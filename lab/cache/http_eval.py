@@ -88,11 +88,13 @@ class HttpCacheEval:
             bar.update(len(batch))
         bar.close()
 
-    async def ask(self, collection: str, question: str, partition: str, *, store: bool) -> Asked:
-        """``question`` in the cache partition named ``partition`` (a stop sequence no answer holds)."""
+    async def ask(self, collection: str, question: str, partition: str, *, store: bool, read: bool = True) -> Asked:
+        """``question`` in the cache partition named ``partition`` (a stop sequence no answer holds); ``read``
+        False: answered past the cache."""
         body = {"model": f"ragd:{collection}", "messages": [{"role": "user", "content": question}],
                 "temperature": 0.0, "stop": [f"<|ragd-eval-cache {self.nonce} {partition}|>"]}
-        headers = {} if store else {"cache-control": "no-store"}
+        directives = [*([] if store else ["no-store"]), *([] if read else ["no-cache"])]
+        headers = {"cache-control": ", ".join(directives)} if directives else {}
         for attempt in range(5):
             response = await self._http.post("/chat/completions", json=body, headers=headers)
             if response.status_code != 429:
@@ -113,6 +115,7 @@ class _Run:
     crowded: dict[str, Asked]
     crowded_corpus: dict[str, Asked]
     answers: dict[tuple[str, str], str]  # (partition, cached question) -> its answer there
+    fresh: dict[str, str]  # pair id -> its incoming question's own answer, asked past the cache (served ones only)
 
 
 async def _crowd(client: HttpCacheEval, collection: str, partition: str, pairs: Sequence[Pair], run: _Run,
@@ -133,10 +136,19 @@ async def _run_corpus(client: HttpCacheEval, collection: str, corpus: str, pairs
         await _crowd(client, collection, f"crowded {corpus} {split}", [p for p in pairs if p.split == split], run,
                      run.crowded, progress=progress)
     await _crowd(client, collection, f"crowded {corpus}", pairs, run, run.crowded_corpus, progress=progress)
+    for p in pairs:  # what the served ones would have been answered without the cache
+        if any(view[p.id].hit for view in (run.pairwise, run.crowded, run.crowded_corpus)):
+            run.fresh[p.id] = (await client.ask(collection, p.b, "fresh", store=False, read=False)).content
+
+
+def _differs(false: Sequence[str], served: dict[str, Asked], fresh: dict[str, str]) -> list[str]:
+    """The false hits whose served answer is not the one the question gets past the cache: what the false hit
+    changed for the user (a near miss served the entry of its own paraphrase gets the same answer)."""
+    return [i for i in false if served[i].content != fresh.get(i)]
 
 
 def _crowded(pairs: Sequence[Pair], served: dict[str, Asked], answers: dict[tuple[str, str], str],
-             partition: Callable[[Pair], str]) -> dict[str, Any]:
+             fresh: dict[str, str], partition: Callable[[Pair], str]) -> dict[str, Any]:
     """A hit is good when a paraphrase got its own cached question's answer; any other hit is false."""
     good: list[str] = []
     false: list[str] = []
@@ -146,12 +158,14 @@ def _crowded(pairs: Sequence[Pair], served: dict[str, Asked], answers: dict[tupl
             (good if p.hit and own else false).append(p.id)
     positives = sum(p.hit for p in pairs)
     return {"hits": len(good), "hit_rate": round(len(good) / max(positives, 1), 4),
-            "false_hit_rate": round(len(false) / max(len(pairs), 1), 4), "false_hits": false}
+            "false_hit_rate": round(len(false) / max(len(pairs), 1), 4), "false_hits": false,
+            "false_hits_answered_otherwise": _differs(false, served, fresh)}
 
 
 def score(pairs: Sequence[Pair], run: _Run) -> dict[str, Any]:
     """Hit and false-hit rates of one subset: pairwise (false hits over its near misses) and crowded, among its
-    split's cached questions as offline and among its whole corpus's (false hits over every lookup);
+    split's cached questions as offline and among its whole corpus's (false hits over every lookup), each
+with the false hits whose served answer differs from the question's own answer past the cache;
     ``unstored``: cached questions whose answer the gateway did not keep (a paraphrase of one cannot be
     served)."""
     positives = [p for p in pairs if p.hit]
@@ -164,9 +178,10 @@ def score(pairs: Sequence[Pair], run: _Run) -> dict[str, Any]:
         "unstored": sorted(p.id for p in pairs if not run.stored.get(p.id, False)),
         "pairwise": {"hits": len(pair_hits), "hit_rate": round(len(pair_hits) / max(len(positives), 1), 4),
                      "false_hit_rate": round(len(pair_false) / max(near, 1), 4), "false_hits": pair_false,
+                     "false_hits_answered_otherwise": _differs(pair_false, run.pairwise, run.fresh),
                      "served": {p.id: run.pairwise[p.id].cache for p in pairs}},
-        "crowded": _crowded(pairs, run.crowded, run.answers, lambda p: f"crowded {p.corpus} {p.split}"),
-        "crowded_corpus": _crowded(pairs, run.crowded_corpus, run.answers, lambda p: f"crowded {p.corpus}"),
+        "crowded": _crowded(pairs, run.crowded, run.answers, run.fresh, lambda p: f"crowded {p.corpus} {p.split}"),
+        "crowded_corpus": _crowded(pairs, run.crowded_corpus, run.answers, run.fresh, lambda p: f"crowded {p.corpus}"),
     }
 
 
@@ -178,7 +193,7 @@ async def evaluate_over_http(pairs: Sequence[Pair], url: str, *, api_key: str, d
     ``corpora`` where it names them, else from the shared data directory (``lab.cache.grounding.CORPORA``)."""
     grounded = [p for p in pairs if p.corpus]
     client = HttpCacheEval(url, api_key=api_key)
-    run = _Run({}, {}, {}, {}, {})
+    run = _Run({}, {}, {}, {}, {}, {})
     try:
         for corpus in sorted({p.corpus for p in grounded}):
             docs = (corpora or {}).get(corpus) or load_corpus(corpus, data_dir or default_data_dir()).docs
