@@ -18,7 +18,7 @@ from lab.cache.protocol import leave_kind_out
 from lab.cache.vectors import cached_vectors
 from lab.guardrails.data import default_data_dir
 
-__all__ = ["DEFAULT_PAIRS", "add_cache", "plot"]
+__all__ = ["DEFAULT_PAIRS", "DEV_PAIRS", "add_cache", "plot"]
 
 DATA = Path(__file__).parent / "data"
 DEFAULT_PAIRS = (
@@ -27,10 +27,18 @@ DEFAULT_PAIRS = (
 )
 
 
+# the files holding the project's dev pairs, which the shipped threshold, guards and evidence rank were chosen on
+DEV_PAIRS = (PAIRS_PATH, DATA / "grounded_pairs.jsonl", DATA / "style_pairs.jsonl")
+
+
 def add_cache(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", type=Path, action="append", default=None,
                         help="Pair set (JSONL, see docs/cache.md); repeat to join several. Default: the project's "
                              "pairs, the pairs about a corpus and the style pairs.")
+    parser.add_argument("--with-dev", action="store_true",
+                        help="Prepend the project's dev pairs (their dev split only) to --pairs, so the protocol "
+                             "chooses the threshold, guards and evidence rank on them as it chose the shipped ones, "
+                             "and scores the pairs given at that choice.")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="Shared data directory holding the corpora the pairs name (default: ../shared/data).")
     parser.add_argument("--no-evidence", action="store_true",
@@ -60,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
     if not pairs:
         print(f"ragd eval cache: {', '.join(map(str, paths))} holds no pairs", file=sys.stderr)
         return 2
+    if args.with_dev:
+        pairs = [p for p in load_pairs(*DEV_PAIRS) if p.split == "dev"] + pairs
+    elif args.pairs and not any(p.split == "dev" for p in pairs):
+        print("ragd eval cache: these pairs have no dev split, so they are scored at the configured settings; "
+              "--with-dev prepends the project's dev pairs to choose them as the shipped ones were chosen",
+              file=sys.stderr)
     if args.url:
         return _run_over_http(args, pairs)
     settings = CacheSettings()

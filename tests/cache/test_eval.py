@@ -72,3 +72,29 @@ def test_eval_cli_refuses_an_empty_pair_set(tmp_path: Path, capsys: pytest.Captu
     empty.write_text("\n")
     assert main(["eval", "cache", "--pairs", str(empty)]) == 2
     assert "holds no pairs" in capsys.readouterr().err
+
+
+def test_eval_cli_with_dev_chooses_the_shipped_settings_for_pairs_without_a_dev_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An independent pair set with the project's dev pairs prepended (``--with-dev``) is scored at what the
+    protocol chooses on them: the shipped thresholds and guards, not what a part of the dev pairs would give."""
+    rows = [{**_row(p), "split": "independent"} for p in load_pairs() if p.split == "holdout"][:8]
+    small = tmp_path / "trios.jsonl"
+    small.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+    out = tmp_path / "report.json"
+    args = ["eval", "cache", "--with-dev", "--no-evidence", "--pairs", str(small), "--json", str(out),
+            "--cache-root", str(tmp_path / "vectors")]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    shipped = CacheSettings()
+    assert report["threshold_source"] == "leave-kind-out"
+    assert report["chosen_thresholds"] == {**shipped.semantic_thresholds, "en": shipped.semantic_threshold}
+    assert report["guards_off"] == sorted(shipped.guards_off)
+    assert report["pairs"]["dev"]["paraphrase"] > 300 and "holdout" not in report["pairs"]
+    paraphrases = sum(bool(r["hit"]) for r in rows)
+    assert report["pairs"]["independent"] == {"paraphrase": paraphrases, "near_miss": len(rows) - paraphrases}
+    # without --with-dev the same file is scored at the configured settings, and the output says how to choose
+    assert main(["eval", "cache", "--no-evidence", "--pairs", str(small), "--cache-root",
+                 str(tmp_path / "vectors")]) == 0
+    assert "--with-dev" in capsys.readouterr().err
