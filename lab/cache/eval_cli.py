@@ -55,6 +55,10 @@ def add_cache(parser: argparse.ArgumentParser) -> None:
                         help="OpenAI base URL of a running ragd gateway: ask the pairs about a corpus through its HTTP "
                              "API (each corpus ingested into a collection of its own) and score what its "
                              "x-ragd-cache header says, at the gateway's own settings.")
+    parser.add_argument("--collection", default=None,
+                        help="With --url: ask the pairs about no corpus in this existing collection (left out "
+                             "otherwise). A question its documents do not cover is declined, and a decline carries "
+                             "no evidence, so it is never served semantically.")
     parser.add_argument("--api-key", default="none", help="API key for --url (a key with admin scope where the "
                                                           "gateway has keys: it creates the collections).")
     parser.add_argument("--json", type=Path, default=None, help="Write the full report (all sweeps) here.")
@@ -121,17 +125,18 @@ def _run_over_http(args: argparse.Namespace, pairs: list[Pair]) -> int:
 
     from lab.cache.http_eval import evaluate_over_http
 
-    if not any(p.corpus for p in pairs):
-        print("ragd eval cache --url: no pair is about a corpus (only those can be asked through a gateway)",
+    if not any(p.corpus for p in pairs) and not args.collection:
+        print("ragd eval cache --url: no pair is about a corpus; name a collection to ask them in (--collection)",
               file=sys.stderr)
         return 2
-    report = asyncio.run(evaluate_over_http(pairs, args.url, api_key=args.api_key,
+    report = asyncio.run(evaluate_over_http(pairs, args.url, api_key=args.api_key, collection=args.collection,
                                             data_dir=args.data_dir or default_data_dir()))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    lines = [f"through {report['url']} (the gateway's own settings; {report['skipped_without_corpus']} pairs about "
-             "no corpus left out)",
+    left_out = f"{report['skipped_without_corpus']} pairs about no corpus left out" if not args.collection else \
+        f"pairs about no corpus asked in the collection {args.collection}"
+    lines = [f"through {report['url']} (the gateway's own settings; {left_out})",
              f"{'subset':<22}{'pairs':>10}{'hit':>8}{'false':>8}{'crowd hit':>11}{'crowd false':>13}"
              f"{'corpus false':>14}{'unstored':>10}"]
     for name, row in report["subsets"].items():

@@ -3,8 +3,9 @@
 What a user meets, not what the offline decision says it would be: each pair's cached question is asked
 through ``/v1/chat/completions`` (rails, retrieval, the answer, the cache store), then the incoming question,
 and the response's ``x-ragd-cache`` header says whether the cache served it. Only pairs about a corpus take
-part: their corpus is ingested into a collection of its own over the REST API (the same documents
-``ragd eval cache`` retrieves from offline), so the answers and the evidence check are the gateway's own.
+part, unless a collection is named for the others: a pair's corpus is ingested into a collection of its own
+over the REST API (the same documents ``ragd eval cache`` retrieves from offline), so the answers and the
+evidence check are the gateway's own; pairs about no corpus are asked in the named collection as it stands.
 
 Two views, as offline:
 
@@ -186,26 +187,31 @@ with the false hits whose served answer differs from the question's own answer p
 
 
 async def evaluate_over_http(pairs: Sequence[Pair], url: str, *, api_key: str, data_dir: Path | None = None,
-                             corpora: Mapping[str, Sequence[DocumentIn]] | None = None,
+                             corpora: Mapping[str, Sequence[DocumentIn]] | None = None, collection: str | None = None,
                              progress: bool = True) -> dict[str, Any]:
     """The report: per subset (as offline: ``dev``, each other split, and each by language), the rates the
-    gateway's own answers and headers give, for the pairs about a corpus. A corpus's documents come from
-    ``corpora`` where it names them, else from the shared data directory (``lab.cache.grounding.CORPORA``)."""
-    grounded = [p for p in pairs if p.corpus]
+    gateway's own answers and headers give. A corpus's documents come from ``corpora`` where it names them,
+    else from the shared data directory (``lab.cache.grounding.CORPORA``); pairs about no corpus are asked in
+    ``collection`` as it stands (left out when None)."""
+    asked = [p for p in pairs if p.corpus or collection]
     client = HttpCacheEval(url, api_key=api_key)
     run = _Run({}, {}, {}, {}, {}, {})
     try:
-        for corpus in sorted({p.corpus for p in grounded}):
-            docs = (corpora or {}).get(corpus) or load_corpus(corpus, data_dir or default_data_dir()).docs
-            collection = client.collection_for(corpus, [str(d.id) for d in docs])
-            await client.ingest(collection, docs, progress=progress)
-            await _run_corpus(client, collection, corpus, [p for p in grounded if p.corpus == corpus], run,
+        for corpus in sorted({p.corpus for p in asked}):
+            if corpus:
+                docs = (corpora or {}).get(corpus) or load_corpus(corpus, data_dir or default_data_dir()).docs
+                target = client.collection_for(corpus, [str(d.id) for d in docs])
+                await client.ingest(target, docs, progress=progress)
+            else:
+                target = str(collection)
+            await _run_corpus(client, target, corpus, [p for p in asked if p.corpus == corpus], run,
                               progress=progress)
     finally:
         await client.aclose()
     return {
         "url": url,
         "nonce": client.nonce,
-        "skipped_without_corpus": len(pairs) - len(grounded),
-        "subsets": {name: score(rows, run) for name, rows in subsets_of(grounded).items()},
+        "collection_for_pairs_without_corpus": collection,
+        "skipped_without_corpus": len(pairs) - len(asked),
+        "subsets": {name: score(rows, run) for name, rows in subsets_of(asked).items()},
     }

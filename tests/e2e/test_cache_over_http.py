@@ -12,7 +12,7 @@ import pytest
 from lab.cache.evaluation import Pair
 from lab.cache.http_eval import HttpCacheEval, evaluate_over_http
 from services.contracts import DocumentIn
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import COVERED_QUESTION, Server
 
 pytestmark = pytest.mark.e2e
 
@@ -52,3 +52,15 @@ def test_pairs_through_the_gateway_are_scored_by_what_its_cache_header_says(serv
     collection = HttpCacheEval.collection_for("tiny", [str(d.id) for d in DOCS])
     listed = httpx.get(f"{server.openai_base}/collections", timeout=30).json()
     assert collection in {c["name"] if isinstance(c, dict) else c for c in listed.get("data", listed)}
+
+
+def test_pairs_about_no_corpus_are_asked_in_a_named_collection_or_left_out(server: Server) -> None:
+    plain = [Pair("u-p", "en", "paraphrase", True, "independent", COVERED_QUESTION, COVERED_QUESTION.upper())]
+    left_out = asyncio.run(evaluate_over_http(plain, server.openai_base, api_key="none", progress=False))
+    assert left_out["skipped_without_corpus"] == 1 and left_out["subsets"] == {}
+    # the session server's default collection holds the fixture corpus, which covers the question
+    asked = asyncio.run(evaluate_over_http(plain, server.openai_base, api_key="none", collection="default",
+                                           progress=False))
+    row = asked["subsets"]["independent"]
+    assert asked["skipped_without_corpus"] == 0 and row["unstored"] == []
+    assert row["pairwise"]["served"] == {"u-p": "exact"} and row["crowded_corpus"]["hit_rate"] == 1.0
