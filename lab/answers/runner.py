@@ -26,7 +26,7 @@ from tqdm import tqdm
 from lab.answers.data import QAItem
 from services.contracts import DocumentIn
 
-__all__ = ["GatewayRunner", "InProcessRunner", "Outcome", "Runner", "index_dir", "run_items"]
+__all__ = ["GatewayRunner", "InProcessRunner", "Outcome", "Runner", "index_dir", "ingest_over_rest", "run_items"]
 
 _INGEST_BATCH = 100
 
@@ -145,6 +145,22 @@ class InProcessRunner:
 # ---------------------------------------------------------------- a running gateway
 
 
+async def ingest_over_rest(http: httpx.AsyncClient, collection: str, docs: Sequence[DocumentIn], *, progress: bool,
+                           desc: str = "ingest") -> None:
+    """``docs`` into ``collection`` of the gateway at ``http``'s base URL over its REST API (the collection is
+    created unless it exists), in batches, with a progress bar."""
+    created = await http.post("/collections", json={"name": collection})
+    if created.status_code not in (201, 409):
+        created.raise_for_status()
+    bar = tqdm(total=len(docs), desc=desc, unit="doc", disable=not progress)
+    for start in range(0, len(docs), _INGEST_BATCH):
+        batch = [d.model_dump(include={"id", "title", "text"}) for d in docs[start:start + _INGEST_BATCH]]
+        response = await http.post(f"/collections/{collection}/documents", json={"documents": batch})
+        response.raise_for_status()
+        bar.update(len(batch))
+    bar.close()
+
+
 class GatewayRunner:
     """A running ragd gateway: corpus over its REST API, questions through the official ``openai`` client."""
 
@@ -170,16 +186,7 @@ class GatewayRunner:
         await self._client.close()
 
     async def ingest(self, docs: Sequence[DocumentIn], *, progress: bool) -> None:
-        created = await self._http.post("/collections", json={"name": self.collection})
-        if created.status_code not in (201, 409):
-            created.raise_for_status()
-        bar = tqdm(total=len(docs), desc="ingest", unit="doc", disable=not progress)
-        for start in range(0, len(docs), _INGEST_BATCH):
-            batch = [d.model_dump(include={"id", "title", "text"}) for d in docs[start:start + _INGEST_BATCH]]
-            response = await self._http.post(f"/collections/{self.collection}/documents", json={"documents": batch})
-            response.raise_for_status()
-            bar.update(len(batch))
-        bar.close()
+        await ingest_over_rest(self._http, self.collection, docs, progress=progress)
 
     async def ask(self, question: str) -> Outcome:
         started = time.perf_counter()

@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from lab.answers.runner import ingest_over_rest
 from lab.cache.evaluation import Pair, subsets_of
 from lab.cache.grounding import load_corpus
 from lab.guardrails.data import default_data_dir
@@ -44,7 +45,6 @@ from services.contracts import DocumentIn
 
 __all__ = ["Asked", "HttpCacheEval", "evaluate_over_http", "score"]
 
-_INGEST_BATCH = 100
 _HITS = frozenset({"exact", "semantic"})
 
 
@@ -77,17 +77,8 @@ class HttpCacheEval:
         digest = hashlib.sha256("\x00".join(sorted(doc_ids)).encode()).hexdigest()[:10]
         return f"evalcache-{''.join(ch if ch.isalnum() else '-' for ch in corpus)[:24]}-{digest}"
 
-    async def ingest(self, collection: str, docs: Sequence[Any], *, progress: bool) -> None:
-        created = await self._http.post("/collections", json={"name": collection})
-        if created.status_code not in (201, 409):
-            created.raise_for_status()
-        bar = tqdm(total=len(docs), desc=f"ingest {collection}", unit="doc", disable=not progress)
-        for start in range(0, len(docs), _INGEST_BATCH):
-            batch = [d.model_dump(include={"id", "title", "text"}) for d in docs[start:start + _INGEST_BATCH]]
-            response = await self._http.post(f"/collections/{collection}/documents", json={"documents": batch})
-            response.raise_for_status()
-            bar.update(len(batch))
-        bar.close()
+    async def ingest(self, collection: str, docs: Sequence[DocumentIn], *, progress: bool) -> None:
+        await ingest_over_rest(self._http, collection, docs, progress=progress, desc=f"ingest {collection}")
 
     async def ask(self, collection: str, question: str, partition: str, *, store: bool, read: bool = True) -> Asked:
         """``question`` in the cache partition named ``partition`` (a stop sequence no answer holds); ``read``
