@@ -108,6 +108,7 @@ class Prepared:
     cache_scope: CacheScope | None = None  # None: the answer is not stored
     ticket: Ticket | None = None  # the generator admission's, held from admission to the end of generation
     abstention: str | None = None  # set when the evidence does not cover the question: the answer, verbatim
+    retrieved: tuple[str, ...] = ()  # a decline's retrieval (chunk ids, best first): the evidence it is stored with
     flag_actions: tuple[str, ...] = ()  # the input was flagged: hardened_prompt, skip_cache, strict_output
 
 
@@ -331,8 +332,9 @@ class Pipeline:
             mark_degraded(degraded, part)
         chunks: Sequence[ScoredChunk] = result.chunks
         abstention = self._abstention(standalone, chunks, result.degraded)
+        retrieved: tuple[str, ...] = ()
         if abstention is not None:  # the answer needs no generator and cites nothing
-            chunks = ()
+            retrieved, chunks = tuple(c.chunk_id for c in chunks), ()
         scope = found.scope
         if result.epoch and found.epoch and result.epoch != found.epoch:
             scope = None  # the corpus changed under us: do not store this answer
@@ -342,7 +344,8 @@ class Pipeline:
         if ctx is not None:
             ctx.fields["chunk_ids"] = [c.chunk_id for c in chunks]
         return Prepared(turn, standalone, degraded, cache=found.outcome, chunks=tuple(chunks),
-                        messages=tuple(messages), cache_scope=scope, abstention=abstention, flag_actions=flags)
+                        messages=tuple(messages), cache_scope=scope, abstention=abstention, flag_actions=flags,
+                        retrieved=retrieved)
 
     async def _admit(self, turn: ChatTurn) -> tuple[Ticket | None, Prepared | None]:
         """The request's place in the generator's queue, taken before any costly work (no rail,
@@ -614,7 +617,9 @@ class Pipeline:
                               question=prepared.standalone, created=int(time.time()),
                               cited_chunks=[c.chunk_id for c in answer.citations]  # all given: none named
                               if len(answer.citations) < len(prepared.chunks) else [],
-                              retrieved_chunks=[c.chunk_id for c in prepared.chunks])
+                              # a decline cites nothing and stands on its retrieval's best chunk, so a
+                              # rewording whose retrieval agrees is declined from the cache too
+                              retrieved_chunks=[c.chunk_id for c in prepared.chunks] or list(prepared.retrieved))
         await self.cache.store(prepared.cache_scope, prepared.standalone, cached)
 
 

@@ -57,8 +57,8 @@ def add_cache(parser: argparse.ArgumentParser) -> None:
                              "x-ragd-cache header says, at the gateway's own settings.")
     parser.add_argument("--collection", default=None,
                         help="With --url: ask the pairs about no corpus in this existing collection (left out "
-                             "otherwise). A question its documents do not cover is declined, and a decline carries "
-                             "no evidence, so it is never served semantically.")
+                             "otherwise). A question its documents do not cover is declined, and every decline reads "
+                             "the same, so a crowded false hit between two declines cannot be told apart.")
     parser.add_argument("--api-key", default="none", help="API key for --url (a key with admin scope where the "
                                                           "gateway has keys: it creates the collections).")
     parser.add_argument("--json", type=Path, default=None, help="Write the full report (all sweeps) here.")

@@ -17,6 +17,7 @@ from cache.evidence import EvidenceCheck, agreement
 from embeddings.protocol import Embedder
 from gateway.components import cache_scope_factory
 from gateway.pipeline import ChatTurn, Pipeline
+from generator.abstention import Abstainer
 from guardrails.engine import LocalGuard
 from guardrails.policy import parse_policy
 from guardrails.settings import GuardrailsSettings
@@ -121,11 +122,11 @@ def rejected_before() -> Iterator[dict[str, float]]:
     yield {reason: CACHE_SEMANTIC_REJECTED.labels(reason)._value.get() for reason in ("evidence", "no_evidence")}
 
 
-def _pipeline(corpus: tuple[LocalRetriever, MemoryEpochStore], guard: LocalGuard,
-              cache: AnswerCache) -> tuple[Pipeline, CountingRetriever, FakeStopGenerator]:
+def _pipeline(corpus: tuple[LocalRetriever, MemoryEpochStore], guard: LocalGuard, cache: AnswerCache,
+              abstainer: Abstainer | None = None) -> tuple[Pipeline, CountingRetriever, FakeStopGenerator]:
     retriever, generator = CountingRetriever(corpus[0]), FakeStopGenerator()
     pipeline = Pipeline(retriever=retriever, generator=generator, guard=guard, epochs=corpus[1], cache=cache,
-                        scope_factory=cache_scope_factory(CacheScope))
+                        scope_factory=cache_scope_factory(CacheScope), abstainer=abstainer)
     return pipeline, retriever, generator
 
 
@@ -199,6 +200,32 @@ async def test_an_entry_without_evidence_is_never_served_semantically(
     outcome, _ = await _ask(pipeline, STORED)  # the control: its exact hit is served
     assert outcome == "exact"
     await cache.close()
+
+
+async def test_a_decline_is_stored_with_its_retrieval_so_a_rewording_that_retrieves_alike_is_declined_from_cache(
+    corpus: tuple[LocalRetriever, MemoryEpochStore], guard: LocalGuard, embedder: Embedder, namespace: str
+) -> None:
+    declines = Abstainer(weights={"en": {"bias": 0.0}}, thresholds={"en": 1.0},  # every question is declined
+                         texts={"en": "The documents do not cover this.", "ko": "문서에 없습니다."})
+    cache = AnswerCache.create(CacheSettings(namespace=namespace, redis_timeout_s=0.5), SHARED_REDIS, embedder)
+    pipeline, retriever, generator = _pipeline(corpus, guard, cache, declines)
+    outcome, first = await _ask(pipeline, STORED)
+    assert (outcome, first, generator.calls) == ("miss", "The documents do not cover this.", 0)
+    stored = await cache.lookup_exact(pipeline._cache_scope(_turn(STORED), await corpus[1].get("acme", "docs")),
+                                      STORED)
+    assert stored is not None and stored.answer is not None
+    assert stored.answer.citations == [] and stored.answer.cited_chunks == []
+    assert len(stored.answer.retrieved_chunks) == 1  # the evidence the decline was made on (top_k 1)
+    outcome, served = await _ask(pipeline, PARAPHRASE)
+    assert (outcome, served) == ("semantic", first) and retriever.calls == [STORED, PARAPHRASE]
+    # the control: a question whose retrieval finds another document is not served that decline
+    loose = AnswerCache.create(CacheSettings(namespace=namespace, redis_timeout_s=0.5, guards=False,
+                                             semantic_threshold=0.80), SHARED_REDIS, embedder)
+    other, _, _ = _pipeline(corpus, guard, loose, declines)
+    outcome, _ = await _ask(other, NEAR_MISS)
+    assert outcome == "miss"
+    await cache.close()
+    await loose.close()
 
 
 def test_agreement_counts_cited_chunks_and_top_k_overlap() -> None:
