@@ -74,10 +74,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.with_dev:
         pairs = [p for p in load_pairs(*DEV_PAIRS) if p.split == "dev"] + pairs
-    elif args.pairs and not any(p.split == "dev" for p in pairs):
-        print("ragd eval cache: these pairs have no dev split, so they are scored at the configured settings; "
-              "--with-dev prepends the project's dev pairs to choose them as the shipped ones were chosen",
-              file=sys.stderr)
+    elif args.pairs:
+        given = {p.id for p in pairs if p.split == "dev"}
+        project = {p.id for p in load_pairs(*DEV_PAIRS) if p.split == "dev"}
+        if not given:
+            print("ragd eval cache: these pairs have no dev split, so they are scored at the configured settings; "
+                  "--with-dev prepends the project's dev pairs to choose them as the shipped ones were chosen",
+                  file=sys.stderr)
+        elif given < project:
+            print(f"ragd eval cache: the dev pairs given are {len(given)} of the project's {len(project)}, so the "
+                  "protocol may choose other settings than the shipped ones, which were chosen on all of them "
+                  "(--with-dev prepends them)", file=sys.stderr)
     if args.url:
         return _run_over_http(args, pairs)
     settings = CacheSettings()

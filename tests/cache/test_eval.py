@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cache.settings import CacheSettings
-from lab.cache.evaluation import THRESHOLDS, load_pairs
+from lab.cache.evaluation import PAIRS_PATH, THRESHOLDS, load_pairs
 from services.cli import main
 
 
@@ -98,3 +98,7 @@ def test_eval_cli_with_dev_chooses_the_shipped_settings_for_pairs_without_a_dev_
     assert main(["eval", "cache", "--no-evidence", "--pairs", str(small), "--cache-root",
                  str(tmp_path / "vectors")]) == 0
     assert "--with-dev" in capsys.readouterr().err
+    # prepending a part of the dev pairs (the first pair file alone) says it is a part
+    assert main(["eval", "cache", "--no-evidence", "--pairs", str(PAIRS_PATH), "--pairs", str(small), "--json",
+                 str(out), "--cache-root", str(tmp_path / "vectors")]) == 0
+    assert "the dev pairs given are 431 of the project's" in capsys.readouterr().err
