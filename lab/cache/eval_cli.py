@@ -23,7 +23,7 @@ __all__ = ["DEFAULT_PAIRS", "DEV_PAIRS", "add_cache", "plot"]
 DATA = Path(__file__).parent / "data"
 DEFAULT_PAIRS = (
     PAIRS_PATH, DATA / "grounded_pairs.jsonl", DATA / "style_pairs.jsonl", DATA / "style_holdout_pairs.jsonl",
-    DATA / "style_holdout2_pairs.jsonl", DATA / "style_holdout3_pairs.jsonl",
+    DATA / "style_holdout2_pairs.jsonl", DATA / "style_holdout3_pairs.jsonl", DATA / "style_holdout4_pairs.jsonl",
 )
 
 
