@@ -36,7 +36,9 @@ def _letters(text: str) -> str:
 
 
 def respace(text: str, model: str) -> str:
-    """``text`` with ``model``'s spacing inside every run of letters the two share."""
+    """``text`` with ``model``'s spacing between Hangul syllables inside every run of letters the two share
+    (Korean spacing varies from writer to writer; a Latin word is never split or joined: "no force" against
+    "application of force" must not read "n o force")."""
     chars = [(ch, i > 0 and text[i - 1].isspace()) for i, ch in enumerate(text) if not ch.isspace()]
     spaced = [i > 0 and model[i - 1].isspace() for i, ch in enumerate(model) if not ch.isspace()]
     plain = [ch for ch in model if not ch.isspace()]
@@ -44,7 +46,9 @@ def respace(text: str, model: str) -> str:
     space = [before for _, before in chars]
     for block in matcher.get_matching_blocks():
         for k in range(1, block.size):  # a block's first letter keeps its own spacing
-            space[block.a + k] = spaced[block.b + k]
+            i = block.a + k
+            if _HANGUL.match(chars[i - 1][0]) and _HANGUL.match(chars[i][0]):
+                space[i] = spaced[block.b + k]
     out = []
     for k, ((ch, _), before) in enumerate(zip(chars, space, strict=True)):
         out.append(" " + ch if before and k else ch)

@@ -20,6 +20,12 @@ from cache.variants import align, one_edit
         ("When did Russia join the league?", "When did Prussia join the league?", "When did Russia join the league?"),
         ("Is it typical?", "Is it atypical?", "Is it typical?"),
         ("세명이 탈 수 있나요?", "네명이 탈 수 있나요?", "세명이 탈 수 있나요?"),
+        # a Latin word is never split or joined by the cached question's spacing (Korean spacing only)
+        ("What kind of motion required no force at all?", "What kind of motion required a continued application of "
+         "force?", "What kind of motion required no force at all?"),
+        ("How fast does light travel?", "How quickly does light travel?", "How fast does light travel?"),
+        ("Which feature do coastal beroids not have?", "What do coastal beroids lack?",
+         "Which feature do coastal beroids not have?"),
     ],
 )
 def test_align_undoes_spacing_and_typos_only(question: str, cached: str, expected: str) -> None:
@@ -52,6 +58,8 @@ def test_spacing_and_typo_paraphrases_pass_the_guards(query: str, candidate: str
         ("When did Russia join the league?", "When did Prussia join the league?", "substitution"),
         ("세명이 탈 수 있나요?", "네명이 탈 수 있나요?", "number"),
         ("VR(가상현실) 연구의 시초는?", "AR(증강현실) 연구의 시초는?", "substitution"),  # asides on both
+        ("What kind of motion required no force at all according to Aristotle?",
+         "What kind of motion required a continued application of force according to Aristotle?", "negation"),
     ],
 )
 def test_near_misses_spelt_differently_are_still_refused(query: str, candidate: str, guard: str) -> None:
