@@ -302,10 +302,20 @@ def _asks(text: str) -> frozenset[str]:
     return frozenset(found)
 
 
+# a question that asks "what" and names a cause asks a reason too: "What makes X controversial?" is "Why is X ...?"
+_WHAT = re.compile(r"\b(?:what|which)\b|무엇|무슨|어떤|뭐")
+_CAUSE = re.compile(r"\b(?:make|makes|made|cause|causes|caused|lead|leads|led|because|result|results|resulted)\b"
+                    r"|때문|탓|원인|이유|계기|까닭|인해|으로 인한")
+
+
 def _asks_differ(query: str, candidate: str) -> bool:
     """Both questions say what they ask for, and not the same thing. A question with no question word
-    ("Tesla death year?", "승리 본명?") asks what its words name and is left to the other guards."""
+    ("Tesla death year?", "승리 본명?") asks what its words name and is left to the other guards; a bare "what"
+    (무엇) asks for a thing, so against a reason it differs unless it names a cause."""
     q, c = _asks(query), _asks(candidate)
+    if {frozenset(), frozenset({"reason"})} == {q, c}:
+        bare = _lower(candidate if not c else query)
+        return bool(_WHAT.search(bare)) and not _CAUSE.search(bare)
     return bool(q and c and q != c)
 
 

@@ -101,6 +101,9 @@ def test_sampled_requests_are_not_cached() -> None:
         ("When was the two-seat version introduced?", "When was the three-seat version introduced?", "number"),
         ("Kenya CPI rank 2012?", "What score did Kenya get on the CPI in 2012?", "asks"),  # ask nouns: rank, score
         ("케냐 2012년 부패인식지수 점수?", "케냐는 2012년 부패인식지수에서 몇 위였나요?", "asks"),
+        # a reason against a bare "what" that names no cause: why it was predicted, not which ones were
+        ("역산으로 천문 현상을 예측한 이유는 무엇인가요?", "역산으로 예측한 대표적인 천문 현상은 무엇인가요?", "asks"),
+        ("Why did the company enter the market?", "Which market did the company enter?", "asks"),
     ],
 )
 def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> None:
@@ -132,6 +135,8 @@ def test_guards_reject_near_misses(query: str, candidate: str, guard: str) -> No
         ("MBC 2015년 시청률?", "2015년 MBC의 시청률은 얼마였나요?"),  # a year is no name: no entity swap
         ("Kenya CPI rank 2012?", "Where did Kenya rank on the CPI in 2012?"),  # "where did X rank" asks a rank
         ("케냐 2012년 부패인식지수 순위?", "케냐는 2012년 부패인식지수에서 몇 위였나요?"),  # 몇 위: a rank
+        ("What makes Islamism controversial?", "Why is Islamism a controversial concept?"),  # a "what" naming a cause
+        ("그 다리가 무너진 원인은 무엇인가요?", "그 다리는 왜 무너졌나요?"),
     ],
 )
 def test_guards_let_paraphrases_through(query: str, candidate: str) -> None:
