@@ -44,6 +44,11 @@ _VECTOR_MEMO = 256
 _DECODED_MEMO = 256
 
 
+def _placement(scope: CacheScope) -> Placement:
+    """Where the scope's entries are written: its partition, its (tenant, collection) group and its epoch."""
+    return Placement(partition_key(scope), group_key(scope), scope.epoch)
+
+
 class QuestionVerifier(Protocol):
     """Scores whether two standalone questions ask the same thing (e.g. a cross-encoder); higher is surer."""
 
@@ -203,8 +208,7 @@ class AnswerCache:
         made for, never with a paraphrase of it. False when the store failed (nothing else changes)."""
         if self._breaker.is_open:
             return False
-        place = Placement(partition_key(scope), group_key(scope), scope.epoch)
-        put = self._backend.put(place, exact_key(scope, question), answer.model_dump_json().encode(), None)
+        put = self._backend.put(_placement(scope), exact_key(scope, question), answer.model_dump_json().encode(), None)
         return await self._written(self._io(put), "remembered")
 
     async def _written(self, write: Awaitable[int], result: str) -> bool:
@@ -318,8 +322,7 @@ class AnswerCache:
         if self._embedder is not None:
             record = pack_record(await self._vector(question), question)
         value = stored.model_dump_json().encode()
-        place = Placement(partition_key(scope), group_key(scope), scope.epoch)
-        return await self._io(self._backend.put(place, exact_key(scope, question), value, record))
+        return await self._io(self._backend.put(_placement(scope), exact_key(scope, question), value, record))
 
     async def _vector(self, question: str, early: Awaitable[Vector] | None = None) -> Vector:
         """The question's embedding, memoised briefly so a store right after its lookup does not re-embed."""

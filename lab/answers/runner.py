@@ -26,7 +26,8 @@ from tqdm import tqdm
 from lab.answers.data import QAItem
 from services.contracts import DocumentIn
 
-__all__ = ["GatewayRunner", "InProcessRunner", "Outcome", "Runner", "index_dir", "ingest_over_rest", "run_items"]
+__all__ = ["GatewayRunner", "InProcessRunner", "Outcome", "Runner", "collection_name", "index_dir", "ingest_over_rest",
+           "run_items"]
 
 _INGEST_BATCH = 100
 
@@ -145,6 +146,14 @@ class InProcessRunner:
 # ---------------------------------------------------------------- a running gateway
 
 
+def collection_name(prefix: str, name: str, doc_ids: Sequence[str]) -> str:
+    """``prefix``, ``name`` made safe for a collection name, and a digest of the documents: another document set
+    gets another collection."""
+    digest = hashlib.sha256("\x00".join(sorted(doc_ids)).encode()).hexdigest()[:10]
+    safe = "".join(ch if ch.isalnum() else "-" for ch in name.lower())[:30].strip("-")
+    return f"{prefix}-{safe}-{digest}"
+
+
 async def ingest_over_rest(http: httpx.AsyncClient, collection: str, docs: Sequence[DocumentIn], *, progress: bool,
                            desc: str = "ingest") -> None:
     """``docs`` into ``collection`` of the gateway at ``http``'s base URL over its REST API (the collection is
@@ -177,9 +186,7 @@ class GatewayRunner:
     @staticmethod
     def collection_for(dataset_name: str, docs: Sequence[DocumentIn]) -> str:
         """A collection name per corpus (a different held-out share gets its own collection)."""
-        digest = hashlib.sha256("\x00".join(sorted(str(d.id) for d in docs)).encode()).hexdigest()[:10]
-        safe = "".join(ch if ch.isalnum() else "-" for ch in dataset_name.lower())[:30].strip("-")
-        return f"eval-{safe}-{digest}"
+        return collection_name("eval", dataset_name, [str(d.id) for d in docs])
 
     async def aclose(self) -> None:
         await self._http.aclose()

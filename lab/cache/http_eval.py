@@ -27,7 +27,6 @@ evidence check); nothing is chosen here.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from lab.answers.runner import ingest_over_rest
+from lab.answers.runner import collection_name, ingest_over_rest
 from lab.cache.evaluation import Pair, subsets_of
 from lab.cache.grounding import load_corpus
 from lab.guardrails.data import default_data_dir
@@ -74,8 +73,7 @@ class HttpCacheEval:
 
     @staticmethod
     def collection_for(corpus: str, doc_ids: Sequence[str]) -> str:
-        digest = hashlib.sha256("\x00".join(sorted(doc_ids)).encode()).hexdigest()[:10]
-        return f"evalcache-{''.join(ch if ch.isalnum() else '-' for ch in corpus)[:24]}-{digest}"
+        return collection_name("evalcache", corpus, doc_ids)
 
     async def ingest(self, collection: str, docs: Sequence[DocumentIn], *, progress: bool) -> None:
         await ingest_over_rest(self._http, collection, docs, progress=progress, desc=f"ingest {collection}")
